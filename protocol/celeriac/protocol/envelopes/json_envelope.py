@@ -1,0 +1,160 @@
+"""Kombu's JSON envelope (SPEC.md §5.2): one JSON object holding body, headers and properties.
+
+Redis list entries, SQS bodies (base64 of it), ZooKeeper nodes, Kafka record values and SQLite
+rows all carry this same object, so Celery's virtual transports and ours read each other.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from ..errors import DecodeError, LimitExceeded, ValidationError
+from ..limits import DEFAULT_LIMITS, Limits
+from ..message import TaskMessage
+from ..serializers import SAFE_CONTENT_TYPES
+from ..wire import WireMessage, decode_task, encode_task
+
+__all__ = ["EnvelopeInfo", "pack", "pack_wire", "unpack", "unpack_wire"]
+
+# Envelope bookkeeping that lives among the properties but is not a message property.
+_BOOKKEEPING = frozenset(("delivery_info", "body_encoding", "delivery_tag"))
+
+
+@dataclass(frozen=True, slots=True)
+class EnvelopeInfo:
+    """Where an envelope was routed and how the transport tracks it."""
+
+    exchange: str = ""
+    routing_key: str = ""
+    delivery_tag: str | None = None
+    redelivered: bool = False
+
+
+def pack_wire(
+    wire: WireMessage,
+    *,
+    exchange: str = "",
+    routing_key: str = "celery",
+    delivery_tag: str | None = None,
+    body_encoding: str = "base64",
+) -> bytes:
+    """Put a wire message in the JSON envelope; return the envelope's UTF-8 bytes."""
+    if body_encoding == "base64":
+        body: str = base64.b64encode(wire.body).decode("ascii")
+    elif body_encoding in ("utf-8", "utf8"):
+        body = wire.body.decode("utf-8")
+    else:
+        raise ValidationError(
+            "properties.body_encoding", f"unknown body encoding {body_encoding!r}"
+        )
+    properties: dict[str, Any] = dict(wire.properties)
+    properties.setdefault("priority", 0)
+    properties["delivery_info"] = {"exchange": exchange, "routing_key": routing_key}
+    properties["body_encoding"] = body_encoding
+    properties["delivery_tag"] = delivery_tag or str(uuid.uuid4())
+    envelope = {
+        "body": body,
+        "content-encoding": wire.content_encoding,
+        "content-type": wire.content_type,
+        "headers": wire.headers,
+        "properties": properties,
+    }
+    try:
+        return orjson.dumps(envelope, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError as exc:
+        raise ValidationError("headers", f"cannot be written as JSON: {exc}") from None
+
+
+def pack(
+    message: TaskMessage,
+    *,
+    exchange: str = "",
+    routing_key: str = "celery",
+    delivery_tag: str | None = None,
+    serializer: str | None = None,
+    compression: str | None = None,
+) -> bytes:
+    """Encode a task message and put it in the JSON envelope."""
+    wire = encode_task(message, serializer=serializer, compression=compression)
+    return pack_wire(wire, exchange=exchange, routing_key=routing_key, delivery_tag=delivery_tag)
+
+
+def _field(env: Mapping[str, Any], key: str, kind: type, path: str = "envelope") -> Any:
+    value = env.get(key)
+    if not isinstance(value, kind):
+        found = "missing" if value is None else f"a {type(value).__name__}"
+        raise ValidationError(f"{path}.{key}", f"must be a {kind.__name__}, found {found}")
+    return value
+
+
+def unpack_wire(
+    data: bytes | str, *, limits: Limits = DEFAULT_LIMITS
+) -> tuple[WireMessage, EnvelopeInfo]:
+    """Read the JSON envelope into a wire message and its routing information."""
+    if len(data) > limits.max_message_bytes:
+        raise LimitExceeded("envelope", f"larger than {limits.max_message_bytes} bytes")
+    try:
+        env = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise DecodeError("envelope", f"not a JSON envelope: {exc}") from None
+    if not isinstance(env, dict):
+        raise ValidationError("envelope", f"must be a JSON object, not {type(env).__name__}")
+    properties = env.get("properties")
+    if properties is None:
+        properties = {}
+    elif not isinstance(properties, dict):
+        raise ValidationError("envelope.properties", "must be a JSON object")
+    headers = env.get("headers")
+    if headers is None:
+        headers = {}
+    elif not isinstance(headers, dict):
+        raise ValidationError("envelope.headers", "must be a JSON object")
+    body = _field(env, "body", str)
+    encoding = properties.get("body_encoding")
+    if encoding == "base64":
+        try:
+            raw = base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise DecodeError("envelope.body", f"invalid base64: {exc}") from None
+    elif encoding in (None, "utf-8", "utf8"):
+        raw = body.encode("utf-8")
+    else:
+        raise ValidationError(
+            "envelope.properties.body_encoding", f"unknown body encoding {encoding!r}"
+        )
+    info = properties.get("delivery_info")
+    info = info if isinstance(info, dict) else {}
+    tag = properties.get("delivery_tag")
+    wire = WireMessage(
+        body=raw,
+        content_type=_field(env, "content-type", str),
+        content_encoding=env.get("content-encoding") or "utf-8",
+        headers=headers,
+        properties={k: v for k, v in properties.items() if k not in _BOOKKEEPING},
+    )
+    exchange = info.get("exchange")
+    routing_key = info.get("routing_key")
+    return wire, EnvelopeInfo(
+        exchange=exchange if isinstance(exchange, str) else "",
+        routing_key=routing_key if isinstance(routing_key, str) else "",
+        delivery_tag=tag if isinstance(tag, str) else None,
+        redelivered=bool(headers.get("redelivered") or info.get("redelivered")),
+    )
+
+
+def unpack(
+    data: bytes | str,
+    *,
+    accept: Iterable[str] = SAFE_CONTENT_TYPES,
+    limits: Limits = DEFAULT_LIMITS,
+) -> TaskMessage:
+    """Read a JSON envelope straight into a task message."""
+    wire, _ = unpack_wire(data, limits=limits)
+    return decode_task(wire, accept=accept, limits=limits)

@@ -1,0 +1,71 @@
+"""The Kafka envelope (SPEC.md §5.5): record value = JSON envelope, key = task id.
+
+Record headers repeat the content type and the task name, so tools can route or inspect a
+record without parsing its value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from ..limits import DEFAULT_LIMITS, Limits
+from ..message import TaskMessage
+from ..serializers import SAFE_CONTENT_TYPES
+from ..wire import WireMessage, decode_task
+from . import json_envelope
+from .json_envelope import EnvelopeInfo
+
+__all__ = ["REJECT_REASON_HEADER", "EnvelopeInfo", "KafkaRecord", "pack", "unpack", "unpack_wire"]
+
+#: Header on a dead-lettered record that says why it was rejected.
+REJECT_REASON_HEADER = "x-celeriac-reject-reason"
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaRecord:
+    """What a producer sends: key, value and headers."""
+
+    key: bytes | None
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...]
+
+
+def pack(
+    message: TaskMessage,
+    queue: str = "celery",
+    *,
+    serializer: str | None = None,
+    compression: str | None = None,
+) -> KafkaRecord:
+    """The record for topic ``queue``."""
+    value = json_envelope.pack(
+        message, routing_key=queue, serializer=serializer, compression=compression
+    )
+    return KafkaRecord(
+        key=message.id.encode("utf-8"),
+        value=value,
+        headers=(
+            ("content-type", b"application/x-celeriac-envelope+json"),
+            ("task", message.task.encode("utf-8")),
+            ("id", message.id.encode("utf-8")),
+        ),
+    )
+
+
+def unpack_wire(
+    value: bytes, *, limits: Limits = DEFAULT_LIMITS
+) -> tuple[WireMessage, EnvelopeInfo]:
+    """Read a record value into a wire message."""
+    return json_envelope.unpack_wire(value, limits=limits)
+
+
+def unpack(
+    value: bytes,
+    *,
+    accept: Iterable[str] = SAFE_CONTENT_TYPES,
+    limits: Limits = DEFAULT_LIMITS,
+) -> TaskMessage:
+    """Read a record value straight into a task message."""
+    wire, _ = unpack_wire(value, limits=limits)
+    return decode_task(wire, accept=accept, limits=limits)

@@ -1,0 +1,26 @@
+"""Bounds on what a decoder will accept, so hostile input cannot exhaust memory or stack."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["DEFAULT_LIMITS", "Limits"]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Decoder limits; the defaults are safe for a worker that reads from a shared broker."""
+
+    #: Largest serialized body or envelope accepted, in bytes (after decompression too).
+    max_message_bytes: int = 64 * 1024 * 1024
+    #: Deepest nesting of lists and maps in a decoded body.
+    max_depth: int = 100
+
+    def __post_init__(self) -> None:
+        if self.max_message_bytes <= 0:
+            raise ValueError("max_message_bytes must be positive")
+        if self.max_depth <= 0:
+            raise ValueError("max_depth must be positive")
+
+
+DEFAULT_LIMITS = Limits()

@@ -1,0 +1,207 @@
+"""Turning untrusted mappings into typed message parts; every error names its field path."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from .errors import ValidationError
+from .message import DELIVERY_PERSISTENT, Embed, Properties, TaskHeaders
+
+__all__ = ["parse_body", "parse_embed", "parse_headers", "parse_properties", "parse_time"]
+
+# Headers handled by the codec itself rather than carried as message fields.
+_CODEC_HEADERS = frozenset(("compression",))
+_KNOWN_HEADERS = frozenset(
+    (
+        "lang task id shadow eta expires group group_index retries timelimit root_id parent_id "
+        "argsrepr kwargsrepr origin ignore_result replaced_task_nesting stamped_headers stamps"
+    ).split()
+)
+_KNOWN_PROPERTIES = frozenset(("correlation_id", "reply_to", "priority", "delivery_mode"))
+
+
+def _type_name(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _str(h: Mapping[str, Any], key: str, path: str, required: bool = False) -> str | None:
+    value = h.get(key)
+    if value is None:
+        if required:
+            raise ValidationError(f"{path}.{key}", "is required")
+        return None
+    if not isinstance(value, str):
+        raise ValidationError(f"{path}.{key}", f"must be a string, not {_type_name(value)}")
+    if required and not value:
+        raise ValidationError(f"{path}.{key}", "must not be empty")
+    return value
+
+
+def _int(h: Mapping[str, Any], key: str, path: str, default: int | None) -> int | None:
+    value = h.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValidationError(f"{path}.{key}", f"must be an integer, not {_type_name(value)}")
+    return value
+
+
+def _number(value: Any, path: str) -> float | None:
+    if value is None:
+        return None
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise ValidationError(path, f"must be a number or null, not {_type_name(value)}")
+    if value < 0:
+        raise ValidationError(path, "must not be negative")
+    return value
+
+
+def parse_time(value: Any, path: str) -> datetime | None:
+    """Read an ISO 8601 date-time (``eta``, ``expires``); ``None`` stays ``None``."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str):
+        raise ValidationError(path, f"must be an ISO 8601 string, not {_type_name(value)}")
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise ValidationError(path, f"is not an ISO 8601 date-time: {value[:64]!r}") from None
+
+
+def parse_headers(h: Any, path: str = "headers") -> TaskHeaders:
+    """Validate v2 headers and build :class:`TaskHeaders`. Only ``task`` and ``id`` are required."""
+    if not isinstance(h, Mapping):
+        raise ValidationError(path, f"must be a mapping, not {_type_name(h)}")
+    task = _str(h, "task", path, required=True)
+    task_id = _str(h, "id", path, required=True)
+    assert task is not None and task_id is not None
+    timelimit = h.get("timelimit")
+    time_limit = soft_time_limit = None
+    if timelimit is not None:
+        if not isinstance(timelimit, list | tuple) or len(timelimit) != 2:
+            raise ValidationError(f"{path}.timelimit", "must be a pair [hard, soft]")
+        time_limit = _number(timelimit[0], f"{path}.timelimit[0]")
+        soft_time_limit = _number(timelimit[1], f"{path}.timelimit[1]")
+    retries = _int(h, "retries", path, 0)
+    if retries is not None and retries < 0:
+        raise ValidationError(f"{path}.retries", "must not be negative")
+    stamped = h.get("stamped_headers")
+    if stamped is not None and (
+        not isinstance(stamped, list | tuple) or not all(isinstance(s, str) for s in stamped)
+    ):
+        raise ValidationError(f"{path}.stamped_headers", "must be a list of strings or null")
+    stamps = h.get("stamps")
+    if stamps is None:
+        stamps = {}
+    elif not isinstance(stamps, Mapping):
+        raise ValidationError(f"{path}.stamps", f"must be a mapping, not {_type_name(stamps)}")
+    ignore_result = h.get("ignore_result", False)
+    if ignore_result is None:
+        ignore_result = False
+    elif not isinstance(ignore_result, bool):
+        raise ValidationError(
+            f"{path}.ignore_result", f"must be a boolean, not {_type_name(ignore_result)}"
+        )
+    extra = {k: v for k, v in h.items() if k not in _KNOWN_HEADERS and k not in _CODEC_HEADERS}
+    return TaskHeaders(
+        task=task,
+        id=task_id,
+        lang=_str(h, "lang", path) or "py",
+        shadow=_str(h, "shadow", path),
+        eta=parse_time(h.get("eta"), f"{path}.eta"),
+        expires=parse_time(h.get("expires"), f"{path}.expires"),
+        group=_str(h, "group", path),
+        group_index=_int(h, "group_index", path, None),
+        retries=retries or 0,
+        time_limit=time_limit,
+        soft_time_limit=soft_time_limit,
+        root_id=_str(h, "root_id", path),
+        parent_id=_str(h, "parent_id", path),
+        argsrepr=_str(h, "argsrepr", path),
+        kwargsrepr=_str(h, "kwargsrepr", path),
+        origin=_str(h, "origin", path),
+        ignore_result=ignore_result,
+        replaced_task_nesting=_int(h, "replaced_task_nesting", path, 0) or 0,
+        stamped_headers=None if stamped is None else tuple(stamped),
+        stamps=stamps,
+        extra=extra,
+    )
+
+
+def parse_properties(p: Any, path: str = "properties") -> Properties:
+    """Validate message properties and build :class:`Properties`."""
+    if p is None:
+        return Properties()
+    if not isinstance(p, Mapping):
+        raise ValidationError(path, f"must be a mapping, not {_type_name(p)}")
+    priority = _int(p, "priority", path, None)
+    if priority is not None and not 0 <= priority <= 255:
+        raise ValidationError(f"{path}.priority", "must be between 0 and 255")
+    delivery_mode = _int(p, "delivery_mode", path, DELIVERY_PERSISTENT)
+    if delivery_mode not in (1, 2):
+        raise ValidationError(f"{path}.delivery_mode", "must be 1 (transient) or 2 (persistent)")
+    return Properties(
+        correlation_id=_str(p, "correlation_id", path),
+        reply_to=_str(p, "reply_to", path),
+        priority=priority,
+        delivery_mode=delivery_mode,
+        extra={k: v for k, v in p.items() if k not in _KNOWN_PROPERTIES},
+    )
+
+
+def _signatures(value: Any, path: str) -> tuple[Mapping[str, Any], ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list | tuple):
+        raise ValidationError(
+            path, f"must be a list of signatures or null, not {_type_name(value)}"
+        )
+    for i, sig in enumerate(value):
+        _signature(sig, f"{path}[{i}]")
+    return tuple(value)
+
+
+def _signature(sig: Any, path: str) -> Mapping[str, Any]:
+    if not isinstance(sig, Mapping):
+        raise ValidationError(path, f"a signature must be a mapping, not {_type_name(sig)}")
+    if not isinstance(sig.get("task"), str):
+        raise ValidationError(f"{path}.task", "a signature needs a task name (string)")
+    return sig
+
+
+def parse_embed(e: Any, path: str = "body[2]") -> Embed:
+    """Validate the embed mapping (callbacks, errbacks, chain, chord); null means empty."""
+    if e is None:
+        return Embed()
+    if not isinstance(e, Mapping):
+        raise ValidationError(path, f"must be a mapping or null, not {_type_name(e)}")
+    chord = e.get("chord")
+    return Embed(
+        callbacks=_signatures(e.get("callbacks"), f"{path}.callbacks"),
+        errbacks=_signatures(e.get("errbacks"), f"{path}.errbacks"),
+        chain=_signatures(e.get("chain"), f"{path}.chain"),
+        chord=None if chord is None else _signature(chord, f"{path}.chord"),
+    )
+
+
+def parse_body(body: Any) -> tuple[tuple[Any, ...], dict[str, Any], Embed]:
+    """Validate a v2 body ``[args, kwargs, embed]``."""
+    if not isinstance(body, list | tuple):
+        raise ValidationError(
+            "body", f"must be a list [args, kwargs, embed], not {_type_name(body)}"
+        )
+    if len(body) != 3:
+        raise ValidationError("body", f"must have 3 items [args, kwargs, embed], not {len(body)}")
+    args, kwargs, embed = body
+    if not isinstance(args, list | tuple):
+        raise ValidationError("body[0]", f"args must be a list, not {_type_name(args)}")
+    if not isinstance(kwargs, dict):
+        raise ValidationError("body[1]", f"kwargs must be a mapping, not {_type_name(kwargs)}")
+    for key in kwargs:
+        if not isinstance(key, str):
+            raise ValidationError("body[1]", f"kwargs keys must be strings, not {_type_name(key)}")
+    return tuple(args), kwargs, parse_embed(embed)
