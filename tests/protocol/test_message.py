@@ -107,7 +107,8 @@ def test_redis_envelope_matches_kombu_layout() -> None:
 @pytest.mark.parametrize(
     ("priority", "key"),
     [(None, "celery"), (0, "celery"), (2, "celery"), (3, "celery\x06\x163"),
-     (5, "celery\x06\x163"), (6, "celery\x06\x166"), (9, "celery\x06\x169"), (200, "celery\x06\x169")],
+     (5, "celery\x06\x163"), (6, "celery\x06\x166"), (9, "celery\x06\x169"),
+     (200, "celery\x06\x169")],
 )  # fmt: skip
 def test_redis_priority_keys(priority: int | None, key: str) -> None:
     assert redis.list_key("celery", priority) == key

@@ -51,8 +51,11 @@ def payloads(leaves: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
 
 
 json_args = st.lists(payloads(st.one_of(json_leaves, tagged_leaves)), max_size=4)
-json_kwargs = st.dictionaries(st.text(min_size=1, max_size=8).filter(lambda k: k != "__type__"),
-                              payloads(st.one_of(json_leaves, tagged_leaves)), max_size=4)  # fmt: skip
+json_kwargs = st.dictionaries(
+    st.text(min_size=1, max_size=8).filter(lambda k: k != "__type__"),
+    payloads(st.one_of(json_leaves, tagged_leaves)),
+    max_size=4,
+)
 plain = payloads(
     st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1), st.text(max_size=20))
 )

@@ -142,7 +142,8 @@ def _yaml_dumps(value: Any, path: str) -> bytes:
     import yaml
 
     try:
-        return yaml.safe_dump(value, allow_unicode=True).encode("utf-8")
+        # Escaped output, as Kombu writes it: unescaped NEL and friends do not read back intact.
+        return yaml.safe_dump(value).encode("utf-8")
     except yaml.YAMLError as exc:
         raise ValidationError(path, f"cannot be serialized as YAML: {exc}") from None
 

@@ -70,6 +70,10 @@ def to_tagged(value: Any, path: str = "body", max_depth: int = 100) -> Any:
 
 
 def _to_tagged(value: Any, path: str, depth: int) -> Any:
+    if value.__class__ is float:
+        if value - value != 0.0:  # NaN or an infinity: not JSON, and orjson would write null
+            raise ValidationError(path, f"{value!r} cannot be written as JSON")
+        return value
     if isinstance(value, _PLAIN):
         return value
     if depth <= 0:
