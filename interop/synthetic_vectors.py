@@ -107,11 +107,21 @@ def task(name: str, description: str, envelope: str, msg: TaskMessage) -> None:
 def raw_redis(body: Any, headers: dict[str, Any], content_type: str = "application/json") -> str:
     """A Redis entry built by hand, for shapes our encoder never writes (v1, malformed)."""
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    envelope = {"body": base64.b64encode(raw).decode(), "content-encoding": "utf-8",
-                "content-type": content_type, "headers": headers,
-                "properties": {"correlation_id": _id(90), "reply_to": "", "delivery_mode": 2,
-                               "delivery_info": {"exchange": "", "routing_key": "celery"},
-                               "priority": 0, "body_encoding": "base64", "delivery_tag": TAG}}  # fmt: skip
+    envelope = {
+        "body": base64.b64encode(raw).decode(),
+        "content-encoding": "utf-8",
+        "content-type": content_type,
+        "headers": headers,
+        "properties": {
+            "correlation_id": _id(90),
+            "reply_to": "",
+            "delivery_mode": 2,
+            "delivery_info": {"exchange": "", "routing_key": "celery"},
+            "priority": 0,
+            "body_encoding": "base64",
+            "delivery_tag": TAG,
+        },
+    }
     return json.dumps(envelope)
 
 
