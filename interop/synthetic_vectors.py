@@ -86,7 +86,7 @@ def task(name: str, description: str, envelope: str, msg: TaskMessage) -> None:
             "properties": dict(am.properties),
         }
     elif envelope == "kafka":
-        record = kafka.pack(msg, "celery")
+        record = kafka.pack(msg, "celery", delivery_tag=TAG)
         wire = {"topic": "celery", "key": (record.key or b"").decode(),
                 "headers": {k: v.decode() for k, v in record.headers},
                 "payload": record.value.decode("utf-8")}  # fmt: skip

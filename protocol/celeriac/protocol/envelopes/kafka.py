@@ -35,12 +35,17 @@ def pack(
     message: TaskMessage,
     queue: str = "celery",
     *,
+    delivery_tag: str | None = None,
     serializer: str | None = None,
     compression: str | None = None,
 ) -> KafkaRecord:
     """The record for topic ``queue``."""
     value = json_envelope.pack(
-        message, routing_key=queue, serializer=serializer, compression=compression
+        message,
+        routing_key=queue,
+        delivery_tag=delivery_tag,
+        serializer=serializer,
+        compression=compression,
     )
     return KafkaRecord(
         key=message.id.encode("utf-8"),
