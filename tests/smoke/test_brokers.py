@@ -122,6 +122,9 @@ def test_sqs_create_send_receive_delete() -> None:
 
 
 @pytest.mark.timeout(120)
+# kafka-python 3.0 loads its protocol schemas with importlib.resources' legacy API
+@pytest.mark.filterwarnings("ignore:read_text is deprecated:DeprecationWarning")
+@pytest.mark.filterwarnings("ignore:open_text is deprecated:DeprecationWarning")
 def test_kafka_produce_consume_in_group() -> None:
     from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
     from kafka.admin import NewTopic
