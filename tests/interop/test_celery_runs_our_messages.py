@@ -1,0 +1,201 @@
+"""Real Celery 5.7 executes task messages that Celeriac's codec built.
+
+For each broker (Redis, RabbitMQ) a real ``celery worker`` (solo pool, from the cached venv of
+``interop/celery_env.py``) consumes a fresh queue with the Redis result backend. The test
+builds a message with ``celeriac.protocol``, puts it on the broker with a plain client
+(redis-py ``LPUSH``, pika ``basic_publish``) and reads the result record Celery stored under
+``celery-task-meta-<id>``: it must say SUCCESS with result 5.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from celeriac.protocol import new_task_message
+from celeriac.protocol.envelopes import amqp as amqp_envelope
+from celeriac.protocol.envelopes import redis as redis_envelope
+from interop import celery_env
+from tests.brokers import AMQP_URL, REDIS_URL, amqp_params, require, unique
+
+pytestmark = [pytest.mark.celery, pytest.mark.broker]
+
+APP_DIR = Path(__file__).resolve().parents[2] / "interop" / "capture"
+APP_MODULE = "interop_app"  # interop.add / echo / tsum / fail
+RESULT_TIMEOUT = 30.0
+QUEUE_TIMEOUT = 30.0
+
+
+def _backend_url() -> str:
+    """The Redis result backend: the test Redis server, database 1."""
+    return urlunsplit(urlsplit(REDIS_URL)._replace(path="/1"))
+
+
+@dataclass
+class RunningWorker:
+    broker: str  # "redis" or "rabbitmq"
+    queue: str
+    worker: celery_env.CeleryWorker
+
+
+def _wait_until_consumed_amqp(queue: str, worker: celery_env.CeleryWorker) -> None:
+    """Wait until Celery has declared ``queue`` and consumes from it (bounded)."""
+    import pika
+
+    p = amqp_params()
+    params = pika.ConnectionParameters(
+        host=p.host,
+        port=p.port,
+        virtual_host=p.vhost,
+        credentials=pika.PlainCredentials(p.user, p.password),
+    )
+    deadline = time.monotonic() + QUEUE_TIMEOUT
+    with pika.BlockingConnection(params) as conn:
+        while True:
+            ch = conn.channel()
+            try:
+                ok = ch.queue_declare(queue, passive=True)
+                if ok.method.consumer_count >= 1:
+                    return
+                ch.close()
+            except pika.exceptions.ChannelClosedByBroker:
+                pass  # 404: not declared yet
+            if time.monotonic() >= deadline:
+                pytest.fail(
+                    f"Celery never consumed from {queue!r}:\n{worker.log()[-3000:]}",
+                    pytrace=False,
+                )
+            conn.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def celery_python() -> Path:
+    return celery_env.ensure()
+
+
+@pytest.fixture(scope="module", params=["redis", "rabbitmq"])
+def running_worker(request: pytest.FixtureRequest, celery_python: Path) -> Iterator[RunningWorker]:
+    broker = request.param
+    require("redis")  # the result backend
+    require(broker)
+    broker_url = REDIS_URL if broker == "redis" else AMQP_URL
+    queue = unique(f"celeriac-interop-{broker}")
+    worker = celery_env.CeleryWorker(
+        APP_DIR,
+        APP_MODULE,
+        broker_url=broker_url,
+        backend_url=_backend_url(),
+        queues=[queue],
+        ready_timeout=60.0,
+    )
+    request.addfinalizer(lambda: _cleanup(broker, queue))
+    request.addfinalizer(worker.stop)
+    worker.start()
+    if broker == "rabbitmq":
+        _wait_until_consumed_amqp(queue, worker)
+    yield RunningWorker(broker, queue, worker)
+
+
+def _cleanup(broker: str, queue: str) -> None:
+    if broker == "redis":
+        import redis
+
+        client = redis.Redis.from_url(REDIS_URL)
+        client.delete(*(queue + s for s in ("", *(f"\x06\x16{n}" for n in range(1, 10)))))
+        client.close()
+        return
+    import pika
+
+    p = amqp_params()
+    params = pika.ConnectionParameters(
+        host=p.host,
+        port=p.port,
+        virtual_host=p.vhost,
+        credentials=pika.PlainCredentials(p.user, p.password),
+    )
+    with pika.BlockingConnection(params) as conn:
+        ch = conn.channel()
+        ch.queue_delete(queue)
+        ch.exchange_delete(queue)
+
+
+def _publish(running: RunningWorker, msg: Any) -> None:
+    if running.broker == "redis":
+        import redis
+
+        client = redis.Redis.from_url(REDIS_URL)
+        try:
+            payload = redis_envelope.pack(msg, queue=running.queue)
+            key = redis_envelope.list_key(running.queue, msg.properties.priority)
+            client.lpush(key, payload)
+        finally:
+            client.close()
+        return
+    import pika
+
+    p = amqp_params()
+    params = pika.ConnectionParameters(
+        host=p.host,
+        port=p.port,
+        virtual_host=p.vhost,
+        credentials=pika.PlainCredentials(p.user, p.password),
+    )
+    am = amqp_envelope.pack(msg)
+    with pika.BlockingConnection(params) as conn:
+        ch = conn.channel()
+        ch.confirm_delivery()
+        # Celery declared a direct exchange named after the queue, bound with the queue's name.
+        ch.basic_publish(
+            exchange=running.queue,
+            routing_key=running.queue,
+            body=am.body,
+            properties=pika.BasicProperties(**am.properties),
+            mandatory=True,
+        )
+
+
+def _wait_for_result(task_id: str, worker: celery_env.CeleryWorker) -> dict[str, Any]:
+    import redis
+
+    client = redis.Redis.from_url(_backend_url())
+    key = f"celery-task-meta-{task_id}"
+    deadline = time.monotonic() + RESULT_TIMEOUT
+    try:
+        while True:
+            raw = client.get(key)
+            if raw is not None:
+                record: dict[str, Any] = json.loads(raw)
+                return record
+            if time.monotonic() >= deadline:
+                pytest.fail(
+                    f"no {key} after {RESULT_TIMEOUT:.0f}s; worker log:\n{worker.log()[-4000:]}",
+                    pytrace=False,
+                )
+            time.sleep(0.05)  # polling the result backend; nothing to block on
+    finally:
+        client.close()
+
+
+MESSAGES = {
+    "args": lambda: new_task_message("interop.add", args=[2, 3], kwargs={}),
+    "kwargs_priority": lambda: new_task_message(
+        "interop.add", args=[], kwargs={"x": 2, "y": 3}, priority=7
+    ),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(MESSAGES))
+def test_celery_worker_executes_our_message(running_worker: RunningWorker, variant: str) -> None:
+    msg = MESSAGES[variant]()
+    _publish(running_worker, msg)
+    record = _wait_for_result(msg.id, running_worker.worker)
+    assert record["status"] == "SUCCESS", (record, running_worker.worker.log()[-4000:])
+    assert record["result"] == 5
+    assert record["task_id"] == msg.id
