@@ -47,7 +47,8 @@ class TaskHeaders:
     argsrepr: str | None = None
     kwargsrepr: str | None = None
     origin: str | None = None
-    ignore_result: bool = False
+    #: ``None`` when the sender did not say (Celery's ``send_task``); workers read it as False.
+    ignore_result: bool | None = False
     replaced_task_nesting: int = 0
     stamped_headers: tuple[str, ...] | None = None
     stamps: Mapping[str, Any] = field(default_factory=dict)

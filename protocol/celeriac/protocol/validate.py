@@ -100,9 +100,7 @@ def parse_headers(h: Any, path: str = "headers") -> TaskHeaders:
     elif not isinstance(stamps, Mapping):
         raise ValidationError(f"{path}.stamps", f"must be a mapping, not {_type_name(stamps)}")
     ignore_result = h.get("ignore_result", False)
-    if ignore_result is None:
-        ignore_result = False
-    elif not isinstance(ignore_result, bool):
+    if ignore_result is not None and not isinstance(ignore_result, bool):
         raise ValidationError(
             f"{path}.ignore_result", f"must be a boolean, not {_type_name(ignore_result)}"
         )
