@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import os
 import socket
@@ -137,10 +138,8 @@ def probe_rabbitmq() -> str:
         if (cls, meth) != (10, 41):
             raise NotReady(f"expected Connection.Open-Ok, got {cls}.{meth}")
         s.sendall(_amqp_method(10, 50, struct.pack(">H", 200) + _shortstr("") + b"\0\0\0\0"))
-        try:
+        with contextlib.suppress(NotReady, OSError):
             _amqp_read_method(s)  # Close-Ok
-        except NotReady:
-            pass
     return f"AMQP {major}-{minor} login guest@/ ok"
 
 
@@ -178,10 +177,8 @@ def probe_zookeeper() -> str:
         if err != 0:
             raise NotReady(f"exists('/') failed with error {err}")
         _zk_send(s, struct.pack(">ii", 2, -11))  # closeSession
-        try:
+        with contextlib.suppress(NotReady, OSError):
             _zk_recv(s)
-        except NotReady:
-            pass
     return f"session 0x{session_id & 0xFFFFFFFFFFFFFFFF:x}, exists('/') ok"
 
 
