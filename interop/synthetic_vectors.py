@@ -91,10 +91,13 @@ def task(name: str, description: str, envelope: str, msg: TaskMessage) -> None:
                 "headers": {k: v.decode() for k, v in record.headers},
                 "payload": record.value.decode("utf-8")}  # fmt: skip
     elif envelope == "zookeeper":
-        wire = {"path": "/celery/entry-009-0000000001",
+        # kazoo's node priority is 9 - message priority; lower names are served first.
+        node_priority = 9 - min(max(msg.properties.priority or 0, 0), 9)
+        wire = {"path": f"/celery/entry-{node_priority:03d}-0000000001",
                 "payload": json_envelope.pack(msg, delivery_tag=TAG).decode()}  # fmt: skip
     elif envelope == "sqlite":
-        wire = {"table": "messages", "queue": "celery", "priority": 0,
+        wire = {"table": "messages", "queue": "celery",
+                "priority": min(max(msg.properties.priority or 0, 0), 9),
                 "payload": json_envelope.pack(msg, delivery_tag=TAG).decode()}  # fmt: skip
     else:
         wire = json_wire(msg)

@@ -8,7 +8,13 @@ from datetime import UTC, datetime, timedelta, timezone
 import orjson
 import pytest
 
-from celeriac.protocol import decode_task, encode_task, new_task_message
+from celeriac.protocol import (
+    SAFE_CONTENT_TYPES,
+    ContentDisallowed,
+    decode_task,
+    encode_task,
+    new_task_message,
+)
 from celeriac.protocol.envelopes import amqp, json_envelope, kafka, redis, sqlite, sqs, zookeeper
 
 CELERY_HEADER_ORDER = [
@@ -54,7 +60,14 @@ def test_compression_alias_becomes_content_type() -> None:
 @pytest.mark.parametrize("serializer", ["json", "msgpack", "yaml"])
 def test_each_safe_serializer_round_trips(serializer: str) -> None:
     msg = new_task_message("t", [1, "two", [3.5]], {"k": None}, serializer=serializer)
-    assert decode_task(encode_task(msg)) == msg
+    assert decode_task(encode_task(msg), accept=SAFE_CONTENT_TYPES) == msg
+
+
+@pytest.mark.parametrize("serializer", ["msgpack", "yaml"])
+def test_only_json_is_accepted_by_default(serializer: str) -> None:
+    wire = encode_task(new_task_message("t", [1], serializer=serializer))
+    with pytest.raises(ContentDisallowed):
+        decode_task(wire)
 
 
 def test_eta_and_expires_keep_their_offset() -> None:
@@ -138,7 +151,10 @@ def test_kafka_record_carries_key_and_headers() -> None:
     msg = new_task_message("tasks.x", task_id="abc")
     record = kafka.pack(msg, "q")
     assert record.key == b"abc"
-    assert dict(record.headers)["task"] == b"tasks.x"
+    headers = dict(record.headers)
+    assert headers["content-type"] == b"application/json"
+    assert headers["content-encoding"] == b"utf-8"
+    assert headers["x-celeriac-task"] == b"tasks.x"
 
 
 def test_amqp_properties_fit_pika() -> None:

@@ -8,7 +8,13 @@ from decimal import Decimal
 
 import pytest
 
-from celeriac.protocol import ContentDisallowed, LimitExceeded, Limits, ValidationError
+from celeriac.protocol import (
+    SAFE_CONTENT_TYPES,
+    ContentDisallowed,
+    LimitExceeded,
+    Limits,
+    ValidationError,
+)
 from celeriac.protocol.compression import compress, decompress
 from celeriac.protocol.serializers import dumps, loads
 from celeriac.protocol.tagged import to_tagged
@@ -84,12 +90,12 @@ def test_depth_limit_applies_to_every_serializer() -> None:
     for name in ("json", "msgpack", "yaml"):
         data, ct, ce = dumps(deep, name)
         with pytest.raises(LimitExceeded):
-            loads(data, ct, ce, limits=Limits(max_depth=20))
-        assert loads(data, ct, ce) == deep
+            loads(data, ct, ce, accept=SAFE_CONTENT_TYPES, limits=Limits(max_depth=20))
+        assert loads(data, ct, ce, accept=SAFE_CONTENT_TYPES) == deep
 
 
 def test_yaml_alias_bombs_are_refused() -> None:
     lines = ["a0: &a0 [x, x, x, x, x, x, x, x]"]
     lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 8)}]" for i in range(1, 20)]
     with pytest.raises(LimitExceeded, match="aliases"):
-        loads("\n".join(lines).encode(), "application/x-yaml")
+        loads("\n".join(lines).encode(), "application/x-yaml", accept=SAFE_CONTENT_TYPES)

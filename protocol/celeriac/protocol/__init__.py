@@ -14,13 +14,14 @@ from .errors import (
 )
 from .limits import DEFAULT_LIMITS, Limits
 from .message import Embed, Properties, TaskHeaders, TaskMessage, new_task_message
-from .serializers import SAFE_CONTENT_TYPES
+from .serializers import DEFAULT_ACCEPT, SAFE_CONTENT_TYPES
 from .wire import WireMessage, decode_body, decode_task, encode_task
 
 #: Version of protocol/SPEC.md that this codec implements.
 SPEC_VERSION = "1.0"
 
 __all__ = [
+    "DEFAULT_ACCEPT",
     "DEFAULT_LIMITS",
     "SAFE_CONTENT_TYPES",
     "SPEC_VERSION",

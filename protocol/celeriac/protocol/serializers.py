@@ -27,6 +27,7 @@ from .limits import DEFAULT_LIMITS, Limits
 from .tagged import from_tagged, to_tagged
 
 __all__ = [
+    "DEFAULT_ACCEPT",
     "JSON",
     "MSGPACK",
     "PICKLE",
@@ -210,8 +211,10 @@ for _s in (
 SERIALIZERS["application/msgpack"] = SERIALIZERS["application/x-msgpack"]
 SERIALIZERS["application/yaml"] = SERIALIZERS["application/x-yaml"]
 
-#: What a receiver accepts unless told otherwise: everything that cannot run code.
+#: Content types that cannot run code when decoded; a receiver may opt into any of them.
 SAFE_CONTENT_TYPES: frozenset[str] = frozenset((JSON, MSGPACK, YAML))
+#: What a receiver accepts unless told otherwise: JSON only, as Celery's ``accept_content``.
+DEFAULT_ACCEPT: frozenset[str] = frozenset((JSON,))
 
 
 def get_serializer(name: str) -> Serializer:
@@ -236,7 +239,7 @@ def loads(
     content_type: str,
     content_encoding: str | None = None,
     *,
-    accept: Iterable[str] = SAFE_CONTENT_TYPES,
+    accept: Iterable[str] = DEFAULT_ACCEPT,
     limits: Limits = DEFAULT_LIMITS,
 ) -> Any:
     """Deserialize ``data`` declared as ``content_type``; refuse what ``accept`` does not allow."""

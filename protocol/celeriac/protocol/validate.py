@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -18,6 +19,14 @@ _KNOWN_HEADERS = frozenset(
         "lang task id shadow eta expires group group_index retries timelimit root_id parent_id "
         "argsrepr kwargsrepr origin ignore_result replaced_task_nesting stamped_headers stamps"
     ).split()
+)
+# The extended calendar form of ISO 8601 (as the headers schema has it); week and ordinal dates,
+# which Python's parser would also take, are refused so every implementation reads the same set.
+_TWO = "[0-5][0-9]"
+_ISO_DATETIME = re.compile(
+    "(?!0000)[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+    f"(?:[T ](?:[01][0-9]|2[0-3])(?::{_TWO}(?::{_TWO}(?:[.,][0-9]+)?)?)?"
+    f"(?:Z|[+-](?:[01][0-9]|2[0-3])(?::?{_TWO})?)?)?"
 )
 _KNOWN_PROPERTIES = frozenset(("correlation_id", "reply_to", "priority", "delivery_mode"))
 
@@ -43,6 +52,9 @@ def _int(h: Mapping[str, Any], key: str, path: str, default: int | None) -> int 
     value = h.get(key)
     if value is None:
         return default
+    # JSON has one number type: 3.0 is the integer 3 (JSON Schema agrees).
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     if not isinstance(value, int) or isinstance(value, bool):
         raise ValidationError(f"{path}.{key}", f"must be an integer, not {_type_name(value)}")
     return value
@@ -60,12 +72,14 @@ def _number(value: Any, path: str) -> float | None:
 
 def parse_time(value: Any, path: str) -> datetime | None:
     """Read an ISO 8601 date-time (``eta``, ``expires``); ``None`` stays ``None``."""
-    if value is None:
+    if value is None or value == "":  # Celery's worker reads an empty eta as no eta
         return None
     if isinstance(value, datetime):
         return value
     if not isinstance(value, str):
         raise ValidationError(path, f"must be an ISO 8601 string, not {_type_name(value)}")
+    if _ISO_DATETIME.fullmatch(value) is None:
+        raise ValidationError(path, f"is not an ISO 8601 date-time: {value[:64]!r}")
     try:
         return datetime.fromisoformat(value)
     except ValueError:

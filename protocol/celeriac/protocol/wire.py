@@ -59,7 +59,7 @@ def encode_task(
 def decode_body(
     wire: WireMessage,
     *,
-    accept: Iterable[str] = serializers.SAFE_CONTENT_TYPES,
+    accept: Iterable[str] = serializers.DEFAULT_ACCEPT,
     limits: Limits = DEFAULT_LIMITS,
 ) -> Any:
     """Decompress and deserialize the body alone, without looking at its shape."""
@@ -77,7 +77,7 @@ def decode_body(
 def decode_task(
     wire: WireMessage,
     *,
-    accept: Iterable[str] = serializers.SAFE_CONTENT_TYPES,
+    accept: Iterable[str] = serializers.DEFAULT_ACCEPT,
     limits: Limits = DEFAULT_LIMITS,
 ) -> TaskMessage:
     """Read a task message of protocol v2, or v1 lifted to v2 (SPEC.md §3.2 tells them apart)."""

@@ -9,7 +9,7 @@ from typing import Any
 from ..errors import ValidationError
 from ..limits import DEFAULT_LIMITS, Limits
 from ..message import TaskMessage
-from ..serializers import SAFE_CONTENT_TYPES
+from ..serializers import DEFAULT_ACCEPT
 from ..wire import WireMessage, decode_task, encode_task
 
 __all__ = ["AmqpMessage", "pack", "pack_wire", "unpack", "unpack_wire"]
@@ -67,7 +67,7 @@ def unpack(
     body: bytes,
     properties: Mapping[str, Any],
     *,
-    accept: Iterable[str] = SAFE_CONTENT_TYPES,
+    accept: Iterable[str] = DEFAULT_ACCEPT,
     limits: Limits = DEFAULT_LIMITS,
 ) -> TaskMessage:
     """Read an AMQP message straight into a task message."""

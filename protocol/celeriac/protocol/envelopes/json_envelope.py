@@ -18,7 +18,7 @@ import orjson
 from ..errors import DecodeError, LimitExceeded, ValidationError
 from ..limits import DEFAULT_LIMITS, Limits
 from ..message import TaskMessage
-from ..serializers import SAFE_CONTENT_TYPES
+from ..serializers import DEFAULT_ACCEPT
 from ..wire import WireMessage, decode_task, encode_task
 
 __all__ = ["EnvelopeInfo", "pack", "pack_wire", "unpack", "unpack_wire"]
@@ -152,7 +152,7 @@ def unpack_wire(
 def unpack(
     data: bytes | str,
     *,
-    accept: Iterable[str] = SAFE_CONTENT_TYPES,
+    accept: Iterable[str] = DEFAULT_ACCEPT,
     limits: Limits = DEFAULT_LIMITS,
 ) -> TaskMessage:
     """Read a JSON envelope straight into a task message."""

@@ -1,7 +1,7 @@
 """The Kafka envelope (SPEC.md §5.5): record value = JSON envelope, key = task id.
 
-Record headers repeat the content type and the task name, so tools can route or inspect a
-record without parsing its value.
+Record headers repeat the envelope's content type and encoding, so a consumer can refuse
+disallowed content without parsing the value; ``x-celeriac-task`` names the task for tools.
 """
 
 from __future__ import annotations
@@ -11,15 +11,25 @@ from dataclasses import dataclass
 
 from ..limits import DEFAULT_LIMITS, Limits
 from ..message import TaskMessage
-from ..serializers import SAFE_CONTENT_TYPES
+from ..serializers import DEFAULT_ACCEPT, get_serializer
 from ..wire import WireMessage, decode_task
 from . import json_envelope
 from .json_envelope import EnvelopeInfo
 
-__all__ = ["REJECT_REASON_HEADER", "EnvelopeInfo", "KafkaRecord", "pack", "unpack", "unpack_wire"]
+__all__ = [
+    "REJECT_REASON_HEADER",
+    "TASK_HEADER",
+    "EnvelopeInfo",
+    "KafkaRecord",
+    "pack",
+    "unpack",
+    "unpack_wire",
+]
 
 #: Header on a dead-lettered record that says why it was rejected.
 REJECT_REASON_HEADER = "x-celeriac-reject-reason"
+#: Header that names the task, for tools that route or inspect records.
+TASK_HEADER = "x-celeriac-task"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,13 +57,14 @@ def pack(
         serializer=serializer,
         compression=compression,
     )
+    content_type = get_serializer(serializer or message.content_type)
     return KafkaRecord(
         key=message.id.encode("utf-8"),
         value=value,
         headers=(
-            ("content-type", b"application/x-celeriac-envelope+json"),
-            ("task", message.task.encode("utf-8")),
-            ("id", message.id.encode("utf-8")),
+            ("content-type", content_type.content_type.encode("utf-8")),
+            ("content-encoding", content_type.content_encoding.encode("utf-8")),
+            (TASK_HEADER, message.task.encode("utf-8")),
         ),
     )
 
@@ -68,7 +79,7 @@ def unpack_wire(
 def unpack(
     value: bytes,
     *,
-    accept: Iterable[str] = SAFE_CONTENT_TYPES,
+    accept: Iterable[str] = DEFAULT_ACCEPT,
     limits: Limits = DEFAULT_LIMITS,
 ) -> TaskMessage:
     """Read a record value straight into a task message."""

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from ..errors import DecodeError, ValidationError
 from ..limits import DEFAULT_LIMITS, Limits
 from ..message import TaskMessage
-from ..serializers import SAFE_CONTENT_TYPES
+from ..serializers import DEFAULT_ACCEPT
 from ..wire import WireMessage, decode_task
 from . import json_envelope
 from .json_envelope import EnvelopeInfo
@@ -89,7 +89,7 @@ def unpack_wire(
 def unpack(
     body: str | bytes,
     *,
-    accept: Iterable[str] = SAFE_CONTENT_TYPES,
+    accept: Iterable[str] = DEFAULT_ACCEPT,
     limits: Limits = DEFAULT_LIMITS,
 ) -> TaskMessage:
     """Read an SQS body straight into a task message."""
