@@ -318,6 +318,59 @@ def main() -> None:
             {"key": f"celery-task-meta-{record.task_id}", "value": value},
             json.loads(value),
         )
+    host = "celery@worker1"
+    common = {"hostname": host, "timestamp": 1893456000.25, "utcoffset": 0, "pid": 4242,
+              "clock": 17}  # fmt: skip
+    worker = {"freq": 2.0, "active": 1, "processed": 40, "loadavg": [0.5, 0.4, 0.3],
+              "sw_ident": "py-celeriac", "sw_ver": "0.1.0", "sw_sys": "Linux"}  # fmt: skip
+    task_id = _id(80)
+    events = {
+        "task_sent": {"type": "task-sent", "uuid": task_id, "root_id": task_id,
+                      "parent_id": None, "name": "interop.add", "args": "(2, 3)",
+                      "kwargs": "{}", "retries": 0, "eta": None, "expires": None,
+                      "queue": "celery", "exchange": "", "routing_key": "celery"},
+        "task_received": {"type": "task-received", "uuid": task_id, "name": "interop.add",
+                          "args": "(2, 3)", "kwargs": "{}", "root_id": task_id,
+                          "parent_id": None, "retries": 0, "eta": None, "expires": None},
+        "task_started": {"type": "task-started", "uuid": task_id},
+        "task_succeeded": {"type": "task-succeeded", "uuid": task_id, "result": "5",
+                           "runtime": 0.0012},
+        "task_failed": {"type": "task-failed", "uuid": task_id,
+                        "exception": "ValueError('boom')", "traceback": "Traceback ..."},
+        "task_retried": {"type": "task-retried", "uuid": task_id,
+                         "exception": "Retry('again')", "traceback": "Traceback ..."},
+        "task_revoked": {"type": "task-revoked", "uuid": task_id, "terminated": True,
+                         "signum": 15, "expired": False},
+        "task_rejected": {"type": "task-rejected", "uuid": task_id, "requeue": False},
+        "worker_online": {"type": "worker-online", **worker},
+        "worker_heartbeat": {"type": "worker-heartbeat", **worker},
+        "worker_offline": {"type": "worker-offline", **worker},
+    }  # fmt: skip
+    for name, fields in events.items():
+        body = {**fields, **common}
+        body = {"type": body.pop("type"), **body}
+        write(f"synthetic/events/{name}", f"the {body['type']} event body", "event",
+              {"exchange": "celeryev", "routing_key": body["type"].replace("-", "."),
+               "headers": {"hostname": host}, "body": json.dumps(body)}, body)  # fmt: skip
+    reply_to = {"exchange": "reply.celery.pidbox", "routing_key": _id(98)}
+    controls = {
+        "ping_all": {"method": "ping", "arguments": {}, "destination": None, "pattern": None,
+                     "matcher": None, "ticket": _id(85), "reply_to": reply_to},
+        "revoke_terminate": {"method": "revoke", "arguments": {"task_id": [task_id],
+                             "terminate": True, "signal": "SIGTERM"}, "destination": None,
+                             "pattern": None, "matcher": None},
+        "rate_limit_one_node": {"method": "rate_limit", "arguments": {
+                                "task_name": "interop.add", "rate_limit": "10/m"},
+                                "destination": [host], "pattern": None, "matcher": None,
+                                "ticket": _id(86), "reply_to": reply_to},
+        "shutdown_by_pattern": {"method": "shutdown", "arguments": {}, "destination": None,
+                                "pattern": "celery@worker*", "matcher": "glob"},
+    }  # fmt: skip
+    for name, body in controls.items():
+        write(f"synthetic/control/{name}", f"a {body['method']} control request", "control",
+              {"exchange": "celery.pidbox", "routing_key": "",
+               "headers": {"clock": 3, "expires": 1893456010.0}, "body": json.dumps(body)},
+              body)  # fmt: skip
     print(f"wrote vectors under {ROOT}")
 
 

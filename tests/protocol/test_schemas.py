@@ -16,7 +16,7 @@ from jsonschema import Draft202012Validator
 from celeriac.protocol import SAFE_CONTENT_TYPES, ProtocolError, WireMessage, decode_body
 from celeriac.protocol.validate import parse_headers
 
-from .vectors import VECTORS, all_vectors, load, read_wire, vector_id
+from .vectors import TASK_ENVELOPES, VECTORS, all_vectors, load, read_wire, vector_id
 
 SCHEMAS = VECTORS.parent / "schema"
 
@@ -47,7 +47,21 @@ def _errors(v: Draft202012Validator, instance: Any) -> list[str]:
 
 def _good_task_vectors() -> list[Path]:
     vectors = [(p, load(p)) for p in all_vectors()]
-    return [p for p, v in vectors if v["envelope"] != "results" and "error" not in v["expect"]]
+    return [p for p, v in vectors if v["envelope"] in TASK_ENVELOPES and "error" not in v["expect"]]
+
+
+EVENT = validator("event.schema.json")
+CONTROL = validator("control-message.schema.json")
+
+
+@pytest.mark.parametrize(
+    "path", [p for p in all_vectors() if load(p)["envelope"] in ("event", "control")],
+    ids=vector_id,
+)  # fmt: skip
+def test_event_and_control_vectors_validate(path: Path) -> None:
+    vector = load(path)
+    schema = EVENT if vector["envelope"] == "event" else CONTROL
+    assert not _errors(schema, json.loads(vector["wire"]["body"]))
 
 
 @pytest.mark.parametrize("path", _good_task_vectors(), ids=vector_id)

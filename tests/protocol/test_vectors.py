@@ -10,10 +10,20 @@ from typing import Any
 import pytest
 
 from celeriac.protocol import SAFE_CONTENT_TYPES, ProtocolError, decode_task, encode_task
+from celeriac.protocol.control import ControlRequest
+from celeriac.protocol.events import Event
 from celeriac.protocol.message import TaskMessage
 from celeriac.protocol.results import ResultRecord
 
-from .vectors import all_vectors, decode, expected_values, load, read_wire, vector_id
+from .vectors import (
+    TASK_ENVELOPES,
+    all_vectors,
+    decode,
+    expected_values,
+    load,
+    read_wire,
+    vector_id,
+)
 
 VECTOR_FILES = all_vectors()
 
@@ -86,6 +96,8 @@ def test_vector_decodes_as_expected(path: Path) -> None:
     decoded = decode(vector)
     if isinstance(decoded, ResultRecord):
         _check_result(decoded, vector)
+    elif isinstance(decoded, Event | ControlRequest):
+        assert decoded.to_wire() == expect
     else:
         _check_task(decoded, vector)
 
@@ -93,7 +105,7 @@ def test_vector_decodes_as_expected(path: Path) -> None:
 @pytest.mark.parametrize("path", VECTOR_FILES, ids=vector_id)
 def test_vector_survives_our_reencoding(path: Path) -> None:
     vector = load(path)
-    if vector["envelope"] == "results" or "error" in vector["expect"]:
+    if vector["envelope"] not in TASK_ENVELOPES or "error" in vector["expect"]:
         return
     wire = read_wire(vector)
     msg = decode_task(wire, accept=SAFE_CONTENT_TYPES)

@@ -9,9 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from celeriac.protocol import SAFE_CONTENT_TYPES, WireMessage, decode_task
+from celeriac.protocol.control import ControlRequest, parse_control_request
 from celeriac.protocol.envelopes import amqp, json_envelope, kafka, sqs
+from celeriac.protocol.events import Event, parse_event
 from celeriac.protocol.message import TaskMessage
 from celeriac.protocol.results import ResultRecord, decode_result
+from celeriac.protocol.serializers import JSON, loads
 from celeriac.protocol.tagged import from_tagged
 
 VECTORS = Path(__file__).resolve().parents[2] / "protocol" / "vectors"
@@ -48,10 +51,14 @@ def read_wire(vector: dict[str, Any]) -> WireMessage:
     raise AssertionError(f"unknown envelope {envelope!r}")
 
 
-def decode(vector: dict[str, Any]) -> TaskMessage | ResultRecord:
+def decode(vector: dict[str, Any]) -> TaskMessage | ResultRecord | Event | ControlRequest:
     """Decode a vector's wire data as a receiver that accepts every safe serializer would."""
     if vector["envelope"] == "results":
         return decode_result(vector["wire"]["value"].encode("utf-8"))
+    if vector["envelope"] == "event":
+        return parse_event(loads(vector["wire"]["body"].encode(), JSON))
+    if vector["envelope"] == "control":
+        return parse_control_request(loads(vector["wire"]["body"].encode(), JSON))
     return decode_task(read_wire(vector), accept=SAFE_CONTENT_TYPES)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from ..errors import DecodeError, LimitExceeded, ValidationError
+from ..errors import ContentDisallowed, DecodeError, LimitExceeded, ValidationError
 from ..limits import DEFAULT_LIMITS, Limits
 from ..message import TaskMessage
 from ..serializers import DEFAULT_ACCEPT
@@ -132,9 +132,13 @@ def unpack_wire(
     info = properties.get("delivery_info")
     info = info if isinstance(info, dict) else {}
     tag = properties.get("delivery_tag")
+    content_type = env.get("content-type")
+    if not isinstance(content_type, str):
+        # No content type means raw bytes (Kombu's application/data): never a task.
+        raise ContentDisallowed("envelope.content-type", "missing: raw data is not a task message")
     wire = WireMessage(
         body=raw,
-        content_type=_field(env, "content-type", str),
+        content_type=content_type,
         content_encoding=env.get("content-encoding") or "utf-8",
         headers=headers,
         properties={k: v for k, v in properties.items() if k not in _BOOKKEEPING},
