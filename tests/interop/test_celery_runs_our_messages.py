@@ -11,17 +11,21 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
+from uuid import UUID
 
 import pytest
 
-from celeriac.protocol import new_task_message
+from celeriac.protocol import TaskMessage, new_task_message
 from celeriac.protocol.envelopes import amqp as amqp_envelope
 from celeriac.protocol.envelopes import redis as redis_envelope
+from celeriac.protocol.tagged import from_tagged
 from interop import celery_env
 from tests.brokers import AMQP_URL, REDIS_URL, amqp_params, require, unique
 
@@ -183,19 +187,63 @@ def _wait_for_result(task_id: str, worker: celery_env.CeleryWorker) -> dict[str,
         client.close()
 
 
-MESSAGES = {
-    "args": lambda: new_task_message("interop.add", args=[2, 3], kwargs={}),
-    "kwargs_priority": lambda: new_task_message(
-        "interop.add", args=[], kwargs={"x": 2, "y": 3}, priority=7
+_WHEN = datetime(2031, 2, 3, 4, 5, 6, 789000, tzinfo=timezone(timedelta(hours=2)))
+_TAGGED_ARGS = [_WHEN, Decimal("-3.14159265358979323846"), UUID(int=7, version=4),
+                b"\x00\xffbin", 2**100, "héllo 世界 🥕"]  # fmt: skip
+_CALLBACK_ID = "00000000-0000-4000-8000-0000000000cb"
+
+
+def _echo_of(args: list[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+    return {"args": args, "kwargs": kwargs}
+
+
+# variant -> (message builder, [(task id to read, expected result)])
+MESSAGES: dict[str, tuple[Callable[[str], TaskMessage], Callable[[TaskMessage], list[Any]]]] = {
+    "args": (
+        lambda queue: new_task_message("interop.add", args=[2, 3], kwargs={}),
+        lambda m: [(m.id, 5)],
+    ),
+    "kwargs_priority": (
+        lambda queue: new_task_message("interop.add", args=[], kwargs={"x": 2, "y": 3}, priority=7),
+        lambda m: [(m.id, 5)],
+    ),
+    # Tagged types, a big integer and unicode, zlib-compressed, with an eta already past.
+    "tagged_compressed_eta": (
+        lambda queue: new_task_message(
+            "interop.echo",
+            args=_TAGGED_ARGS,
+            kwargs={"when": _WHEN},
+            compression="zlib",
+            eta=datetime.now(UTC) - timedelta(seconds=1),
+        ),
+        lambda m: [(m.id, _echo_of(_TAGGED_ARGS, {"when": _WHEN}))],
+    ),
+    # A link callback in embed: Celery calls it with the parent's result, on the given queue.
+    "link_callback": (
+        lambda queue: new_task_message(
+            "interop.add",
+            args=[2, 3],
+            link={
+                "task": "interop.echo",
+                "args": [],
+                "kwargs": {},
+                "options": {"task_id": _CALLBACK_ID, "queue": queue},
+                "subtask_type": None,
+                "immutable": False,
+            },
+        ),
+        lambda m: [(m.id, 5), (_CALLBACK_ID, _echo_of([5], {}))],
     ),
 }
 
 
 @pytest.mark.parametrize("variant", sorted(MESSAGES))
 def test_celery_worker_executes_our_message(running_worker: RunningWorker, variant: str) -> None:
-    msg = MESSAGES[variant]()
+    build, expected = MESSAGES[variant]
+    msg = build(running_worker.queue)
     _publish(running_worker, msg)
-    record = _wait_for_result(msg.id, running_worker.worker)
-    assert record["status"] == "SUCCESS", (record, running_worker.worker.log()[-4000:])
-    assert record["result"] == 5
-    assert record["task_id"] == msg.id
+    for task_id, result in expected(msg):
+        record = _wait_for_result(task_id, running_worker.worker)
+        assert record["status"] == "SUCCESS", (record, running_worker.worker.log()[-4000:])
+        assert record["task_id"] == task_id
+        assert from_tagged(record["result"]) == result
