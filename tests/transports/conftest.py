@@ -1,0 +1,120 @@
+"""Fixtures for the transport contract suite: one real broker per transport, fresh queues."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from celeriac.transports import QueueSpec, Transport, resolve
+from tests.brokers import AMQP_URL, REDIS_URL, require
+
+#: Every transport the suite runs against; SQS, Kafka and ZooKeeper join when they land.
+TRANSPORTS = ("memory", "sqlite", "redis", "amqp")
+#: Transports whose queues several processes can share (the SIGKILL test needs a second one).
+SHARED = ("sqlite", "redis", "amqp")
+#: Transports with a broker process the suite can restart.
+RESTARTABLE = {"redis": "redis", "amqp": "rabbitmq"}
+
+
+def url_for(name: str, tmp_path: Path) -> str:
+    """The URL the suite uses for transport ``name``."""
+    if name == "memory":
+        return f"memory://contract-{uuid.uuid4().hex[:8]}"
+    if name == "sqlite":
+        return f"sqlite:///{tmp_path / 'broker.db'}"
+    if name == "redis":
+        require("redis")
+        return REDIS_URL
+    if name == "amqp":
+        require("rabbitmq")
+        return AMQP_URL
+    raise AssertionError(name)
+
+
+MakeTransport = Callable[..., Transport]
+
+
+@pytest.fixture(params=TRANSPORTS)
+def name(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def url(name: str, tmp_path: Path) -> str:
+    return url_for(name, tmp_path)
+
+
+@pytest.fixture
+def make_transport(url: str) -> Iterator[MakeTransport]:
+    """Open (and connect) transports on the test's broker; all are closed at teardown."""
+    opened: list[Transport] = []
+
+    def make(**options: Any) -> Transport:
+        transport = resolve(url)(url, **options)
+        transport.connect()
+        opened.append(transport)
+        return transport
+
+    yield make
+    for transport in reversed(opened):
+        transport.close()
+
+
+@pytest.fixture
+def transport(make_transport: MakeTransport) -> Transport:
+    return make_transport()
+
+
+def new_queue(transport: Transport, **spec: Any) -> str:
+    """Declare a queue with a name no other test uses."""
+    name = f"contract.{uuid.uuid4().hex[:12]}"
+    transport.declare_queue(QueueSpec(name, **spec))
+    return name
+
+
+@pytest.fixture
+def queue(transport: Transport) -> str:
+    return new_queue(transport)
+
+
+def inject_raw(name: str, url: str, queue: str, raw: bytes) -> None:
+    """Put bytes that are not a valid envelope where ``queue``'s messages live (SPEC.md §6)."""
+    if name == "redis":
+        import redis
+
+        client = redis.Redis.from_url(url)
+        client.lpush(queue, raw)
+        client.close()
+    elif name == "amqp":
+        import pika
+
+        from tests.brokers import amqp_params
+
+        p = amqp_params()
+        params = pika.ConnectionParameters(
+            host=p.host, port=p.port, virtual_host=p.vhost,
+            credentials=pika.PlainCredentials(p.user, p.password),
+        )  # fmt: skip
+        with pika.BlockingConnection(params) as conn:
+            # No content type: the message is raw data, not an envelope we can read.
+            conn.channel().basic_publish("", queue, raw, pika.BasicProperties(headers={"x": 1}))
+    elif name == "sqlite":
+        path = url.removeprefix("sqlite:///")
+        with sqlite3.connect(path) as db:
+            db.execute(
+                "INSERT INTO messages (queue, priority, available_at, payload, delivery_tag) "
+                "VALUES (?, 0, 0, ?, ?)",
+                (queue, raw, str(uuid.uuid4())),
+            )
+    else:
+        raise AssertionError(f"no raw access to {name}")
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
