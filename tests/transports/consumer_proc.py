@@ -16,7 +16,7 @@ def main() -> None:
     transport = resolve(url)(url, visibility_timeout=2)
     transport.connect()
     consumer = transport.consumer([queue], prefetch=count)
-    held = []
+    held: list[object] = []
     while len(held) < count:
         held += consumer.fetch(count - len(held), timeout=1.0)
     print(f"HOLDING {len(held)}", flush=True)
