@@ -1,0 +1,173 @@
+"""Settings: Celery's names (new lower-case and old upper-case), from code, objects or the
+environment, with unknown names refused and the closest valid one suggested."""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+__all__ = ["ConfigError", "Settings", "settings_from"]
+
+DEFAULT_BROKER = "sqlite:///celeriac-broker.db"
+DEFAULT_BACKEND = "sqlite:///celeriac-results.db"
+
+
+class ConfigError(ValueError):
+    """A setting that does not exist or has a value of the wrong kind."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every setting, with its default. Names are Celery's where the meaning is the same."""
+
+    broker_url: str = DEFAULT_BROKER
+    result_backend: str | None = DEFAULT_BACKEND
+    broker_transport_options: Mapping[str, Any] = field(default_factory=dict)
+    task_serializer: str = "json"
+    result_serializer: str = "json"
+    accept_content: tuple[str, ...] = ("json",)
+    task_compression: str | None = None
+    task_default_queue: str = "celery"
+    task_routes: Mapping[str, Any] = field(default_factory=dict)
+    #: At-least-once by default: ack after the task ran (Celery's default is early acks).
+    task_acks_late: bool = True
+    task_reject_on_worker_lost: bool = True
+    task_ignore_result: bool = False
+    task_track_started: bool = False
+    task_time_limit: float | None = None
+    task_soft_time_limit: float | None = None
+    task_default_retry_delay: float = 180.0
+    task_max_retries: int | None = 3
+    task_default_rate_limit: str | None = None
+    task_always_eager: bool = False
+    task_eager_propagates: bool = False
+    result_expires: float | None = 86400.0
+    result_extended: bool = False
+    worker_concurrency: int | None = None
+    worker_prefetch_multiplier: int = 4
+    worker_pool: str = "threads"
+    worker_max_tasks_per_child: int | None = None
+    worker_max_memory_per_child: int | None = None
+    timezone: str = "UTC"
+    enable_utc: bool = True
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some settings changed (names checked as for the constructor)."""
+        return settings_from(changes, base=self)
+
+
+# Celery's pre-4.0 upper-case names, for configuration modules people already have.
+_OLD_NAMES = {
+    "BROKER_URL": "broker_url",
+    "CELERY_BROKER_URL": "broker_url",
+    "BROKER_TRANSPORT_OPTIONS": "broker_transport_options",
+    "CELERY_RESULT_BACKEND": "result_backend",
+    "CELERY_TASK_SERIALIZER": "task_serializer",
+    "CELERY_RESULT_SERIALIZER": "result_serializer",
+    "CELERY_ACCEPT_CONTENT": "accept_content",
+    "CELERY_MESSAGE_COMPRESSION": "task_compression",
+    "CELERY_DEFAULT_QUEUE": "task_default_queue",
+    "CELERY_ROUTES": "task_routes",
+    "CELERY_ACKS_LATE": "task_acks_late",
+    "CELERY_IGNORE_RESULT": "task_ignore_result",
+    "CELERY_TRACK_STARTED": "task_track_started",
+    "CELERYD_TASK_TIME_LIMIT": "task_time_limit",
+    "CELERYD_TASK_SOFT_TIME_LIMIT": "task_soft_time_limit",
+    "CELERY_DEFAULT_RATE_LIMIT": "task_default_rate_limit",
+    "CELERY_ALWAYS_EAGER": "task_always_eager",
+    "CELERY_EAGER_PROPAGATES_EXCEPTIONS": "task_eager_propagates",
+    "CELERY_TASK_RESULT_EXPIRES": "result_expires",
+    "CELERYD_CONCURRENCY": "worker_concurrency",
+    "CELERYD_PREFETCH_MULTIPLIER": "worker_prefetch_multiplier",
+    "CELERYD_POOL": "worker_pool",
+    "CELERYD_MAX_TASKS_PER_CHILD": "worker_max_tasks_per_child",
+    "CELERYD_MAX_MEMORY_PER_CHILD": "worker_max_memory_per_child",
+    "CELERY_TIMEZONE": "timezone",
+    "CELERY_ENABLE_UTC": "enable_utc",
+}
+_FIELDS = {f.name: f for f in fields(Settings)}
+_ENV_PREFIX = "CELERIAC_"
+
+
+def _canonical(name: str) -> str:
+    if name in _FIELDS:
+        return name
+    if name in _OLD_NAMES:
+        return _OLD_NAMES[name]
+    if name.lower() in _FIELDS:
+        return name.lower()
+    close = difflib.get_close_matches(name.lower(), list(_FIELDS) + list(_OLD_NAMES), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise ConfigError(f"unknown setting {name!r}{hint}")
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Check a value against the setting's type; strings from the environment are converted."""
+    kind = str(_FIELDS[name].type)
+    if isinstance(value, str) and not kind.startswith("str"):
+        text = value.strip()
+        if kind.startswith("bool"):
+            if text.lower() in ("1", "true", "yes", "on"):
+                return True
+            if text.lower() in ("0", "false", "no", "off"):
+                return False
+        elif kind.startswith(("int", "float")) and text.lower() in ("", "none", "null"):
+            if "None" in kind:
+                return None
+        elif kind.startswith("tuple"):
+            return tuple(part.strip() for part in text.split(",") if part.strip())
+        try:
+            if kind.startswith("int"):
+                return int(text)
+            if kind.startswith("float"):
+                return float(text)
+        except ValueError:
+            pass
+        raise ConfigError(f"setting {name}: {value!r} is not a valid {kind}")
+    if kind.startswith("tuple") and isinstance(value, list | tuple):
+        return tuple(value)
+    if kind.startswith("bool") and not isinstance(value, bool):
+        raise ConfigError(f"setting {name}: expected true or false, got {value!r}")
+    if (
+        kind.startswith(("int", "float"))
+        and value is not None
+        and (isinstance(value, bool) or not isinstance(value, int | float))
+    ):
+        raise ConfigError(f"setting {name}: expected a number, got {value!r}")
+    return value
+
+
+def settings_from(
+    source: Mapping[str, Any] | object | None = None,
+    *,
+    base: Settings | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Settings from a mapping or an object's upper- and lower-case attributes (a config module).
+
+    ``environ`` (pass ``os.environ``) adds ``CELERIAC_<SETTING>`` variables, which win.
+    """
+    values: dict[str, Any] = {}
+    if source is not None:
+        items = (
+            source.items()
+            if isinstance(source, Mapping)
+            else ((k, getattr(source, k)) for k in dir(source) if not k.startswith("_"))
+        )
+        for key, value in items:
+            if isinstance(source, Mapping) or key.isupper() or key in _FIELDS:
+                values[_canonical(key)] = _coerce(_canonical(key), value)
+    for key, value in (environ or {}).items():
+        if key.startswith(_ENV_PREFIX) and not key.startswith("CELERIAC_TEST_"):
+            name = key[len(_ENV_PREFIX) :].lower()
+            if name in _FIELDS:
+                values[name] = _coerce(name, value)
+    return replace(base or Settings(), **values)
+
+
+def environment() -> Mapping[str, str]:
+    """The process environment (a seam for tests)."""
+    return os.environ

@@ -1,0 +1,61 @@
+"""Settings: Celery's names, environment variables, and clear errors for unknown names."""
+
+from __future__ import annotations
+
+import types
+
+import pytest
+
+from celeriac.config import ConfigError, Settings, settings_from
+
+
+def test_defaults_need_no_server_and_ack_late() -> None:
+    s = Settings()
+    assert s.broker_url.startswith("sqlite://") and s.result_backend
+    assert s.task_acks_late is True
+    assert s.accept_content == ("json",)
+
+
+def test_new_and_old_celery_names() -> None:
+    s = settings_from({"broker_url": "memory://", "CELERYD_CONCURRENCY": 4, "BROKER_URL": "x://"})
+    assert s.worker_concurrency == 4 and s.broker_url in ("memory://", "x://")
+    module = types.SimpleNamespace(CELERY_ACKS_LATE=False, task_default_queue="jobs", helper=1)
+    s = settings_from(module)
+    assert s.task_acks_late is False and s.task_default_queue == "jobs"
+
+
+def test_unknown_setting_names_the_closest() -> None:
+    with pytest.raises(ConfigError, match="did you mean 'broker_url'"):
+        settings_from({"broker_ur": "redis://"})
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("task_acks_late", "maybe"), ("worker_concurrency", "many"),
+                       ("task_time_limit", "soon"), ("task_acks_late", 1)],
+)  # fmt: skip
+def test_bad_values_name_the_setting(key: str, value: object) -> None:
+    with pytest.raises(ConfigError, match=key):
+        settings_from({key: value})
+
+
+def test_environment_wins_and_is_converted() -> None:
+    env = {
+        "CELERIAC_TASK_ACKS_LATE": "false",
+        "CELERIAC_ACCEPT_CONTENT": "json, msgpack",
+        "CELERIAC_WORKER_CONCURRENCY": "8",
+        "CELERIAC_TASK_TIME_LIMIT": "none",
+        "CELERIAC_TEST_REDIS_URL": "ignored",
+        "CELERIAC_BROKER_URL": "redis://h:6379/0",
+    }
+    s = settings_from({"task_acks_late": True}, environ=env)
+    assert s.task_acks_late is False
+    assert s.accept_content == ("json", "msgpack")
+    assert s.worker_concurrency == 8 and s.task_time_limit is None
+    assert s.broker_url == "redis://h:6379/0"
+
+
+def test_replace_checks_names() -> None:
+    s = Settings().replace(task_default_queue="q")
+    assert s.task_default_queue == "q"
+    with pytest.raises(ConfigError):
+        Settings().replace(nonsense=1)
