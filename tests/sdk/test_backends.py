@@ -1,0 +1,64 @@
+"""Result backends without a server: records stored, final states kept, waiting bounded."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from celeriac.backends import ResultBackend, open_backend
+from celeriac.protocol.results import EncodedException, ResultRecord
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ResultBackend]:
+    url = f"memory://{tmp_path.name}" if request.param == "memory" else f"sqlite:///{tmp_path}/r.db"
+    with open_backend(url) as b:
+        yield b
+
+
+def test_unknown_task_is_pending(backend: ResultBackend) -> None:
+    assert backend.get("nope").status == "PENDING"
+
+
+def test_store_and_get(backend: ResultBackend) -> None:
+    backend.store(ResultRecord("t1", "STARTED", {"pid": 1}))
+    assert backend.get("t1").status == "STARTED"
+    backend.store(ResultRecord("t1", "FAILURE", EncodedException("ValueError", ("x",))))
+    record = backend.get("t1")
+    assert record.status == "FAILURE" and record.exception is not None
+    assert record.exception.exc_type == "ValueError"
+
+
+def test_a_final_state_is_not_overwritten(backend: ResultBackend) -> None:
+    backend.store(ResultRecord("t2", "SUCCESS", 5))
+    backend.store(ResultRecord("t2", "STARTED"))
+    backend.store(ResultRecord("t2", "FAILURE", EncodedException("E", ())))
+    assert backend.get("t2").result == 5
+
+
+def test_wait_returns_when_ready_and_times_out(backend: ResultBackend) -> None:
+    with pytest.raises(TimeoutError):
+        backend.wait("t3", timeout=0.1)
+    ready = threading.Event()
+
+    def finish() -> None:
+        ready.wait(5)
+        backend.store(ResultRecord("t3", "SUCCESS", [1, 2]))
+
+    threading.Thread(target=finish).start()
+    ready.set()
+    assert backend.wait("t3", timeout=5).result == [1, 2]
+
+
+def test_forget(backend: ResultBackend) -> None:
+    backend.store(ResultRecord("t4", "SUCCESS", 1))
+    backend.forget("t4")
+    assert backend.get("t4").status == "PENDING"
+
+
+def test_unknown_scheme_lists_installed() -> None:
+    with pytest.raises(Exception, match=r"installed: .*memory"):
+        open_backend("nosuch://x")
