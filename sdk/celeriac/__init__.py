@@ -7,3 +7,21 @@ from pkgutil import extend_path
 __path__ = extend_path(__path__, __name__)
 
 __version__ = "0.1.0.dev0"
+
+from .app import App, current_app
+from .canvas import Signature, chain, chord, group, signature
+from .result import AsyncResult, GroupResult
+from .task import Task
+
+__all__ = [
+    "App",
+    "AsyncResult",
+    "GroupResult",
+    "Signature",
+    "Task",
+    "chain",
+    "chord",
+    "current_app",
+    "group",
+    "signature",
+]

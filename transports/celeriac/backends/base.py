@@ -46,6 +46,16 @@ class ResultBackend(ABC):
     def forget(self, task_id: str) -> None:
         """Delete the record of ``task_id``."""
 
+    @abstractmethod
+    def chord_part_return(
+        self, group_id: str, index: int, size: int, result: Any
+    ) -> list[Any] | None:
+        """Record part ``index`` of a chord of ``size`` parts, atomically.
+
+        Returns every part's result in order when this call completes the chord (exactly one
+        caller gets them), else None.
+        """
+
     def wait(
         self, task_id: str, timeout: float | None = None, interval: float = 0.05
     ) -> ResultRecord:

@@ -19,6 +19,7 @@ class MemoryBackend(ResultBackend):
 
     _stores: ClassVar[dict[str, dict[str, ResultRecord]]] = {}
     _changed: ClassVar[dict[str, threading.Condition]] = {}
+    _chords: ClassVar[dict[tuple[str, str], dict[int, Any]]] = {}
     _lock = threading.Lock()
 
     def __init__(self, url: str, **options: Any) -> None:
@@ -38,6 +39,17 @@ class MemoryBackend(ResultBackend):
     def get(self, task_id: str) -> ResultRecord:
         with self._cond:
             return self._records.get(task_id) or pending(task_id)
+
+    def chord_part_return(
+        self, group_id: str, index: int, size: int, result: Any
+    ) -> list[Any] | None:
+        with self._cond:
+            parts = self._chords.setdefault((self.url, group_id), {})
+            parts[index] = result
+            if len(parts) < size:
+                return None
+            del self._chords[(self.url, group_id)]
+            return [parts[i] for i in range(size)]
 
     def forget(self, task_id: str) -> None:
         with self._cond:

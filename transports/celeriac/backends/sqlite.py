@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from celeriac.protocol.results import ResultRecord, decode_result, encode_result, result_key
+from celeriac.protocol.serializers import dumps, loads
 
 from .base import ResultBackend, pending, should_replace
 
@@ -19,7 +20,13 @@ CREATE TABLE IF NOT EXISTS results (
   key        TEXT PRIMARY KEY,
   value      BLOB NOT NULL,
   expires_at REAL
-)
+);
+CREATE TABLE IF NOT EXISTS chord_parts (
+  group_id TEXT NOT NULL,
+  idx      INTEGER NOT NULL,
+  value    BLOB NOT NULL,
+  PRIMARY KEY (group_id, idx)
+);
 """
 
 
@@ -40,7 +47,7 @@ class SQLiteBackend(ResultBackend):
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         with self._db() as db:
-            db.execute(_SCHEMA)
+            db.executescript(_SCHEMA)
 
     def _db(self) -> sqlite3.Connection:
         # One connection per thread: sqlite3 connections must not cross threads.
@@ -79,6 +86,28 @@ class SQLiteBackend(ResultBackend):
         if row is None or (row[1] is not None and row[1] < time.time()):
             return pending(task_id)
         return decode_result(row[0])
+
+    def chord_part_return(
+        self, group_id: str, index: int, size: int, result: Any
+    ) -> list[Any] | None:
+        db = self._db()
+        value, _, _ = dumps([result])
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute(
+                "INSERT OR REPLACE INTO chord_parts VALUES (?, ?, ?)", (group_id, index, value)
+            )
+            rows = db.execute(
+                "SELECT idx, value FROM chord_parts WHERE group_id = ? ORDER BY idx", (group_id,)
+            ).fetchall()
+            done = len(rows) >= size
+            if done:
+                db.execute("DELETE FROM chord_parts WHERE group_id = ?", (group_id,))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return [loads(v, "application/json")[0] for _, v in rows] if done else None
 
     def forget(self, task_id: str) -> None:
         self._db().execute("DELETE FROM results WHERE key = ?", (result_key(task_id),))

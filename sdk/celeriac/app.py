@@ -1,0 +1,244 @@
+"""The application: settings, registered tasks, and sending calls to the broker."""
+
+from __future__ import annotations
+
+import fnmatch
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, ParamSpec, TypeVar, overload
+
+from celeriac.backends import ResultBackend, open_backend
+from celeriac.protocol import ValidationError, encode_task, new_task_message
+from celeriac.transports import QueueSpec, Transport, open_transport
+
+from .config import Settings, environment, settings_from
+from .control import Control
+from .result import AsyncResult
+from .task import Task, current_request
+
+__all__ = ["App", "current_app"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_SEND_OPTIONS = frozenset(
+    (
+        "countdown eta expires queue routing_key priority headers link link_error task_id shadow "
+        "serializer compression retries time_limit soft_time_limit ignore_result group_id "
+        "group_index chord chain root_id parent_id reply_to exchange max_retries "
+        "default_retry_delay retry_backoff retry_backoff_max retry_jitter rate_limit acks_late "
+        "reject_on_worker_lost track_started dont_autoretry_for retry_kwargs"
+    ).split()
+)
+# Task options that shape how a worker runs the task, not the message itself.
+_WORKER_ONLY = frozenset(
+    (
+        "exchange max_retries default_retry_delay retry_backoff retry_backoff_max retry_jitter "
+        "rate_limit acks_late reject_on_worker_lost track_started dont_autoretry_for retry_kwargs"
+    ).split()
+)
+_current: App | None = None
+
+
+def current_app() -> App:
+    """The most recently created app (signatures without an app use it)."""
+    if _current is None:
+        raise RuntimeError("no celeriac.App has been created yet")
+    return _current
+
+
+class App:
+    """A Celeriac application: ``App("proj", broker="redis://...", backend="redis://...")``.
+
+    Settings come from ``config`` (a mapping, or an object such as a module), then keyword
+    arguments, then ``CELERIAC_*`` environment variables. With no broker or backend given,
+    both are SQLite files in the working directory, so nothing needs a server.
+    """
+
+    def __init__(
+        self,
+        main: str | None = None,
+        *,
+        broker: str | None = None,
+        backend: str | None = None,
+        config: Mapping[str, Any] | object | None = None,
+        **settings: Any,
+    ) -> None:
+        global _current
+        self.main = main
+        conf = settings_from(config)
+        if broker is not None:
+            settings["broker_url"] = broker
+        if backend is not None:
+            settings["result_backend"] = backend
+        self.conf: Settings = settings_from(settings, base=conf, environ=environment())
+        self.tasks: dict[str, Task[Any, Any]] = {}
+        self._local = threading.local()
+        self._backend: ResultBackend | None = None
+        self._lock = threading.Lock()
+        self.control = Control(self)
+        _current = self
+
+    def __repr__(self) -> str:
+        return f"<App {self.main or '__main__'} broker={self.conf.broker_url}>"
+
+    # -- tasks ---------------------------------------------------------------------------------
+    @overload
+    def task(self, fn: Callable[P, R]) -> Task[P, R]: ...
+    @overload
+    def task(
+        self, *, name: str | None = None, bind: bool = False, **options: Any
+    ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+
+    def task(
+        self,
+        fn: Callable[P, R] | None = None,
+        *,
+        name: str | None = None,
+        bind: bool = False,
+        **options: Any,
+    ) -> Any:
+        """Register a function (sync or ``async def``) as a task; use bare or with options."""
+
+        def register(f: Callable[P, R]) -> Task[P, R]:
+            task_name = name or f"{self.main or f.__module__}.{f.__name__}"
+            task: Task[P, R] = Task(self, f, task_name, bind=bind, **options)
+            self.tasks[task_name] = task
+            return task
+
+        return register(fn) if fn is not None else register
+
+    # -- connections ---------------------------------------------------------------------------
+    @property
+    def backend(self) -> ResultBackend:
+        """The result backend (opened on first use)."""
+        with self._lock:
+            if self._backend is None:
+                if not self.conf.result_backend:
+                    raise RuntimeError("no result_backend is configured, so results are not kept")
+                self._backend = open_backend(
+                    self.conf.result_backend, expires=self.conf.result_expires
+                )
+            return self._backend
+
+    def producer(self) -> Transport:
+        """This thread's connection to the broker, for publishing."""
+        transport: Transport | None = getattr(self._local, "transport", None)
+        if transport is None:
+            options = dict(self.conf.broker_transport_options)
+            transport = open_transport(self.conf.broker_url, **options)
+            self._local.transport = transport
+            self._local.declared = set()
+        return transport
+
+    def declare(self, queue: str) -> None:
+        """Declare ``queue`` once per connection."""
+        transport = self.producer()
+        declared: set[str] = self._local.declared
+        if queue not in declared:
+            transport.declare_queue(QueueSpec(queue))
+            declared.add(queue)
+
+    def close(self) -> None:
+        """Close this thread's broker connection and the result backend."""
+        transport = getattr(self._local, "transport", None)
+        if transport is not None:
+            transport.close()
+            self._local.transport = None
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
+
+    # -- sending -------------------------------------------------------------------------------
+    def route(self, name: str, queue: str | None = None) -> str:
+        """The queue a call of task ``name`` goes to: explicit, else task_routes, else default."""
+        if queue:
+            return queue
+        for pattern, target in self.conf.task_routes.items():
+            if fnmatch.fnmatchcase(name, pattern):
+                return target if isinstance(target, str) else str(target["queue"])
+        return self.conf.task_default_queue
+
+    def send_task(
+        self,
+        name: str,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> AsyncResult[Any]:
+        """Send a call of task ``name`` (registered here or not) and return its AsyncResult."""
+        unknown = set(options) - _SEND_OPTIONS
+        if unknown:
+            raise TypeError(f"unknown option(s) for {name}: {sorted(unknown)}")
+        if self.conf.task_always_eager and name in self.tasks:
+            return self.tasks[name].apply(args, kwargs, **options)
+        eta = _when(options.get("eta"), options.get("countdown"))
+        parent = current_request()
+        message = new_task_message(
+            name,
+            tuple(args),
+            dict(kwargs or {}),
+            task_id=options.get("task_id"),
+            eta=eta,
+            expires=_when(options.get("expires"), None, relative_ok=True),
+            priority=options.get("priority"),
+            retries=options.get("retries", 0),
+            time_limit=options.get("time_limit"),
+            soft_time_limit=options.get("soft_time_limit"),
+            shadow=options.get("shadow"),
+            group=options.get("group_id"),
+            group_index=options.get("group_index"),
+            root_id=options.get("root_id") or (parent.root_id or parent.id),
+            parent_id=options.get("parent_id") or parent.id,
+            ignore_result=bool(options.get("ignore_result", self.conf.task_ignore_result)),
+            reply_to=options.get("reply_to"),
+            link=_sigs(options.get("link")),
+            link_error=_sigs(options.get("link_error")),
+            chain=options.get("chain"),
+            chord=options.get("chord"),
+            headers=options.get("headers"),
+            serializer=options.get("serializer") or self.conf.task_serializer,
+            compression=options.get("compression") or self.conf.task_compression,
+        )
+        try:
+            wire = encode_task(message)
+        except ValidationError as exc:
+            raise ValidationError(_argument_path(exc.path), exc.reason) from None
+        queue = self.route(name, options.get("queue"))
+        self.declare(queue)
+        delay = None if eta is None else (eta - datetime.now(UTC)).total_seconds()
+        self.producer().publish(queue, wire, delay=delay if delay and delay > 0 else None)
+        return AsyncResult(message.id, self)
+
+    def AsyncResult(self, task_id: str, parent: AsyncResult[Any] | None = None) -> AsyncResult[Any]:
+        """The result handle of a task id."""
+        return AsyncResult(task_id, self, parent)
+
+
+def _sigs(value: Any) -> Sequence[Mapping[str, Any]] | None:
+    if value is None:
+        return None
+    return [value] if isinstance(value, Mapping) else list(value)
+
+
+def _when(at: Any, seconds: Any, relative_ok: bool = False) -> datetime | None:
+    """An aware datetime from ``eta``/``expires`` (a datetime, or seconds from now)."""
+    if at is None and seconds is None:
+        return None
+    if seconds is not None:
+        return datetime.now(UTC) + timedelta(seconds=float(seconds))
+    if isinstance(at, datetime):
+        return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+    if relative_ok and isinstance(at, int | float):
+        return datetime.now(UTC) + timedelta(seconds=float(at))
+    raise TypeError(f"expected a datetime or seconds, got {at!r}")
+
+
+def _argument_path(path: str) -> str:
+    """``body[0][1]`` -> ``args[1]``, ``body[1].x`` -> ``kwargs.x``: the user's own names."""
+    if path.startswith("body[0]"):
+        return "args" + path[len("body[0]") :]
+    if path.startswith("body[1]"):
+        return "kwargs" + path[len("body[1]") :]
+    return path

@@ -1,0 +1,259 @@
+"""Signatures and the canvas (chain, group, chord), written into messages exactly as Celery
+writes them (SPEC.md §2.7-2.8), so canvases cross between Celery and Celeriac."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .app import App
+    from .result import AsyncResult, GroupResult
+
+__all__ = ["Signature", "chain", "chord", "group", "signature"]
+
+
+class Signature(dict[str, Any]):
+    """A task call to make later: ``{"task", "args", "kwargs", "options", "subtask_type",
+    "immutable"}``. A plain dict on the wire; a callable object in code."""
+
+    def __init__(
+        self,
+        task: str | Mapping[str, Any],
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        options: Mapping[str, Any] | None = None,
+        subtask_type: str | None = None,
+        immutable: bool = False,
+        app: App | None = None,
+    ) -> None:
+        if isinstance(task, Mapping):
+            super().__init__(task)
+            self.setdefault("args", [])
+            self.setdefault("kwargs", {})
+            self.setdefault("options", {})
+            self.setdefault("subtask_type", None)
+            self.setdefault("immutable", False)
+        else:
+            super().__init__(
+                task=task,
+                args=list(args),
+                kwargs=dict(kwargs or {}),
+                options=dict(options or {}),
+                subtask_type=subtask_type,
+                immutable=immutable,
+            )
+        self._app = app
+
+    @property
+    def name(self) -> str:
+        """The task's registered name."""
+        return str(self["task"])
+
+    @property
+    def id(self) -> str | None:
+        """The task id, once frozen."""
+        task_id = self["options"].get("task_id")
+        return None if task_id is None else str(task_id)
+
+    @property
+    def immutable(self) -> bool:
+        """An immutable signature ignores its parent's result."""
+        return bool(self["immutable"])
+
+    def bind(self, app: App) -> Signature:
+        """Attach the app that will send it."""
+        self._app = app
+        return self
+
+    def clone(
+        self, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
+    ) -> Signature:
+        """A copy with arguments added in front (partial application) and options merged."""
+        new = Signature(
+            self["task"],
+            list(args) + list(self["args"]) if not self.immutable else list(self["args"]),
+            {**self["kwargs"], **(kwargs or {})} if not self.immutable else dict(self["kwargs"]),
+            {**self["options"], **options},
+            self["subtask_type"],
+            self.immutable,
+            self._app,
+        )
+        return new
+
+    def freeze(self, task_id: str | None = None) -> str:
+        """Give the signature its task id now, so its result can be named before it runs."""
+        options = self["options"]
+        options.setdefault("task_id", task_id or str(uuid.uuid4()))
+        return str(options["task_id"])
+
+    def set(self, **options: Any) -> Signature:
+        """Set call options (queue, countdown, priority, ...) in place."""
+        self["options"].update(options)
+        return self
+
+    def link(self, callback: Signature) -> Signature:
+        """Run ``callback`` with this task's result when it succeeds."""
+        self["options"].setdefault("link", []).append(callback)
+        return callback
+
+    def link_error(self, errback: Signature) -> Signature:
+        """Run ``errback`` when this task fails."""
+        self["options"].setdefault("link_error", []).append(errback)
+        return errback
+
+    def apply_async(
+        self, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
+    ) -> AsyncResult[Any]:
+        """Send the call (arguments given here are added in front of the signature's)."""
+        app = self._require_app()
+        sig = self.clone(args, kwargs, **options)
+        opts = dict(sig["options"])
+        return app.send_task(sig.name, sig["args"], sig["kwargs"], **opts)
+
+    def delay(self, *args: Any, **kwargs: Any) -> AsyncResult[Any]:
+        """Send the call with extra arguments."""
+        return self.apply_async(args, kwargs)
+
+    def __or__(self, other: Signature) -> chain:  # type: ignore[override]
+        return chain(self, other)
+
+    def _require_app(self) -> App:
+        if self._app is None:
+            from .app import current_app
+
+            self._app = current_app()
+        return self._app
+
+
+def signature(task: str | Mapping[str, Any], *args: Any, **kwargs: Any) -> Signature:
+    """A signature from a task name or a signature mapping (as Celery's ``signature``)."""
+    return Signature(task, *args, **kwargs)
+
+
+class chain(Signature):
+    """Tasks run one after another, each getting the previous one's result."""
+
+    def __init__(self, *tasks: Signature | Iterable[Signature], app: App | None = None) -> None:
+        flat: list[Signature] = []
+        for t in tasks:
+            flat.extend(
+                t["kwargs"]["tasks"]
+                if isinstance(t, chain)
+                else [t]
+                if isinstance(t, Signature)
+                else list(t)
+            )
+        super().__init__("celery.chain", (), {"tasks": flat}, subtask_type="chain", app=app)
+
+    @property
+    def tasks(self) -> list[Signature]:
+        """The steps, first to run first."""
+        return [
+            Signature(t) if not isinstance(t, Signature) else t for t in self["kwargs"]["tasks"]
+        ]
+
+    def apply_async(
+        self, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
+    ) -> AsyncResult[Any]:
+        """Send the first step; the rest travel in its message's ``chain`` (last to run first)."""
+        steps = [t.clone() for t in self.tasks]
+        if not steps:
+            raise ValueError("an empty chain has nothing to run")
+        app = self._require_app()
+        for step in steps:
+            step.freeze()
+        first, rest = steps[0], steps[1:]
+        first = first.clone(args, kwargs, **options)
+        result = app.send_task(
+            first.name,
+            first["args"],
+            first["kwargs"],
+            chain=list(reversed(rest)),
+            **first["options"],
+        )
+        for step in rest:
+            result = app.AsyncResult(step.id or "", parent=result)
+        return result
+
+    def __or__(self, other: Signature) -> chain:  # type: ignore[override]
+        return chain(*self.tasks, other, app=self._app)
+
+
+class group(Signature):
+    """Tasks run in parallel; their results come back in order."""
+
+    def __init__(self, *tasks: Signature | Iterable[Signature], app: App | None = None) -> None:
+        flat: list[Signature] = []
+        for t in tasks:
+            flat.extend([t] if isinstance(t, Signature) else list(t))
+        super().__init__("celery.group", (), {"tasks": flat}, subtask_type="group", app=app)
+
+    @property
+    def tasks(self) -> list[Signature]:
+        """The members, in order."""
+        return [
+            Signature(t) if not isinstance(t, Signature) else t for t in self["kwargs"]["tasks"]
+        ]
+
+    def apply_async(  # type: ignore[override]
+        self, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
+    ) -> GroupResult:
+        """Send every member with the group's id and its index."""
+        from .result import GroupResult
+
+        app = self._require_app()
+        group_id = options.pop("group_id", None) or str(uuid.uuid4())
+        results = []
+        for index, task in enumerate(self.tasks):
+            sig = task.clone(args, kwargs, **options)
+            results.append(
+                app.send_task(
+                    sig.name,
+                    sig["args"],
+                    sig["kwargs"],
+                    group_id=group_id,
+                    group_index=index,
+                    **sig["options"],
+                )
+            )
+        return GroupResult(group_id, results, app)
+
+
+class chord(Signature):
+    """A group (the header) whose results, in order, are passed to one task (the body)."""
+
+    def __init__(
+        self, header: Iterable[Signature], body: Signature, app: App | None = None
+    ) -> None:
+        super().__init__(
+            "celery.chord",
+            (),
+            {"kwargs": {}, "header": list(header), "body": body},
+            subtask_type="chord",
+            app=app,
+        )
+
+    def apply_async(
+        self, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
+    ) -> AsyncResult[Any]:
+        """Send the header tasks, each carrying the body; the last to finish sends the body."""
+        app = self._require_app()
+        header = [Signature(t) for t in self["kwargs"]["header"]]
+        body = Signature(self["kwargs"]["body"]).clone()
+        body_id = body.freeze()
+        group_id = str(uuid.uuid4())
+        body["chord_size"] = len(header)
+        for index, task in enumerate(header):
+            sig = task.clone(args, kwargs, **options)
+            app.send_task(
+                sig.name,
+                sig["args"],
+                sig["kwargs"],
+                group_id=group_id,
+                group_index=index,
+                chord=body,
+                **sig["options"],
+            )
+        return app.AsyncResult(body_id)

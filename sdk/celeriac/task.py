@@ -1,0 +1,227 @@
+"""Tasks: functions registered by name, sent with ``delay``/``apply_async``, run by workers."""
+
+from __future__ import annotations
+
+import contextvars
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+
+from celeriac.protocol.results import ResultRecord
+
+from .canvas import Signature
+from .exceptions import Retry
+
+if TYPE_CHECKING:
+    from .app import App
+    from .result import AsyncResult
+
+__all__ = ["Context", "Task", "current_request"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: Options a task accepts, as Celery names them.
+TASK_OPTIONS = frozenset(
+    (
+        "queue routing_key priority serializer compression max_retries default_retry_delay "
+        "autoretry_for dont_autoretry_for retry_kwargs retry_backoff retry_backoff_max "
+        "retry_jitter rate_limit time_limit soft_time_limit acks_late reject_on_worker_lost "
+        "ignore_result expires track_started shadow"
+    ).split()
+)
+
+
+@dataclass
+class Context:
+    """``self.request`` inside a running task: who it is and how it was called."""
+
+    id: str | None = None
+    task: str | None = None
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    retries: int = 0
+    eta: datetime | None = None
+    expires: datetime | None = None
+    group: str | None = None
+    group_index: int | None = None
+    root_id: str | None = None
+    parent_id: str | None = None
+    chord: Mapping[str, Any] | None = None
+    callbacks: Sequence[Mapping[str, Any]] | None = None
+    errbacks: Sequence[Mapping[str, Any]] | None = None
+    chain: Sequence[Mapping[str, Any]] | None = None
+    delivery_info: Mapping[str, Any] = field(default_factory=dict)
+    hostname: str | None = None
+    is_eager: bool = False
+    headers: Mapping[str, Any] = field(default_factory=dict)
+
+
+_request: contextvars.ContextVar[Context] = contextvars.ContextVar("celeriac_request")
+
+
+def current_request() -> Context:
+    """The request of the task running in this thread or asyncio task."""
+    return _request.get(Context())
+
+
+class Task(Generic[P, R]):
+    """A registered task. Call it to run it here; ``delay`` to have a worker run it."""
+
+    def __init__(
+        self, app: App, fn: Callable[..., R], name: str, bind: bool = False, **options: Any
+    ) -> None:
+        unknown = set(options) - TASK_OPTIONS
+        if unknown:
+            raise TypeError(f"unknown task option(s) {sorted(unknown)} for task {name!r}")
+        self.app = app
+        self.fn = fn
+        self.name = name
+        self.bind = bind
+        self.options = options
+        self.__doc__ = fn.__doc__
+        self.__wrapped__ = fn
+
+    def __repr__(self) -> str:
+        return f"<@task: {self.name}>"
+
+    def option(self, key: str, default: Any = None) -> Any:
+        """A task option, else the app's ``task_<key>`` setting, else ``default``."""
+        if key in self.options:
+            return self.options[key]
+        return getattr(self.app.conf, f"task_{key}", default)
+
+    @property
+    def is_async(self) -> bool:
+        """Whether the function is ``async def`` (run on the asyncio pool)."""
+        import inspect
+
+        return inspect.iscoroutinefunction(self.fn)
+
+    @property
+    def request(self) -> Context:
+        """The current call's context (inside a running task)."""
+        return current_request()
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        if self.bind:
+            return self.fn(self, *args, **kwargs)
+        return self.fn(*args, **kwargs)
+
+    def run_with(self, request: Context, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
+        """Run the function with ``request`` as ``self.request`` (what a worker does)."""
+        token = _request.set(request)
+        try:
+            if self.bind:
+                return self.fn(self, *args, **kwargs)
+            return self.fn(*args, **kwargs)
+        finally:
+            _request.reset(token)
+
+    def delay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
+        """Send the call to a worker; the same as ``apply_async(args, kwargs)``."""
+        return self.apply_async(args, kwargs)
+
+    def apply_async(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> AsyncResult[R]:
+        """Send the call with options: countdown, eta, expires, queue, priority, link, ..."""
+        merged = {k: v for k, v in self.options.items() if k not in ("autoretry_for",)}
+        merged.update(options)
+        return self.app.send_task(self.name, args or (), kwargs or {}, **merged)
+
+    def apply(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> AsyncResult[R]:
+        """Run the task here and now, as a worker would, and return its stored result."""
+        from .worker.execute import run_eagerly
+
+        return run_eagerly(self, tuple(args or ()), dict(kwargs or {}), options)
+
+    def s(self, *args: Any, **kwargs: Any) -> Signature:
+        """A signature of this task (partial arguments)."""
+        return Signature(self.name, args, kwargs, app=self.app)
+
+    def si(self, *args: Any, **kwargs: Any) -> Signature:
+        """An immutable signature: it ignores its parent's result."""
+        return Signature(self.name, args, kwargs, immutable=True, app=self.app)
+
+    def signature(
+        self, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
+    ) -> Signature:
+        """A signature with options."""
+        return Signature(self.name, args, kwargs, options, app=self.app)
+
+    def map(self, it: Sequence[Any]) -> Signature:
+        """Celery's ``map``: this task on each item, in one message."""
+        return Signature(
+            "celery.map", (), {"task": self.s(), "it": list(it)}, subtask_type="xmap", app=self.app
+        )
+
+    def retry(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        exc: BaseException | None = None,
+        countdown: float | None = None,
+        max_retries: int | None = None,
+        **options: Any,
+    ) -> Retry:
+        """Send this call again later and end the current run (raise what this returns).
+
+        Once ``max_retries`` is used up, re-raises ``exc`` (or a MaxRetriesExceeded error).
+        """
+        request = self.request
+        if request.id is None:
+            raise RuntimeError("retry() works only inside a running task")
+        limit = max_retries if max_retries is not None else self.option("max_retries")
+        if limit is not None and request.retries >= limit:
+            if exc is not None:
+                raise exc
+            raise RuntimeError(f"task {self.name}[{request.id}] used up its {limit} retries")
+        delay = countdown if countdown is not None else self._backoff(request.retries)
+        self.app.send_task(
+            self.name,
+            args if args is not None else request.args,
+            kwargs if kwargs is not None else request.kwargs,
+            task_id=request.id,
+            retries=request.retries + 1,
+            countdown=delay,
+            root_id=request.root_id,
+            parent_id=request.parent_id,
+            group_id=request.group,
+            group_index=request.group_index,
+            chord=request.chord,
+            link=request.callbacks,
+            link_error=request.errbacks,
+            chain=request.chain,
+            **options,
+        )
+        raise Retry(exc=exc, when=delay)
+
+    def _backoff(self, retries: int) -> float:
+        backoff = self.option("retry_backoff", False)
+        if not backoff:
+            return float(self.option("default_retry_delay", 180.0) or 0.0)
+        factor = 1.0 if backoff is True else float(backoff)
+        delay: float = min(factor * (2**retries), float(self.option("retry_backoff_max", 600)))
+        if self.option("retry_jitter", True):
+            delay = random.uniform(0, delay)
+        return delay
+
+    def update_state(
+        self, task_id: str | None = None, state: str = "PROGRESS", meta: Any = None
+    ) -> None:
+        """Store a custom state (progress) readable through ``AsyncResult.info``."""
+        task_id = task_id or self.request.id
+        if task_id is None:
+            raise RuntimeError("update_state() needs a task id outside a running task")
+        self.app.backend.store(ResultRecord(task_id, state, meta))

@@ -1,0 +1,263 @@
+"""The worker's main loop: fetch in batches, run in a pool, settle from the consumer thread."""
+
+from __future__ import annotations
+
+import logging
+import queue as queue_module
+import signal
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from celeriac.protocol import ProtocolError, decode_task
+from celeriac.protocol.control import CONTROL_EXCHANGE, parse_control_request
+from celeriac.protocol.serializers import SERIALIZERS, loads
+from celeriac.transports import Consumer, Delivery, QueueSpec, Transport, open_transport
+
+from .execute import HOSTNAME, Outcome, execute
+
+if TYPE_CHECKING:
+    from ..app import App
+
+__all__ = ["Worker"]
+
+log = logging.getLogger("celeriac.worker")
+# A message due this close to now runs at once rather than going back for the wait.
+_ETA_SLACK = 0.05
+
+
+def _reason(error: ProtocolError) -> str:
+    kind = {
+        "DecodeError": "decode-error",
+        "ContentDisallowed": "content-disallowed",
+        "UnsupportedContentType": "content-disallowed",
+        "UnsupportedCompression": "unsupported-compression",
+        "LimitExceeded": "limit-exceeded",
+    }.get(type(error).__name__, "invalid-message")
+    return f"{kind}: {error}"
+
+
+class Worker:
+    """Consumes ``queues`` and runs their tasks with ``concurrency`` threads (or inline: solo)."""
+
+    def __init__(
+        self,
+        app: App,
+        queues: Sequence[str] | None = None,
+        concurrency: int | None = None,
+        pool: str | None = None,
+        hostname: str | None = None,
+    ) -> None:
+        self.app = app
+        self.queues = list(queues or [app.conf.task_default_queue])
+        self.pool_name = pool or app.conf.worker_pool
+        if self.pool_name not in ("threads", "solo"):
+            raise ValueError(f"unknown pool {self.pool_name!r}; choose threads or solo")
+        self.concurrency = (
+            1 if self.pool_name == "solo" else (concurrency or app.conf.worker_concurrency or 8)
+        )
+        self.prefetch = self.concurrency * max(app.conf.worker_prefetch_multiplier, 1)
+        self.hostname = hostname or HOSTNAME
+        self.accept = frozenset(SERIALIZERS[c].content_type for c in app.conf.accept_content)
+        self.revoked: set[str] = set()
+        self.processed = 0
+        self._stop = threading.Event()
+        self._done: queue_module.SimpleQueue[tuple[Delivery, Outcome]] = queue_module.SimpleQueue()
+        self.ready = threading.Event()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Warm shutdown: take nothing new, finish what runs, give back what waits."""
+        self._stop.set()
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM/SIGINT: warm shutdown; a second one: stop at once (cold)."""
+
+        def handle(signum: int, frame: Any) -> None:
+            if self._stop.is_set():
+                raise SystemExit(1)
+            log.warning(
+                "%s: warm shutdown (signal %d); again to stop at once", self.hostname, signum
+            )
+            self.stop()
+
+        signal.signal(signal.SIGTERM, handle)
+        signal.signal(signal.SIGINT, handle)
+
+    def run(self) -> None:
+        """Consume until ``stop()``; then settle everything in flight and close."""
+        transport = open_transport(
+            self.app.conf.broker_url, **dict(self.app.conf.broker_transport_options)
+        )
+        try:
+            for q in self.queues:
+                transport.declare_queue(QueueSpec(q))
+            control = transport.subscribe(CONTROL_EXCHANGE)
+            consumer = transport.consumer(self.queues, prefetch=self.prefetch)
+            executor = (
+                ThreadPoolExecutor(self.concurrency, thread_name_prefix="celeriac-task")
+                if self.pool_name == "threads"
+                else None
+            )
+            self.ready.set()
+            log.info(
+                "%s ready: queues %s, %s pool x%d",
+                self.hostname,
+                self.queues,
+                self.pool_name,
+                self.concurrency,
+            )
+            try:
+                self._loop(transport, consumer, control, executor)
+            finally:
+                if executor is not None:
+                    executor.shutdown(wait=True, cancel_futures=False)
+                self._settle(consumer, block=False)
+                consumer.close()
+                control.close()
+        finally:
+            transport.close()
+            self.app.close()
+
+    # -- the loop ------------------------------------------------------------------------------
+    def _loop(
+        self,
+        transport: Transport,
+        consumer: Consumer,
+        control: Any,
+        executor: ThreadPoolExecutor | None,
+    ) -> None:
+        in_flight = 0
+        while not self._stop.is_set():
+            self._control(control)
+            in_flight -= self._settle(consumer, block=False)
+            room = self.prefetch - in_flight
+            deliveries = consumer.fetch(room, timeout=0.05 if in_flight else 0.5) if room else []
+            if not deliveries and in_flight >= self.prefetch:
+                in_flight -= self._settle(consumer, block=True, timeout=0.5)
+            for delivery in deliveries:
+                if self._dispatch(transport, consumer, delivery, executor):
+                    in_flight += 1
+        while in_flight > 0:  # warm shutdown: what was started finishes and is settled
+            in_flight -= self._settle(consumer, block=True, timeout=1.0)
+
+    def _dispatch(
+        self,
+        transport: Transport,
+        consumer: Consumer,
+        delivery: Delivery,
+        executor: ThreadPoolExecutor | None,
+    ) -> bool:
+        """Start a delivery's task; False when it was settled on the spot."""
+        if delivery.message is None:
+            log.error(
+                "%s: unreadable envelope on %s: %s", self.hostname, delivery.queue, delivery.error
+            )
+            consumer.reject(delivery, f"malformed-envelope: {delivery.error}")
+            return False
+        try:
+            msg = decode_task(delivery.message, accept=self.accept)
+        except ProtocolError as exc:
+            log.error("%s: rejected a message on %s: %s", self.hostname, delivery.queue, exc)
+            consumer.reject(delivery, _reason(exc))
+            return False
+        eta = msg.headers.eta
+        if eta is not None:
+            wait = (
+                (eta if eta.tzinfo else eta.replace(tzinfo=UTC)) - datetime.now(UTC)
+            ).total_seconds()
+            if wait > _ETA_SLACK:
+                # Not due yet (a client that does not delay natively): the broker holds it.
+                transport.publish(delivery.queue, delivery.message, delay=wait)
+                consumer.ack([delivery])
+                return False
+        task = self.app.tasks.get(msg.task)
+        late = task.option("acks_late", True) if task is not None else True
+        if not late:
+            consumer.ack([delivery])
+        job = (delivery, msg, late)
+        if executor is None:
+            self._run(job)
+        else:
+            future: Future[None] = executor.submit(self._run, job)
+            future.add_done_callback(lambda f: f.exception())
+        return True
+
+    def _run(self, job: tuple[Delivery, Any, bool]) -> None:
+        delivery, msg, late = job
+        try:
+            outcome = execute(self.app, msg, delivery.queue, self.revoked)
+        except Exception as exc:  # the backend or broker failed while settling the task
+            log.exception("%s: task %s[%s] could not be settled", self.hostname, msg.task, msg.id)
+            outcome = Outcome("requeue", f"worker-error: {exc!r}")
+        self._done.put((delivery, outcome if late else Outcome("ack", "acked early")))
+
+    def _settle(self, consumer: Consumer, block: bool, timeout: float = 0.0) -> int:
+        """Ack, reject or requeue finished deliveries (acks batched); return how many."""
+        acks: list[Delivery] = []
+        settled = 0
+        try:
+            item = self._done.get(timeout=timeout) if block else self._done.get_nowait()
+            while True:
+                delivery, outcome = item
+                settled += 1
+                self.processed += 1
+                if outcome.reason == "acked early":
+                    pass
+                elif outcome.action == "ack":
+                    acks.append(delivery)
+                elif outcome.action == "reject":
+                    log.error("%s: rejected %s: %s", self.hostname, delivery.queue, outcome.reason)
+                    consumer.reject(delivery, outcome.reason)
+                else:
+                    consumer.requeue(delivery)
+                item = self._done.get_nowait()
+        except queue_module.Empty:
+            pass
+        if acks:
+            consumer.ack(acks)
+        return settled
+
+    def _control(self, control: Any) -> None:
+        """Apply broadcast commands (revoke) that arrived since the last turn."""
+        while (message := control.get(timeout=0)) is not None:
+            try:
+                request = parse_control_request(
+                    loads(message.body, message.content_type, message.content_encoding)
+                )
+            except ProtocolError as exc:
+                log.warning("%s: ignored a malformed control message: %s", self.hostname, exc)
+                continue
+            if not request.is_for(self.hostname):
+                continue
+            if request.method == "revoke":
+                ids = request.arguments.get("task_id") or []
+                self.revoked.update([ids] if isinstance(ids, str) else ids)
+            else:
+                log.info(
+                    "%s: control method %r is not supported yet", self.hostname, request.method
+                )
+
+
+def run_worker(app: App, **options: Any) -> Worker:
+    """Start a worker in a background thread and wait until it consumes (for tests, demos)."""
+    worker = Worker(app, **options)
+    thread = threading.Thread(target=worker.run, name="celeriac-worker", daemon=True)
+    thread.start()
+    if not worker.ready.wait(30):
+        raise RuntimeError("the worker did not start within 30 s")
+    worker.thread = thread  # type: ignore[attr-defined]
+    return worker
+
+
+def stop_worker(worker: Worker, timeout: float = 30) -> None:
+    """Warm-stop a worker started by run_worker and wait for it."""
+    worker.stop()
+    worker.thread.join(timeout)  # type: ignore[attr-defined]
+    if worker.thread.is_alive():  # type: ignore[attr-defined]
+        raise RuntimeError(f"the worker did not stop within {timeout} s")
+
+
+__all__ += ["run_worker", "stop_worker"]

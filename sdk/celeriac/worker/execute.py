@@ -1,0 +1,285 @@
+"""Running one task call as a worker does: states, results, callbacks, chains, chords, retries.
+
+``execute`` never raises for anything the task does; it returns what to do with the message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import traceback as tb
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from celeriac.protocol import TaskMessage
+from celeriac.protocol.results import EncodedException, ResultRecord
+from celeriac.protocol.states import FAILURE, RETRY, REVOKED, STARTED, SUCCESS
+
+from ..canvas import Signature
+from ..exceptions import Ignore, Reject, Retry, TaskRevokedError
+from ..task import Context, Task
+
+if TYPE_CHECKING:
+    from ..app import App
+    from ..result import AsyncResult
+
+__all__ = ["Outcome", "execute", "run_eagerly"]
+
+HOSTNAME = f"celeriac@{socket.gethostname()}"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What the consumer does with the message after the call."""
+
+    action: Literal["ack", "reject", "requeue"]
+    reason: str = ""
+    state: str = SUCCESS
+
+
+ACK = Outcome("ack")
+
+
+def _context(msg: TaskMessage, queue: str, is_eager: bool = False) -> Context:
+    h = msg.headers
+    return Context(
+        id=h.id,
+        task=h.task,
+        args=msg.args,
+        kwargs=msg.kwargs,
+        retries=h.retries,
+        eta=h.eta,
+        expires=h.expires,
+        group=h.group,
+        group_index=h.group_index,
+        root_id=h.root_id or h.id,
+        parent_id=h.parent_id,
+        chord=msg.embed.chord,
+        callbacks=msg.embed.callbacks,
+        errbacks=msg.embed.errbacks,
+        chain=msg.embed.chain,
+        delivery_info={"routing_key": queue, "exchange": ""},
+        hostname=HOSTNAME,
+        is_eager=is_eager,
+        headers=dict(h.extra),
+    )
+
+
+def _store(
+    app: App,
+    task: Task[Any, Any] | None,
+    msg: TaskMessage,
+    state: str,
+    result: Any,
+    traceback: str | None = None,
+    queue: str = "",
+) -> None:
+    ignore = msg.headers.ignore_result or (task is not None and task.option("ignore_result"))
+    if (ignore and state == SUCCESS) or not app.conf.result_backend:
+        return
+    extended: dict[str, Any] = {}
+    if app.conf.result_extended:
+        extended = {
+            "name": msg.task,
+            "args": list(msg.args),
+            "kwargs": dict(msg.kwargs),
+            "worker": HOSTNAME,
+            "retries": msg.headers.retries,
+            "queue": queue,
+        }
+    done = datetime.now(UTC) if state in (SUCCESS, FAILURE, REVOKED) else None
+    app.backend.store(
+        ResultRecord(
+            msg.id,
+            state,
+            result,
+            traceback,
+            date_done=done,
+            group_id=msg.headers.group,
+            parent_id=msg.headers.parent_id,
+            extended=extended,
+        )
+    )
+
+
+def _send(
+    app: App,
+    sig: Mapping[str, Any],
+    parent: TaskMessage,
+    result: Any = None,
+    pass_result: bool = True,
+    **extra: Any,
+) -> None:
+    """Send a follow-up signature (callback, chain step, chord body) as its parent's child."""
+    s = Signature(sig)
+    args = list(s["args"])
+    if pass_result and not s.immutable:
+        args = [result, *args]
+    options = {k: v for k, v in s["options"].items() if k in _FOLLOW_UP_OPTIONS}
+    options.update(extra)
+    app.send_task(
+        s.name,
+        args,
+        s["kwargs"],
+        root_id=parent.headers.root_id or parent.id,
+        parent_id=parent.id,
+        **options,
+    )
+
+
+_FOLLOW_UP_OPTIONS = frozenset(
+    (
+        "task_id",
+        "queue",
+        "priority",
+        "countdown",
+        "eta",
+        "expires",
+        "link",
+        "link_error",
+        "headers",
+        "serializer",
+        "compression",
+        "shadow",
+        "time_limit",
+        "soft_time_limit",
+    )
+)
+
+
+def _on_success(app: App, msg: TaskMessage, result: Any) -> None:
+    for callback in msg.embed.callbacks or ():
+        _send(app, callback, msg, result)
+    if msg.embed.chain:
+        *rest, following = msg.embed.chain  # the last element runs next (SPEC.md §2.6)
+        _send(app, following, msg, result, chain=rest or None)
+    chord = msg.embed.chord
+    if chord is not None and msg.headers.group is not None:
+        size = int(chord.get("chord_size") or 0)
+        index = msg.headers.group_index or 0
+        parts = app.backend.chord_part_return(msg.headers.group, index, size, result)
+        if parts is not None:
+            _send(app, chord, msg, parts)
+
+
+def _on_failure(app: App, msg: TaskMessage) -> None:
+    for errback in msg.embed.errbacks or ():
+        # Celery's message-borne errbacks get the failed task's id as their first argument.
+        _send(app, errback, msg, msg.id)
+
+
+def execute(app: App, msg: TaskMessage, queue: str, revoked: frozenset[str] | set[str]) -> Outcome:
+    """Run ``msg``'s task; store its state; send what follows; say how to settle the message."""
+    task = app.tasks.get(msg.task)
+    if task is None:
+        _store(
+            app,
+            None,
+            msg,
+            FAILURE,
+            EncodedException("NotRegistered", (msg.task,), "celeriac.exceptions").to_wire(),
+        )
+        return Outcome("reject", f"unknown-task: {msg.task!r} is not registered", FAILURE)
+    now = datetime.now(UTC)
+    expires = msg.headers.expires
+    if msg.id in revoked or (expires is not None and _aware(expires) <= now):
+        why = "revoked" if msg.id in revoked else "expired"
+        _store(
+            app,
+            task,
+            msg,
+            REVOKED,
+            EncodedException("TaskRevokedError", (why,), "celeriac.exceptions").to_wire(),
+        )
+        return Outcome("ack", why, REVOKED)
+    if task.option("track_started"):
+        _store(app, task, msg, STARTED, {"pid": os.getpid(), "hostname": HOSTNAME})
+    request = _context(msg, queue)
+    try:
+        result = task.run_with(request, msg.args, msg.kwargs)
+        if task.is_async:  # outside the asyncio pool an async task gets a loop of its own
+            result = asyncio.run(result)
+    except Exception as exc:
+        return settle_failure(app, task, msg, request, exc, queue)
+    return settle_success(app, task, msg, result, queue)
+
+
+def settle_success(
+    app: App, task: Task[Any, Any], msg: TaskMessage, result: Any, queue: str
+) -> Outcome:
+    """Store a result and send what follows it."""
+    _store(app, task, msg, SUCCESS, result, queue=queue)
+    _on_success(app, msg, result)
+    return ACK
+
+
+def settle_failure(
+    app: App,
+    task: Task[Any, Any],
+    msg: TaskMessage,
+    request: Context,
+    exc: BaseException,
+    queue: str,
+) -> Outcome:
+    """Turn an exception from a task into a retry, a rejection or a stored failure."""
+    if isinstance(exc, Retry):
+        cause = exc.exc or exc
+        _store(
+            app,
+            task,
+            msg,
+            RETRY,
+            EncodedException.from_exception(cause).to_wire(),
+            "".join(tb.format_exception(cause)),
+        )
+        return Outcome("ack", "retry", RETRY)
+    if isinstance(exc, Ignore):
+        return ACK
+    if isinstance(exc, Reject):
+        return Outcome("requeue" if exc.requeue else "reject", f"rejected-by-task: {exc.reason}")
+    if isinstance(exc, TaskRevokedError):
+        _store(app, task, msg, REVOKED, EncodedException.from_exception(exc).to_wire())
+        return Outcome("ack", "revoked", REVOKED)
+    autoretry = tuple(task.option("autoretry_for", ()) or ())
+    if autoretry and isinstance(exc, autoretry):
+        from ..task import _request
+
+        token = _request.set(request)
+        try:
+            task.retry(exc=exc, **dict(task.option("retry_kwargs", {}) or {}))
+        except Retry as retry:
+            return settle_failure(app, task, msg, request, retry, queue)
+        except Exception as final:  # retries used up: the original exception stands
+            exc = final
+        finally:
+            _request.reset(token)
+    try:
+        encoded = EncodedException.from_exception(exc).to_wire()
+        _store(app, task, msg, FAILURE, encoded, "".join(tb.format_exception(exc)), queue)
+    except Exception as store_error:  # an exception whose arguments cannot be serialized
+        fallback = EncodedException(type(exc).__qualname__, (repr(exc),), type(exc).__module__)
+        _store(app, task, msg, FAILURE, fallback.to_wire(), f"{exc!r}; {store_error!r}", queue)
+    _on_failure(app, msg)
+    return Outcome("ack", f"failed: {exc!r}", FAILURE)
+
+
+def _aware(when: datetime) -> datetime:
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def run_eagerly(
+    task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any], options: Mapping[str, Any]
+) -> AsyncResult[Any]:
+    """``task.apply()``: run here, store the result as a worker would, return its handle."""
+    from celeriac.protocol import decode_task, encode_task, new_task_message
+
+    msg = new_task_message(
+        task.name, args, kwargs, task_id=options.get("task_id") or str(uuid.uuid4())
+    )
+    msg = decode_task(encode_task(msg))  # the arguments go through the serializer, as sent ones do
+    execute(task.app, msg, "eager", set())
+    return task.app.AsyncResult(msg.id)
