@@ -1,4 +1,4 @@
-"""The ``celeriac`` command line."""
+"""``celeriac protocol-demo``: one task call shown as it sits on each broker."""
 
 from __future__ import annotations
 
@@ -15,24 +15,18 @@ from rich.table import Table
 from celeriac.protocol import SPEC_VERSION, new_task_message
 from celeriac.protocol.envelopes import amqp, json_envelope, kafka, redis, sqs
 
-__all__ = ["main"]
+__all__ = ["protocol_demo"]
 
 
-@click.group()
-@click.version_option(package_name="celeriac")
-def main() -> None:
-    """Celeriac: a task queue that speaks Celery's wire protocol on every broker."""
-
-
-@main.command()
+@click.command("protocol-demo")
 @click.option("--task", default="tasks.add", show_default=True, help="Task name to encode.")
 @click.option("--compression", type=click.Choice(["zlib", "bzip2", "lzma"]), default=None)
-def demo(task: str, compression: str | None) -> None:
+def protocol_demo(task: str, compression: str | None) -> None:
     """Encode one task call and show it as it sits on each broker, then decode it back.
 
     \b
     Example:
-        celeriac demo --task tasks.add --compression zlib
+        celeriac protocol-demo --task tasks.add --compression zlib
     """
     console = Console()
     eta = datetime.now(UTC) + timedelta(seconds=30)
@@ -75,7 +69,3 @@ def demo(task: str, compression: str | None) -> None:
             name, got.task, repr(got.args), repr(dict(got.kwargs)), "yes" if same else "NO"
         )
     console.print(table)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

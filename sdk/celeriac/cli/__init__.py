@@ -1,0 +1,29 @@
+"""The ``celeriac`` command line."""
+
+from __future__ import annotations
+
+import click
+
+from .calls import call, purge, result
+from .demo import demo
+from .protocol_demo import protocol_demo
+from .worker import worker
+
+__all__ = ["main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="celeriac")
+def main() -> None:
+    """Celeriac: a task queue that speaks Celery's wire protocol on every broker.
+
+    \b
+    Examples:
+        celeriac demo                                   # a worker and a client, no server
+        celeriac worker -A proj.tasks:app -c 8 -Q default,urgent
+        celeriac call proj.add --args '[2, 3]' -A proj.tasks:app --wait
+    """
+
+
+for command in (worker, call, result, purge, demo, protocol_demo):
+    main.add_command(command)

@@ -1,0 +1,56 @@
+"""``celeriac worker``."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from ..worker import Worker
+from .loading import app_option, broker_option, load_app
+
+__all__ = ["worker"]
+
+
+@click.command()
+@app_option
+@broker_option
+@click.option("-c", "--concurrency", type=int, help="Tasks run at once (threads).")
+@click.option("-P", "--pool", type=click.Choice(["threads", "solo"]), help="Execution pool.")
+@click.option("-Q", "--queues", help="Comma-separated queues to consume.")
+@click.option("-n", "--hostname", help="Node name, as celeriac@host.")
+@click.option(
+    "-l",
+    "--loglevel",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+)
+def worker(
+    app_spec: str | None,
+    broker: str | None,
+    concurrency: int | None,
+    pool: str | None,
+    queues: str | None,
+    hostname: str | None,
+    loglevel: str,
+) -> None:
+    """Start a worker: consume queues and run their tasks until SIGTERM (warm) or a second one.
+
+    \b
+    Example:
+        celeriac worker -A proj.tasks:app -c 8 -Q default,urgent -l info
+    """
+    logging.basicConfig(
+        level=loglevel.upper(), format="[%(asctime)s %(levelname)s %(name)s] %(message)s"
+    )
+    app = load_app(app_spec, broker)
+    w = Worker(
+        app,
+        queues=queues.split(",") if queues else None,
+        concurrency=concurrency,
+        pool=pool,
+        hostname=hostname,
+    )
+    w.install_signal_handlers()
+    w.run()

@@ -1,0 +1,215 @@
+"""End to end: a client and a worker on each landed transport, results through the backend."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from celeriac import App, chord, group
+from celeriac.transports import open_transport
+from celeriac.worker.consumer import Worker, run_worker, stop_worker
+from tests.transports.conftest import url_for
+
+E2E_TRANSPORTS = ("memory",)
+
+
+class Ledger:
+    """What ran, counted per key, safe across worker threads."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.runs: dict[str, int] = {}
+
+    def mark(self, key: object) -> int:
+        with self.lock:
+            name = str(key)
+            self.runs[name] = self.runs.get(name, 0) + 1
+            return self.runs[name]
+
+
+@pytest.fixture(params=E2E_TRANSPORTS)
+def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[App]:
+    broker = url_for(str(request.param), tmp_path)
+    backend = f"sqlite:///{tmp_path}/results.db"
+    queue = f"e2e.{uuid.uuid4().hex[:8]}"
+    application = App("e2e", broker=broker, backend=backend, task_default_queue=queue,
+                      broker_transport_options={"visibility_timeout": 1})  # fmt: skip
+    yield application
+    application.close()
+
+
+@pytest.fixture
+def ledger() -> Ledger:
+    return Ledger()
+
+
+@pytest.fixture
+def tasks(app: App, ledger: Ledger) -> dict[str, Any]:
+    @app.task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    @app.task
+    def tsum(xs: list[int]) -> int:
+        return sum(xs)
+
+    @app.task
+    async def adouble(x: int) -> int:
+        return 2 * x
+
+    @app.task(bind=True, max_retries=5, default_retry_delay=0.05)
+    def flaky(self: Any, key: str, failures: int) -> int:
+        attempt = ledger.mark(key)
+        if attempt <= failures:
+            raise self.retry(exc=RuntimeError(f"attempt {attempt}"))
+        return attempt
+
+    @app.task(autoretry_for=(ConnectionError,), max_retries=2, default_retry_delay=0.05)
+    def always_down(key: str) -> None:
+        ledger.mark(key)
+        raise ConnectionError("down")
+
+    @app.task
+    def record(key: str) -> str:
+        ledger.mark(key)
+        return key
+
+    @app.task
+    def on_error(task_id: str) -> str:
+        ledger.mark(f"errback:{task_id}")
+        return task_id
+
+    @app.task
+    def fail() -> None:
+        raise ValueError("boom")
+
+    return {t.__name__: t for t in (add, tsum, adouble, flaky, always_down, record, on_error, fail)}
+
+
+@pytest.fixture
+def worker(app: App, tasks: dict[str, Any]) -> Iterator[Worker]:
+    w = run_worker(app, concurrency=4)
+    yield w
+    stop_worker(w)
+
+
+def test_delay_and_get(tasks: dict[str, Any], worker: Worker) -> None:
+    assert tasks["add"].delay(2, 3).get(timeout=10) == 5
+
+
+def test_async_task(tasks: dict[str, Any], worker: Worker) -> None:
+    assert tasks["adouble"].delay(21).get(timeout=10) == 42
+
+
+def test_retry_until_success(tasks: dict[str, Any], worker: Worker, ledger: Ledger) -> None:
+    assert tasks["flaky"].delay("k", 2).get(timeout=10) == 3
+    assert ledger.runs["k"] == 3
+
+
+def test_autoretry_then_failure(tasks: dict[str, Any], worker: Worker, ledger: Ledger) -> None:
+    result = tasks["always_down"].delay("down")
+    with pytest.raises(ConnectionError):
+        result.get(timeout=10)
+    assert ledger.runs["down"] == 3  # the first run and two retries
+
+
+def test_failure_runs_errback(tasks: dict[str, Any], worker: Worker, ledger: Ledger) -> None:
+    result = tasks["fail"].apply_async(link_error=tasks["on_error"].s())
+    with pytest.raises(ValueError, match="boom"):
+        result.get(timeout=10)
+    deadline = time.monotonic() + 10
+    while f"errback:{result.id}" not in ledger.runs and time.monotonic() < deadline:
+        time.sleep(0.02)  # the errback runs after the failure is stored
+    assert ledger.runs.get(f"errback:{result.id}") == 1
+
+
+def test_countdown_waits(tasks: dict[str, Any], worker: Worker) -> None:
+    sent = time.monotonic()
+    result = tasks["add"].apply_async((1, 1), countdown=1.0)
+    assert result.get(timeout=10) == 2
+    assert time.monotonic() - sent >= 1.0
+
+
+def test_eta_longer_than_visibility_timeout_runs_once(
+    tasks: dict[str, Any], worker: Worker, ledger: Ledger
+) -> None:
+    eta = datetime.now(UTC) + timedelta(seconds=2.5)  # the transports' visibility timeout is 1 s
+    assert tasks["record"].apply_async(("eta",), eta=eta).get(timeout=15) == "eta"
+    assert datetime.now(UTC) >= eta
+    assert ledger.runs["eta"] == 1
+
+
+def test_expired_task_is_revoked(tasks: dict[str, Any], worker: Worker, ledger: Ledger) -> None:
+    result = tasks["record"].apply_async(("late",), expires=datetime.now(UTC) - timedelta(1))
+    with pytest.raises(Exception, match="expired"):
+        result.get(timeout=10)
+    assert result.state == "REVOKED" and "late" not in ledger.runs
+
+
+def test_revoke_before_it_runs(tasks: dict[str, Any], worker: Worker, ledger: Ledger) -> None:
+    result = tasks["record"].apply_async(("revoked",), countdown=1.5)
+    result.revoke()
+    with pytest.raises(Exception, match="revoked"):
+        result.get(timeout=10)
+    assert "revoked" not in ledger.runs
+
+
+def test_chain(tasks: dict[str, Any], worker: Worker) -> None:
+    add = tasks["add"]
+    assert (add.s(1, 2) | add.s(3) | add.s(4)).apply_async().get(timeout=10) == 10
+
+
+def test_group(tasks: dict[str, Any], worker: Worker) -> None:
+    add = tasks["add"]
+    assert group(add.s(i, i) for i in range(5)).apply_async().get(timeout=10) == [0, 2, 4, 6, 8]
+
+
+def test_chord(tasks: dict[str, Any], worker: Worker) -> None:
+    add, tsum = tasks["add"], tasks["tsum"]
+    assert chord([add.s(i, i) for i in range(4)], tsum.s()).apply_async().get(timeout=10) == 12
+
+
+def test_link_callback(tasks: dict[str, Any], worker: Worker, ledger: Ledger) -> None:
+    result = tasks["add"].apply_async((2, 2), link=tasks["record"].s())
+    assert result.get(timeout=10) == 4
+    deadline = time.monotonic() + 10
+    while "4" not in ledger.runs and time.monotonic() < deadline:
+        time.sleep(0.02)  # the callback is a separate task
+    assert ledger.runs == {"4": 1}
+
+
+def test_unknown_task_is_dead_lettered(app: App, worker: Worker) -> None:
+    result = app.send_task("e2e.nobody_has_this", (1,))
+    with pytest.raises(Exception, match="nobody_has_this"):
+        result.get(timeout=10)
+    transport = open_transport(app.conf.broker_url)
+    try:
+        with transport.consumer([f"{app.conf.task_default_queue}.dlq"], prefetch=1) as dlq:
+            got = dlq.fetch(1, timeout=5)
+            assert got and got[0].message is not None
+            assert "unknown-task" in got[0].message.headers["x-celeriac-reject-reason"]
+            dlq.ack(got)
+    finally:
+        transport.close()
+
+
+def test_warm_shutdown_loses_nothing(app: App, tasks: dict[str, Any], ledger: Ledger) -> None:
+    results = [tasks["record"].delay(f"w{i}") for i in range(40)]
+    first = run_worker(app, concurrency=2)
+    deadline = time.monotonic() + 10
+    while len(ledger.runs) < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)  # let the first worker get going, then stop it mid-stream
+    stop_worker(first)
+    second = run_worker(app, concurrency=2)
+    try:
+        assert sorted(r.get(timeout=20) for r in results) == sorted(f"w{i}" for i in range(40))
+    finally:
+        stop_worker(second)
+    assert all(ledger.runs[f"w{i}"] >= 1 for i in range(40))
