@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,13 +11,24 @@ import pytest
 
 from celeriac.backends import ResultBackend, open_backend
 from celeriac.protocol.results import EncodedException, ResultRecord
+from tests.brokers import REDIS_URL, require
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "redis"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ResultBackend]:
-    url = f"memory://{tmp_path.name}" if request.param == "memory" else f"sqlite:///{tmp_path}/r.db"
-    with open_backend(url) as b:
+    urls = {
+        "memory": f"memory://{tmp_path.name}",
+        "sqlite": f"sqlite:///{tmp_path}/r.db",
+        "redis": REDIS_URL.rsplit("/", 1)[0] + "/2",
+    }
+    if request.param == "redis":
+        require("redis")
+    with open_backend(urls[request.param]) as b:
         yield b
+
+
+def _tid(name: str) -> str:
+    return f"{name}-{uuid.uuid4().hex[:8]}"
 
 
 def test_unknown_task_is_pending(backend: ResultBackend) -> None:
@@ -24,41 +36,52 @@ def test_unknown_task_is_pending(backend: ResultBackend) -> None:
 
 
 def test_store_and_get(backend: ResultBackend) -> None:
-    backend.store(ResultRecord("t1", "STARTED", {"pid": 1}))
-    assert backend.get("t1").status == "STARTED"
-    backend.store(ResultRecord("t1", "FAILURE", EncodedException("ValueError", ("x",))))
-    record = backend.get("t1")
+    t1 = _tid("t1")
+    backend.store(ResultRecord(t1, "STARTED", {"pid": 1}))
+    assert backend.get(t1).status == "STARTED"
+    backend.store(ResultRecord(t1, "FAILURE", EncodedException("ValueError", ("x",))))
+    record = backend.get(t1)
     assert record.status == "FAILURE" and record.exception is not None
     assert record.exception.exc_type == "ValueError"
 
 
 def test_a_final_state_is_not_overwritten(backend: ResultBackend) -> None:
-    backend.store(ResultRecord("t2", "SUCCESS", 5))
-    backend.store(ResultRecord("t2", "STARTED"))
-    backend.store(ResultRecord("t2", "FAILURE", EncodedException("E", ())))
-    assert backend.get("t2").result == 5
+    t2 = _tid("t2")
+    backend.store(ResultRecord(t2, "SUCCESS", 5))
+    backend.store(ResultRecord(t2, "STARTED"))
+    backend.store(ResultRecord(t2, "FAILURE", EncodedException("E", ())))
+    assert backend.get(t2).result == 5
 
 
 def test_wait_returns_when_ready_and_times_out(backend: ResultBackend) -> None:
+    t3 = _tid("t3")
     with pytest.raises(TimeoutError):
-        backend.wait("t3", timeout=0.1)
+        backend.wait(t3, timeout=0.1)
     ready = threading.Event()
 
     def finish() -> None:
         ready.wait(5)
-        backend.store(ResultRecord("t3", "SUCCESS", [1, 2]))
+        backend.store(ResultRecord(t3, "SUCCESS", [1, 2]))
 
     threading.Thread(target=finish).start()
     ready.set()
-    assert backend.wait("t3", timeout=5).result == [1, 2]
+    assert backend.wait(t3, timeout=5).result == [1, 2]
 
 
 def test_forget(backend: ResultBackend) -> None:
-    backend.store(ResultRecord("t4", "SUCCESS", 1))
-    backend.forget("t4")
-    assert backend.get("t4").status == "PENDING"
+    t4 = _tid("t4")
+    backend.store(ResultRecord(t4, "SUCCESS", 1))
+    backend.forget(t4)
+    assert backend.get(t4).status == "PENDING"
 
 
 def test_unknown_scheme_lists_installed() -> None:
     with pytest.raises(Exception, match=r"installed: .*memory"):
         open_backend("nosuch://x")
+
+
+def test_chord_parts_complete_exactly_once(backend: ResultBackend) -> None:
+    group_id = _tid("g")
+    outcomes = [backend.chord_part_return(group_id, i, 4, i * 10) for i in (2, 0, 3)]
+    assert outcomes == [None, None, None]
+    assert backend.chord_part_return(group_id, 1, 4, 10) == [0, 10, 20, 30]
