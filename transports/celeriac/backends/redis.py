@@ -82,7 +82,9 @@ class RedisBackend(ResultBackend):
 
     def get(self, task_id: str) -> ResultRecord:
         raw = self.client.get(result_key(task_id))
-        return pending(task_id) if raw is None else decode_result(bytes(raw))
+        if raw is None:
+            return pending(task_id)
+        return decode_result(raw.encode() if isinstance(raw, str) else raw)
 
     def forget(self, task_id: str) -> None:
         self.client.delete(result_key(task_id))
