@@ -213,3 +213,33 @@ def test_warm_shutdown_loses_nothing(app: App, tasks: dict[str, Any], ledger: Le
     finally:
         stop_worker(second)
     assert all(ledger.runs[f"w{i}"] >= 1 for i in range(40))
+
+
+def test_asyncio_pool_runs_many_at_once_with_their_own_request(app: App) -> None:
+    state = {"now": 0, "peak": 0}
+    lock = threading.Lock()
+    gate = threading.Event()
+
+    @app.task(bind=True)
+    async def wait_in_line(self: Any, n: int) -> str:
+        import asyncio
+
+        with lock:
+            state["now"] += 1
+            state["peak"] = max(state["peak"], state["now"])
+            if state["now"] >= 30:
+                gate.set()
+        while not gate.is_set():  # hold every call until 30 are in flight together
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0)
+        with lock:
+            state["now"] -= 1
+        return str(self.request.id)
+
+    w = run_worker(app, pool="asyncio", concurrency=100)
+    try:
+        results = [wait_in_line.delay(i) for i in range(30)]
+        assert [r.get(timeout=20) for r in results] == [r.id for r in results]
+    finally:
+        stop_worker(w)
+    assert state["peak"] >= 30

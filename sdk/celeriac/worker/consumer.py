@@ -16,6 +16,7 @@ from celeriac.protocol.control import CONTROL_EXCHANGE, parse_control_request
 from celeriac.protocol.serializers import SERIALIZERS, loads
 from celeriac.transports import Consumer, Delivery, QueueSpec, Transport, open_transport
 
+from .asyncio_pool import AsyncioPool
 from .execute import HOSTNAME, Outcome, execute
 
 if TYPE_CHECKING:
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
 __all__ = ["Worker"]
 
 log = logging.getLogger("celeriac.worker")
+# Threads beside the asyncio pool, for sync tasks and for storing results without blocking it.
+_ASYNC_SIDE_THREADS = 8
 # A message due this close to now runs at once rather than going back for the wait.
 _ETA_SLACK = 0.05
 
@@ -53,8 +56,8 @@ class Worker:
         self.app = app
         self.queues = list(queues or [app.conf.task_default_queue])
         self.pool_name = pool or app.conf.worker_pool
-        if self.pool_name not in ("threads", "solo"):
-            raise ValueError(f"unknown pool {self.pool_name!r}; choose threads or solo")
+        if self.pool_name not in ("threads", "solo", "asyncio"):
+            raise ValueError(f"unknown pool {self.pool_name!r}; choose threads, asyncio or solo")
         self.concurrency = (
             1 if self.pool_name == "solo" else (concurrency or app.conf.worker_concurrency or 8)
         )
@@ -66,6 +69,7 @@ class Worker:
         self._stop = threading.Event()
         self._done: queue_module.SimpleQueue[tuple[Delivery, Outcome]] = queue_module.SimpleQueue()
         self.ready = threading.Event()
+        self.aio: AsyncioPool | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
     def stop(self) -> None:
@@ -96,11 +100,14 @@ class Worker:
                 transport.declare_queue(QueueSpec(q))
             control = transport.subscribe(CONTROL_EXCHANGE)
             consumer = transport.consumer(self.queues, prefetch=self.prefetch)
+            threads = self.concurrency if self.pool_name == "threads" else _ASYNC_SIDE_THREADS
             executor = (
-                ThreadPoolExecutor(self.concurrency, thread_name_prefix="celeriac-task")
-                if self.pool_name == "threads"
+                ThreadPoolExecutor(threads, thread_name_prefix="celeriac-task")
+                if self.pool_name != "solo"
                 else None
             )
+            if self.pool_name == "asyncio" and executor is not None:
+                self.aio = AsyncioPool(self.app, executor, self.concurrency)
             self.ready.set()
             log.info(
                 "%s ready: queues %s, %s pool x%d",
@@ -112,6 +119,8 @@ class Worker:
             try:
                 self._loop(transport, consumer, control, executor)
             finally:
+                if self.aio is not None:
+                    self.aio.close()
                 if executor is not None:
                     executor.shutdown(wait=True, cancel_futures=False)
                 self._settle(consumer, block=False)
@@ -178,7 +187,15 @@ class Worker:
         if not late:
             consumer.ack([delivery])
         job = (delivery, msg, late)
-        if executor is None:
+        if self.aio is not None and task is not None and task.is_async:
+            early = Outcome("ack", "acked early")
+            self.aio.submit(
+                msg,
+                delivery.queue,
+                self.revoked,
+                lambda outcome: self._done.put((delivery, outcome if late else early)),
+            )
+        elif executor is None:
             self._run(job)
         else:
             future: Future[None] = executor.submit(self._run, job)

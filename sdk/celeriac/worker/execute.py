@@ -172,33 +172,32 @@ def _on_failure(app: App, msg: TaskMessage) -> None:
         _send(app, errback, msg, msg.id)
 
 
-def execute(app: App, msg: TaskMessage, queue: str, revoked: frozenset[str] | set[str]) -> Outcome:
-    """Run ``msg``'s task; store its state; send what follows; say how to settle the message."""
+def prepare(
+    app: App, msg: TaskMessage, queue: str, revoked: frozenset[str] | set[str]
+) -> tuple[Task[Any, Any], Context] | Outcome:
+    """Everything before the call: unknown, revoked and expired tasks end here."""
     task = app.tasks.get(msg.task)
     if task is None:
-        _store(
-            app,
-            None,
-            msg,
-            FAILURE,
-            EncodedException("NotRegistered", (msg.task,), "celeriac.exceptions").to_wire(),
-        )
+        unknown = EncodedException("NotRegistered", (msg.task,), "celeriac.exceptions")
+        _store(app, None, msg, FAILURE, unknown.to_wire())
         return Outcome("reject", f"unknown-task: {msg.task!r} is not registered", FAILURE)
-    now = datetime.now(UTC)
     expires = msg.headers.expires
-    if msg.id in revoked or (expires is not None and _aware(expires) <= now):
+    if msg.id in revoked or (expires is not None and _aware(expires) <= datetime.now(UTC)):
         why = "revoked" if msg.id in revoked else "expired"
-        _store(
-            app,
-            task,
-            msg,
-            REVOKED,
-            EncodedException("TaskRevokedError", (why,), "celeriac.exceptions").to_wire(),
-        )
+        revoked_exc = EncodedException("TaskRevokedError", (why,), "celeriac.exceptions")
+        _store(app, task, msg, REVOKED, revoked_exc.to_wire())
         return Outcome("ack", why, REVOKED)
     if task.option("track_started"):
         _store(app, task, msg, STARTED, {"pid": os.getpid(), "hostname": HOSTNAME})
-    request = _context(msg, queue)
+    return task, _context(msg, queue)
+
+
+def execute(app: App, msg: TaskMessage, queue: str, revoked: frozenset[str] | set[str]) -> Outcome:
+    """Run ``msg``'s task; store its state; send what follows; say how to settle the message."""
+    prepared = prepare(app, msg, queue, revoked)
+    if isinstance(prepared, Outcome):
+        return prepared
+    task, request = prepared
     try:
         result = task.run_with(request, msg.args, msg.kwargs)
         if task.is_async:  # outside the asyncio pool an async task gets a loop of its own
