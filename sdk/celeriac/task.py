@@ -82,6 +82,9 @@ class Task(Generic[P, R]):
         self.bind = bind
         self.options = options
         self.__doc__ = fn.__doc__
+        self.__name__ = getattr(fn, "__name__", name)
+        self.__qualname__ = getattr(fn, "__qualname__", name)
+        self.__module__ = getattr(fn, "__module__", __name__)
         self.__wrapped__ = fn
 
     def __repr__(self) -> str:
