@@ -17,7 +17,7 @@ from celeriac.transports import open_transport
 from celeriac.worker.consumer import Worker, run_worker, stop_worker
 from tests.transports.conftest import url_for
 
-E2E_TRANSPORTS = ("memory",)
+E2E_TRANSPORTS = ("memory", "sqlite")
 
 
 class Ledger:
