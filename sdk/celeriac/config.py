@@ -4,6 +4,7 @@ environment, with unknown names refused and the closest valid one suggested."""
 from __future__ import annotations
 
 import difflib
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -119,6 +120,14 @@ def _coerce(name: str, value: Any) -> Any:
                 return None
         elif kind.startswith("tuple"):
             return tuple(part.strip() for part in text.split(",") if part.strip())
+        elif kind.startswith("Mapping"):
+            try:
+                value = json.loads(text or "{}")
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"setting {name}: not a JSON object: {exc}") from None
+            if not isinstance(value, dict):
+                raise ConfigError(f"setting {name}: expected a JSON object, got {text!r}")
+            return value
         try:
             if kind.startswith("int"):
                 return int(text)

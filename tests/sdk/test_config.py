@@ -46,12 +46,16 @@ def test_environment_wins_and_is_converted() -> None:
         "CELERIAC_TASK_TIME_LIMIT": "none",
         "CELERIAC_TEST_REDIS_URL": "ignored",
         "CELERIAC_BROKER_URL": "redis://h:6379/0",
+        "CELERIAC_BROKER_TRANSPORT_OPTIONS": '{"visibility_timeout": 5}',
     }
     s = settings_from({"task_acks_late": True}, environ=env)
     assert s.task_acks_late is False
     assert s.accept_content == ("json", "msgpack")
     assert s.worker_concurrency == 8 and s.task_time_limit is None
     assert s.broker_url == "redis://h:6379/0"
+    assert s.broker_transport_options == {"visibility_timeout": 5}
+    with pytest.raises(ConfigError, match="broker_transport_options"):
+        settings_from(environ={"CELERIAC_BROKER_TRANSPORT_OPTIONS": "[1]"})
 
 
 def test_replace_checks_names() -> None:

@@ -1,0 +1,117 @@
+"""The command line: the demo, call/result, and worker processes that stop warm or die."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from celeriac import App
+from celeriac.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+CELERIAC = str(Path(sys.executable).with_name("celeriac"))
+
+
+def test_demo_runs_with_no_server() -> None:
+    result = CliRunner().invoke(main, ["demo", "-n", "10"])
+    assert result.exit_code == 0, result.output
+    for expected in ("sum 90", "succeeded on attempt 2", "35", "30", "[200, 200, 200, 200]",
+                     "ValueError", "stopped warm"):  # fmt: skip
+        assert expected in result.output
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    yield {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "CELERIAC_BROKER_URL": f"sqlite:///{tmp_path}/broker.db",
+        "CELERIAC_RESULT_BACKEND": f"sqlite:///{tmp_path}/results.db",
+        "CELERIAC_BROKER_TRANSPORT_OPTIONS": '{"visibility_timeout": 2}',
+        "CRASHY_LEDGER": str(tmp_path / "ledger.txt"),
+    }
+
+
+def _worker(env: dict[str, str], seconds: str = "3") -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [CELERIAC, "worker", "-A", "tests.sdk.apps.crashy:app", "-c", "2", "-l", "info"],
+        env={**env, "CRASHY_SECONDS": seconds}, cwd=REPO, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def _wait_for(path: Path, text: str, timeout: float = 30) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        content = path.read_text() if path.exists() else ""
+        if text in content:
+            return content
+        time.sleep(0.05)  # the ledger is a file another process appends to
+    raise AssertionError(f"{text!r} not in {path} after {timeout}s: {content!r}")
+
+
+def _client(env: dict[str, str]) -> App:
+    from celeriac.config import settings_from
+
+    os.environ.update({k: env[k] for k in ("CELERIAC_BROKER_URL", "CELERIAC_RESULT_BACKEND")})
+    try:
+        from tests.sdk.apps import crashy
+
+        crashy.app.close()  # drop connections to the previous test's broker
+        crashy.app.conf = settings_from(environ=os.environ, base=crashy.app.conf)
+        return crashy.app
+    finally:
+        for k in ("CELERIAC_BROKER_URL", "CELERIAC_RESULT_BACKEND"):
+            os.environ.pop(k, None)
+
+
+def test_sigterm_is_a_warm_shutdown(env: dict[str, str], tmp_path: Path) -> None:
+    app = _client(env)
+    result = app.send_task("crashy.slow_mark", ("warm",))
+    worker = _worker(env, seconds="1.5")
+    try:
+        _wait_for(tmp_path / "ledger.txt", "start warm")
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(30) == 0
+    finally:
+        worker.kill()
+    assert "done warm" in (tmp_path / "ledger.txt").read_text()
+    assert result.get(timeout=5) == "warm"
+
+
+def test_sigkilled_worker_task_runs_again_elsewhere(env: dict[str, str], tmp_path: Path) -> None:
+    app = _client(env)
+    result = app.send_task("crashy.slow_mark", ("crash",))
+    first = _worker({**env}, seconds="30")
+    try:
+        _wait_for(tmp_path / "ledger.txt", "start crash")
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    second = _worker(env, seconds="0.1")
+    try:
+        assert result.get(timeout=60) == "crash"
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(30)
+    ledger = (tmp_path / "ledger.txt").read_text()
+    assert ledger.count("start crash") == 2 and ledger.count("done crash") == 1
+
+
+def test_call_and_result(env: dict[str, str], tmp_path: Path) -> None:
+    runner = CliRunner(env={k: v for k, v in env.items() if k.startswith("CELERIAC_")})
+    sent = runner.invoke(main, ["call", "crashy.slow_mark", "--args", '["cli"]',
+                                "-A", "tests.sdk.apps.crashy:app"])  # fmt: skip
+    assert sent.exit_code == 0, sent.output
+    task_id = sent.output.strip()
+    shown = runner.invoke(main, ["result", task_id, "-A", "tests.sdk.apps.crashy:app"])
+    assert shown.output.startswith("PENDING"), shown.output
+    bad = runner.invoke(main, ["call", "x", "--args", "{not json"])
+    assert bad.exit_code != 0 and "not JSON" in bad.output
