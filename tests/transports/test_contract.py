@@ -276,31 +276,33 @@ def test_broadcast_reaches_every_subscriber(make_transport: MakeTransport) -> No
         subscription.close()
 
 
-@pytest.mark.parametrize("name", sorted(RESTARTABLE))
-def test_consumer_survives_broker_restart(name: str, make_transport: MakeTransport) -> None:
-    transport = make_transport(visibility_timeout=2)
-    queue = new_queue(transport)
-    transport.publish(queue, wire(11))
-    consumer = transport.consumer([queue], prefetch=1)
-    (held,) = consumer.fetch(1, timeout=5)
-    service = RESTARTABLE[name]
-    subprocess.run([str(REPO / "scripts/services"), "down", service], check=True, cwd=REPO,
-                   capture_output=True)  # fmt: skip
-    subprocess.run([str(REPO / "scripts/services"), "up", service], check=True, cwd=REPO,
-                   capture_output=True)  # fmt: skip
-    # Settling a delivery from before the restart must not raise: either the ack lands, or the
-    # broker already gave the message back and it is delivered again (at-least-once).
-    consumer.ack([held])
-    seen = [11]
-    deadline = time.monotonic() + 30
-    transport.publish(queue, wire(12))
-    while 12 not in seen and time.monotonic() < deadline:
-        batch = consumer.fetch(1, timeout=0.5)
-        seen += [number(d) for d in batch]
-        consumer.ack(batch)
-    consumer.close()
-    assert 12 in seen
-    assert transport.queue_length(queue) == 0
+if RESTARTABLE:  # defined once a transport with a restartable broker has landed
+
+    @pytest.mark.parametrize("name", sorted(RESTARTABLE))
+    def test_consumer_survives_broker_restart(name: str, make_transport: MakeTransport) -> None:
+        transport = make_transport(visibility_timeout=2)
+        queue = new_queue(transport)
+        transport.publish(queue, wire(11))
+        consumer = transport.consumer([queue], prefetch=1)
+        (held,) = consumer.fetch(1, timeout=5)
+        service = RESTARTABLE[name]
+        subprocess.run([str(REPO / "scripts/services"), "down", service], check=True, cwd=REPO,
+                       capture_output=True)  # fmt: skip
+        subprocess.run([str(REPO / "scripts/services"), "up", service], check=True, cwd=REPO,
+                       capture_output=True)  # fmt: skip
+        # Settling a delivery from before the restart must not raise: either the ack lands, or the
+        # broker already gave the message back and it is delivered again (at-least-once).
+        consumer.ack([held])
+        seen = [11]
+        deadline = time.monotonic() + 30
+        transport.publish(queue, wire(12))
+        while 12 not in seen and time.monotonic() < deadline:
+            batch = consumer.fetch(1, timeout=0.5)
+            seen += [number(d) for d in batch]
+            consumer.ack(batch)
+        consumer.close()
+        assert 12 in seen
+        assert transport.queue_length(queue) == 0
 
 
 @pytest.mark.parametrize("name", SHARED)
