@@ -15,9 +15,10 @@ import pytest
 from celeriac import App, chord, group
 from celeriac.transports import open_transport
 from celeriac.worker.consumer import Worker, run_worker, stop_worker
+from tests.brokers import REDIS_URL
 from tests.transports.conftest import url_for
 
-E2E_TRANSPORTS = ("memory", "sqlite")
+E2E_TRANSPORTS = ("memory", "sqlite", "redis")
 
 
 class Ledger:
@@ -38,6 +39,8 @@ class Ledger:
 def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[App]:
     broker = url_for(str(request.param), tmp_path)
     backend = f"sqlite:///{tmp_path}/results.db"
+    if request.param == "redis":
+        backend = REDIS_URL.rsplit("/", 1)[0] + "/3"
     queue = f"e2e.{uuid.uuid4().hex[:8]}"
     application = App("e2e", broker=broker, backend=backend, task_default_queue=queue,
                       broker_transport_options={"visibility_timeout": 1})  # fmt: skip

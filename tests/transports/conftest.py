@@ -16,11 +16,11 @@ from tests.brokers import AMQP_URL, REDIS_URL, require
 
 #: Every transport the suite runs against: each one that has landed. Redis and RabbitMQ join
 #: with their transports, then SQS, Kafka and ZooKeeper.
-TRANSPORTS = ("memory", "sqlite")
+TRANSPORTS = ("memory", "sqlite", "redis")
 #: Transports whose queues several processes can share (the SIGKILL test needs a second one).
-SHARED = ("sqlite",)
+SHARED = ("sqlite", "redis")
 #: Transports with a broker process the suite can restart (name -> scripts/services name).
-RESTARTABLE: dict[str, str] = {}
+RESTARTABLE: dict[str, str] = {"redis": "redis"}
 
 
 def url_for(name: str, tmp_path: Path) -> str:
