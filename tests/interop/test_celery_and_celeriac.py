@@ -18,13 +18,13 @@ from celeriac.protocol import decode_task
 from celeriac.transports import QueueSpec, open_transport
 from celeriac.worker.consumer import run_worker, stop_worker
 from interop import celery_env
-from tests.brokers import REDIS_URL, require, unique
+from tests.brokers import AMQP_URL, REDIS_URL, require, unique
 
 pytestmark = [pytest.mark.celery, pytest.mark.broker]
 
 CLIENT = Path(__file__).with_name("celery_client.py")
 APP_DIR = Path(__file__).resolve().parents[2] / "interop" / "capture"
-BROKERS = {"redis": REDIS_URL}
+BROKERS = {"redis": REDIS_URL, "rabbitmq": AMQP_URL}
 
 
 def _backend() -> str:

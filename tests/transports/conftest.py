@@ -16,11 +16,11 @@ from tests.brokers import AMQP_URL, REDIS_URL, require
 
 #: Every transport the suite runs against: each one that has landed. Redis and RabbitMQ join
 #: with their transports, then SQS, Kafka and ZooKeeper.
-TRANSPORTS = ("memory", "sqlite", "redis")
+TRANSPORTS = ("memory", "sqlite", "redis", "amqp")
 #: Transports whose queues several processes can share (the SIGKILL test needs a second one).
-SHARED = ("sqlite", "redis")
+SHARED = ("sqlite", "redis", "amqp")
 #: Transports with a broker process the suite can restart (name -> scripts/services name).
-RESTARTABLE: dict[str, str] = {"redis": "redis"}
+RESTARTABLE: dict[str, str] = {"redis": "redis", "amqp": "rabbitmq"}
 
 
 def url_for(name: str, tmp_path: Path) -> str:

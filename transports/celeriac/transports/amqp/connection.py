@@ -1,0 +1,91 @@
+"""Opening (and re-opening) a pika connection, with errors that say what to check."""
+
+from __future__ import annotations
+
+import ssl
+import time
+from collections.abc import Callable
+from typing import TypeVar
+from urllib.parse import quote, urlsplit
+
+import pika
+import pika.exceptions
+
+from ..errors import BrokerUnavailable
+from ..registry import redact_url
+
+__all__ = ["CONNECTION_ERRORS", "connect", "parameters", "with_retries"]
+
+T = TypeVar("T")
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    pika.exceptions.AMQPConnectionError,
+    pika.exceptions.ConnectionClosed,
+    pika.exceptions.StreamLostError,
+    pika.exceptions.ChannelWrongStateError,
+    ConnectionError,
+    OSError,
+)
+
+
+def parameters(url: str, heartbeat: int = 30) -> pika.URLParameters:
+    """pika parameters from a Celery-style URL (``amqp://user:pw@host:5672//`` = vhost ``/``)."""
+    parts = urlsplit(url)
+    vhost = parts.path[1:] if parts.path.startswith("/") else parts.path
+    fixed = parts._replace(
+        scheme="amqps" if parts.scheme == "amqps" else "amqp",
+        path="/" + quote(vhost or "/", safe=""),
+        query="",
+    )
+    params = pika.URLParameters(fixed.geturl())
+    params.heartbeat = heartbeat
+    params.blocked_connection_timeout = 60
+    params.connection_attempts = 1
+    params.socket_timeout = 5
+    if parts.scheme == "amqps":
+        params.ssl_options = pika.SSLOptions(ssl.create_default_context(), parts.hostname)
+    return params
+
+
+def connect(url: str) -> pika.BlockingConnection:
+    """A blocking connection, or one BrokerUnavailable naming the host and what to check."""
+    parts = urlsplit(url)
+    where = f"{parts.hostname}:{parts.port or (5671 if parts.scheme == 'amqps' else 5672)}"
+    try:
+        return pika.BlockingConnection(parameters(url))
+    except pika.exceptions.ProbableAuthenticationError as exc:
+        raise BrokerUnavailable(
+            f"RabbitMQ at {where} refused the login ({redact_url(url)}): check the user name "
+            f"and password ({exc})"
+        ) from exc
+    except pika.exceptions.ProbableAccessDeniedError as exc:
+        raise BrokerUnavailable(
+            f"RabbitMQ at {where} denied access to the virtual host in {redact_url(url)} ({exc})"
+        ) from exc
+    except CONNECTION_ERRORS as exc:
+        raise BrokerUnavailable(
+            f"RabbitMQ at {where} is unreachable ({type(exc).__name__}: {exc}); is it running, "
+            f"and are the host and port of {redact_url(url)} right?"
+        ) from exc
+
+
+def with_retries(
+    operation: Callable[[], T], reconnect: Callable[[], None], deadline_s: float = 30.0
+) -> T:
+    """Run ``operation``; when the connection is lost, reconnect (backing off) and run it again."""
+    deadline = time.monotonic() + deadline_s
+    pause = 0.1
+    while True:
+        try:
+            return operation()
+        except CONNECTION_ERRORS:
+            if time.monotonic() >= deadline:
+                raise
+        while True:
+            try:
+                reconnect()
+                break
+            except BrokerUnavailable:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(pause)  # the broker is restarting: back off, bounded
+                pause = min(pause * 2, 2.0)

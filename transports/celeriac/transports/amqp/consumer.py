@@ -1,0 +1,229 @@
+"""The RabbitMQ consumer and broadcast subscription (pika, one thread)."""
+
+from __future__ import annotations
+
+import collections
+import time
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import pika
+
+from celeriac.protocol import ProtocolError, WireMessage
+from celeriac.protocol.envelopes import amqp as amqp_envelope
+
+from ..base import Consumer, Delivery, QueueSpec, Subscription
+from ..dead_letter import dead_letter_message
+from .connection import with_retries
+
+if TYPE_CHECKING:
+    from .transport import AmqpTransport
+
+__all__ = ["AmqpConsumer", "AmqpSubscription"]
+
+# Headers RabbitMQ adds when a message passes a dead-letter exchange (our delay queues);
+# they are the broker's bookkeeping, not the producer's headers.
+_BROKER_HEADERS = (
+    "x-death",
+    "x-first-death-exchange",
+    "x-first-death-queue",
+    "x-first-death-reason",
+    "x-last-death-exchange",
+    "x-last-death-queue",
+    "x-last-death-reason",
+)
+
+
+def _props_dict(props: pika.BasicProperties) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in (
+        "content_type",
+        "content_encoding",
+        "correlation_id",
+        "reply_to",
+        "priority",
+        "delivery_mode",
+        "expiration",
+        "message_id",
+        "timestamp",
+        "type",
+        "app_id",
+    ):
+        value = getattr(props, name, None)
+        if value is not None:
+            out[name] = value
+    headers = dict(props.headers or {})
+    for name in _BROKER_HEADERS:
+        headers.pop(name, None)
+    out["headers"] = headers
+    return out
+
+
+def _decode_bytes(value: Any) -> Any:
+    """pika hands header strings back as str but long strings as bytes; make them text."""
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return value
+    if isinstance(value, dict):
+        return {k: _decode_bytes(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decode_bytes(v) for v in value]
+    return value
+
+
+class AmqpConsumer(Consumer):
+    """basic.consume with basic.qos; deliveries buffered, settled by delivery tag."""
+
+    def __init__(self, transport: AmqpTransport, queues: Sequence[str], prefetch: int) -> None:
+        super().__init__(queues, prefetch)
+        self.t = transport
+        self.buffer: collections.deque[Delivery] = collections.deque()
+        self.unsettled: dict[tuple[int, int], Delivery] = {}
+        self.generation = -1
+        self._setup()
+
+    def _setup(self) -> None:
+        self.t.connect()
+        self.generation = self.t.generation
+        self.buffer.clear()
+        self.unsettled.clear()  # the broker gives back what the old connection held
+        self.ch = self.t.connection().channel()
+        self.ch.basic_qos(prefetch_count=self.prefetch)
+        for queue in self.queues:
+            self.ch.basic_consume(queue, self._on_message)
+
+    def _on_message(self, ch: Any, method: Any, props: pika.BasicProperties, body: bytes) -> None:
+        queue = method.routing_key or ""
+        tag = (self.generation, method.delivery_tag)
+        try:
+            wire = amqp_envelope.unpack_wire(body, _decode_bytes(_props_dict(props)))
+            delivery = Delivery(queue, wire, tag, bool(method.redelivered), raw=body)
+        except ProtocolError as exc:
+            delivery = Delivery(queue, None, tag, bool(method.redelivered), raw=body, error=exc)
+        # A message published to a queue through the default exchange names it as routing key;
+        # through a bound exchange, the consumer's own queue is the one to name.
+        if delivery.queue not in self.queues:
+            delivery.queue = self.queues[0] if len(self.queues) == 1 else delivery.queue
+        self.buffer.append(delivery)
+
+    def _ensure(self) -> None:
+        if self.generation != self.t.generation or not self.ch.is_open:
+            self._setup()
+
+    def fetch(self, max_messages: int = 1, timeout: float | None = 1.0) -> list[Delivery]:
+        end = None if timeout is None else time.monotonic() + timeout
+
+        def pump() -> None:
+            self._ensure()
+            left = 0.0 if end is None else max(end - time.monotonic(), 0.0)
+            self.t.connection().process_data_events(time_limit=min(left, 0.05) if end else 0.05)
+
+        while True:
+            room = min(max_messages, self.prefetch - len(self.unsettled))
+            if room <= 0:
+                with_retries(lambda: self.t.connection().process_data_events(0), self._reconnect)
+                return []
+            if self.buffer:
+                out = [self.buffer.popleft() for _ in range(min(room, len(self.buffer)))]
+                for d in out:
+                    self.unsettled[d.tag] = d
+                return out
+            if end is not None and time.monotonic() >= end:
+                return []
+            with_retries(pump, self._reconnect)
+
+    def _reconnect(self) -> None:
+        self.t.reconnect()
+        self._setup()
+
+    def _live(self, delivery: Delivery) -> bool:
+        return delivery.tag in self.unsettled and delivery.tag[0] == self.t.generation
+
+    def ack(self, deliveries: Iterable[Delivery]) -> None:
+        for d in deliveries:
+            if self._live(d):
+                self._settle(lambda d=d: self.ch.basic_ack(d.tag[1]))
+            self.unsettled.pop(d.tag, None)
+
+    def _settle(self, action: Any) -> None:
+        try:
+            action()
+        except Exception:  # the connection went away: the broker redelivers, nothing is lost
+            pass
+
+    def reject(self, delivery: Delivery, reason: str) -> None:
+        if not self._live(delivery):
+            self.unsettled.pop(delivery.tag, None)
+            return
+        dead = QueueSpec(delivery.queue).dead_letter_queue
+        copy = dead_letter_message(delivery, reason)
+        from .transport import properties
+
+        self.t.confirm_ch.queue_declare(dead, durable=True)
+        self.t.confirm_ch.basic_publish("", dead, copy.body, properties(copy))
+        self._settle(lambda: self.ch.basic_ack(delivery.tag[1]))
+        self.unsettled.pop(delivery.tag, None)
+
+    def requeue(self, delivery: Delivery) -> None:
+        if self._live(delivery):
+            self._settle(lambda: self.ch.basic_nack(delivery.tag[1], requeue=True))
+        self.unsettled.pop(delivery.tag, None)
+
+    def close(self) -> None:
+        try:
+            if self.ch.is_open:
+                for d in list(self.buffer) + list(self.unsettled.values()):
+                    if d.tag[0] == self.t.generation:
+                        self.ch.basic_nack(d.tag[1], requeue=True)
+                self.ch.close()
+        except Exception:  # closing a channel on a connection that is gone
+            pass
+        self.buffer.clear()
+        self.unsettled.clear()
+
+
+class AmqpSubscription(Subscription):
+    """An exclusive, auto-deleted queue bound to the fanout exchange."""
+
+    def __init__(self, transport: AmqpTransport, exchange: str) -> None:
+        self.t = transport
+        self.exchange = exchange
+        self.inbox: collections.deque[WireMessage] = collections.deque()
+        self._setup()
+
+    def _setup(self) -> None:
+        self.generation = self.t.generation
+        self.ch = self.t.connection().channel()
+        self.t.fanout_exchange(self.ch, self.exchange)
+        ok = self.ch.queue_declare("", exclusive=True, auto_delete=True)
+        self.ch.queue_bind(ok.method.queue, self.exchange)
+        self.ch.basic_consume(ok.method.queue, self._on_message, auto_ack=True)
+
+    def _on_message(self, ch: Any, method: Any, props: pika.BasicProperties, body: bytes) -> None:
+        try:
+            self.inbox.append(amqp_envelope.unpack_wire(body, _decode_bytes(_props_dict(props))))
+        except ProtocolError:
+            pass  # a broadcast we cannot read is not for us
+
+    def get(self, timeout: float | None = 1.0) -> WireMessage | None:
+        end = time.monotonic() + (timeout or 0.0)
+
+        def pump() -> None:
+            if self.generation != self.t.generation or not self.ch.is_open:
+                self._setup()
+            self.t.connection().process_data_events(time_limit=max(end - time.monotonic(), 0))
+
+        while not self.inbox:
+            with_retries(pump, self.t.reconnect)
+            if time.monotonic() >= end:
+                break
+        return self.inbox.popleft() if self.inbox else None
+
+    def close(self) -> None:
+        try:
+            if self.ch.is_open:
+                self.ch.close()
+        except Exception:  # the connection is already gone
+            pass

@@ -1,0 +1,207 @@
+"""The RabbitMQ transport (SPEC.md §6.2): Celery's declarations, confirms, TTL delay queues."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import pika
+import pika.exceptions
+from pika.adapters.blocking_connection import BlockingChannel
+
+from celeriac.protocol import WireMessage
+from celeriac.protocol.envelopes import amqp as amqp_envelope
+
+from ..base import Consumer, QueueSpec, Subscription, Transport
+from ..capabilities import Capabilities
+from ..errors import TransportError
+from .connection import connect, with_retries
+
+__all__ = ["AmqpTransport", "delay_queue"]
+
+
+def delay_bucket(seconds: float) -> int:
+    """Milliseconds a delay is rounded up to: never early, and late by at most a tenth of a
+    second below 100 s, a second below 1,000 s, a thousandth of the delay beyond."""
+    ms = max(math.ceil(seconds * 1000), 1)
+    step = 100 if seconds < 100 else 1000 if seconds < 1000 else max(int(ms / 1000), 1000)
+    return math.ceil(ms / step) * step
+
+
+def delay_queue(queue: str, bucket_ms: int) -> str:
+    """The TTL queue that holds ``queue``'s messages for ``bucket_ms`` (SPEC.md §6.2)."""
+    return f"celeriac.delay.{bucket_ms}.{queue}"
+
+
+def properties(wire: WireMessage) -> pika.BasicProperties:
+    """pika properties for a wire message (basic properties plus the header table)."""
+    return pika.BasicProperties(**amqp_envelope.pack_wire(wire).properties)
+
+
+class AmqpTransport(Transport):
+    """``amqp://user:password@host:5672/vhost`` (``//`` is the vhost ``/``); ``amqps://`` TLS.
+
+    Options: ``quorum`` (declare quorum queues, as Celery's ``x-queue-type``).
+    """
+
+    schemes = ("amqp", "amqps")
+    capabilities = Capabilities(
+        priorities=True,
+        priority_order="higher-first",
+        delayed_delivery=True,
+        fanout=True,
+        per_message_ack=True,
+        redelivery="connection",
+        ordering="fifo",
+        shared=True,
+        max_message_bytes=128 * 1024 * 1024,
+    )
+
+    def __init__(self, url: str, **options: Any) -> None:
+        super().__init__(url, **options)
+        self.conn: pika.BlockingConnection | None = None
+        self.generation = 0
+        self._declared: set[str] = set()
+
+    # -- connection ----------------------------------------------------------------------------
+    def connect(self) -> None:
+        if self.conn is None or not self.conn.is_open:
+            self._open()
+
+    def _open(self) -> None:
+        self.conn = connect(self.url)
+        self.generation += 1
+        self._declared.clear()
+        self.confirm_ch = self.conn.channel()
+        self.confirm_ch.confirm_delivery()
+        self.tx_ch = self.conn.channel()
+        self.tx_ch.tx_select()
+
+    def reconnect(self) -> None:
+        """Drop the old connection (it is gone anyway) and open a new one."""
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except Exception:  # already closed by the broker going away
+                pass
+            self.conn = None
+        self._open()
+
+    def connection(self) -> pika.BlockingConnection:
+        self.connect()
+        assert self.conn is not None
+        return self.conn
+
+    def close(self) -> None:
+        if self.conn is not None and self.conn.is_open:
+            try:
+                self.conn.close()
+            except Exception:  # closing a connection the broker already dropped
+                pass
+        self.conn = None
+
+    def _retry(self, operation: Any) -> Any:
+        self.connect()
+        return with_retries(operation, self.reconnect)
+
+    # -- declarations --------------------------------------------------------------------------
+    def declare_queue(self, spec: QueueSpec) -> None:
+        def declare() -> None:
+            ch = self.connection().channel()
+            try:
+                arguments: dict[str, Any] = {}
+                if spec.max_priority is not None:
+                    arguments["x-max-priority"] = spec.max_priority
+                if self.options.get("quorum"):
+                    arguments["x-queue-type"] = "quorum"
+                ch.exchange_declare(spec.name, "direct", durable=True)
+                ch.queue_declare(spec.name, durable=spec.durable, arguments=arguments or None)
+                ch.queue_bind(spec.name, spec.name, routing_key=spec.name)
+                ch.queue_declare(spec.dead_letter_queue, durable=True)
+                ch.close()
+            except pika.exceptions.ChannelClosedByBroker as exc:
+                raise TransportError(
+                    f"RabbitMQ refused to declare queue {spec.name!r}: {exc.reply_text}. It exists "
+                    "with other arguments (priority, type); delete it or declare it the same way"
+                ) from exc
+
+        self._retry(declare)
+        self._declared.add(spec.name)
+
+    def _delay_target(self, queue: str, delay: float) -> str:
+        bucket = delay_bucket(delay)
+        name = delay_queue(queue, bucket)
+        if name not in self._declared:
+            self.confirm_ch.queue_declare(
+                name,
+                durable=True,
+                arguments={
+                    "x-message-ttl": bucket,
+                    "x-dead-letter-exchange": "",
+                    "x-dead-letter-routing-key": queue,
+                    "x-expires": bucket + 60_000,
+                },
+            )
+            self._declared.add(name)
+        return name
+
+    # -- publishing ----------------------------------------------------------------------------
+    def publish(self, queue: str, message: WireMessage, *, delay: float | None = None) -> None:
+        def send() -> None:
+            target = self._delay_target(queue, delay) if delay and delay > 0 else queue
+            self.confirm_ch.basic_publish(
+                "", target, message.body, properties(message), mandatory=True
+            )
+
+        self._retry(send)
+
+    def publish_many(self, queue: str, messages: Sequence[WireMessage]) -> None:
+        def send() -> None:
+            # One transaction per batch: a single round trip commits all of them durably.
+            for m in messages:
+                self.tx_ch.basic_publish("", queue, m.body, properties(m))
+            self.tx_ch.tx_commit()
+
+        self._retry(send)
+
+    # -- queues --------------------------------------------------------------------------------
+    def purge(self, queue: str) -> int:
+        def purge() -> int:
+            ok = self.confirm_ch.queue_purge(queue)
+            return int(ok.method.message_count)
+
+        result: int = self._retry(purge)
+        return result
+
+    def queue_length(self, queue: str) -> int:
+        def length() -> int:
+            ok = self.confirm_ch.queue_declare(queue, passive=True)
+            return int(ok.method.message_count)
+
+        result: int = self._retry(length)
+        return result
+
+    def consumer(self, queues: Sequence[str], prefetch: int = 100) -> Consumer:
+        from .consumer import AmqpConsumer
+
+        return AmqpConsumer(self, queues, prefetch)
+
+    # -- broadcast -----------------------------------------------------------------------------
+    def fanout_exchange(self, ch: BlockingChannel, exchange: str) -> None:
+        """Declare ``exchange`` as a fanout exchange, as Kombu's mailbox declares it."""
+        ch.exchange_declare(exchange, "fanout", durable=False, auto_delete=False)
+
+    def broadcast(self, exchange: str, message: WireMessage) -> None:
+        def send() -> None:
+            if exchange not in self._declared:
+                self.fanout_exchange(self.confirm_ch, exchange)
+                self._declared.add(exchange)
+            self.confirm_ch.basic_publish(exchange, "", message.body, properties(message))
+
+        self._retry(send)
+
+    def subscribe(self, exchange: str) -> Subscription:
+        from .consumer import AmqpSubscription
+
+        return AmqpSubscription(self, exchange)
