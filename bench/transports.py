@@ -104,9 +104,10 @@ def raw_pika(count: int) -> tuple[float, float]:
     """A bare pika loop with the same body and Celery's headers in the header table."""
     import pika
 
+    from celeriac.transports.amqp.connection import parameters
+
     am = amqp_envelope.pack(new_task_message("bench.noop", (1, 2)))
-    params = pika.URLParameters(AMQP_URL.replace("//", "/%2F", 1) if AMQP_URL.endswith("//")
-                                else AMQP_URL)  # fmt: skip
+    params = parameters(AMQP_URL)
     queue = f"bench.raw.{uuid.uuid4().hex[:8]}"
     with pika.BlockingConnection(params) as conn:
         ch = conn.channel()
@@ -183,7 +184,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{r.raw_consume:,.0f}" if r.raw_consume else "-",
             _ratio(r.publish_many, r.raw_publish), _ratio(r.consume, r.raw_consume), r.raw_label,
         )  # fmt: skip
-    Console().print(table)
+    Console(width=170).print(table)
 
 
 if __name__ == "__main__":

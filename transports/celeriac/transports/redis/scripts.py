@@ -44,33 +44,50 @@ for i = 1, nq do
   end
 end
 local out = {}
+local entries, scores, owners = {}, {}, {}
 for k = 5, #KEYS do
-  while room > 0 do
-    local env = redis.call('RPOP', KEYS[k])
-    if not env then break end
-    local ok, m = pcall(cjson.decode, env)
-    local tag, ex, rk
-    if ok and type(m) == 'table' and type(m['properties']) == 'table' then
-      local p = m['properties']
-      tag = p['delivery_tag']
-      local info = p['delivery_info'] or {}
-      ex, rk = info['exchange'] or '', info['routing_key'] or ''
+  if room <= 0 then break end
+  local envs = redis.call('RPOP', KEYS[k], room)
+  if envs then
+    for _, env in ipairs(envs) do
+      -- Pattern-match the few fields needed (decoding the whole envelope costs far more);
+      -- anything unusual takes the full decoder.
+      local tag = env:match('"delivery_tag":%s*"([%w%-]+)"')
+      local ex = env:match('"exchange":%s*"([^"\\]*)"')
+      local rk = env:match('"routing_key":%s*"([^"\\]*)"')
+      if not (tag and ex and rk) then
+        tag, ex, rk = nil, nil, nil
+        local ok, m = pcall(cjson.decode, env)
+        if ok and type(m) == 'table' and type(m['properties']) == 'table' then
+          local p = m['properties']
+          tag = p['delivery_tag']
+          local info = p['delivery_info'] or {}
+          ex, rk = info['exchange'] or '', info['routing_key'] or ''
+        end
+      end
+      if type(tag) == 'string' then
+        -- The envelope goes in exactly as it came, inside Kombu's [envelope, exchange, key].
+        local n = #entries
+        entries[n + 1] = tag
+        entries[n + 2] = '[' .. env .. ',' .. cjson.encode(ex) .. ',' .. cjson.encode(rk) .. ']'
+        scores[#scores + 1] = now
+        scores[#scores + 1] = tag
+        owners[#owners + 1] = tag
+        owners[#owners + 1] = owner
+      else
+        -- Not an envelope we can track in Kombu's hash: keep it in ours, never drop it.
+        tag = 'celeriac-raw-' .. redis.call('INCR', prefix .. 'celeriac.raw.seq')
+        redis.call('HSET', KEYS[4], tag, cjson.encode({env, KEYS[k], now, owner}))
+      end
+      out[#out + 1] = {tag, k, env}
     end
-    if type(tag) == 'string' then
-      -- The envelope goes in exactly as it came, inside Kombu's [envelope, exchange, key].
-      local entry = '[' .. env .. ',' .. cjson.encode(ex) .. ',' .. cjson.encode(rk) .. ']'
-      redis.call('HSET', KEYS[1], tag, entry)
-      redis.call('ZADD', KEYS[2], now, tag)
-      redis.call('HSET', KEYS[3], tag, owner)
-      table.insert(out, {tag, k, env})
-    else
-      -- Not an envelope we can track in Kombu's hash: keep it in ours, never drop it.
-      tag = 'celeriac-raw-' .. redis.call('INCR', prefix .. 'celeriac.raw.seq')
-      redis.call('HSET', KEYS[4], tag, cjson.encode({env, KEYS[k], now, owner}))
-      table.insert(out, {tag, k, env})
-    end
-    room = room - 1
+    room = room - #envs
   end
+end
+if #entries > 0 then
+  redis.call('HSET', KEYS[1], unpack(entries))
+  redis.call('ZADD', KEYS[2], unpack(scores))
+  redis.call('HSET', KEYS[3], unpack(owners))
 end
 return out
 """
