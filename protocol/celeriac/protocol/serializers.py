@@ -107,26 +107,27 @@ def _json_loads(data: bytes, limits: Limits) -> Any:
 
 
 # --- msgpack ----------------------------------------------------------------------------------
-def _msgpack_dumps(value: Any, path: str) -> bytes:
+def _msgpack() -> Any:
     try:
         import msgpack
     except ImportError:  # pragma: no cover - depends on the environment
         raise UnsupportedContentType(
             "content_type", "msgpack needs the msgpack package: pip install celeriac[msgpack]"
         ) from None
+    return msgpack
+
+
+def _msgpack_dumps(value: Any, path: str) -> bytes:
+    msgpack = _msgpack()
     try:
-        return msgpack.packb(value, use_bin_type=True)  # type: ignore[no-any-return]
+        packed: bytes = msgpack.packb(value, use_bin_type=True)
+        return packed
     except (TypeError, ValueError, OverflowError) as exc:
         raise ValidationError(path, f"cannot be serialized as msgpack: {exc}") from None
 
 
 def _msgpack_loads(data: bytes, limits: Limits) -> Any:
-    try:
-        import msgpack
-    except ImportError:  # pragma: no cover - depends on the environment
-        raise UnsupportedContentType(
-            "content_type", "msgpack needs the msgpack package: pip install celeriac[msgpack]"
-        ) from None
+    msgpack = _msgpack()
     try:
         value = msgpack.unpackb(data, raw=False)
     except (ValueError, TypeError, msgpack.ExtraData, msgpack.UnpackException) as exc:
