@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import os
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
@@ -12,15 +14,22 @@ from typing import Any
 import pytest
 
 from celeriac.transports import QueueSpec, Transport, resolve
-from tests.brokers import AMQP_URL, REDIS_URL, require
+from tests.brokers import AMQP_URL, KAFKA_URL, REDIS_URL, SQS_URL, ZOOKEEPER_URL, require
 
 #: Every transport the suite runs against: each one that has landed. Redis and RabbitMQ join
 #: with their transports, then SQS, Kafka and ZooKeeper.
-TRANSPORTS = ("memory", "sqlite", "redis", "amqp")
+TRANSPORTS: tuple[str, ...] = ("memory", "sqlite", "redis", "amqp")
 #: Transports whose queues several processes can share (the SIGKILL test needs a second one).
-SHARED = ("sqlite", "redis", "amqp")
+SHARED: tuple[str, ...] = ("sqlite", "redis", "amqp")
 #: Transports with a broker process the suite can restart (name -> scripts/services name).
 RESTARTABLE: dict[str, str] = {"redis": "redis", "amqp": "rabbitmq"}
+_SERVICE = {"sqs": "sqs", "kafka": "kafka", "zookeeper": "zookeeper"}
+# A transport under development joins the suite with CELERIAC_CONTRACT_EXTRA=name[,name].
+for _extra in filter(None, os.environ.get("CELERIAC_CONTRACT_EXTRA", "").split(",")):
+    if _extra not in TRANSPORTS:
+        TRANSPORTS += (_extra,)
+        SHARED += (_extra,)
+        RESTARTABLE[_extra] = _SERVICE.get(_extra, _extra)
 
 
 def url_for(name: str, tmp_path: Path) -> str:
@@ -35,6 +44,15 @@ def url_for(name: str, tmp_path: Path) -> str:
     if name == "amqp":
         require("rabbitmq")
         return AMQP_URL
+    if name == "sqs":
+        require("sqs")
+        return SQS_URL
+    if name == "kafka":
+        require("kafka")
+        return KAFKA_URL
+    if name == "zookeeper":
+        require("zookeeper")
+        return f"{ZOOKEEPER_URL}/contract-{uuid.uuid4().hex[:8]}"
     raise AssertionError(name)
 
 
@@ -114,7 +132,8 @@ def inject_raw(name: str, url: str, queue: str, raw: bytes) -> None:
                 (queue, raw, str(uuid.uuid4())),
             )
     else:
-        raise AssertionError(f"no raw access to {name}")
+        # Transports that land later bring tests/transports/raw_<name>.py with inject(url, q, raw).
+        importlib.import_module(f"tests.transports.raw_{name}").inject(url, queue, raw)
 
 
 def dumps(value: Any) -> str:
