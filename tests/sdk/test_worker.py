@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 import uuid
@@ -246,3 +247,96 @@ def test_asyncio_pool_runs_many_at_once_with_their_own_request(app: App) -> None
     finally:
         stop_worker(w)
     assert state["peak"] >= 30
+
+
+def _wait_until(predicate: Any, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.01)  # polling state another thread changes
+    return bool(predicate())
+
+
+def test_soft_time_limit_raises_inside_the_task(app: App, ledger: Ledger) -> None:
+    from celeriac.exceptions import SoftTimeLimitExceeded
+
+    @app.task(soft_time_limit=0.3)
+    def patient() -> str:
+        try:
+            while True:
+                time.sleep(0.01)
+        except SoftTimeLimitExceeded:
+            ledger.mark("cleaned up")
+            return "stopped in time"
+
+    w = run_worker(app, concurrency=2)
+    try:
+        assert patient.delay().get(timeout=10) == "stopped in time"
+    finally:
+        stop_worker(w)
+    assert ledger.runs["cleaned up"] == 1
+
+
+def test_hard_time_limit_fails_the_task_and_frees_the_worker(
+    app: App, tasks: dict[str, Any]
+) -> None:
+    from celeriac.exceptions import TimeLimitExceeded
+
+    release = threading.Event()
+
+    @app.task(time_limit=0.3)
+    def stuck() -> None:
+        while not release.is_set():  # a loop that swallows the interrupt, as C code would
+            try:
+                time.sleep(0.01)
+            except BaseException:
+                continue
+
+    w = run_worker(app, concurrency=2)
+    try:
+        with pytest.raises(TimeLimitExceeded):
+            stuck.delay().get(timeout=10)
+        assert tasks["add"].delay(1, 2).get(timeout=10) == 3  # the worker goes on
+    finally:
+        release.set()
+        stop_worker(w)
+
+
+def test_revoke_with_terminate_stops_a_running_task(app: App, ledger: Ledger) -> None:
+    from celeriac.exceptions import TaskRevokedError
+
+    @app.task
+    def forever(key: str) -> None:
+        ledger.mark(key)
+        while True:
+            time.sleep(0.01)
+
+    w = run_worker(app, concurrency=2)
+    try:
+        result = forever.delay("running")
+        assert _wait_until(lambda: "running" in ledger.runs)
+        result.revoke(terminate=True)
+        with pytest.raises(TaskRevokedError):
+            result.get(timeout=10)
+        assert result.state == "REVOKED"
+    finally:
+        stop_worker(w)
+
+
+def test_rate_limit_spaces_the_calls(app: App) -> None:
+    starts: list[float] = []
+
+    @app.task(rate_limit="10/s")
+    def limited(n: int) -> int:
+        starts.append(time.monotonic())
+        return n
+
+    w = run_worker(app, concurrency=8)
+    try:
+        assert sorted(r.get(timeout=20) for r in [limited.delay(i) for i in range(6)]) == list(
+            range(6)
+        )
+    finally:
+        stop_worker(w)
+    starts.sort()
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert min(gaps) >= 0.08, gaps  # 10 per second: about 0.1 s apart, never a burst

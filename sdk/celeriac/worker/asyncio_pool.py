@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from celeriac.protocol import TaskMessage
 
+from ..exceptions import SoftTimeLimitExceeded, TaskRevokedError
 from ..task import _request
 from .execute import Outcome, prepare, settle_failure, settle_success
 
@@ -35,6 +36,7 @@ class AsyncioPool:
         self._thread = threading.Thread(target=self.loop.run_forever, name="celeriac-asyncio",
                                         daemon=True)  # fmt: skip
         self._thread.start()
+        self.tasks: dict[str, asyncio.Task[Any]] = {}
 
     def submit(self, msg: TaskMessage, queue: str, revoked: set[str],
                done: Callable[[Outcome], None]) -> None:  # fmt: skip
@@ -52,15 +54,38 @@ class AsyncioPool:
         context = contextvars.copy_context()
         context.run(_request.set, request)
         coroutine = context.run(task.run_with, request, msg.args, msg.kwargs)
+        running = loop.create_task(coroutine, context=context)
+        self.tasks[msg.id] = running
+        soft = msg.headers.soft_time_limit or task.option("soft_time_limit")
+        hard = msg.headers.time_limit or task.option("time_limit")
+        limit = min(x for x in (soft, hard, float("inf")) if x)
         try:
-            result = await loop.create_task(coroutine, context=context)
+            result = await asyncio.wait_for(running, None if limit == float("inf") else limit)
+        except TimeoutError:
+            exc = SoftTimeLimitExceeded(f"time limit ({limit}s) exceeded")
+            return await loop.run_in_executor(
+                self.threads, settle_failure, self.app, task, msg, request, exc, queue
+            )
+        except asyncio.CancelledError:
+            exc2 = TaskRevokedError("terminated")
+            return await loop.run_in_executor(
+                self.threads, settle_failure, self.app, task, msg, request, exc2, queue
+            )
         except Exception as exc:
             return await loop.run_in_executor(
                 self.threads, settle_failure, self.app, task, msg, request, exc, queue
             )
+        finally:
+            self.tasks.pop(msg.id, None)
         return await loop.run_in_executor(
             self.threads, settle_success, self.app, task, msg, result, queue
         )
+
+    def cancel(self, task_id: str) -> None:
+        """Cancel a running async task (revoke with terminate)."""
+        running = self.tasks.get(task_id)
+        if running is not None:
+            self.loop.call_soon_threadsafe(running.cancel)
 
     def close(self) -> None:
         """Stop the loop once the tasks in it have finished (the caller waits for them)."""

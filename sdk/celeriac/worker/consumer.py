@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import queue as queue_module
 import signal
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -16,8 +19,10 @@ from celeriac.protocol.control import CONTROL_EXCHANGE, parse_control_request
 from celeriac.protocol.serializers import SERIALIZERS, loads
 from celeriac.transports import Consumer, Delivery, QueueSpec, Transport, open_transport
 
+from ..exceptions import SoftTimeLimitExceeded, TaskRevokedError, TimeLimitExceeded
 from .asyncio_pool import AsyncioPool
-from .execute import HOSTNAME, Outcome, execute
+from .execute import HOSTNAME, Outcome, execute, store_failure
+from .limits import Running, TokenBucket, Watchdog, parse_rate
 
 if TYPE_CHECKING:
     from ..app import App
@@ -70,6 +75,12 @@ class Worker:
         self._done: queue_module.SimpleQueue[tuple[Delivery, Outcome]] = queue_module.SimpleQueue()
         self.ready = threading.Event()
         self.aio: AsyncioPool | None = None
+        self.running: dict[str, Running] = {}
+        self.watchdog: Watchdog | None = None
+        self.buckets: dict[str, TokenBucket | None] = {}
+        # Rate-limited deliveries waiting for a token: (when, seq, job).
+        self.waiting: list[tuple[float, int, tuple[Delivery, Any, bool]]] = []
+        self._seq = itertools.count()
 
     # -- lifecycle -----------------------------------------------------------------------------
     def stop(self) -> None:
@@ -108,6 +119,7 @@ class Worker:
             )
             if self.pool_name == "asyncio" and executor is not None:
                 self.aio = AsyncioPool(self.app, executor, self.concurrency)
+            self.watchdog = Watchdog(SoftTimeLimitExceeded, TimeLimitExceeded)
             self.ready.set()
             log.info(
                 "%s ready: queues %s, %s pool x%d",
@@ -119,6 +131,8 @@ class Worker:
             try:
                 self._loop(transport, consumer, control, executor)
             finally:
+                if self.watchdog is not None:
+                    self.watchdog.stop()
                 if self.aio is not None:
                     self.aio.close()
                 if executor is not None:
@@ -142,6 +156,7 @@ class Worker:
         while not self._stop.is_set():
             self._control(control)
             in_flight -= self._settle(consumer, block=False)
+            self._release_waiting(executor)
             room = self.prefetch - in_flight
             deliveries = consumer.fetch(room, timeout=0.05 if in_flight else 0.5) if room else []
             if not deliveries and in_flight >= self.prefetch:
@@ -149,6 +164,10 @@ class Worker:
             for delivery in deliveries:
                 if self._dispatch(transport, consumer, delivery, executor):
                     in_flight += 1
+        for _, _, (delivery, _msg, _late) in self.waiting:  # not started: back to the queue
+            consumer.requeue(delivery)
+            in_flight -= 1
+        self.waiting.clear()
         while in_flight > 0:  # warm shutdown: what was started finishes and is settled
             in_flight -= self._settle(consumer, block=True, timeout=1.0)
 
@@ -187,6 +206,36 @@ class Worker:
         if not late:
             consumer.ack([delivery])
         job = (delivery, msg, late)
+        wait = self._rate_wait(msg.task, task)
+        if wait > 0:
+            heapq.heappush(self.waiting, (time.monotonic() + wait, next(self._seq), job))
+            return True
+        self._start(job, executor)
+        return True
+
+    def _rate_wait(self, name: str, task: Any) -> float:
+        """Seconds until the task's rate limit lets another call start (0: now)."""
+        if name not in self.buckets:
+            rate = parse_rate(task.option("rate_limit") if task is not None else None)
+            self.buckets[name] = None if rate is None else TokenBucket(rate)
+        bucket = self.buckets[name]
+        return 0.0 if bucket is None else bucket.take()
+
+    def _release_waiting(self, executor: ThreadPoolExecutor | None) -> None:
+        """Start the rate-limited deliveries whose token is due."""
+        now = time.monotonic()
+        while self.waiting and self.waiting[0][0] <= now:
+            _, _, job = heapq.heappop(self.waiting)
+            msg = job[1]
+            wait = self._rate_wait(msg.task, self.app.tasks.get(msg.task))
+            if wait > 0:
+                heapq.heappush(self.waiting, (now + wait, next(self._seq), job))
+                return
+            self._start(job, executor)
+
+    def _start(self, job: tuple[Delivery, Any, bool], executor: ThreadPoolExecutor | None) -> None:
+        delivery, msg, late = job
+        task = self.app.tasks.get(msg.task)
         if self.aio is not None and task is not None and task.is_async:
             early = Outcome("ack", "acked early")
             self.aio.submit(
@@ -200,16 +249,46 @@ class Worker:
         else:
             future: Future[None] = executor.submit(self._run, job)
             future.add_done_callback(lambda f: f.exception())
-        return True
+
+    def _limits(self, msg: Any) -> tuple[float | None, float | None]:
+        """(soft, hard) seconds: from the message, else the task, else the app."""
+        task = self.app.tasks.get(msg.task)
+        soft = msg.headers.soft_time_limit
+        hard = msg.headers.time_limit
+        if task is not None:
+            soft = soft if soft is not None else task.option("soft_time_limit")
+            hard = hard if hard is not None else task.option("time_limit")
+        return soft, hard
 
     def _run(self, job: tuple[Delivery, Any, bool]) -> None:
         delivery, msg, late = job
+        early = Outcome("ack", "acked early")
+
+        def hard_limit_passed() -> None:
+            log.error(
+                "%s: task %s[%s] passed its hard time limit; its thread is abandoned",
+                self.hostname,
+                msg.task,
+                msg.id,
+            )
+            store_failure(self.app, msg, TimeLimitExceeded(f"hard time limit ({hard}s) exceeded"))
+            self._done.put((delivery, Outcome("ack", "time-limit") if late else early))
+
+        soft, hard = self._limits(msg)
+        running = Running(msg.id, threading.get_ident(), hard_limit_passed)
+        self.running[msg.id] = running
+        if self.watchdog is not None and (soft or hard):
+            self.watchdog.watch(running, soft, hard)
         try:
             outcome = execute(self.app, msg, delivery.queue, self.revoked)
         except Exception as exc:  # the backend or broker failed while settling the task
             log.exception("%s: task %s[%s] could not be settled", self.hostname, msg.task, msg.id)
             outcome = Outcome("requeue", f"worker-error: {exc!r}")
-        self._done.put((delivery, outcome if late else Outcome("ack", "acked early")))
+        finally:
+            keep = running.finish()
+            self.running.pop(msg.id, None)
+        if keep:
+            self._done.put((delivery, outcome if late else early))
 
     def _settle(self, consumer: Consumer, block: bool, timeout: float = 0.0) -> int:
         """Ack, reject or requeue finished deliveries (acks batched); return how many."""
@@ -251,7 +330,15 @@ class Worker:
                 continue
             if request.method == "revoke":
                 ids = request.arguments.get("task_id") or []
-                self.revoked.update([ids] if isinstance(ids, str) else ids)
+                ids = [ids] if isinstance(ids, str) else list(ids)
+                self.revoked.update(ids)
+                if request.arguments.get("terminate"):
+                    for task_id in ids:
+                        running = self.running.get(task_id)
+                        if running is not None:
+                            running.interrupt(TaskRevokedError)
+                        if self.aio is not None:
+                            self.aio.cancel(task_id)
             else:
                 log.info(
                     "%s: control method %r is not supported yet", self.hostname, request.method

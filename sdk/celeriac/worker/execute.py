@@ -266,6 +266,14 @@ def settle_failure(
     return Outcome("ack", f"failed: {exc!r}", FAILURE)
 
 
+def store_failure(app: App, msg: TaskMessage, exc: BaseException) -> None:
+    """Store a failure the worker itself decided (a hard time limit), and run the errbacks."""
+    _store(
+        app, app.tasks.get(msg.task), msg, FAILURE, EncodedException.from_exception(exc).to_wire()
+    )
+    _on_failure(app, msg)
+
+
 def _aware(when: datetime) -> datetime:
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
