@@ -12,6 +12,7 @@ from celeriac.backends import ResultBackend, open_backend
 from celeriac.protocol import ValidationError, encode_task, new_task_message
 from celeriac.transports import QueueSpec, Transport, open_transport
 
+from .builtins import register_builtins
 from .config import Settings, environment, settings_from
 from .control import Control
 from .result import AsyncResult
@@ -78,6 +79,7 @@ class App:
         self._backend: ResultBackend | None = None
         self._lock = threading.Lock()
         self.control = Control(self)
+        register_builtins(self)
         _current = self
 
     def __repr__(self) -> str:

@@ -169,6 +169,32 @@ class Task(Generic[P, R]):
             "celery.map", (), {"task": self.s(), "it": list(it)}, subtask_type="xmap", app=self.app
         )
 
+    def starmap(self, it: Sequence[Sequence[Any]]) -> Signature:
+        """Celery's ``starmap``: this task on each argument tuple, in one message."""
+        return Signature(
+            "celery.starmap",
+            (),
+            {"task": self.s(), "it": [list(i) for i in it]},
+            subtask_type="xstarmap",
+            app=self.app,
+        )
+
+    def chunks(self, it: Sequence[Sequence[Any]], n: int) -> Any:
+        """Celery's ``chunks``: the argument tuples split into groups of ``n``, one message each."""
+        from .canvas import group
+
+        items = [list(i) for i in it]
+        return group(
+            Signature(
+                "celery.chunks",
+                (),
+                {"task": self.s(), "it": items[i : i + n], "n": n},
+                subtask_type="chunks",
+                app=self.app,
+            )
+            for i in range(0, len(items), n)
+        )
+
     def retry(
         self,
         args: Sequence[Any] | None = None,

@@ -340,3 +340,42 @@ def test_rate_limit_spaces_the_calls(app: App) -> None:
     starts.sort()
     gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert min(gaps) >= 0.08, gaps  # 10 per second: about 0.1 s apart, never a burst
+
+
+def test_map_starmap_chunks(tasks: dict[str, Any], worker: Worker) -> None:
+    add = tasks["add"]
+    assert tasks["tsum"].map([[1, 2], [3]]).apply_async().get(timeout=10) == [3, 3]
+    assert add.starmap([(1, 1), (2, 2)]).apply_async().get(timeout=10) == [2, 4]
+    assert add.chunks([(i, i) for i in range(5)], 2).apply_async().get(timeout=10) == [
+        [0, 2],
+        [4, 6],
+        [8],
+    ]
+
+
+def test_signals_fire_around_tasks(tasks: dict[str, Any], app: App) -> None:
+    from celeriac import signals
+
+    seen: list[tuple[str, str]] = []
+    lock = threading.Lock()
+
+    def record(sender: Any, signal: Any, **kwargs: Any) -> None:
+        with lock:
+            seen.append((signal.name, kwargs.get("task_id", "")))
+
+    hooks = [signals.task_prerun, signals.task_postrun, signals.task_success, signals.task_failure]
+    for hook in hooks:
+        hook.connect(record)
+    w = run_worker(app, concurrency=2)
+    try:
+        ok = tasks["add"].delay(1, 1)
+        bad = tasks["fail"].delay()
+        assert ok.get(timeout=10) == 2
+        with pytest.raises(ValueError):
+            bad.get(timeout=10)
+    finally:
+        stop_worker(w)
+        for hook in hooks:
+            hook.disconnect(record)
+    assert ("task_prerun", ok.id) in seen and ("task_success", ok.id) in seen
+    assert ("task_postrun", ok.id) in seen and ("task_failure", bad.id) in seen

@@ -19,6 +19,7 @@ from celeriac.protocol.control import CONTROL_EXCHANGE, parse_control_request
 from celeriac.protocol.serializers import SERIALIZERS, loads
 from celeriac.transports import Consumer, Delivery, QueueSpec, Transport, open_transport
 
+from .. import signals
 from ..exceptions import SoftTimeLimitExceeded, TaskRevokedError, TimeLimitExceeded
 from .asyncio_pool import AsyncioPool
 from .execute import HOSTNAME, Outcome, execute, store_failure
@@ -120,6 +121,7 @@ class Worker:
             if self.pool_name == "asyncio" and executor is not None:
                 self.aio = AsyncioPool(self.app, executor, self.concurrency)
             self.watchdog = Watchdog(SoftTimeLimitExceeded, TimeLimitExceeded)
+            signals.worker_ready.send(self)
             self.ready.set()
             log.info(
                 "%s ready: queues %s, %s pool x%d",
@@ -141,6 +143,7 @@ class Worker:
                 consumer.close()
                 control.close()
         finally:
+            signals.worker_shutdown.send(self)
             transport.close()
             self.app.close()
 

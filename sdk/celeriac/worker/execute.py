@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import traceback as tb
@@ -19,6 +20,7 @@ from celeriac.protocol import TaskMessage
 from celeriac.protocol.results import EncodedException, ResultRecord
 from celeriac.protocol.states import FAILURE, RETRY, REVOKED, STARTED, SUCCESS
 
+from .. import signals
 from ..canvas import Signature
 from ..exceptions import Ignore, Reject, Retry, TaskRevokedError
 from ..task import Context, Task
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = ["Outcome", "execute", "run_eagerly"]
 
 HOSTNAME = f"celeriac@{socket.gethostname()}"
+log = logging.getLogger("celeriac.task")
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,19 +201,29 @@ def execute(app: App, msg: TaskMessage, queue: str, revoked: frozenset[str] | se
     if isinstance(prepared, Outcome):
         return prepared
     task, request = prepared
+    if signals.task_prerun:
+        signals.task_prerun.send(task, task_id=msg.id, task=task, args=msg.args, kwargs=msg.kwargs)
     try:
         result = task.run_with(request, msg.args, msg.kwargs)
         if task.is_async:  # outside the asyncio pool an async task gets a loop of its own
             result = asyncio.run(result)
     except Exception as exc:
-        return settle_failure(app, task, msg, request, exc, queue)
-    return settle_success(app, task, msg, result, queue)
+        outcome = settle_failure(app, task, msg, request, exc, queue)
+    else:
+        outcome = settle_success(app, task, msg, result, queue)
+    if signals.task_postrun:
+        signals.task_postrun.send(task, task_id=msg.id, task=task, state=outcome.state)
+    return outcome
 
 
 def settle_success(
     app: App, task: Task[Any, Any], msg: TaskMessage, result: Any, queue: str
 ) -> Outcome:
     """Store a result and send what follows it."""
+    if log.isEnabledFor(logging.INFO):
+        log.info("task %s[%s] succeeded", msg.task, msg.id)
+    if signals.task_success:
+        signals.task_success.send(task, result=result, task_id=msg.id)
     _store(app, task, msg, SUCCESS, result, queue=queue)
     _on_success(app, msg, result)
     return ACK
@@ -227,6 +240,7 @@ def settle_failure(
     """Turn an exception from a task into a retry, a rejection or a stored failure."""
     if isinstance(exc, Retry):
         cause = exc.exc or exc
+        signals.task_retry.send(task, request=request, reason=cause)
         _store(
             app,
             task,
@@ -241,6 +255,7 @@ def settle_failure(
     if isinstance(exc, Reject):
         return Outcome("requeue" if exc.requeue else "reject", f"rejected-by-task: {exc.reason}")
     if isinstance(exc, TaskRevokedError):
+        signals.task_revoked.send(task, request=request, terminated=True)
         _store(app, task, msg, REVOKED, EncodedException.from_exception(exc).to_wire())
         return Outcome("ack", "revoked", REVOKED)
     autoretry = tuple(task.option("autoretry_for", ()) or ())
@@ -256,6 +271,15 @@ def settle_failure(
             exc = final
         finally:
             _request.reset(token)
+    log.error("task %s[%s] failed: %r", msg.task, msg.id, exc)
+    signals.task_failure.send(
+        task,
+        task_id=msg.id,
+        exception=exc,
+        args=msg.args,
+        kwargs=msg.kwargs,
+        traceback=exc.__traceback__,
+    )
     try:
         encoded = EncodedException.from_exception(exc).to_wire()
         _store(app, task, msg, FAILURE, encoded, "".join(tb.format_exception(exc)), queue)
