@@ -142,6 +142,12 @@ class App:
             transport.declare_queue(QueueSpec(queue))
             declared.add(queue)
 
+    def reset_after_fork(self) -> None:
+        """Forget connections inherited from a parent process (a child makes its own)."""
+        self._local = threading.local()
+        self._backend = None
+        self._lock = threading.Lock()
+
     def close(self) -> None:
         """Close this thread's broker connection and the result backend."""
         transport = getattr(self._local, "transport", None)

@@ -17,7 +17,10 @@ __all__ = ["worker"]
 @broker_option
 @click.option("-c", "--concurrency", type=int, help="Tasks run at once (threads).")
 @click.option(
-    "-P", "--pool", type=click.Choice(["threads", "asyncio", "solo"]), help="Execution pool."
+    "-P",
+    "--pool",
+    type=click.Choice(["prefork", "threads", "asyncio", "solo"]),
+    help="Execution pool.",
 )
 @click.option("-Q", "--queues", help="Comma-separated queues to consume.")
 @click.option("-n", "--hostname", help="Node name, as celeriac@host.")

@@ -24,6 +24,7 @@ from ..exceptions import SoftTimeLimitExceeded, TaskRevokedError, TimeLimitExcee
 from .asyncio_pool import AsyncioPool
 from .execute import HOSTNAME, Outcome, execute, store_failure
 from .limits import Running, TokenBucket, Watchdog, parse_rate
+from .prefork import PreforkPool
 
 if TYPE_CHECKING:
     from ..app import App
@@ -62,8 +63,18 @@ class Worker:
         self.app = app
         self.queues = list(queues or [app.conf.task_default_queue])
         self.pool_name = pool or app.conf.worker_pool
-        if self.pool_name not in ("threads", "solo", "asyncio"):
-            raise ValueError(f"unknown pool {self.pool_name!r}; choose threads, asyncio or solo")
+        if self.pool_name not in ("threads", "solo", "asyncio", "prefork"):
+            raise ValueError(
+                f"unknown pool {self.pool_name!r}; choose prefork, threads, asyncio or solo"
+            )
+        if self.pool_name == "prefork":
+            shared = [("broker", app.conf.broker_url), ("result backend", app.conf.result_backend)]
+            for kind, url in shared:
+                if (url or "").startswith("memory:"):
+                    raise ValueError(
+                        f"the prefork pool runs tasks in other processes, which cannot reach a "
+                        f"memory:// {kind}; use sqlite://, redis:// or another shared one"
+                    )
         self.concurrency = (
             1 if self.pool_name == "solo" else (concurrency or app.conf.worker_concurrency or 8)
         )
@@ -76,6 +87,7 @@ class Worker:
         self._done: queue_module.SimpleQueue[tuple[Delivery, Outcome]] = queue_module.SimpleQueue()
         self.ready = threading.Event()
         self.aio: AsyncioPool | None = None
+        self.prefork: PreforkPool | None = None
         self.running: dict[str, Running] = {}
         self.watchdog: Watchdog | None = None
         self.buckets: dict[str, TokenBucket | None] = {}
@@ -120,6 +132,8 @@ class Worker:
             )
             if self.pool_name == "asyncio" and executor is not None:
                 self.aio = AsyncioPool(self.app, executor, self.concurrency)
+            if self.pool_name == "prefork":
+                self.prefork = PreforkPool(self.app, self.concurrency)
             self.watchdog = Watchdog(SoftTimeLimitExceeded, TimeLimitExceeded)
             signals.worker_ready.send(self)
             self.ready.set()
@@ -133,6 +147,8 @@ class Worker:
             try:
                 self._loop(transport, consumer, control, executor)
             finally:
+                if self.prefork is not None:
+                    self.prefork.close()
                 if self.watchdog is not None:
                     self.watchdog.stop()
                 if self.aio is not None:
@@ -239,7 +255,18 @@ class Worker:
     def _start(self, job: tuple[Delivery, Any, bool], executor: ThreadPoolExecutor | None) -> None:
         delivery, msg, late = job
         task = self.app.tasks.get(msg.task)
-        if self.aio is not None and task is not None and task.is_async:
+        if self.prefork is not None:
+            early = Outcome("ack", "acked early")
+            soft, hard = self._limits(msg)
+            self.prefork.submit(
+                delivery,
+                msg,
+                lambda outcome: self._done.put((delivery, outcome if late else early)),
+                self.revoked,
+                soft,
+                hard,
+            )
+        elif self.aio is not None and task is not None and task.is_async:
             early = Outcome("ack", "acked early")
             self.aio.submit(
                 msg,
@@ -342,6 +369,8 @@ class Worker:
                             running.interrupt(TaskRevokedError)
                         if self.aio is not None:
                             self.aio.cancel(task_id)
+                        if self.prefork is not None:
+                            self.prefork.terminate(task_id)
             else:
                 log.info(
                     "%s: control method %r is not supported yet", self.hostname, request.method
