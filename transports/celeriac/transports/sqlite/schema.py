@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
+import os
+from urllib.parse import urlsplit
 
-from ..errors import BrokerUnavailable
+from ..errors import TransportError
 
-__all__ = ["DEFAULT_PATH", "connect", "path_of"]
+__all__ = ["DEFAULT_PATH", "SCHEMA", "path_of"]
 
+#: The file ``sqlite://`` names, in the working folder; the SDK's default broker.
 DEFAULT_PATH = "celeriac-broker.db"
 
 SCHEMA = """
@@ -23,8 +24,15 @@ CREATE TABLE IF NOT EXISTS messages (
   claimed_until REAL,
   deliveries    INT     NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS messages_ready ON messages (queue, priority DESC, id);
-CREATE INDEX IF NOT EXISTS messages_claims ON messages (claimed_by);
+-- Ready rows in claim order. Claimed rows leave this index, and a claim seeks each priority
+-- level, so neither held nor delayed rows are ever scanned past.
+CREATE INDEX IF NOT EXISTS messages_next
+  ON messages (queue, priority, available_at, id) WHERE claimed_by IS NULL;
+CREATE INDEX IF NOT EXISTS messages_owner ON messages (claimed_by) WHERE claimed_by IS NOT NULL;
+CREATE INDEX IF NOT EXISTS messages_lease ON messages (claimed_until) WHERE claimed_by IS NOT NULL;
+-- Indexes of the first layout (claims ordered by id alone).
+DROP INDEX IF EXISTS messages_ready;
+DROP INDEX IF EXISTS messages_claims;
 CREATE TABLE IF NOT EXISTS subscribers (
   id          TEXT PRIMARY KEY,
   exchange    TEXT NOT NULL,
@@ -34,26 +42,27 @@ CREATE TABLE IF NOT EXISTS subscribers (
 
 
 def path_of(url: str) -> str:
-    """SQLAlchemy's convention: ``sqlite:///relative.db``, ``sqlite:////absolute/path.db``."""
-    path = url.split("://", 1)[1].removeprefix("/")
-    if path == ":memory:":
-        raise BrokerUnavailable(
-            "sqlite:///:memory: cannot be shared between connections; name a file instead"
-        )
-    return path or DEFAULT_PATH
+    """The absolute path of the file ``url`` names, after SQLAlchemy's convention.
 
-
-def connect(path: str) -> sqlite3.Connection:
-    """A connection in autocommit mode, WAL journal, waiting up to 30 s for locks."""
-    if not Path(path).resolve().parent.is_dir():
-        raise BrokerUnavailable(
-            f"sqlite broker file {path}: its folder does not exist; create it or fix the URL"
+    ``sqlite:///relative.db`` (from the working folder), ``sqlite:////absolute/path.db``;
+    ``sqlite://`` alone is :data:`DEFAULT_PATH`. ``:memory:`` is refused: a database in memory
+    belongs to one connection, and every consumer opens its own.
+    """
+    parts = urlsplit(url)
+    if parts.query or parts.fragment:
+        raise TransportError(
+            f"{url!r}: a sqlite broker URL takes no query; pass options as transport options "
+            "(broker_transport_options), e.g. visibility_timeout"
         )
-    try:
-        db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.executescript(SCHEMA)
-    except sqlite3.Error as exc:
-        raise BrokerUnavailable(f"sqlite broker file {path}: {exc}") from exc
-    return db
+    if parts.netloc:
+        raise TransportError(
+            f"{url!r}: a sqlite broker URL has no host; write sqlite:///relative.db or "
+            "sqlite:////absolute/path.db"
+        )
+    path = parts.path.removeprefix("/")
+    if path == ":memory:" or path.startswith("file::memory:"):
+        raise TransportError(
+            f"{url!r}: an in-memory SQLite database cannot be shared between connections, and "
+            "every consumer opens its own; name a file (sqlite:///broker.db), or use memory://"
+        )
+    return os.path.abspath(path or DEFAULT_PATH)

@@ -1,54 +1,58 @@
-"""The SQLite transport: rows claimed under a lease, renewed while the consumer lives."""
+"""The SQLite transport: one table of messages (SPEC.md §6.7), broadcast through leased inboxes."""
 
 from __future__ import annotations
 
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+import weakref
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from celeriac.protocol import ProtocolError, WireMessage
+from celeriac.protocol import WireMessage
 from celeriac.protocol.envelopes import json_envelope
 
-from ..base import Consumer, Delivery, QueueSpec, Subscription, Transport
+from ..base import Consumer, QueueSpec, Subscription, Transport
 from ..capabilities import Capabilities
-from ..dead_letter import dead_letter_message
-from .schema import connect, path_of
+from .connection import connect, guarded, write
+from .consumer import SQLiteConsumer, clamp_priority
+from .schema import path_of
 
-__all__ = ["SQLiteTransport"]
+__all__ = ["SQLiteSubscription", "SQLiteTransport"]
 
-_SUBSCRIBER_LEASE = 30.0
-_POLL_MIN, _POLL_MAX = 0.002, 0.05
+#: Seconds a subscriber stays registered without reading; get() renews it every third of that.
+SUBSCRIBER_LEASE = 30.0
+
+_INSERT = (
+    "INSERT INTO messages (queue, priority, available_at, payload, delivery_tag) "
+    "VALUES (?, ?, ?, ?, ?)"
+)
 
 
-def _priority(wire: WireMessage) -> int:
-    value = wire.properties.get("priority")
-    return min(max(value, 0), 9) if isinstance(value, int) else 0
+def _row(queue: str, wire: WireMessage, at: float, exchange: str = "") -> tuple[Any, ...]:
+    tag = str(uuid.uuid4())
+    payload = json_envelope.pack_wire(wire, exchange=exchange, routing_key=queue, delivery_tag=tag)
+    return (queue, clamp_priority(wire), at, payload, tag)
 
 
-@contextmanager
-def _write(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One write transaction, taken at once so two writers never deadlock."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield db
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
+def inbox(subscriber: str) -> str:
+    """The queue of the messages table a subscriber's broadcasts are copied into."""
+    return f"celeriac.broadcast.{subscriber}"
 
 
 class SQLiteTransport(Transport):
-    """``sqlite:///path.db``; options: ``visibility_timeout`` (s) a dead consumer's rows wait."""
+    """``sqlite:///path.db``: a durable broker in one file, shared by the processes of a machine.
+
+    Option ``visibility_timeout`` (seconds, default 60): how long the rows of a consumer that
+    stopped calling fetch (a killed process) stay claimed before they are delivered again.
+    """
 
     schemes = ("sqlite",)
     capabilities = Capabilities(
         priorities=True,
         priority_order="higher-first",
         delayed_delivery=True,
-        fanout=False,
+        fanout=False,  # emulated with a table of leased subscribers
         per_message_ack=True,
         redelivery="visibility-timeout",
         ordering="fifo",
@@ -59,6 +63,8 @@ class SQLiteTransport(Transport):
         super().__init__(url, **options)
         self.path = path_of(url)
         self.visibility_timeout = float(options.get("visibility_timeout", 60.0))
+        if self.visibility_timeout <= 0:
+            raise ValueError("visibility_timeout must be positive")
         self.db: sqlite3.Connection | None = None
 
     def connect(self) -> None:
@@ -67,8 +73,7 @@ class SQLiteTransport(Transport):
 
     def _conn(self) -> sqlite3.Connection:
         if self.db is None:
-            self.connect()
-        assert self.db is not None
+            self.db = connect(self.path)
         return self.db
 
     def close(self) -> None:
@@ -77,214 +82,113 @@ class SQLiteTransport(Transport):
             self.db = None
 
     def declare_queue(self, spec: QueueSpec) -> None:
-        """Queues are names in the messages table; nothing to create."""
+        """Queues are names in the messages table: nothing to create but the file."""
         self._conn()
 
-    def _row(self, queue: str, wire: WireMessage, delay: float | None) -> tuple[Any, ...]:
-        tag = str(uuid.uuid4())
-        payload = json_envelope.pack_wire(wire, routing_key=queue, delivery_tag=tag)
-        return (queue, _priority(wire), time.time() + (delay or 0.0), payload, tag)
-
+    @guarded
     def publish(self, queue: str, message: WireMessage, *, delay: float | None = None) -> None:
-        self._conn().execute(
-            "INSERT INTO messages (queue, priority, available_at, payload, delivery_tag) "
-            "VALUES (?, ?, ?, ?, ?)",
-            self._row(queue, message, delay),
-        )
+        at = time.time() + (delay if delay and delay > 0 else 0.0)
+        self._conn().execute(_INSERT, _row(queue, message, at))
 
+    @guarded
     def publish_many(self, queue: str, messages: Sequence[WireMessage]) -> None:
-        rows = [self._row(queue, m, None) for m in messages]
-        with _write(self._conn()) as db:
-            db.executemany(
-                "INSERT INTO messages (queue, priority, available_at, payload, delivery_tag) "
-                "VALUES (?, ?, ?, ?, ?)",
-                rows,
-            )
+        now = time.time()
+        rows = [_row(queue, m, now) for m in messages]
+        with write(self._conn()) as db:
+            db.executemany(_INSERT, rows)
 
     def consumer(self, queues: Sequence[str], prefetch: int = 100) -> Consumer:
-        return SQLiteConsumer(self, queues, prefetch)
+        return SQLiteConsumer(self.path, self.visibility_timeout, queues, prefetch)
 
+    # Ready means: due, and unclaimed or with a lapsed claim (it will be delivered again).
+    _READY = (
+        "FROM messages WHERE queue = ? AND available_at <= ? "
+        "AND (claimed_by IS NULL OR claimed_until < ?)"
+    )
+
+    @guarded
     def purge(self, queue: str) -> int:
         now = time.time()
-        with _write(self._conn()) as db:
-            cursor = db.execute(
-                "DELETE FROM messages WHERE queue = ? AND available_at <= ? "
-                "AND (claimed_by IS NULL OR claimed_until < ?)",
-                (queue, now, now),
-            )
-        return cursor.rowcount
+        with write(self._conn()) as db:
+            return db.execute("DELETE " + self._READY, (queue, now, now)).rowcount
 
+    @guarded
     def queue_length(self, queue: str) -> int:
         now = time.time()
-        row = (
-            self._conn()
-            .execute(
-                "SELECT COUNT(*) FROM messages WHERE queue = ? AND available_at <= ? "
-                "AND (claimed_by IS NULL OR claimed_until < ?)",
-                (queue, now, now),
-            )
-            .fetchone()
+        (count,) = (
+            self._conn().execute("SELECT COUNT(*) " + self._READY, (queue, now, now)).fetchone()
         )
-        return int(row[0])
+        return int(count)
 
+    @guarded
     def broadcast(self, exchange: str, message: WireMessage) -> None:
         now = time.time()
-        with _write(self._conn()) as db:
-            db.execute("DELETE FROM subscribers WHERE lease_until < ?", (now,))
-            ids = [
-                r[0]
-                for r in db.execute("SELECT id FROM subscribers WHERE exchange = ?", (exchange,))
-            ]
-            db.executemany(
-                "INSERT INTO messages (queue, priority, available_at, payload, delivery_tag) "
-                "VALUES (?, ?, ?, ?, ?)",
-                [self._row(_inbox(i), message, None) for i in ids],
-            )
+        with write(self._conn()) as db:
+            gone = [r[0] for r in db.execute("SELECT id FROM subscribers WHERE lease_until < ?",
+                                             (now,))]  # fmt: skip
+            if gone:  # subscribers that stopped renewing: drop them and what waits for them
+                db.executemany("DELETE FROM subscribers WHERE id = ?", [(i,) for i in gone])
+                db.executemany("DELETE FROM messages WHERE queue = ?", [(inbox(i),) for i in gone])
+            ids = [r[0] for r in db.execute("SELECT id FROM subscribers WHERE exchange = ?",
+                                            (exchange,))]  # fmt: skip
+            db.executemany(_INSERT, [_row(inbox(i), message, now, exchange) for i in ids])
 
+    @guarded
     def subscribe(self, exchange: str) -> Subscription:
         return SQLiteSubscription(self, exchange)
 
 
-def _inbox(subscriber: str) -> str:
-    return f"celeriac.broadcast.{subscriber}"
-
-
-class SQLiteConsumer(Consumer):
-    """Claims rows for itself; renews the claims each fetch; a lapsed claim is anyone's."""
-
-    def __init__(self, transport: SQLiteTransport, queues: Sequence[str], prefetch: int) -> None:
-        super().__init__(queues, prefetch)
-        self.transport = transport
-        self.db = connect(transport.path)
-        self.id = uuid.uuid4().hex
-        self.unsettled: set[int] = set()
-        self._marks = ",".join("?" * len(self.queues))
-
-    def fetch(self, max_messages: int = 1, timeout: float | None = 1.0) -> list[Delivery]:
-        end = None if timeout is None else time.monotonic() + timeout
-        pause = _POLL_MIN
-        while True:
-            got = self._claim(min(max_messages, self.prefetch - len(self.unsettled)))
-            if got or (end is not None and time.monotonic() >= end):
-                return got
-            if len(self.unsettled) >= self.prefetch:
-                return []
-            # SQLite has no notification: poll, slowly backing off while idle.
-            time.sleep(pause if end is None else min(pause, max(end - time.monotonic(), 0)))
-            pause = min(pause * 2, _POLL_MAX)
-
-    def _claim(self, room: int) -> list[Delivery]:
-        now = time.time()
-        until = now + self.transport.visibility_timeout
-        with _write(self.db) as db:
-            if self.unsettled:  # this consumer is alive: its claims hold
-                db.execute(
-                    "UPDATE messages SET claimed_until = ? WHERE claimed_by = ?", (until, self.id)
-                )
-            if room <= 0:
-                return []
-            rows = db.execute(
-                "SELECT id, queue, payload, deliveries FROM messages "
-                f"WHERE queue IN ({self._marks}) "
-                "AND available_at <= ? AND (claimed_by IS NULL OR claimed_until < ?) "
-                "ORDER BY priority DESC, id LIMIT ?",
-                (*self.queues, now, now, room),
-            ).fetchall()
-            if rows:
-                db.executemany(
-                    "UPDATE messages SET claimed_by = ?, claimed_until = ?, "
-                    "deliveries = deliveries + 1 WHERE id = ?",
-                    [(self.id, until, r[0]) for r in rows],
-                )
-        self.unsettled.update(r[0] for r in rows)
-        return [
-            _delivery(queue, row_id, bytes(payload), deliveries > 0)
-            for row_id, queue, payload, deliveries in rows
-        ]
-
-    def ack(self, deliveries: Iterable[Delivery]) -> None:
-        ids = [d.tag for d in deliveries if d.tag in self.unsettled]
-        if ids:
-            with _write(self.db) as db:
-                db.executemany(
-                    "DELETE FROM messages WHERE id = ? AND claimed_by = ?",
-                    [(i, self.id) for i in ids],
-                )
-            self.unsettled.difference_update(ids)
-
-    def reject(self, delivery: Delivery, reason: str) -> None:
-        if delivery.tag not in self.unsettled:
-            return
-        dead = QueueSpec(delivery.queue).dead_letter_queue
-        payload = json_envelope.pack_wire(
-            dead_letter_message(delivery, reason), routing_key=dead, delivery_tag=str(uuid.uuid4())
-        )
-        with _write(self.db) as db:
-            db.execute(
-                "UPDATE messages SET queue = ?, payload = ?, priority = 0, available_at = ?, "
-                "claimed_by = NULL, claimed_until = NULL WHERE id = ? AND claimed_by = ?",
-                (dead, payload, time.time(), delivery.tag, self.id),
-            )
-        self.unsettled.discard(delivery.tag)
-
-    def requeue(self, delivery: Delivery) -> None:
-        if delivery.tag in self.unsettled:
-            self.db.execute(
-                "UPDATE messages SET claimed_by = NULL, claimed_until = NULL "
-                "WHERE id = ? AND claimed_by = ?",
-                (delivery.tag, self.id),
-            )
-            self.unsettled.discard(delivery.tag)
-
-    def close(self) -> None:
-        try:
-            if self.unsettled:
-                self.db.execute(
-                    "UPDATE messages SET claimed_by = NULL, claimed_until = NULL "
-                    "WHERE claimed_by = ?",
-                    (self.id,),
-                )
-                self.unsettled.clear()
-        finally:
-            self.db.close()
-
-
-def _delivery(queue: str, row_id: int, payload: bytes, redelivered: bool) -> Delivery:
+def _unsubscribe(
+    consumer_close: Callable[[], object], db: sqlite3.Connection, subscriber: str
+) -> None:
     try:
-        wire, info = json_envelope.unpack_wire(payload)
-    except ProtocolError as exc:
-        return Delivery(queue, None, row_id, redelivered, raw=payload, error=exc)
-    return Delivery(queue, wire, row_id, redelivered or info.redelivered)
+        db.execute("DELETE FROM subscribers WHERE id = ?", (subscriber,))
+        db.execute("DELETE FROM messages WHERE queue = ?", (inbox(subscriber),))
+    finally:
+        consumer_close()
 
 
 class SQLiteSubscription(Subscription):
-    """A leased inbox queue that broadcasts are copied into."""
+    """A leased row in ``subscribers`` and an inbox queue that broadcasts are copied into."""
 
     def __init__(self, transport: SQLiteTransport, exchange: str) -> None:
+        self.path = transport.path
         self.id = uuid.uuid4().hex
         self.exchange = exchange
-        self.db = connect(transport.path)
+        self.consumer = SQLiteConsumer(
+            transport.path, transport.visibility_timeout, [inbox(self.id)], prefetch=100
+        )
+        self.db = self.consumer.db
         self._renew()
-        self.consumer = SQLiteConsumer(transport, [_inbox(self.id)], prefetch=100)
+        self._finalizer = weakref.finalize(
+            self, _unsubscribe, self.consumer._finalizer, self.db, self.id
+        )
 
     def _renew(self) -> None:
         self.db.execute(
-            "INSERT OR REPLACE INTO subscribers VALUES (?, ?, ?)",
-            (self.id, self.exchange, time.time() + _SUBSCRIBER_LEASE),
+            "INSERT OR REPLACE INTO subscribers (id, exchange, lease_until) VALUES (?, ?, ?)",
+            (self.id, self.exchange, time.time() + SUBSCRIBER_LEASE),
         )
         self._renewed = time.monotonic()
 
+    @guarded
     def get(self, timeout: float | None = 1.0) -> WireMessage | None:
-        if time.monotonic() - self._renewed > _SUBSCRIBER_LEASE / 3:
-            self._renew()
-        got = self.consumer.fetch(1, timeout=timeout or 0)
-        if not got:
-            return None
-        self.consumer.ack(got)
-        return got[0].message
+        end = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if time.monotonic() - self._renewed > SUBSCRIBER_LEASE / 3:
+                self._renew()
+            left = None if end is None else max(end - time.monotonic(), 0.0)
+            # Wait in slices, so a long wait still renews the lease.
+            wait = SUBSCRIBER_LEASE / 3 if left is None else min(left, SUBSCRIBER_LEASE / 3)
+            got = self.consumer.fetch(1, timeout=wait)
+            if got:
+                self.consumer.ack(got)
+                if got[0].message is not None:
+                    return got[0].message
+                continue  # an unreadable broadcast (a control message) is skipped, as on Redis
+            if end is not None and time.monotonic() >= end:
+                return None
 
+    @guarded
     def close(self) -> None:
-        self.db.execute("DELETE FROM subscribers WHERE id = ?", (self.id,))
-        self.db.execute("DELETE FROM messages WHERE queue = ?", (_inbox(self.id),))
-        self.consumer.close()
-        self.db.close()
+        self._finalizer()
