@@ -57,10 +57,12 @@ _LAPSED = "SELECT 1 FROM messages WHERE claimed_by IS NOT NULL AND claimed_until
 _RELEASE = "UPDATE messages SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = ?"
 
 
-def _release(db: sqlite3.Connection, owner: str) -> None:
+def _release(db: sqlite3.Connection, owner: str, held: set[int]) -> None:
     """Give back every row ``owner`` holds and close its connection (close() or collection)."""
     try:
-        db.execute(_RELEASE, (owner,))
+        if held:  # else no write, so closing never waits for another process's write lock
+            db.execute(_RELEASE, (owner,))
+            held.clear()
     finally:
         db.close()
 
@@ -84,7 +86,7 @@ class SQLiteConsumer(Consumer):
         self._peek = _claim_sql(len(self.queues), "id, priority, available_at")
         self._params: dict[str, Any] = {f"q{i}": q for i, q in enumerate(self.queues)}
         # Dropped without close(), a consumer still gives its rows back at once.
-        self._finalizer = weakref.finalize(self, _release, self.db, self.id)
+        self._finalizer = weakref.finalize(self, _release, self.db, self.id, self.unsettled)
 
     @guarded
     def fetch(self, max_messages: int = 1, timeout: float | None = 1.0) -> list[Delivery]:
@@ -186,7 +188,6 @@ class SQLiteConsumer(Consumer):
 
     @guarded
     def close(self) -> None:
-        self.unsettled.clear()
         self._finalizer()
 
 
