@@ -1,5 +1,5 @@
 """``redis://`` and ``rediss://``: Kombu's list layout, atomic batch fetch, consumer liveness."""
 
-from .transport import RedisTransport
+from .transport import RedisSubscription, RedisTransport
 
-__all__ = ["RedisTransport"]
+__all__ = ["RedisSubscription", "RedisTransport"]
