@@ -1,0 +1,129 @@
+"""The ``sqs://`` URL and options: credentials, endpoint, region, timeouts (SPEC.md §6.4)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import boto3
+from botocore.config import Config
+
+from ..errors import TransportError
+from ..registry import redact_url
+
+__all__ = ["Settings", "make_client", "parse_settings"]
+
+_LOCAL_HOSTS = frozenset(("localhost", "127.0.0.1", "::1"))
+_TRUE = frozenset(("1", "true", "yes", "on"))
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the transport needs to know, read from the URL and the options."""
+
+    #: ``None``: boto3's own endpoint for the region (real AWS).
+    endpoint_url: str | None
+    #: ``host:port`` for messages, or ``"AWS SQS (<region>)"``.
+    address: str
+    region: str
+    access_key: str | None
+    secret_key: str | None
+    queue_name_prefix: str
+    #: How long a received message stays invisible to others; renewed while it is held.
+    visibility_timeout: int
+    #: ``VisibilityTimeout`` of the queues we create (Kombu's 1800 s, for Kombu consumers that
+    #: share them and renew nothing).
+    queue_visibility_timeout: int
+    #: Longest ``WaitTimeSeconds`` of one long poll (SQS allows 20).
+    wait_time_seconds: int
+    #: Receives after which SQS moves a message to the dead-letter queue (RedrivePolicy);
+    #: 0: no redrive policy.
+    max_receive_count: int
+    #: ``MessageGroupId`` for FIFO queues when the message names none.
+    message_group_id: str | None
+    #: Lease of a broadcast subscriber queue; renewed every third of it while it lives.
+    subscriber_lease: float
+    #: Seconds before a request that cannot connect gives up.
+    connect_timeout: float
+
+
+def _number(options: dict[str, Any], key: str, default: float) -> float:
+    value = options.pop(key, default)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TransportError(f"sqs:// option {key}={value!r} is not a number") from None
+
+
+def parse_settings(url: str, options: dict[str, Any]) -> Settings:
+    """Read the URL and options (keyword options override query parameters)."""
+    parts = urlsplit(url)
+    merged: dict[str, Any] = dict(parse_qsl(parts.query))
+    merged.update(options)
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError as exc:
+        raise TransportError(
+            f"bad SQS URL {redact_url(url)!r} ({exc}); write it as "
+            "sqs://access_key:secret@host:port or sqs:// for AWS"
+        ) from None
+    region = str(merged.pop("region", "") or _default_region())
+    secure_default = host is not None and host not in _LOCAL_HOSTS
+    secure = str(merged.pop("is_secure", secure_default)).lower() in _TRUE
+    endpoint = merged.pop("endpoint_url", None)
+    if endpoint is None and host is not None:
+        scheme = "https" if secure else "http"
+        endpoint = f"{scheme}://{host}:{port}" if port else f"{scheme}://{host}"
+    address = (
+        f"{host}:{port or (443 if secure else 80)}"
+        if host is not None
+        else (urlsplit(str(endpoint)).netloc if endpoint else f"AWS SQS ({region})")
+    )
+    settings = Settings(
+        endpoint_url=str(endpoint) if endpoint else None,
+        address=address,
+        region=region,
+        access_key=unquote(parts.username) if parts.username else None,
+        secret_key=unquote(parts.password) if parts.password else None,
+        queue_name_prefix=str(merged.pop("queue_name_prefix", "")),
+        visibility_timeout=max(1, round(_number(merged, "visibility_timeout", 60))),
+        queue_visibility_timeout=round(_number(merged, "queue_visibility_timeout", 1800)),
+        wait_time_seconds=min(20, max(0, round(_number(merged, "wait_time_seconds", 20)))),
+        max_receive_count=round(_number(merged, "max_receive_count", 10)),
+        message_group_id=merged.pop("message_group_id", None),
+        subscriber_lease=_number(merged, "subscriber_lease", 60),
+        connect_timeout=_number(merged, "connect_timeout", 5),
+    )
+    if merged:
+        raise TransportError(
+            f"unknown sqs:// option(s) {', '.join(sorted(merged))}; known: region, is_secure, "
+            "endpoint_url, queue_name_prefix, visibility_timeout, queue_visibility_timeout, "
+            "wait_time_seconds, max_receive_count, message_group_id, subscriber_lease, "
+            "connect_timeout"
+        )
+    return settings
+
+
+def _default_region() -> str:
+    # boto3 reads AWS_REGION / AWS_DEFAULT_REGION and ~/.aws/config.
+    return boto3.session.Session().region_name or "us-east-1"
+
+
+def make_client(settings: Settings, *, retries: int = 4) -> Any:
+    """A boto3 SQS client (thread-safe; one per transport, shared with its threads)."""
+    config = Config(
+        region_name=settings.region,
+        connect_timeout=settings.connect_timeout,
+        # A long poll holds the request open for up to wait_time_seconds.
+        read_timeout=settings.wait_time_seconds + 10,
+        retries={"max_attempts": retries, "mode": "standard"},
+        max_pool_connections=20,
+    )
+    return boto3.session.Session().client(
+        "sqs",
+        endpoint_url=settings.endpoint_url,
+        aws_access_key_id=settings.access_key,
+        aws_secret_access_key=settings.secret_key,
+        config=config,
+    )
