@@ -1,0 +1,147 @@
+"""The kazoo client: connecting with one clear error, retries across reconnects, pipelined calls."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, TypeVar
+from urllib.parse import unquote, urlsplit
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import (
+    ConnectionClosedError,
+    ConnectionLoss,
+    KazooException,
+    SessionExpiredError,
+)
+from kazoo.handlers.threading import KazooTimeoutError
+from kazoo.interfaces import IAsyncResult
+from kazoo.protocol.states import KeeperState
+from kazoo.retry import InterruptedError as RetryInterrupted
+from kazoo.retry import KazooRetry, RetryFailedError
+
+from ..errors import BrokerUnavailable, TransportError
+
+__all__ = [
+    "DEFAULT_PORT",
+    "gather",
+    "guarded",
+    "hosts_of",
+    "open_client",
+    "retryable",
+    "where",
+]
+
+DEFAULT_PORT = 2181
+_RETRYABLE: tuple[type[Exception], ...] = (ConnectionLoss, SessionExpiredError)
+
+
+def retryable(result: object) -> bool:
+    """Whether a call failed in a way that the same call, made again after kazoo reconnects,
+    may fix (not when the client was closed)."""
+    return isinstance(result, _RETRYABLE) and not isinstance(result, ConnectionClosedError)
+
+
+def hosts_of(url: str) -> str:
+    """kazoo's ``host:port[,host:port...]`` from the URL's network location."""
+    netloc = urlsplit(url).netloc.rpartition("@")[2]
+    hosts = []
+    for part in filter(None, netloc.split(",")):
+        _, sep, port = part.rpartition(":")
+        hosts.append(part if sep and port.isdigit() else f"{part}:{DEFAULT_PORT}")
+    return ",".join(hosts) or f"127.0.0.1:{DEFAULT_PORT}"
+
+
+def where(url: str) -> str:
+    """How errors name the broker: hosts and base path, never credentials."""
+    parts = urlsplit(url)
+    return f"zookeeper at {hosts_of(url)}{parts.path.rstrip('/')}"
+
+
+def open_client(
+    url: str, *, connect_timeout: float, session_timeout: float, op_timeout: float
+) -> KazooClient:
+    """A started client; BrokerUnavailable naming the hosts when none answers in time."""
+    parts = urlsplit(url)
+    auth = None
+    if parts.username is not None:
+        credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+        auth = [("digest", credentials)]
+    made: list[KazooClient] = []
+    # Calls outlive a restart of the server, up to op_timeout seconds, but stop once closed.
+    command_retry = KazooRetry(
+        max_tries=-1,
+        delay=0.05,
+        max_delay=1.0,
+        deadline=op_timeout,
+        interrupt=lambda: bool(made) and made[0].client_state == KeeperState.CLOSED,
+    )
+    client = KazooClient(
+        hosts=hosts_of(url),
+        timeout=session_timeout,
+        auth_data=auth,
+        # Reconnect quickly once the server is back (kazoo's default backoff grows to an hour).
+        connection_retry={"max_tries": -1, "delay": 0.1, "backoff": 2, "max_delay": 1.0},
+        command_retry=command_retry,
+    )
+    made.append(client)
+    try:
+        client.start(timeout=connect_timeout)
+    except KazooTimeoutError:
+        _discard(client)
+        raise BrokerUnavailable(
+            f"{where(url)}: no ZooKeeper server answered within {connect_timeout:g} s; check the "
+            "host and port in the URL, that the server runs and that this machine can reach it"
+        ) from None
+    except KazooException as exc:
+        _discard(client)
+        raise BrokerUnavailable(
+            f"{where(url)}: {type(exc).__name__}: {exc}; check the credentials in the URL "
+            "and the server's ACLs"
+        ) from None
+    return client
+
+
+def _discard(client: KazooClient) -> None:
+    # A client that never connected keeps retrying in its thread until stopped.
+    try:
+        client.stop()
+    finally:
+        client.close()
+
+
+def gather(calls: Sequence[IAsyncResult]) -> list[Any]:
+    """Results of calls sent without waiting (pipelined); a failed call gives its exception."""
+    out: list[Any] = []
+    for call in calls:
+        try:
+            out.append(call.get())
+        except KazooException as exc:
+            out.append(exc)
+    return out
+
+
+class _Named(Protocol):
+    where: str
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def guarded(method: F) -> F:
+    """Turn a kazoo error inside ``method`` into a TransportError naming the server."""
+
+    @functools.wraps(method)
+    def wrapper(self: _Named, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except RetryInterrupted as exc:
+            raise TransportError(f"{self.where}: the connection was closed") from exc
+        except RetryFailedError as exc:
+            raise BrokerUnavailable(
+                f"{self.where}: no answer while retrying ({exc}); check that the server runs"
+            ) from exc
+        except KazooException as exc:
+            raise TransportError(f"{self.where}: {type(exc).__name__}: {exc}") from exc
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,220 @@
+"""The ZooKeeper transport: Kombu's kazoo queue nodes, with claims, delays and broadcast added."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import KazooException, NodeExistsError, NoNodeError
+
+from celeriac.protocol import WireMessage
+from celeriac.protocol.envelopes import zookeeper as envelope
+
+from ..base import Consumer, QueueSpec, Subscription, Transport
+from ..capabilities import Capabilities
+from ..errors import BrokerUnavailable, TransportError
+from .broadcast import BROADCAST_TTL, ZooKeeperSubscription, sweep
+from .client import gather, guarded, open_client, retryable, where
+from .consumer import ZooKeeperConsumer
+from .paths import Layout
+
+__all__ = ["MAX_NODE_BYTES", "ZooKeeperTransport"]
+
+#: The server's default ``jute.maxbuffer`` (0xfffff): the most one request may carry.
+JUTE_MAXBUFFER = 0xFFFFF
+#: Largest node data published by default: jute.maxbuffer less room for the request's path.
+MAX_NODE_BYTES = JUTE_MAXBUFFER - 4096
+
+
+class ZooKeeperTransport(Transport):
+    """``zookeeper://host:2181[,host:2181...]/<base>``: queues as in Kombu, claims per session.
+
+    Options: ``connect_timeout`` (seconds to wait for a server at connect, default 5),
+    ``session_timeout`` (seconds after which a dead consumer's claims vanish, default 10),
+    ``op_timeout`` (seconds a call keeps retrying while the server is away, default 30),
+    ``max_message_bytes`` (largest node data, default jute.maxbuffer less 4 KiB; raise it only
+    with the server's ``jute.maxbuffer``). ``visibility_timeout`` is accepted and unused: a claim
+    lasts as long as its consumer's session.
+    """
+
+    schemes = ("zookeeper",)
+    capabilities = Capabilities(
+        priorities=True,
+        priority_order="higher-first",
+        delayed_delivery=True,
+        fanout=True,  # one node per message, read by every subscriber: no copies per queue
+        per_message_ack=True,
+        redelivery="connection",
+        ordering="fifo",
+        shared=True,
+        max_message_bytes=MAX_NODE_BYTES,
+    )
+
+    def __init__(self, url: str, **options: Any) -> None:
+        super().__init__(url, **options)
+        self.layout = Layout(url)
+        self.where = where(url)
+        self.connect_timeout = float(options.get("connect_timeout", 5.0))
+        self.session_timeout = float(options.get("session_timeout", 10.0))
+        self.op_timeout = float(options.get("op_timeout", 30.0))
+        self.max_message_bytes = int(options.get("max_message_bytes", MAX_NODE_BYTES))
+        self.client: KazooClient | None = None
+        self._ensured: set[str] = set()
+        self._swept: dict[str, float] = {}
+
+    def connect(self) -> None:
+        if self.client is not None:
+            return
+        client = open_client(
+            self.url,
+            connect_timeout=self.connect_timeout,
+            session_timeout=self.session_timeout,
+            op_timeout=self.op_timeout,
+        )
+        try:
+            client.retry(client.ensure_path, self.layout.root)
+        except KazooException as exc:
+            client.stop()
+            client.close()
+            raise BrokerUnavailable(
+                f"{self.where}: cannot create the base node {self.layout.root}: "
+                f"{type(exc).__name__} {exc}; check the URL's path and the server's ACLs"
+            ) from None
+        self.client = client
+
+    def client_or_raise(self) -> KazooClient:
+        if self.client is None:
+            raise TransportError(f"{self.where}: not connected; call connect() first")
+        return self.client
+
+    def close(self) -> None:
+        client, self.client = self.client, None
+        self._ensured.clear()
+        if client is not None:
+            # Ending the session drops its ephemeral claims: unsettled items are ready again.
+            client.stop()
+            client.close()
+
+    def ensure_queue(self, queue: str, *, again: bool = False) -> None:
+        """Create the nodes ``queue`` needs (once per transport unless ``again``)."""
+        if queue in self._ensured and not again:
+            return
+        client = self.client_or_raise()
+        for path in self.layout.structure(queue):
+            client.retry(client.ensure_path, path)
+        self._ensured.add(queue)
+
+    @guarded
+    def declare_queue(self, spec: QueueSpec) -> None:
+        self.ensure_queue(spec.name)
+        self.ensure_queue(spec.dead_letter_queue)
+
+    def _data(self, queue: str, message: WireMessage, exchange: str = "") -> bytes:
+        data = envelope.pack_wire(message, exchange=exchange, routing_key=queue)
+        if len(data) > self.max_message_bytes:
+            raise TransportError(
+                f"{self.where}: message for {queue!r} is {len(data)} bytes in its envelope, over "
+                f"the {self.max_message_bytes}-byte limit of a ZooKeeper node (the server's "
+                "jute.maxbuffer); compress it (compression='zlib') or pass a reference to the "
+                "data (a URL or key) instead of the data itself"
+            )
+        return data
+
+    def _item(self, queue: str, message: WireMessage, delay: float | None) -> str:
+        priority = envelope.message_priority(message.properties)
+        if delay is not None and delay > 0:
+            due_ms = int((time.time() + delay) * 1000)
+            return f"{self.layout.delayed(queue)}/{envelope.delayed_prefix(due_ms, priority)}"
+        return f"{self.layout.queue(queue)}/{envelope.entry_prefix(priority)}"
+
+    @guarded
+    def publish(self, queue: str, message: WireMessage, *, delay: float | None = None) -> None:
+        data = self._data(queue, message)
+        self.ensure_queue(queue)
+        client = self.client_or_raise()
+        client.retry(client.create, self._item(queue, message, delay), data, sequence=True)
+
+    @guarded
+    def publish_many(self, queue: str, messages: Sequence[WireMessage]) -> None:
+        items = [(self._item(queue, m, None), self._data(queue, m)) for m in messages]
+        self.ensure_queue(queue)
+        client = self.client_or_raise()
+        # Pipelined: ZooKeeper serves one session's requests in order, so sequences follow it.
+        results = gather([client.create_async(path, data, sequence=True) for path, data in items])
+        for (path, data), result in zip(items, results, strict=True):
+            if retryable(result):
+                client.retry(client.create, path, data, sequence=True)
+            elif isinstance(result, Exception):
+                raise result
+
+    def consumer(self, queues: Sequence[str], prefetch: int = 100) -> Consumer:
+        return ZooKeeperConsumer(self, queues, prefetch)
+
+    def _ready(self, queue: str) -> list[str]:
+        """The items of ``queue`` that no consumer holds."""
+        self.ensure_queue(queue)
+        client = self.client_or_raise()
+
+        def look() -> list[str]:
+            items, claims = gather(
+                [
+                    client.get_children_async(self.layout.queue(queue)),
+                    client.get_children_async(self.layout.claims(queue)),
+                ]
+            )
+            for result in (items, claims):
+                if isinstance(result, Exception):
+                    raise result
+            held = set(claims)
+            return [n for n in items if envelope.parse_entry(n) is not None and n not in held]
+
+        ready: list[str] = client.retry(look)
+        return ready
+
+    @guarded
+    def queue_length(self, queue: str) -> int:
+        return len(self._ready(queue))
+
+    @guarded
+    def purge(self, queue: str) -> int:
+        client = self.client_or_raise()
+        names = self._ready(queue)
+        claims = [f"{self.layout.claims(queue)}/{name}" for name in names]
+        # Claim first, so an item a consumer claims meanwhile is left to it.
+        won = [
+            (name, claim)
+            for name, claim, result in zip(
+                names,
+                claims,
+                gather([client.create_async(c, b"", ephemeral=True) for c in claims]),
+                strict=True,
+            )
+            if not isinstance(result, NodeExistsError | NoNodeError)
+        ]
+        deletes = []
+        for name, claim in won:
+            deletes.append(client.delete_async(f"{self.layout.queue(queue)}/{name}"))
+            deletes.append(client.delete_async(claim))
+        results = gather(deletes)
+        return sum(1 for r in results[::2] if not isinstance(r, Exception))
+
+    @guarded
+    def broadcast(self, exchange: str, message: WireMessage) -> None:
+        client = self.client_or_raise()
+        folder = self.layout.broadcast(exchange)
+        data = self._data(exchange, message, exchange=exchange)
+        if folder not in self._ensured:
+            client.retry(client.ensure_path, folder)
+            self._ensured.add(folder)
+        now = time.time()
+        name = envelope.broadcast_prefix(int(now * 1000))
+        client.retry(client.create, f"{folder}/{name}", data, sequence=True)
+        if now - self._swept.get(folder, 0.0) > BROADCAST_TTL / 4:
+            self._swept[folder] = now
+            sweep(client, folder, int(now * 1000))
+
+    @guarded
+    def subscribe(self, exchange: str) -> Subscription:
+        return ZooKeeperSubscription(self, exchange)
