@@ -1,0 +1,379 @@
+"""The Kafka consumer: one group member per queue, per-message acks emulated on offsets.
+
+kafka-python runs group work (joins, heartbeats, rebalance callbacks) on its own IO thread;
+everything else runs on the caller's thread. The callbacks and the caller share each reader's
+state under its lock, and no kafka-python call that waits on the IO thread is made under it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import kafka
+import kafka.errors as kerrors
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.structs import OffsetAndMetadata, TopicPartition
+
+from celeriac.protocol import ProtocolError
+from celeriac.protocol.envelopes import kafka as kafka_envelope
+from celeriac.protocol.envelopes.kafka import (
+    DELIVER_AT_HEADER,
+    REDELIVERED_HEADER,
+    REJECT_REASON_HEADER,
+    KafkaRecord,
+)
+
+from ..base import Consumer, Delivery, dead_letter_queue
+from ..dead_letter import dead_letter_message
+from .assignor import HoldingAssignor
+from .offsets import Ledger, PartitionLedger
+from .topics import delay_topic, group_id
+
+if TYPE_CHECKING:
+    from .transport import KafkaTransport
+
+__all__ = ["KafkaQueueConsumer", "QueueReader"]
+
+log = logging.getLogger("celeriac.transports.kafka")
+# Commits and offset look-ups give up after this long (the broker may be restarting); a commit
+# that did not land is made again with the next settle, and is at worst a redelivery.
+_COMMIT_TIMEOUT_MS = 5_000
+# Several queues share one fetch call: each reader waits this long before the next gets a turn.
+_SLICE_S = 0.05
+
+
+@dataclass(order=True, slots=True)
+class _Delayed:
+    """A delay-topic record held until it is due; its offset is committed once relayed."""
+
+    due_ms: int
+    seq: int
+    tp: TopicPartition = field(compare=False)
+    offset: int = field(compare=False)
+    epoch: int = field(compare=False)
+    record: KafkaRecord = field(compare=False)
+
+
+class QueueReader(ConsumerRebalanceListener):  # type: ignore[misc]
+    """The group member for one queue: reads its topic and relays its delay topic."""
+
+    def __init__(self, transport: KafkaTransport, queue: str) -> None:
+        self.t = transport
+        self.queue = queue
+        self.delay = delay_topic(queue)
+        self.lock = threading.Lock()
+        self.ledger = Ledger()
+        self.handover: set[TopicPartition] = set()
+        self.delayed: list[_Delayed] = []
+        self._seq = itertools.count()
+        s = transport.settings
+        topics = [queue] + ([self.delay] if transport.partitions(self.delay) else [])
+        with transport.errors(f"consume from {queue!r}"):
+            self.kc = kafka.KafkaConsumer(
+                **transport.client_config(),
+                group_id=group_id(queue),
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                partition_assignment_strategy=[HoldingAssignor(self.held, self.set_handover)],
+                session_timeout_ms=s.session_timeout_ms,
+                heartbeat_interval_ms=s.heartbeat_interval_ms,
+                max_poll_interval_ms=s.max_poll_interval_ms,
+                fetch_max_wait_ms=s.fetch_max_wait_ms,
+            )
+            self.kc.subscribe(topics, listener=self)
+
+    # -- group callbacks (kafka-python's IO thread) ---------------------------------------------
+    def held(self) -> list[TopicPartition]:
+        with self.lock:
+            return self.ledger.held()
+
+    def set_handover(self, partitions: set[TopicPartition]) -> None:
+        with self.lock:
+            self.handover = partitions
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        # Nothing to save: every settle commits at once. What we hold stays ours unless the
+        # assignment that follows gives it to another member (the assignor avoids that).
+        pass
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        kept: list[tuple[TopicPartition, int]] = []
+        with self.lock:
+            self._forget([tp for tp in self.ledger.partitions if tp not in set(assigned)])
+            for tp, ledger in self.ledger.partitions.items():
+                if ledger.position is not None:
+                    kept.append((tp, ledger.position))
+        for tp, position in kept:
+            # Read on after what we handed out, not from the committed offset (which stays at
+            # our lowest unsettled record).
+            self.kc.seek(tp, position)
+
+    def on_partitions_lost(self, lost: Any) -> None:
+        with self.lock:
+            self._forget(list(lost))
+
+    def _forget(self, partitions: list[TopicPartition]) -> None:
+        """Drop partitions we no longer own; settling their deliveries does nothing now."""
+        if not partitions:
+            return
+        gone = set(partitions)
+        self.ledger.drop(gone)
+        self.delayed = [d for d in self.delayed if d.tp not in gone]
+        heapq.heapify(self.delayed)
+        self.handover -= gone
+
+    # -- the caller's thread --------------------------------------------------------------------
+    def unsettled(self) -> int:
+        with self.lock:
+            return sum(
+                len(ledger.outstanding)
+                for tp, ledger in self.ledger.partitions.items()
+                if tp.topic == self.queue
+            )
+
+    def step(self, room: int, timeout: float) -> list[Delivery]:
+        """Poll once for at most ``room`` deliveries (0: only keep the membership and relay)."""
+        self.relay_due()
+        with self.lock:
+            if self.delayed:
+                timeout = min(timeout, max(self.delayed[0].due_ms / 1000 - time.time(), 0.0))
+        self._pause(room)
+        try:
+            batches = self.kc.poll(
+                timeout_ms=int(timeout * 1000), max_records=room if room > 0 else 500
+            )
+        except kerrors.KafkaError as exc:
+            log.warning("Kafka at %s: poll of %r failed: %s", self.t.address, self.queue, exc)
+            time.sleep(min(timeout, 0.2))  # the broker is away: back off, bounded
+            return []
+        handed = {
+            tp: self._handed_before(tp)
+            for tp in batches
+            if tp.topic == self.queue and tp not in self.ledger.partitions
+        }
+        out: list[Delivery] = []
+        with self.lock:
+            for tp, records in batches.items():
+                ledger = self.ledger.get(tp)
+                if tp in handed:
+                    ledger.handed_before = handed[tp]
+                for r in records:
+                    ledger.hand_out(r.offset)
+                    if tp.topic == self.delay:
+                        record = KafkaRecord(r.key, r.value or b"", tuple(r.headers or ()))
+                        due = kafka_envelope.deliver_at(r.headers) or 0
+                        entry = _Delayed(due, next(self._seq), tp, r.offset, ledger.epoch, record)
+                        heapq.heappush(self.delayed, entry)
+                    else:
+                        out.append(self._delivery(tp, ledger, r))
+        if out:
+            self.commit()  # records how far we handed out, so queue_length leaves these out
+        self.relay_due()
+        return out
+
+    def _delivery(self, tp: TopicPartition, ledger: PartitionLedger, r: Any) -> Delivery:
+        tag = (tp, r.offset, ledger.epoch)
+        seen = ledger.handed_before is not None and r.offset < ledger.handed_before
+        extra = {"key": r.key, "headers": tuple(r.headers or ())}
+        try:
+            wire, info = kafka_envelope.unpack_record(r.value, r.headers)
+        except ProtocolError as exc:
+            raw = r.value or b""
+            return Delivery(self.queue, None, tag, seen, raw=raw, error=exc, extra=extra)
+        return Delivery(self.queue, wire, tag, seen or info.redelivered, raw=r.value, extra=extra)
+
+    def _handed_before(self, tp: TopicPartition) -> int:
+        """How far the group had handed records out of ``tp`` (the commit's metadata)."""
+        try:
+            committed = self.kc.committed(tp, metadata=True, timeout_ms=_COMMIT_TIMEOUT_MS)
+            return int(committed.metadata) if committed is not None else 0
+        except (kerrors.KafkaError, ValueError, AttributeError):
+            return 0
+
+    def _pause(self, room: int) -> None:
+        """Stop reading what we have no room for, and what is to be handed over."""
+        with self.lock:
+            handover = set(self.handover)
+            delay_full = len(self.delayed) >= self.t.settings.delay_buffer
+        assigned = self.kc.assignment()
+        want = {
+            tp
+            for tp in assigned
+            if tp in handover
+            or (tp.topic == self.queue and room <= 0)
+            or (tp.topic == self.delay and delay_full)
+        }
+        paused = self.kc.paused()
+        try:
+            if want - paused:
+                self.kc.pause(*(want - paused))
+            if (paused - want) & assigned:
+                self.kc.resume(*((paused - want) & assigned))
+        except kerrors.IllegalStateError:
+            pass  # the assignment changed meanwhile; the next step pauses against the new one
+
+    def relay_due(self) -> None:
+        """Produce the due delayed records to the queue, then let their offsets be committed."""
+        now_ms = int(time.time() * 1000)
+        due: list[_Delayed] = []
+        with self.lock:
+            while self.delayed and self.delayed[0].due_ms <= now_ms:
+                due.append(heapq.heappop(self.delayed))
+        if not due:
+            return
+        records = []
+        for d in due:
+            headers = tuple((k, v) for k, v in d.record.headers if k != DELIVER_AT_HEADER)
+            records.append((self.queue, KafkaRecord(d.record.key, d.record.value, headers)))
+        try:
+            self.t.send(records)
+        except kerrors.KafkaError as exc:
+            log.warning("Kafka at %s: delayed records not relayed yet: %s", self.t.address, exc)
+            with self.lock:
+                for d in due:
+                    heapq.heappush(self.delayed, d)
+            return
+        with self.lock:
+            for d in due:
+                self.ledger.settle(d.tp, d.offset, d.epoch)
+        self.commit()
+
+    def settle(self, deliveries: Iterable[Delivery]) -> None:
+        with self.lock:
+            for d in deliveries:
+                tp, offset, epoch = d.tag
+                self.ledger.settle(tp, offset, epoch)
+        self.commit()
+        self._maybe_hand_over()
+
+    def commit(self, *, releasing: bool = False) -> bool:
+        """Commit each owned partition up to its lowest unsettled record (True: landed).
+
+        The metadata says how far records were handed out, so the queue's length leaves out what
+        a live member holds; ``releasing`` gives the unsettled records back instead."""
+        owned = self.kc.assignment()
+        with self.lock:
+            pending = {}
+            for tp, ledger in self.ledger.partitions.items():
+                wanted = ledger.pending_commit(releasing=releasing) if tp in owned else None
+                if wanted is not None:
+                    pending[tp] = (ledger.epoch, wanted)
+        if not pending:
+            return True
+        offsets = {tp: OffsetAndMetadata(w[0], str(w[1]), -1) for tp, (_, w) in pending.items()}
+        try:
+            self.kc.commit(offsets, timeout_ms=_COMMIT_TIMEOUT_MS)
+        except kerrors.KafkaError as exc:
+            # A rebalance or a restarting broker: the next settle commits again.
+            log.info("Kafka at %s: commit for %r deferred: %s", self.t.address, self.queue, exc)
+            return False
+        with self.lock:
+            for tp, (epoch, wanted) in pending.items():
+                ledger = self.ledger.partitions.get(tp)
+                if ledger is not None and ledger.epoch == epoch:
+                    ledger.committed = wanted
+        return True
+
+    def _maybe_hand_over(self) -> None:
+        """Once the partitions another member should have are settled, ask for a rebalance."""
+        with self.lock:
+            if not self.handover:
+                return
+            for tp in self.handover:
+                ledger = self.ledger.partitions.get(tp)
+                if ledger is not None and ledger.outstanding:
+                    return
+            self.handover = set()
+        # kafka-python has no public call for this; a rebalance moves the partitions on.
+        self.kc._coordinator.request_rejoin()
+
+    def close(self) -> None:
+        self.commit(releasing=True)
+        try:
+            self.kc.close(autocommit=False)
+        except kerrors.KafkaError as exc:
+            log.info("Kafka at %s: closing the %r consumer: %s", self.t.address, self.queue, exc)
+
+
+class KafkaQueueConsumer(Consumer):
+    """Reads one or more queues; at most ``prefetch`` deliveries unsettled across them."""
+
+    def __init__(self, transport: KafkaTransport, queues: Sequence[str], prefetch: int) -> None:
+        super().__init__(queues, prefetch)
+        self.t = transport
+        self.readers: dict[str, QueueReader] = {}
+        try:
+            for queue in dict.fromkeys(queues):
+                self.readers[queue] = QueueReader(transport, queue)
+        except BaseException:
+            self.close()
+            raise
+        self._turn = 0
+
+    def unsettled(self) -> int:
+        return sum(r.unsettled() for r in self.readers.values())
+
+    def fetch(self, max_messages: int = 1, timeout: float | None = 1.0) -> list[Delivery]:
+        end = None if timeout is None else time.monotonic() + timeout
+        readers = list(self.readers.values())
+        out: list[Delivery] = []
+        while True:
+            for i in range(len(readers)):
+                reader = readers[(self._turn + i) % len(readers)]
+                room = min(max_messages - len(out), self.prefetch - self.unsettled())
+                left = 3600.0 if end is None else max(end - time.monotonic(), 0.0)
+                wait = 0.0 if out else (left if len(readers) == 1 else min(left, _SLICE_S))
+                out += reader.step(room, wait)
+            self._turn += 1
+            if out or len(out) >= max_messages or (end is not None and time.monotonic() >= end):
+                return out
+
+    def _reader(self, delivery: Delivery) -> QueueReader:
+        return self.readers[delivery.queue]
+
+    def ack(self, deliveries: Iterable[Delivery]) -> None:
+        by_queue: dict[str, list[Delivery]] = {}
+        for d in deliveries:
+            by_queue.setdefault(d.queue, []).append(d)
+        for queue, batch in by_queue.items():
+            self.readers[queue].settle(batch)
+
+    def reject(self, delivery: Delivery, reason: str) -> None:
+        target = dead_letter_queue(delivery.queue)
+        record = self.t.record(target, dead_letter_message(delivery, reason))
+        record = kafka_envelope.with_headers(record, **{_arg(REJECT_REASON_HEADER): _utf8(reason)})
+        with self.t.errors(f"dead-letter to {target!r}"):
+            self.t.send([(target, record)])
+        self._reader(delivery).settle([delivery])
+
+    def requeue(self, delivery: Delivery) -> None:
+        """Produce the record again (marked redelivered), then settle the original."""
+        headers = tuple(
+            (k, v) for k, v in delivery.extra.get("headers", ()) if k != REDELIVERED_HEADER
+        )
+        record = KafkaRecord(
+            delivery.extra.get("key"), delivery.raw or b"", (*headers, (REDELIVERED_HEADER, b"1"))
+        )
+        with self.t.errors(f"requeue to {delivery.queue!r}"):
+            self.t.send([(delivery.queue, record)])
+        self._reader(delivery).settle([delivery])
+
+    def close(self) -> None:
+        readers, self.readers = list(self.readers.values()), {}
+        for reader in readers:
+            reader.close()
+
+
+def _arg(header: str) -> str:
+    return header.replace("-", "_")
+
+
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8")

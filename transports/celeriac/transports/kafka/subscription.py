@@ -1,0 +1,78 @@
+"""Broadcast subscriptions: every subscriber reads the exchange's topic from its end, alone."""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import time
+from typing import TYPE_CHECKING
+
+import kafka
+import kafka.errors as kerrors
+
+from celeriac.protocol import ProtocolError, WireMessage
+from celeriac.protocol.envelopes import kafka as kafka_envelope
+
+from ..base import Subscription
+
+if TYPE_CHECKING:
+    from .transport import KafkaTransport
+
+__all__ = ["KafkaSubscription"]
+
+log = logging.getLogger("celeriac.transports.kafka")
+
+
+class KafkaSubscription(Subscription):
+    """Partitions assigned by hand (no group, nothing committed), positioned at their end
+    before ``subscribe`` returns: every record broadcast afterwards reaches this subscriber."""
+
+    def __init__(self, transport: KafkaTransport, exchange: str) -> None:
+        self.transport = transport
+        self.exchange = exchange
+        self.buffer: collections.deque[WireMessage] = collections.deque()
+        partitions = transport.broadcast_partitions(exchange)
+        with transport.errors(f"subscribe to {exchange!r}"):
+            self.reader = kafka.KafkaConsumer(
+                **transport.client_config(),
+                group_id=None,
+                enable_auto_commit=False,
+                fetch_max_wait_ms=transport.settings.fetch_max_wait_ms,
+            )
+            self.reader.assign(partitions)
+            self.reader.seek_to_end(*partitions)
+            for tp in partitions:
+                self.reader.position(tp)  # resolves the end offset now, not at the first poll
+
+    def get(self, timeout: float | None = 1.0) -> WireMessage | None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.buffer:
+            left = 1.0 if deadline is None else deadline - time.monotonic()
+            if left <= 0:
+                return None
+            try:
+                batches = self.reader.poll(timeout_ms=int(left * 1000))
+            except kerrors.KafkaError as exc:
+                log.warning("Kafka at %s: broadcast poll failed: %s", self.transport.address, exc)
+                time.sleep(min(max(left, 0.0), 0.2))  # the broker is away: back off, bounded
+                continue
+            for records in batches.values():
+                for r in records:
+                    try:
+                        wire, _ = kafka_envelope.unpack_record(r.value, r.headers)
+                    except ProtocolError as exc:
+                        log.warning(
+                            "Kafka at %s: unreadable broadcast on %r skipped: %s (%d bytes)",
+                            self.transport.address,
+                            self.exchange,
+                            exc,
+                            len(r.value or b""),
+                        )
+                        continue
+                    self.buffer.append(wire)
+        return self.buffer.popleft()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.reader.close(autocommit=False)
