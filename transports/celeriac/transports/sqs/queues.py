@@ -36,7 +36,7 @@ class SqsQueue:
 class QueueDirectory:
     """Finds (and creates when missing) the SQS queues behind our queue names.
 
-    Names resolve once and stay cached; :meth:`forget` drops one whose queue turned out gone
+    Names resolve once and stay cached; :meth:`forget` drops them when a queue turned out gone
     (the server restarted without its data), so the next use creates it again.
     """
 
@@ -81,9 +81,11 @@ class QueueDirectory:
             raise
         return self._describe(name, url)
 
-    def forget(self, name: str) -> None:
+    def forget(self) -> None:
+        """Drop every cached URL: a server that lost one queue (an in-memory ElasticMQ that
+        restarted) lost the others too, dead-letter queues included."""
         with self._lock:
-            self._cache.pop(name, None)
+            self._cache.clear()
 
     def _create(self, spec: QueueSpec) -> SqsQueue:
         sqs_name = self.sqs_name(spec.name)

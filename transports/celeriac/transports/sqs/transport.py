@@ -121,7 +121,7 @@ class SQSTransport(Transport):
                     raise
                 # Deleted, or an in-memory server restarted: declare it again and retry once.
                 log.warning("SQS queue for %r is gone; creating it again", queue)
-                self.queues.forget(queue)
+                self.queues.forget()
                 return fn(self.queues.get(queue))
         except CONNECTION_ERRORS as exc:
             raise self.unavailable(what, exc) from exc
