@@ -6,7 +6,7 @@ import fnmatch
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from celeriac.backends import ResultBackend, open_backend
 from celeriac.protocol import ValidationError, encode_task, new_task_message
@@ -17,6 +17,9 @@ from .config import Settings, environment, settings_from
 from .control import Control
 from .result import AsyncResult
 from .task import Task, current_request
+
+if TYPE_CHECKING:
+    from .canvas import Signature
 
 __all__ = ["App", "current_app"]
 
@@ -168,6 +171,18 @@ class App:
                 return target if isinstance(target, str) else str(target["queue"])
         return self.conf.task_default_queue
 
+    def signature(
+        self,
+        name: str,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> Signature:
+        """A signature of task ``name`` bound to this app (Celery's ``app.signature``)."""
+        from .canvas import Signature
+
+        return Signature(name, args, kwargs, options, app=self)
+
     def send_task(
         self,
         name: str,
@@ -215,7 +230,9 @@ class App:
             raise ValidationError(_argument_path(exc.path), exc.reason) from None
         queue = self.route(name, options.get("queue"))
         self.declare(queue)
-        delay = None if eta is None else (eta - datetime.now(UTC)).total_seconds()
+        delay = None
+        if eta is not None and self.conf.task_eta_in_broker:
+            delay = (eta - datetime.now(UTC)).total_seconds()
         self.producer().publish(queue, wire, delay=delay if delay and delay > 0 else None)
         return AsyncResult(message.id, self)
 

@@ -245,6 +245,9 @@ class chord(Signature):
         body_id = body.freeze()
         group_id = str(uuid.uuid4())
         body["chord_size"] = len(header)
+        if app.conf.result_backend:
+            # Celery's Redis backend counts the header against this (SPEC.md §7.5).
+            app.backend.set_chord_size(group_id, len(header))
         for index, task in enumerate(header):
             sig = task.clone(args, kwargs, **options)
             app.send_task(

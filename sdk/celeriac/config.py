@@ -44,6 +44,10 @@ class Settings:
     task_max_retries: int | None = 3
     task_default_rate_limit: str | None = None
     task_always_eager: bool = False
+    #: Countdown/ETA tasks wait in the broker (delayed delivery), not in a worker's memory.
+    #: Turn off when real Celery workers consume the queues on Redis or SQS: they only honour
+    #: the ``eta`` header, and never look in Celeriac's delayed set.
+    task_eta_in_broker: bool = True
     task_eager_propagates: bool = False
     result_expires: float | None = 86400.0
     result_extended: bool = False

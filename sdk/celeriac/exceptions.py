@@ -6,6 +6,7 @@ from typing import Any
 
 __all__ = [
     "CeleriacError",
+    "ChordError",
     "Ignore",
     "Reject",
     "RemoteError",
@@ -45,6 +46,10 @@ class Reject(CeleriacError):
         super().__init__(reason)
         self.reason = reason
         self.requeue = requeue
+
+
+class ChordError(CeleriacError):
+    """A chord's body did not run because a header task failed or was revoked."""
 
 
 class TaskRevokedError(CeleriacError):

@@ -33,6 +33,9 @@ def exception_from(exc: EncodedException, allowed: frozenset[str] = _SAFE_MODULE
             cls = getattr(module, exc.exc_type, None)
         except ImportError:
             cls = None
+        if cls is None and module_name == "celery.exceptions":
+            # Without Celery installed, its exceptions map onto ours of the same name.
+            cls = getattr(importlib.import_module("celeriac.exceptions"), exc.exc_type, None)
     if isinstance(cls, type) and issubclass(cls, BaseException):
         try:
             return cls(*exc.exc_message)

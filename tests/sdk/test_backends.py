@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from celeriac.backends import ResultBackend, open_backend
+from celeriac.backends import ChordPart, ResultBackend, open_backend
 from celeriac.protocol.results import EncodedException, ResultRecord
 from tests.brokers import REDIS_URL, require
 
@@ -80,8 +80,31 @@ def test_unknown_scheme_lists_installed() -> None:
         open_backend("nosuch://x")
 
 
-def test_chord_parts_complete_exactly_once(backend: ResultBackend) -> None:
+def _part(group_id: str, i: int, state: str = "SUCCESS", size: int = 0) -> ChordPart:
+    return ChordPart(group_id, f"task-{i}", i, state, i * 10, size)
+
+
+@pytest.mark.parametrize("sized_by", ["backend", "body"])
+def test_chord_parts_complete_exactly_once(backend: ResultBackend, sized_by: str) -> None:
     group_id = _tid("g")
-    outcomes = [backend.chord_part_return(group_id, i, 4, i * 10) for i in (2, 0, 3)]
-    assert outcomes == [None, None, None]
-    assert backend.chord_part_return(group_id, 1, 4, 10) == [0, 10, 20, 30]
+    size = 4 if sized_by == "body" else 0
+    if sized_by == "backend":
+        backend.set_chord_size(group_id, 4)
+    outcomes = [backend.chord_part_return(_part(group_id, i, size=size)) for i in (2, 0, 3)]
+    # A redelivered header task counts once.
+    outcomes.append(backend.chord_part_return(_part(group_id, 0, size=size)))
+    assert outcomes == [None, None, None, None]
+    join = backend.chord_part_return(_part(group_id, 1, size=size))
+    assert join is not None and join.results == [0, 10, 20, 30] and join.failed is None
+    join.release()
+    # A late copy after the join neither joins again nor raises.
+    assert backend.chord_part_return(_part(group_id, 3, size=size)) is None
+
+
+def test_chord_with_a_failed_part_names_it(backend: ResultBackend) -> None:
+    group_id = _tid("g")
+    backend.set_chord_size(group_id, 2)
+    assert backend.chord_part_return(_part(group_id, 0)) is None
+    join = backend.chord_part_return(_part(group_id, 1, state="FAILURE"))
+    assert join is not None and join.failed == ("task-1", 10)
+    join.release()

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+from celeriac.backends import ChordPart
 from celeriac.protocol import TaskMessage
 from celeriac.protocol.results import EncodedException, ResultRecord
 from celeriac.protocol.states import FAILURE, RETRY, REVOKED, STARTED, SUCCESS
@@ -160,16 +161,48 @@ def _on_success(app: App, msg: TaskMessage, result: Any) -> None:
     if msg.embed.chain:
         *rest, following = msg.embed.chain  # the last element runs next (SPEC.md §2.6)
         _send(app, following, msg, result, chain=rest or None)
-    chord = msg.embed.chord
-    if chord is not None and msg.headers.group is not None:
-        size = int(chord.get("chord_size") or 0)
-        index = msg.headers.group_index or 0
-        parts = app.backend.chord_part_return(msg.headers.group, index, size, result)
-        if parts is not None:
-            _send(app, chord, msg, parts)
+    _chord_part(app, msg, SUCCESS, result)
 
 
-def _on_failure(app: App, msg: TaskMessage) -> None:
+def _chord_part(app: App, msg: TaskMessage, state: str, result: Any) -> None:
+    """Count a chord header task's final outcome; the one that completes the chord sends the
+    body, or fails it when a header task failed (SPEC.md §7.5)."""
+    body = msg.embed.chord
+    if body is None or msg.headers.group is None or not app.conf.result_backend:
+        return
+    part = ChordPart(
+        msg.headers.group,
+        msg.id,
+        msg.headers.group_index,
+        state,
+        result,
+        int(body.get("chord_size") or 0),
+    )
+    join = app.backend.chord_part_return(part)
+    if join is None:
+        return
+    try:
+        if join.failed is None:
+            _send(app, body, msg, join.results)
+            return
+        failed_id, exc = join.failed
+        described = ResultRecord(failed_id, FAILURE, exc).exception
+        what = f"{described.exc_type}{tuple(described.exc_message)!r}" if described else repr(exc)
+        error = EncodedException("ChordError", (f"Dependency {failed_id} raised {what}",),
+                                 "celery.exceptions")  # fmt: skip
+        body_id = Signature(body)["options"].get("task_id")
+        if body_id:
+            app.backend.store(
+                ResultRecord(body_id, FAILURE, error.to_wire(), date_done=datetime.now(UTC))
+            )
+        for errback in Signature(body)["options"].get("link_error") or ():
+            _send(app, errback, msg, body_id)
+    finally:
+        join.release()
+
+
+def _on_failure(app: App, msg: TaskMessage, state: str = FAILURE, exc: Any = None) -> None:
+    _chord_part(app, msg, state, exc)
     for errback in msg.embed.errbacks or ():
         # Celery's message-borne errbacks get the failed task's id as their first argument.
         _send(app, errback, msg, msg.id)
@@ -189,6 +222,7 @@ def prepare(
         why = "revoked" if msg.id in revoked else "expired"
         revoked_exc = EncodedException("TaskRevokedError", (why,), "celeriac.exceptions")
         _store(app, task, msg, REVOKED, revoked_exc.to_wire())
+        _chord_part(app, msg, REVOKED, revoked_exc.to_wire())
         return Outcome("ack", why, REVOKED)
     if task.option("track_started"):
         _store(app, task, msg, STARTED, {"pid": os.getpid(), "hostname": HOSTNAME})
@@ -256,7 +290,9 @@ def settle_failure(
         return Outcome("requeue" if exc.requeue else "reject", f"rejected-by-task: {exc.reason}")
     if isinstance(exc, TaskRevokedError):
         signals.task_revoked.send(task, request=request, terminated=True)
-        _store(app, task, msg, REVOKED, EncodedException.from_exception(exc).to_wire())
+        revoked = EncodedException.from_exception(exc).to_wire()
+        _store(app, task, msg, REVOKED, revoked)
+        _chord_part(app, msg, REVOKED, revoked)
         return Outcome("ack", "revoked", REVOKED)
     autoretry = tuple(task.option("autoretry_for", ()) or ())
     if autoretry and isinstance(exc, autoretry):
@@ -280,22 +316,22 @@ def settle_failure(
         kwargs=msg.kwargs,
         traceback=exc.__traceback__,
     )
+    encoded = EncodedException.from_exception(exc).to_wire()
     try:
-        encoded = EncodedException.from_exception(exc).to_wire()
         _store(app, task, msg, FAILURE, encoded, "".join(tb.format_exception(exc)), queue)
     except Exception as store_error:  # an exception whose arguments cannot be serialized
         fallback = EncodedException(type(exc).__qualname__, (repr(exc),), type(exc).__module__)
-        _store(app, task, msg, FAILURE, fallback.to_wire(), f"{exc!r}; {store_error!r}", queue)
-    _on_failure(app, msg)
+        encoded = fallback.to_wire()
+        _store(app, task, msg, FAILURE, encoded, f"{exc!r}; {store_error!r}", queue)
+    _on_failure(app, msg, FAILURE, encoded)
     return Outcome("ack", f"failed: {exc!r}", FAILURE)
 
 
 def store_failure(app: App, msg: TaskMessage, exc: BaseException) -> None:
     """Store a failure the worker itself decided (a hard time limit), and run the errbacks."""
-    _store(
-        app, app.tasks.get(msg.task), msg, FAILURE, EncodedException.from_exception(exc).to_wire()
-    )
-    _on_failure(app, msg)
+    encoded = EncodedException.from_exception(exc).to_wire()
+    _store(app, app.tasks.get(msg.task), msg, FAILURE, encoded)
+    _on_failure(app, msg, FAILURE, encoded)
 
 
 def _aware(when: datetime) -> datetime:

@@ -4,13 +4,57 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 from celeriac.protocol.results import ResultRecord
-from celeriac.protocol.states import PENDING, READY_STATES, precedence
+from celeriac.protocol.states import PENDING, PROPAGATE_STATES, READY_STATES, precedence
 
-__all__ = ["ResultBackend", "pending", "should_replace"]
+__all__ = [
+    "ChordJoin",
+    "ChordPart",
+    "ResultBackend",
+    "join_parts",
+    "part_member",
+    "pending",
+    "should_replace",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ChordPart:
+    """One chord header task's final outcome (SPEC.md §7.5)."""
+
+    group_id: str
+    task_id: str
+    #: The header task's ``group_index``; None sorts last (Celery's ``+inf``).
+    index: int | None
+    #: SUCCESS, FAILURE or REVOKED.
+    state: str
+    #: The return value, or the encoded exception mapping for FAILURE and REVOKED.
+    result: Any
+    #: Header size carried by the body signature (``chord_size``); 0 when the producer set it
+    #: in the backend instead (``set_chord_size``), as Celery does with Redis.
+    size: int = 0
+
+
+def _nothing() -> None:
+    return None
+
+
+@dataclass(slots=True)
+class ChordJoin:
+    """Handed to the one caller that completes a chord: it sends the body, then ``release()``."""
+
+    #: Header results in ``group_index`` order.
+    results: list[Any]
+    #: ``(task_id, encoded exception)`` of a header task that failed or was revoked, if any:
+    #: the body must then fail with a ChordError instead of running.
+    failed: tuple[str, Any] | None = None
+    #: Called once the body was sent (or failed): drops the chord's bookkeeping.
+    release: Callable[[], None] = _nothing
 
 
 def pending(task_id: str) -> ResultRecord:
@@ -23,6 +67,18 @@ def should_replace(old: ResultRecord | None, new: ResultRecord) -> bool:
     if old is None or old.status not in READY_STATES:
         return True
     return precedence(new.status) <= precedence(old.status) and new.status == old.status
+
+
+def part_member(part: ChordPart) -> str:
+    """The key a part is counted under once (Celery's ``<task_id>:<score>``)."""
+    return f"{part.task_id}:{'+inf' if part.index is None else part.index}"
+
+
+def join_parts(parts: Iterable[ChordPart]) -> ChordJoin:
+    """The join of a complete chord: results in ``group_index`` order, the first failure."""
+    ordered = sorted(parts, key=lambda p: (p.index is None, p.index or 0))
+    failed = next(((p.task_id, p.result) for p in ordered if p.state in PROPAGATE_STATES), None)
+    return ChordJoin([p.result for p in ordered], failed)
 
 
 class ResultBackend(ABC):
@@ -46,14 +102,17 @@ class ResultBackend(ABC):
     def forget(self, task_id: str) -> None:
         """Delete the record of ``task_id``."""
 
-    @abstractmethod
-    def chord_part_return(
-        self, group_id: str, index: int, size: int, result: Any
-    ) -> list[Any] | None:
-        """Record part ``index`` of a chord of ``size`` parts, atomically.
+    def set_chord_size(self, group_id: str, size: int) -> None:
+        """Record a chord's header size before its header is sent (Celery's Redis backend reads
+        it from here; others take ``chord_size`` from the body signature)."""
+        return None
 
-        Returns every part's result in order when this call completes the chord (exactly one
-        caller gets them), else None.
+    @abstractmethod
+    def chord_part_return(self, part: ChordPart) -> ChordJoin | None:
+        """Record one header task's outcome, atomically; a redelivered part counts once.
+
+        Returns a ChordJoin to exactly one caller, the one whose part completes the chord;
+        every other caller gets None.
         """
 
     def wait(

@@ -9,7 +9,15 @@ from typing import Any, ClassVar
 from celeriac.protocol.results import ResultRecord, decode_result, encode_result
 from celeriac.protocol.states import READY_STATES
 
-from .base import ResultBackend, pending, should_replace
+from .base import (
+    ChordJoin,
+    ChordPart,
+    ResultBackend,
+    join_parts,
+    part_member,
+    pending,
+    should_replace,
+)
 
 __all__ = ["MemoryBackend"]
 
@@ -19,7 +27,9 @@ class MemoryBackend(ResultBackend):
 
     _stores: ClassVar[dict[str, dict[str, ResultRecord]]] = {}
     _changed: ClassVar[dict[str, threading.Condition]] = {}
-    _chords: ClassVar[dict[tuple[str, str], dict[int, Any]]] = {}
+    _chords: ClassVar[dict[tuple[str, str], dict[str, ChordPart]]] = {}
+    _chord_sizes: ClassVar[dict[tuple[str, str], int]] = {}
+    _chords_done: ClassVar[set[tuple[str, str]]] = set()
     _lock = threading.Lock()
 
     def __init__(self, url: str, **options: Any) -> None:
@@ -40,16 +50,25 @@ class MemoryBackend(ResultBackend):
         with self._cond:
             return self._records.get(task_id) or pending(task_id)
 
-    def chord_part_return(
-        self, group_id: str, index: int, size: int, result: Any
-    ) -> list[Any] | None:
+    def set_chord_size(self, group_id: str, size: int) -> None:
         with self._cond:
-            parts = self._chords.setdefault((self.url, group_id), {})
-            parts[index] = result
-            if len(parts) < size:
+            self._chord_sizes[(self.url, group_id)] = size
+            self._chords_done.discard((self.url, group_id))
+
+    def chord_part_return(self, part: ChordPart) -> ChordJoin | None:
+        key = (self.url, part.group_id)
+        with self._cond:
+            if key in self._chords_done:
+                return None  # a late copy of a header task of a chord already joined
+            parts = self._chords.setdefault(key, {})
+            parts.setdefault(part_member(part), part)
+            size = part.size or self._chord_sizes.get(key, 0)
+            if not size or len(parts) < size:
                 return None
-            del self._chords[(self.url, group_id)]
-            return [parts[i] for i in range(size)]
+            del self._chords[key]
+            self._chord_sizes.pop(key, None)
+            self._chords_done.add(key)
+        return join_parts(parts.values())
 
     def forget(self, task_id: str) -> None:
         with self._cond:

@@ -5,15 +5,16 @@ client wakes at once instead of polling."""
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 import redis
 
 from celeriac.protocol.results import (
     ResultRecord,
-    chord_keys,
     decode_result,
     encode_result,
+    group_key,
     result_key,
 )
 from celeriac.protocol.serializers import dumps, loads
@@ -21,7 +22,7 @@ from celeriac.protocol.states import READY_STATES
 from celeriac.transports.errors import BrokerUnavailable
 from celeriac.transports.registry import redact_url
 
-from .base import ResultBackend, pending
+from .base import ChordJoin, ChordPart, ResultBackend, join_parts, pending
 
 __all__ = ["RedisBackend"]
 
@@ -46,17 +47,49 @@ redis.call('PUBLISH', KEYS[1], ARGV[1])
 return 1
 """
 
-# One chord part in, atomically; the caller that completes the chord gets every part.
+# One chord part in (SPEC.md §7.5, Celery 5.7's layout): counted once per "<task id>:<score>",
+# and the part that completes the chord takes the dispatch claim in the same step.
+# KEYS: .j .t .s .d <group record> .c
+# ARGV: task id, entry, score, expiry, claim token, claim seconds, size from the body (0: none)
 _CHORD_PART = """
-redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
-  local parts = redis.call('ZRANGE', KEYS[1], 0, -1)
-  redis.call('DEL', KEYS[1])
-  return parts
+if redis.call('GET', KEYS[6]) == 'done' then
+  return {-1, 0}
 end
-return false
+if tonumber(ARGV[7]) > 0 then
+  redis.call('SET', KEYS[3], ARGV[7], 'NX')
+end
+local member = ARGV[1] .. ':' .. ARGV[3]
+if redis.call('SISMEMBER', KEYS[4], member) == 0 then
+  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])
+  redis.call('SADD', KEYS[4], member)
+end
+local count = redis.call('ZCOUNT', KEYS[1], '-inf', '+inf')
+local expiry = tonumber(ARGV[4])
+if expiry > 0 then
+  for i = 1, 4 do redis.call('EXPIRE', KEYS[i], expiry) end
+  redis.call('EXPIRE', KEYS[5], expiry)
+end
+local size = redis.call('GET', KEYS[3])
+if size and count == tonumber(size) + tonumber(redis.call('GET', KEYS[2]) or '0') then
+  if redis.call('SET', KEYS[6], ARGV[5], 'NX', 'EX', ARGV[6]) then
+    return {count, 1}
+  end
+end
+return {count, 0}
 """
+
+# After the body went out: drop the chord's keys and leave "done", only while we hold the claim.
+# KEYS: .c .j .t .s .d   ARGV: claim token, seconds the "done" marker stays
+_CHORD_CLEANUP = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+  redis.call('SET', KEYS[1], 'done', 'EX', ARGV[2])
+  return 1
+end
+return 0
+"""
+
+_CLAIM_SECONDS = 10  # Celery: max(5, 2 x result_chord_join_timeout (default 5 s))
 
 
 class RedisBackend(ResultBackend):
@@ -74,6 +107,7 @@ class RedisBackend(ResultBackend):
             ) from exc
         self._store = self.client.register_script(_STORE)
         self._chord = self.client.register_script(_CHORD_PART)
+        self._chord_cleanup = self.client.register_script(_CHORD_CLEANUP)
 
     def store(self, record: ResultRecord) -> None:
         ttl = 0 if self.expires is None else max(int(self.expires), 1)
@@ -109,16 +143,42 @@ class RedisBackend(ResultBackend):
             pubsub.close()
         return record
 
-    def chord_part_return(
-        self, group_id: str, index: int, size: int, result: Any
-    ) -> list[Any] | None:
-        member, _, _ = dumps([index, result])
-        ttl = 86400 if self.expires is None else max(int(self.expires), 1)
-        parts = self._chord(keys=[chord_keys(group_id)[0]], args=[index, member, size, ttl])
-        if not parts:
+    def set_chord_size(self, group_id: str, size: int) -> None:
+        # A frozen chord applied again reuses its group id: a new run, so drop the old claim.
+        ttl = None if self.expires is None else max(int(self.expires), 1)
+        with self.client.pipeline() as pipe:
+            pipe.delete(self._chord_key(group_id, ".c"))
+            pipe.set(self._chord_key(group_id, ".s"), size, ex=ttl)
+            pipe.execute()
+
+    @staticmethod
+    def _chord_key(group_id: str, suffix: str) -> str:
+        return group_key(group_id) + suffix
+
+    def chord_part_return(self, part: ChordPart) -> ChordJoin | None:
+        gid = part.group_id
+        j, t, s, d, c = (self._chord_key(gid, x) for x in (".j", ".t", ".s", ".d", ".c"))
+        entry, _, _ = dumps([1, part.task_id, part.state, part.result])
+        score = "+inf" if part.index is None else str(part.index)
+        ttl = 0 if self.expires is None else max(int(self.expires), 1)
+        token = uuid.uuid4().hex
+        _, claimed = self._chord(
+            keys=[j, t, s, d, group_key(gid), c],
+            args=[part.task_id, entry, score, ttl, token, _CLAIM_SECONDS, part.size],
+        )
+        if not claimed:
             return None
-        decoded = sorted((loads(p, "application/json") for p in parts), key=lambda p: p[0])
-        return [value for _, value in decoded]
+        parts = []
+        for raw in self.client.zrange(j, 0, -1):
+            _, task_id, state, result = loads(raw, "application/json")
+            parts.append(ChordPart(gid, task_id, len(parts), state, result))
+
+        def release() -> None:
+            self._chord_cleanup(keys=[c, j, t, s, d], args=[token, max(2 * _CLAIM_SECONDS, 300)])
+
+        join = join_parts(parts)
+        join.release = release
+        return join
 
     def close(self) -> None:
         self.client.close()

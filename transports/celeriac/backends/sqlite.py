@@ -11,7 +11,15 @@ from typing import Any
 from celeriac.protocol.results import ResultRecord, decode_result, encode_result, result_key
 from celeriac.protocol.serializers import dumps, loads
 
-from .base import ResultBackend, pending, should_replace
+from .base import (
+    ChordJoin,
+    ChordPart,
+    ResultBackend,
+    join_parts,
+    part_member,
+    pending,
+    should_replace,
+)
 
 __all__ = ["SQLiteBackend"]
 
@@ -21,11 +29,17 @@ CREATE TABLE IF NOT EXISTS results (
   value      BLOB NOT NULL,
   expires_at REAL
 );
-CREATE TABLE IF NOT EXISTS chord_parts (
+CREATE TABLE IF NOT EXISTS chord_entries (
   group_id TEXT NOT NULL,
-  idx      INTEGER NOT NULL,
+  member   TEXT NOT NULL,
   value    BLOB NOT NULL,
-  PRIMARY KEY (group_id, idx)
+  PRIMARY KEY (group_id, member)
+);
+CREATE TABLE IF NOT EXISTS chords (
+  group_id   TEXT PRIMARY KEY,
+  size       INTEGER,
+  done       INTEGER NOT NULL DEFAULT 0,
+  expires_at REAL
 );
 """
 
@@ -87,27 +101,48 @@ class SQLiteBackend(ResultBackend):
             return pending(task_id)
         return decode_result(row[0])
 
-    def chord_part_return(
-        self, group_id: str, index: int, size: int, result: Any
-    ) -> list[Any] | None:
+    def set_chord_size(self, group_id: str, size: int) -> None:
+        expires_at = None if self.expires is None else time.time() + self.expires
+        self._db().execute(
+            "INSERT OR REPLACE INTO chords (group_id, size, done, expires_at) VALUES (?, ?, 0, ?)",
+            (group_id, size, expires_at),
+        )
+
+    def chord_part_return(self, part: ChordPart) -> ChordJoin | None:
         db = self._db()
-        value, _, _ = dumps([result])
+        value, _, _ = dumps([part.task_id, part.index, part.state, part.result])
         db.execute("BEGIN IMMEDIATE")
         try:
+            row = db.execute(
+                "SELECT size, done FROM chords WHERE group_id = ?", (part.group_id,)
+            ).fetchone()
+            if row is not None and row[1]:
+                db.execute("COMMIT")
+                return None  # a late copy of a header task of a chord already joined
             db.execute(
-                "INSERT OR REPLACE INTO chord_parts VALUES (?, ?, ?)", (group_id, index, value)
+                "INSERT OR IGNORE INTO chord_entries VALUES (?, ?, ?)",
+                (part.group_id, part_member(part), value),
             )
             rows = db.execute(
-                "SELECT idx, value FROM chord_parts WHERE group_id = ? ORDER BY idx", (group_id,)
+                "SELECT value FROM chord_entries WHERE group_id = ?", (part.group_id,)
             ).fetchall()
-            done = len(rows) >= size
+            size = part.size or (row[0] if row is not None and row[0] else 0)
+            done = bool(size) and len(rows) >= size
             if done:
-                db.execute("DELETE FROM chord_parts WHERE group_id = ?", (group_id,))
+                db.execute("DELETE FROM chord_entries WHERE group_id = ?", (part.group_id,))
+                db.execute(
+                    "INSERT OR REPLACE INTO chords (group_id, size, done, expires_at) "
+                    "VALUES (?, ?, 1, ?)",
+                    (part.group_id, size, time.time() + 86400),
+                )
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        return [loads(v, "application/json")[0] for _, v in rows] if done else None
+        if not done:
+            return None
+        entries = (loads(v, "application/json") for (v,) in rows)
+        return join_parts(ChordPart(part.group_id, t, i, st, r) for t, i, st, r in entries)
 
     def forget(self, task_id: str) -> None:
         self._db().execute("DELETE FROM results WHERE key = ?", (result_key(task_id),))
