@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+import uuid
 from pathlib import Path
 
 import pytest
@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from celeriac import App
 from celeriac.cli import main
+from tests.transports.conftest import url_for
 
 REPO = Path(__file__).resolve().parents[2]
 CELERIAC = str(Path(sys.executable).with_name("celeriac"))
@@ -28,16 +29,32 @@ def test_demo_runs_with_no_server() -> None:
         assert expected in result.output
 
 
-@pytest.fixture
-def env(tmp_path: Path) -> Iterator[dict[str, str]]:
-    yield {
+#: Brokers a worker process can die on and another take over from (memory is in-process).
+PROCESS_TRANSPORTS = ("sqlite", "redis", "amqp")
+
+
+def _env(tmp_path: Path, transport: str = "sqlite") -> dict[str, str]:
+    broker = url_for(transport, tmp_path)
+    return {
         **os.environ,
         "PYTHONPATH": str(REPO),
-        "CELERIAC_BROKER_URL": f"sqlite:///{tmp_path}/broker.db",
+        "CELERIAC_BROKER_URL": broker,
         "CELERIAC_RESULT_BACKEND": f"sqlite:///{tmp_path}/results.db",
+        "CELERIAC_TASK_DEFAULT_QUEUE": f"cli.{uuid.uuid4().hex[:8]}",
         "CELERIAC_BROKER_TRANSPORT_OPTIONS": '{"visibility_timeout": 2}',
         "CRASHY_LEDGER": str(tmp_path / "ledger.txt"),
     }
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return _env(tmp_path)
+
+
+@pytest.fixture(params=PROCESS_TRANSPORTS)
+def broker_env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    """The environment of worker processes on each broker that processes can share."""
+    return _env(tmp_path, str(request.param))
 
 
 def _worker(env: dict[str, str], seconds: str = "3") -> subprocess.Popen[str]:
@@ -57,10 +74,13 @@ def _wait_for(path: Path, text: str, timeout: float = 30) -> str:
     raise AssertionError(f"{text!r} not in {path} after {timeout}s: {content!r}")
 
 
+_CLIENT_KEYS = ("CELERIAC_BROKER_URL", "CELERIAC_RESULT_BACKEND", "CELERIAC_TASK_DEFAULT_QUEUE")
+
+
 def _client(env: dict[str, str]) -> App:
     from celeriac.config import settings_from
 
-    os.environ.update({k: env[k] for k in ("CELERIAC_BROKER_URL", "CELERIAC_RESULT_BACKEND")})
+    os.environ.update({k: env[k] for k in _CLIENT_KEYS})
     try:
         from tests.sdk.apps import crashy
 
@@ -68,11 +88,12 @@ def _client(env: dict[str, str]) -> App:
         crashy.app.conf = settings_from(environ=os.environ, base=crashy.app.conf)
         return crashy.app
     finally:
-        for k in ("CELERIAC_BROKER_URL", "CELERIAC_RESULT_BACKEND"):
+        for k in _CLIENT_KEYS:
             os.environ.pop(k, None)
 
 
-def test_sigterm_is_a_warm_shutdown(env: dict[str, str], tmp_path: Path) -> None:
+def test_sigterm_is_a_warm_shutdown(broker_env: dict[str, str], tmp_path: Path) -> None:
+    env = broker_env
     app = _client(env)
     result = app.send_task("crashy.slow_mark", ("warm",))
     worker = _worker(env, seconds="1.5")
@@ -86,7 +107,10 @@ def test_sigterm_is_a_warm_shutdown(env: dict[str, str], tmp_path: Path) -> None
     assert result.get(timeout=5) == "warm"
 
 
-def test_sigkilled_worker_task_runs_again_elsewhere(env: dict[str, str], tmp_path: Path) -> None:
+def test_sigkilled_worker_task_runs_again_elsewhere(
+    broker_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = broker_env
     app = _client(env)
     result = app.send_task("crashy.slow_mark", ("crash",))
     first = _worker({**env}, seconds="30")
