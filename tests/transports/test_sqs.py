@@ -251,12 +251,34 @@ def test_a_message_not_yet_due_is_sent_on_not_delivered(make: Any, raw: Any) -> 
         },
     )
     with transport.consumer([queue], prefetch=1) as consumer:
-        assert consumer.fetch(1, timeout=1.0) == []  # received, not due: sent again, delayed
+        assert consumer.fetch(1, timeout=1.0) == []  # received, not due: sent on, delayed
         (delivery,) = eventually(lambda: consumer.fetch(1, timeout=1), what="the due message")
         arrived = time.time()
         consumer.ack([delivery])
     assert number(delivery) == 8
     assert due <= arrived <= due + 1.5
+
+
+def test_purge_sends_a_message_between_delay_hops_on(make: Any, raw: Any) -> None:
+    transport = make()
+    queue = unique("purge-hop")
+    transport.declare_queue(QueueSpec(queue))
+    url = url_of(raw, queue)
+    raw.send_message(
+        QueueUrl=url,
+        MessageBody=envelope.pack_wire(wire(8), queue),
+        MessageAttributes={
+            envelope.DELIVER_AT_ATTRIBUTE: {
+                "DataType": "Number",
+                "StringValue": repr(time.time() + 60),
+            }
+        },
+    )
+    transport.publish(queue, wire(1))
+    assert transport.purge(queue) == 1
+    attributes = raw.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert attributes["ApproximateNumberOfMessagesDelayed"] == "1"
+    assert attributes["ApproximateNumberOfMessages"] == "0"
 
 
 # -- FIFO -----------------------------------------------------------------------------------------

@@ -132,12 +132,8 @@ class SQSConsumer(Consumer):
     def _delivery(self, q: SqsQueue, m: dict[str, Any]) -> Delivery | None:
         receipt = m["ReceiptHandle"]
         received = m.get("MessageAttributes") or {}
-        due = attrs.deliver_at(received)
-        if due is not None:
-            hop = envelope.delay_hop(due - time.time())
-            if hop > 0:
-                self._send_on(q, m, hop)
-                return None
+        if self.transport.send_on_if_early(q, m):
+            return None
         system = m.get("Attributes") or {}
         body = m.get("Body", "")
         extra = {
@@ -157,16 +153,6 @@ class SQSConsumer(Consumer):
         except ProtocolError as exc:
             return Delivery(q.name, None, receipt, redelivered, raw, exc, extra)
         return Delivery(q.name, wire, receipt, redelivered or info.redelivered, raw, None, extra)
-
-    def _send_on(self, q: SqsQueue, m: dict[str, Any], hop: int) -> None:
-        """The next hop of a delay longer than SQS holds: the same message, sent again."""
-        self.client.send_message(
-            QueueUrl=q.url,
-            MessageBody=m["Body"],
-            DelaySeconds=hop,
-            MessageAttributes=attrs.copy_attributes(m.get("MessageAttributes") or {}),
-        )
-        self.client.delete_message(QueueUrl=q.url, ReceiptHandle=m["ReceiptHandle"])
 
     # -- settling -------------------------------------------------------------------------------
     def ack(self, deliveries: Iterable[Delivery]) -> None:
