@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import KazooException, NodeExistsError, NoNodeError
+from kazoo.exceptions import KazooException, NoNodeError
 
 from celeriac.protocol import ProtocolError
 from celeriac.protocol.envelopes import zookeeper as envelope
@@ -22,7 +22,8 @@ from celeriac.protocol.envelopes import zookeeper as envelope
 from ..base import Consumer, Delivery, dead_letter_queue
 from ..dead_letter import dead_letter_message
 from ..errors import TransportError
-from .client import gather, guarded, retryable
+from .claims import claim
+from .client import delete_all, gather, guarded
 from .delayed import move_due
 
 if TYPE_CHECKING:
@@ -140,36 +141,20 @@ class ZooKeeperConsumer(Consumer):
 
     def _claim(self, items: list[tuple[str, str]]) -> list[Delivery]:
         c, layout = self.client, self.layout
-        claims = [f"{layout.claims(queue)}/{name}" for queue, name in items]
-        results = gather([c.create_async(path, b"", ephemeral=True) for path in claims])
-        won: list[tuple[str, str, str]] = []
-        for (queue, name), claim, result in zip(items, claims, results, strict=True):
-            if isinstance(result, NodeExistsError | NoNodeError):
-                continue  # another consumer holds it (or the claims node is being recreated)
-            if retryable(result) and not self._owns(claim):
-                continue
-            if isinstance(result, Exception) and not retryable(result):
-                raise result
-            won.append((queue, name, claim))
+        won = claim(c, layout, items)
         reads = gather([c.get_async(f"{layout.queue(q)}/{n}") for q, n, _ in won])
         out: list[Delivery] = []
         lost: list[str] = []
-        for (queue, name, claim), read in zip(won, reads, strict=True):
+        for (queue, name, claim_path), read in zip(won, reads, strict=True):
             if isinstance(read, Exception):
-                lost.append(claim)  # acked by its holder between our look and our claim
+                lost.append(claim_path)  # acked by its holder between our look and our claim
                 continue
             data: bytes = read[0]
             path = f"{layout.queue(queue)}/{name}"
-            self.held[path] = _Held(queue, name, claim, data)
+            self.held[path] = _Held(queue, name, claim_path, data)
             out.append(_delivery(queue, path, data))
-        gather([c.delete_async(claim) for claim in lost])
+        delete_all(c, lost)
         return out
-
-    def _owns(self, claim: str) -> bool:
-        """Whether a claim whose create got no answer was made, by this session."""
-        stat = self.client.retry(self.client.exists, claim)
-        session = self.client.client_id
-        return stat is not None and session is not None and stat.ephemeralOwner == session[0]
 
     def _settle(self, delivery: Delivery) -> _Held | None:
         return self.held.pop(delivery.tag, None) if isinstance(delivery.tag, str) else None
@@ -181,16 +166,8 @@ class ZooKeeperConsumer(Consumer):
             held = self._settle(delivery)
             if held is not None:
                 paths += [delivery.tag, held.claim]  # the item first: a lone claim is harmless
-        self._delete(paths)
-
-    def _delete(self, paths: list[str]) -> None:
-        """Delete nodes, pipelined; gone ones (a lost session's claims) are fine."""
-        results = gather([self.client.delete_async(path) for path in paths])
-        for path, result in zip(paths, results, strict=True):
-            if retryable(result):
-                self.client.retry(_delete_quietly, self.client, path)
-            elif isinstance(result, Exception) and not isinstance(result, NoNodeError):
-                raise result
+        # One multi while every node is there; a lost session's claims are gone, which is fine.
+        delete_all(self.client, paths)
 
     @guarded
     def reject(self, delivery: Delivery, reason: str) -> None:
@@ -237,25 +214,15 @@ class ZooKeeperConsumer(Consumer):
         self._finalizer()
 
 
-def _delete_quietly(client: KazooClient, path: str) -> None:
-    try:
-        client.delete(path)
-    except NoNodeError:
-        pass
-
-
 def _release(client: KazooClient, listener: Callable[[Any], None], held: dict[str, _Held]) -> None:
     """Give back every held item (close() or collection): its claim goes, the item stays."""
     client.remove_listener(listener)
     claims = [h.claim for h in held.values()]
     held.clear()
-    results = gather([client.delete_async(claim) for claim in claims])
-    for claim, result in zip(claims, results, strict=True):
-        if retryable(result):
-            try:  # the session may outlive this disconnection: the claim must not
-                client.retry(_delete_quietly, client, claim)
-            except KazooException:
-                pass  # closed client, or broker down past the deadline: the session ends anyway
+    try:  # the session may outlive a disconnection: its claims must not
+        delete_all(client, claims)
+    except KazooException:
+        pass  # a closed client, or the broker away past the deadline: the session ends anyway
 
 
 def _delivery(queue: str, path: str, data: bytes) -> Delivery:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import KazooException, NodeExistsError, NoNodeError
+from kazoo.exceptions import KazooException, RolledBackError
 
 from celeriac.protocol import WireMessage
 from celeriac.protocol.envelopes import zookeeper as envelope
@@ -16,7 +16,8 @@ from ..base import Consumer, QueueSpec, Subscription, Transport
 from ..capabilities import Capabilities
 from ..errors import BrokerUnavailable, TransportError
 from .broadcast import BROADCAST_TTL, ZooKeeperSubscription, sweep
-from .client import gather, guarded, open_client, retryable, where
+from .claims import claim
+from .client import batches, delete_all, gather, guarded, open_client, where
 from .consumer import ZooKeeperConsumer
 from .paths import Layout
 
@@ -141,13 +142,9 @@ class ZooKeeperTransport(Transport):
         items = [(self._item(queue, m, None), self._data(queue, m)) for m in messages]
         self.ensure_queue(queue)
         client = self.client_or_raise()
-        # Pipelined: ZooKeeper serves one session's requests in order, so sequences follow it.
-        results = gather([client.create_async(path, data, sequence=True) for path, data in items])
-        for (path, data), result in zip(items, results, strict=True):
-            if retryable(result):
-                client.retry(client.create, path, data, sequence=True)
-            elif isinstance(result, Exception):
-                raise result
+        # Multi requests: one server write per run instead of one per message, in order.
+        for run in batches(items, size=lambda item: len(item[1])):
+            client.retry(_create_all, client, run)
 
     def consumer(self, queues: Sequence[str], prefetch: int = 100) -> Consumer:
         return ZooKeeperConsumer(self, queues, prefetch)
@@ -180,25 +177,11 @@ class ZooKeeperTransport(Transport):
     @guarded
     def purge(self, queue: str) -> int:
         client = self.client_or_raise()
-        names = self._ready(queue)
-        claims = [f"{self.layout.claims(queue)}/{name}" for name in names]
         # Claim first, so an item a consumer claims meanwhile is left to it.
-        won = [
-            (name, claim)
-            for name, claim, result in zip(
-                names,
-                claims,
-                gather([client.create_async(c, b"", ephemeral=True) for c in claims]),
-                strict=True,
-            )
-            if not isinstance(result, NodeExistsError | NoNodeError)
-        ]
-        deletes = []
-        for name, claim in won:
-            deletes.append(client.delete_async(f"{self.layout.queue(queue)}/{name}"))
-            deletes.append(client.delete_async(claim))
-        results = gather(deletes)
-        return sum(1 for r in results[::2] if not isinstance(r, Exception))
+        won = claim(client, self.layout, [(queue, name) for name in self._ready(queue)])
+        paths = [f"{self.layout.queue(queue)}/{name}" for _, name, _ in won]
+        delete_all(client, paths + [path for _, _, path in won])
+        return len(paths)
 
     @guarded
     def broadcast(self, exchange: str, message: WireMessage) -> None:
@@ -218,3 +201,14 @@ class ZooKeeperTransport(Transport):
     @guarded
     def subscribe(self, exchange: str) -> Subscription:
         return ZooKeeperSubscription(self, exchange)
+
+
+def _create_all(client: KazooClient, items: list[tuple[str, bytes]]) -> None:
+    tx = client.transaction()
+    for path, data in items:
+        tx.create(path, data, sequence=True)
+    results = tx.commit()
+    # A failed multi reports RolledBackError for every operation but the one that failed.
+    for result in results:
+        if isinstance(result, Exception) and not isinstance(result, RolledBackError):
+            raise result

@@ -1,0 +1,78 @@
+"""The bare kazoo figure for the ZooKeeper transport: sequential creates, then get and delete.
+
+    python -m bench.raw_zookeeper [--count 20000]
+
+Publishing creates ``entry-009-`` sequential nodes with pipelined (async) calls, 500 in flight;
+consuming lists the queue node once and reads then deletes each item, 500 in flight. No claims,
+no watches: the least any ZooKeeper queue can cost on this server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+import uuid
+
+from kazoo.client import KazooClient
+
+from celeriac.protocol import new_task_message
+from celeriac.protocol.envelopes import json_envelope
+
+ZOOKEEPER_URL = os.environ.get("CELERIAC_TEST_ZOOKEEPER_URL", "zookeeper://127.0.0.1:2181")
+WINDOW = 500
+
+
+def _rate(count: int, seconds: float) -> float:
+    return count / seconds if seconds > 0 else float("inf")
+
+
+def raw_zookeeper(count: int, payload: int) -> tuple[float, float]:
+    """(publish, consume) msgs/s of a bare kazoo loop with ``payload``-byte node data."""
+    client = KazooClient(hosts=ZOOKEEPER_URL.split("://", 1)[1].split("/", 1)[0])
+    client.start(timeout=10)
+    root = f"/bench-raw-{uuid.uuid4().hex[:8]}"
+    data = b"x" * payload
+    try:
+        client.ensure_path(root)
+        start = time.perf_counter()
+        for i in range(0, count, WINDOW):
+            calls = [
+                client.create_async(f"{root}/entry-009-", data, sequence=True)
+                for _ in range(min(WINDOW, count - i))
+            ]
+            for call in calls:
+                call.get()
+        publish = _rate(count, time.perf_counter() - start)
+        start = time.perf_counter()
+        names = sorted(client.get_children(root))
+        for i in range(0, len(names), WINDOW):
+            window = names[i : i + WINDOW]
+            reads = [client.get_async(f"{root}/{name}") for name in window]
+            for read in reads:
+                read.get()
+            deletes = [client.delete_async(f"{root}/{name}") for name in window]
+            for delete in deletes:
+                delete.get()
+        consume = _rate(len(names), time.perf_counter() - start)
+        return publish, consume
+    finally:
+        client.delete(root, recursive=True)
+        client.stop()
+        client.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--count", type=int, default=20_000)
+    args = parser.parse_args(argv)
+    payload = len(json_envelope.pack(new_task_message("bench.noop", (1, 2))))
+    publish, consume = raw_zookeeper(args.count, payload)
+    print(
+        f"bare kazoo, {args.count:,} nodes of {payload} bytes: "
+        f"publish {publish:,.0f} msg/s, consume {consume:,.0f} msg/s"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""Claims: an EPHEMERAL node ``<base>/.celeriac/claims/<queue>/<item>`` per held item.
+
+The claim lives as long as the session that made it, so a dead consumer's items come back by
+themselves; creating it fails when another consumer holds the item, so no item is held twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from kazoo.client import KazooClient, TransactionRequest
+from kazoo.exceptions import NodeExistsError
+
+from .client import batches, gather, retryable, try_multi
+from .paths import Layout
+
+__all__ = ["claim", "owned"]
+
+
+def claim(
+    client: KazooClient, layout: Layout, items: Sequence[tuple[str, str]]
+) -> list[tuple[str, str, str]]:
+    """Claim the items ``(queue, name)`` that no one holds; return ``(queue, name, claim)``."""
+    wanted = [(queue, name, f"{layout.claims(queue)}/{name}") for queue, name in items]
+    won: list[tuple[str, str, str]] = []
+    for run in batches(wanted):
+
+        def build(tx: TransactionRequest, run: list[tuple[str, str, str]] = run) -> None:
+            for _, _, path in run:
+                tx.create(path, b"", ephemeral=True)
+
+        if try_multi(client, build):  # the usual case: nobody else wanted these
+            won += run
+            continue
+        # Some were taken (or the reply was lost): one by one, and keep what is ours.
+        results = gather([client.create_async(path, b"", ephemeral=True) for _, _, path in run])
+        unsure = [item for item, r in zip(run, results, strict=True) if _unsure(r)]
+        mine = set(owned(client, [path for _, _, path in unsure]))
+        won += [
+            item
+            for item, result in zip(run, results, strict=True)
+            if not isinstance(result, Exception) or item[2] in mine
+        ]
+    return won
+
+
+def _unsure(result: object) -> bool:
+    # Taken by someone, perhaps ourselves in a multi whose reply was lost.
+    return isinstance(result, NodeExistsError) or retryable(result)
+
+
+def owned(client: KazooClient, claims: Sequence[str]) -> list[str]:
+    """The claims among ``claims`` that exist and belong to this client's session."""
+    if not claims:
+        return []
+    stats = gather([client.exists_async(path) for path in claims])
+    session = client.client_id
+    return [
+        path
+        for path, stat in zip(claims, stats, strict=True)
+        if session is not None
+        and stat is not None
+        and not isinstance(stat, Exception)
+        and stat.ephemeralOwner == session[0]
+    ]
