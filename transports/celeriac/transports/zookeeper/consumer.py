@@ -6,6 +6,7 @@ session: when the process dies its session ends, the claims vanish and the items
 
 from __future__ import annotations
 
+import heapq
 import threading
 import time
 import weakref
@@ -105,13 +106,17 @@ class ZooKeeperConsumer(Consumer):
             if due:
                 move_due(self.client, self.layout, queue, due)
                 next_due = 0.0
-        candidates = sorted(
-            (parsed, queue, name)
-            for queue, names in ready.items()
-            for name in names
-            if name not in claimed[queue] and (parsed := envelope.parse_entry(name)) is not None
-        )[:room]
-        got = self._claim([(queue, name) for _, queue, name in candidates])
+        # Item names sort as (node priority, sequence): fixed widths, so plain string order.
+        candidates = heapq.nsmallest(
+            room,
+            (
+                (name, queue)
+                for queue, names in ready.items()
+                for name in names
+                if name.startswith(envelope.ENTRY_PREFIX) and name not in claimed[queue]
+            ),
+        )
+        got = self._claim([(queue, name) for name, queue in candidates])
         return got, (0.0 if candidates and not got else next_due)
 
     def _look(self) -> tuple[dict[str, list[str]], dict[str, set[str]], dict[str, list[str]]]:
