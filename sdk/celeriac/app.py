@@ -122,10 +122,16 @@ class App:
             if self._backend is None:
                 if not self.conf.result_backend:
                     raise RuntimeError("no result_backend is configured, so results are not kept")
-                self._backend = open_backend(
-                    self.conf.result_backend, expires=self.conf.result_expires
-                )
+                options: dict[str, Any] = {"expires": self.conf.result_expires}
+                if self.conf.result_backend.startswith("rpc:"):
+                    options["broker_url"] = self.conf.broker_url  # results go over the broker
+                self._backend = open_backend(self.conf.result_backend, **options)
             return self._backend
+
+    def _reply_to(self) -> str | None:
+        """Where results come back to when they travel as messages (rpc://)."""
+        backend = self.conf.result_backend
+        return self.backend.reply_queue() if backend and backend.startswith("rpc:") else None
 
     def producer(self) -> Transport:
         """This thread's connection to the broker, for publishing."""
@@ -215,7 +221,7 @@ class App:
             root_id=options.get("root_id") or (parent.root_id or parent.id),
             parent_id=options.get("parent_id") or parent.id,
             ignore_result=bool(options.get("ignore_result", self.conf.task_ignore_result)),
-            reply_to=options.get("reply_to"),
+            reply_to=options.get("reply_to") or self._reply_to(),
             link=_sigs(options.get("link")),
             link_error=_sigs(options.get("link_error")),
             chain=options.get("chain"),

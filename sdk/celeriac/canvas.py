@@ -245,6 +245,11 @@ class chord(Signature):
         body_id = body.freeze()
         group_id = str(uuid.uuid4())
         body["chord_size"] = len(header)
+        if app.conf.result_backend and not app.backend.supports_chords:
+            raise NotImplementedError(
+                f"chords need a result backend that counts their parts; "
+                f"{app.conf.result_backend.split(':')[0]}:// cannot (use redis:// or sqlite://)"
+            )
         if app.conf.result_backend:
             # Celery's Redis backend counts the header against this (SPEC.md §7.5).
             app.backend.set_chord_size(group_id, len(header))

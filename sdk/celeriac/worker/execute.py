@@ -96,18 +96,17 @@ def _store(
             "queue": queue,
         }
     done = datetime.now(UTC) if state in (SUCCESS, FAILURE, REVOKED) else None
-    app.backend.store(
-        ResultRecord(
-            msg.id,
-            state,
-            result,
-            traceback,
-            date_done=done,
-            group_id=msg.headers.group,
-            parent_id=msg.headers.parent_id,
-            extended=extended,
-        )
+    record = ResultRecord(
+        msg.id,
+        state,
+        result,
+        traceback,
+        date_done=done,
+        group_id=msg.headers.group,
+        parent_id=msg.headers.parent_id,
+        extended=extended,
     )
+    app.backend.store_for(record, msg.properties.reply_to, msg.properties.correlation_id)
 
 
 def _send(
@@ -190,12 +189,12 @@ def _chord_part(app: App, msg: TaskMessage, state: str, result: Any) -> None:
         what = f"{described.exc_type}{tuple(described.exc_message)!r}" if described else repr(exc)
         error = EncodedException("ChordError", (f"Dependency {failed_id} raised {what}",),
                                  "celery.exceptions")  # fmt: skip
-        body_id = Signature(body)["options"].get("task_id")
+        body_options = Signature(body)["options"]
+        body_id = body_options.get("task_id")
         if body_id:
-            app.backend.store(
-                ResultRecord(body_id, FAILURE, error.to_wire(), date_done=datetime.now(UTC))
-            )
-        for errback in Signature(body)["options"].get("link_error") or ():
+            failure = ResultRecord(body_id, FAILURE, error.to_wire(), date_done=datetime.now(UTC))
+            app.backend.store_for(failure, body_options.get("reply_to"), body_id)
+        for errback in body_options.get("link_error") or ():
             _send(app, errback, msg, body_id)
     finally:
         join.release()

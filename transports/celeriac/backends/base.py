@@ -102,6 +102,21 @@ class ResultBackend(ABC):
     def forget(self, task_id: str) -> None:
         """Delete the record of ``task_id``."""
 
+    #: Whether chord parts can be counted here (the rpc:// backend cannot).
+    supports_chords: bool = True
+
+    def reply_queue(self) -> str | None:
+        """The queue a client names in ``reply_to`` when results come back as messages (rpc://),
+        ready to receive; None for backends that store results."""
+        return None
+
+    def store_for(
+        self, record: ResultRecord, reply_to: str | None, correlation_id: str | None
+    ) -> None:
+        """Write the record of a task that was sent with ``reply_to``/``correlation_id``;
+        backends that send results back as messages use them, the others just store."""
+        self.store(record)
+
     def set_chord_size(self, group_id: str, size: int) -> None:
         """Record a chord's header size before its header is sent (Celery's Redis backend reads
         it from here; others take ``chord_size`` from the body signature)."""
