@@ -348,6 +348,19 @@ def test_reject_carries_the_reason_as_header_and_attribute(make: Any, raw: Any) 
     assert transport.queue_length(dead_letter_queue(queue)) == 0  # we hold it in receive_raw
 
 
+def test_reject_goes_to_the_dead_letter_queue_the_spec_names(make: Any, raw: Any) -> None:
+    transport = make()
+    queue, graveyard = unique("custom"), unique("graveyard.dlq")
+    transport.declare_queue(QueueSpec(queue, dead_letter=graveyard))
+    policy = raw.get_queue_attributes(QueueUrl=url_of(raw, queue), AttributeNames=["All"])
+    assert policy["Attributes"]["RedrivePolicy"].count(envelope.queue_name(graveyard)) == 1
+    transport.publish(queue, wire(2))
+    with transport.consumer([queue], prefetch=1) as consumer:
+        (delivery,) = eventually(lambda: consumer.fetch(1, timeout=1), what="the delivery")
+        consumer.reject(delivery, "unknown-task: sqs.task")
+    assert transport.queue_length(graveyard) == 1
+
+
 # -- broadcast ------------------------------------------------------------------------------------
 def test_subscriber_queues_are_leased_and_lapsed_ones_deleted(make: Any, raw: Any) -> None:
     exchange = unique("bcast")
@@ -366,6 +379,17 @@ def test_subscriber_queues_are_leased_and_lapsed_ones_deleted(make: Any, raw: An
     assert raw.list_queues(QueueNamePrefix=prefix).get("QueueUrls") == [live.url]
     live.close()
     assert not raw.list_queues(QueueNamePrefix=prefix).get("QueueUrls")
+
+
+def test_a_subscriber_whose_queue_vanished_gets_a_new_one(make: Any, raw: Any) -> None:
+    exchange = unique("vanish")
+    transport = make()
+    with transport.subscribe(exchange) as subscription:
+        raw.delete_queue(QueueUrl=subscription.url)  # as a broadcaster does once a lease lapsed
+        assert subscription.get(timeout=1.0) is None
+        transport.broadcast(exchange, wire(5))
+        got = subscription.get(timeout=5)
+        assert got is not None and decode_task(got).args == (5,)
 
 
 def test_an_exchange_whose_name_starts_another_does_not_reach_its_subscribers(make: Any) -> None:

@@ -115,27 +115,28 @@ class Broadcaster:
         name = envelope.broadcast_queue_name(
             exchange, uuid.uuid4().hex[:12], self.settings.queue_name_prefix
         )
+        url = self._guard(f"subscribe to {exchange!r}", lambda: self.create(name, exchange))
+        return SQSSubscription(self, exchange, name, url)
 
-        def run() -> str:
-            until = time.time() + self.settings.subscriber_lease
-            url: str = self.client.create_queue(
-                QueueName=name,
-                Attributes={"VisibilityTimeout": "30", "MessageRetentionPeriod": "3600"},
-                tags={LEASE_TAG: repr(until), EXCHANGE_TAG: exchange[:256]},
-            )["QueueUrl"]
-            return url
-
-        url = self._guard(f"subscribe to {exchange!r}", run)
-        return SQSSubscription(self, exchange, url)
+    def create(self, name: str, exchange: str) -> str:
+        """Create a subscriber queue with a fresh lease; return its URL."""
+        until = time.time() + self.settings.subscriber_lease
+        url: str = self.client.create_queue(
+            QueueName=name,
+            Attributes={"VisibilityTimeout": "30", "MessageRetentionPeriod": "3600"},
+            tags={LEASE_TAG: repr(until), EXCHANGE_TAG: exchange[:256]},
+        )["QueueUrl"]
+        return url
 
 
 class SQSSubscription(Subscription):
     """One subscriber's queue, its lease renewed by a thread until :meth:`close` deletes it."""
 
-    def __init__(self, broadcaster: Broadcaster, exchange: str, url: str) -> None:
+    def __init__(self, broadcaster: Broadcaster, exchange: str, name: str, url: str) -> None:
         self.broadcaster = broadcaster
         self.client = broadcaster.client
         self.exchange = exchange
+        self.name = name
         self.url = url
         self._lease = broadcaster.settings.subscriber_lease
         self._buffer: list[WireMessage] = []
@@ -169,6 +170,13 @@ class SQSSubscription(Subscription):
             except CONNECTION_ERRORS as exc:
                 log.warning("SQS: broadcast receive failed: %s", exc)
                 self._stop.wait(min(1.0, max(0.0, left)))
+                continue
+            except ClientError as exc:
+                if not is_missing_queue(exc):
+                    raise self.broadcaster.transport.unavailable("receive broadcasts", exc) from exc
+                # Deleted as lapsed (renewals failed for a while) or lost by the server.
+                log.warning("SQS: subscriber queue %s is gone; creating it again", self.name)
+                self.url = self.broadcaster.create(self.name, self.exchange)
                 continue
             if not got:
                 if left < 1:

@@ -15,7 +15,7 @@ from celeriac.protocol import ProtocolError
 from celeriac.protocol.envelopes import json_envelope
 from celeriac.protocol.envelopes import sqs as envelope
 
-from ..base import Consumer, Delivery, dead_letter_queue
+from ..base import Consumer, Delivery
 from ..dead_letter import dead_letter_message
 from . import attributes as attrs
 from .errors import CONNECTION_ERRORS, is_missing_queue
@@ -195,10 +195,12 @@ class SQSConsumer(Consumer):
             log.info("SQS: %s: %d receipts no longer valid (%s)", what, len(failed), failed[0])
 
     def reject(self, delivery: Delivery, reason: str) -> None:
-        """Send to ``<queue>.dlq`` with the reason (header and attribute), then delete."""
+        """Send to the dead-letter queue (``<queue>.dlq`` unless declared otherwise) with the
+        reason (header and attribute), then delete."""
         dead = dead_letter_message(delivery, reason)
         reason_attr = {envelope.REJECT_REASON_ATTRIBUTE: attrs.text(reason[:1024] or "-")}
-        self.transport.send(dead_letter_queue(delivery.queue), dead, extra=reason_attr)
+        target = self.transport.queues.dead_letter_of(delivery.queue)
+        self.transport.send(target, dead, extra=reason_attr)
         self.ack([delivery])
 
     def requeue(self, delivery: Delivery) -> None:

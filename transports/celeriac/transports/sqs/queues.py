@@ -12,8 +12,8 @@ from botocore.exceptions import ClientError
 
 from celeriac.protocol.envelopes import sqs as envelope
 
-from ..base import QueueSpec
-from .errors import error_code, is_missing_queue
+from ..base import QueueSpec, dead_letter_queue
+from .errors import error_code
 from .options import Settings
 
 __all__ = ["QueueDirectory", "SqsQueue"]
@@ -68,18 +68,10 @@ class QueueDirectory:
             self._cache[name] = queue
         return queue
 
-    def lookup(self, name: str) -> SqsQueue | None:
-        """The queue if it exists, without creating it."""
-        found = self._cache.get(name)
-        if found is not None:
-            return found
-        try:
-            url = self.client.get_queue_url(QueueName=self.sqs_name(name))["QueueUrl"]
-        except ClientError as exc:
-            if is_missing_queue(exc):
-                return None
-            raise
-        return self._describe(name, url)
+    def dead_letter_of(self, name: str) -> str:
+        """The dead-letter queue of ``name`` as declared (``<name>.dlq`` by default)."""
+        spec = self._specs.get(name)
+        return spec.dead_letter_queue if spec is not None else dead_letter_queue(name)
 
     def forget(self) -> None:
         """Drop every cached URL: a server that lost one queue (an in-memory ElasticMQ that
