@@ -32,14 +32,15 @@ _SEND_OPTIONS = frozenset(
         "serializer compression retries time_limit soft_time_limit ignore_result group_id "
         "group_index chord chain root_id parent_id reply_to exchange max_retries "
         "default_retry_delay retry_backoff retry_backoff_max retry_jitter rate_limit acks_late "
-        "reject_on_worker_lost track_started dont_autoretry_for retry_kwargs"
+        "reject_on_worker_lost track_started dont_autoretry_for retry_kwargs global_rate_limit"
     ).split()
 )
 # Task options that shape how a worker runs the task, not the message itself.
 _WORKER_ONLY = frozenset(
     (
         "exchange max_retries default_retry_delay retry_backoff retry_backoff_max retry_jitter "
-        "rate_limit acks_late reject_on_worker_lost track_started dont_autoretry_for retry_kwargs"
+        "rate_limit acks_late reject_on_worker_lost track_started dont_autoretry_for retry_kwargs "
+        "global_rate_limit"
     ).split()
 )
 _current: App | None = None

@@ -28,8 +28,8 @@ TASK_OPTIONS = frozenset(
     (
         "queue routing_key priority serializer compression max_retries default_retry_delay "
         "autoretry_for dont_autoretry_for retry_kwargs retry_backoff retry_backoff_max "
-        "retry_jitter rate_limit time_limit soft_time_limit acks_late reject_on_worker_lost "
-        "ignore_result expires track_started shadow"
+        "retry_jitter rate_limit global_rate_limit time_limit soft_time_limit acks_late "
+        "reject_on_worker_lost ignore_result expires track_started shadow"
     ).split()
 )
 

@@ -342,6 +342,26 @@ def test_rate_limit_spaces_the_calls(app: App) -> None:
     assert min(gaps) >= 0.08, gaps  # 10 per second: about 0.1 s apart, never a burst
 
 
+def test_global_rate_limit_holds_across_workers(app: App) -> None:
+    starts: list[float] = []
+
+    @app.task(global_rate_limit="5/s", name=f"e2e.shared_limit_{uuid.uuid4().hex[:8]}")
+    def shared(n: int) -> int:
+        starts.append(time.monotonic())
+        return n
+
+    workers = [run_worker(app, concurrency=4) for _ in range(2)]  # two workers, one limit
+    try:
+        results = [shared.delay(i) for i in range(6)]
+        assert sorted(r.get(timeout=20) for r in results) == list(range(6))
+    finally:
+        for w in workers:
+            stop_worker(w)
+    starts.sort()
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert min(gaps) >= 0.15, gaps  # 5 per second between both workers: about 0.2 s apart
+
+
 def test_map_starmap_chunks(tasks: dict[str, Any], worker: Worker) -> None:
     add = tasks["add"]
     assert tasks["tsum"].map([[1, 2], [3]]).apply_async().get(timeout=10) == [3, 3]

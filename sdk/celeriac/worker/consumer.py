@@ -238,7 +238,14 @@ class Worker:
             rate = parse_rate(task.option("rate_limit") if task is not None else None)
             self.buckets[name] = None if rate is None else TokenBucket(rate)
         bucket = self.buckets[name]
-        return 0.0 if bucket is None else bucket.take()
+        wait = 0.0 if bucket is None else bucket.take()
+        if wait > 0 or task is None:
+            return wait
+        shared = parse_rate(task.option("global_rate_limit"))
+        if shared is None or not self.app.conf.result_backend:
+            return wait
+        # Every worker on this result backend shares the limit (Redis keeps it for all hosts).
+        return self.app.backend.take_token(name, shared)
 
     def _release_waiting(self, executor: ThreadPoolExecutor | None) -> None:
         """Start the rate-limited deliveries whose token is due."""

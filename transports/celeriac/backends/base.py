@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
@@ -81,6 +82,11 @@ def join_parts(parts: Iterable[ChordPart]) -> ChordJoin:
     return ChordJoin([p.result for p in ordered], failed)
 
 
+# The "theoretical arrival time" of the next start per limit (GCRA), for backends in one process.
+_LOCAL_TAT: dict[tuple[str, str], float] = {}
+_LOCAL_LOCK = threading.Lock()
+
+
 class ResultBackend(ABC):
     """Where workers write result records and clients read them."""
 
@@ -116,6 +122,20 @@ class ResultBackend(ABC):
         """Write the record of a task that was sent with ``reply_to``/``correlation_id``;
         backends that send results back as messages use them, the others just store."""
         self.store(record)
+
+    def take_token(self, name: str, rate: float) -> float:
+        """Take one start of ``name`` under a limit of ``rate`` per second shared by every
+        worker on this backend: 0.0 when it may start now, else the seconds to wait first.
+
+        Backends that no workers share keep the limit for this process only.
+        """
+        with _LOCAL_LOCK:
+            now = time.monotonic()
+            due = max(_LOCAL_TAT.get((self.url, name), now), now)
+            if due > now:
+                return due - now
+            _LOCAL_TAT[(self.url, name)] = due + 1.0 / rate
+            return 0.0
 
     def set_chord_size(self, group_id: str, size: int) -> None:
         """Record a chord's header size before its header is sent (Celery's Redis backend reads

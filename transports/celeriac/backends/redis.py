@@ -89,6 +89,22 @@ end
 return 0
 """
 
+# A start under a rate shared by every worker (GCRA, no burst): KEYS[1] holds the theoretical
+# arrival time of the next start in microseconds of the server's clock. ARGV: interval (us).
+# Returns 0 when the caller may start now, else the microseconds to wait.
+_TAKE_TOKEN = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local due = tonumber(redis.call('GET', KEYS[1]) or '0')
+if due > now then
+  return due - now
+end
+local interval = tonumber(ARGV[1])
+local keep_ms = math.ceil(interval / 1000) + 1000
+redis.call('SET', KEYS[1], string.format('%d', now + interval), 'PX', keep_ms)
+return 0
+"""
+
 _CLAIM_SECONDS = 10  # Celery: max(5, 2 x result_chord_join_timeout (default 5 s))
 
 
@@ -107,6 +123,7 @@ class RedisBackend(ResultBackend):
             ) from exc
         self._store = self.client.register_script(_STORE)
         self._chord = self.client.register_script(_CHORD_PART)
+        self._take_token = self.client.register_script(_TAKE_TOKEN)
         self._chord_cleanup = self.client.register_script(_CHORD_CLEANUP)
 
     def store(self, record: ResultRecord) -> None:
@@ -142,6 +159,10 @@ class RedisBackend(ResultBackend):
         finally:
             pubsub.close()
         return record
+
+    def take_token(self, name: str, rate: float) -> float:
+        wait_us = self._take_token(keys=[f"celeriac.rate.{name}"], args=[int(1_000_000 / rate)])
+        return int(wait_us) / 1_000_000
 
     def set_chord_size(self, group_id: str, size: int) -> None:
         # A frozen chord applied again reuses its group id: a new run, so drop the old claim.

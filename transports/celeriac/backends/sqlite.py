@@ -35,6 +35,10 @@ CREATE TABLE IF NOT EXISTS chord_entries (
   value    BLOB NOT NULL,
   PRIMARY KEY (group_id, member)
 );
+CREATE TABLE IF NOT EXISTS rates (
+  name TEXT PRIMARY KEY,
+  due  REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS chords (
   group_id   TEXT PRIMARY KEY,
   size       INTEGER,
@@ -100,6 +104,22 @@ class SQLiteBackend(ResultBackend):
         if row is None or (row[1] is not None and row[1] < time.time()):
             return pending(task_id)
         return decode_result(row[0])
+
+    def take_token(self, name: str, rate: float) -> float:
+        # Wall-clock time: the processes sharing the file share the machine's clock.
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            now = time.time()
+            row = db.execute("SELECT due FROM rates WHERE name = ?", (name,)).fetchone()
+            due = max(row[0] if row else now, now)
+            if due <= now:
+                db.execute("INSERT OR REPLACE INTO rates VALUES (?, ?)", (name, now + 1.0 / rate))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return due - now if due > now else 0.0
 
     def set_chord_size(self, group_id: str, size: int) -> None:
         expires_at = None if self.expires is None else time.time() + self.expires
