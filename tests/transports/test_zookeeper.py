@@ -174,10 +174,9 @@ def test_claims_are_ephemeral_and_vanish_with_the_session(
     assert len(held) == 2
     claims = raw.get_children(f"{base}/.celeriac/claims/q")
     assert sorted(claims) == sorted(d.tag.rsplit("/", 1)[1] for d in held)
-    assert holder.client is not None
-    for claim in claims:
+    for claim in claims:  # owned by the consumer's own session
         stat = raw.exists(f"{base}/.celeriac/claims/q/{claim}")
-        assert stat is not None and stat.ephemeralOwner == holder.client.client_id[0]
+        assert stat is not None and stat.ephemeralOwner == consumer.client.client_id[0]
     # Claimed items stay in the queue node but are neither counted nor handed to others.
     assert raw.exists(f"{base}/q").children_count == 3
     assert other.queue_length("q") == 1
@@ -186,7 +185,7 @@ def test_claims_are_ephemeral_and_vanish_with_the_session(
         assert number(free) not in {number(d) for d in held}
         assert second.fetch(3, timeout=0.3) == []
         second.ack([free])
-    holder.close()  # ends the session: no delete is sent for the claims, they just go
+    holder.close()  # closes its consumers: their sessions end, and their claims with them
     assert raw.get_children(f"{base}/.celeriac/claims/q") == []
     assert sorted(drain(other, "q", 2)) == sorted(number(d) for d in held)
 
@@ -196,8 +195,7 @@ def test_ack_and_requeue_after_the_session_expired(make: Any, raw: KazooClient, 
     transport.publish_many("q", [wire(1), wire(2)])
     consumer = transport.consumer(["q"], prefetch=2)
     first, second = consumer.fetch(2, timeout=5)
-    assert transport.client is not None
-    old_session = transport.client.client_id
+    old_session = consumer.client.client_id
     # ZooKeeper's way to expire a session on purpose: close it from a second connection.
     twin = KazooClient(hosts=hosts(), client_id=old_session)
     twin.start(timeout=10)
@@ -206,7 +204,7 @@ def test_ack_and_requeue_after_the_session_expired(make: Any, raw: KazooClient, 
     eventually(lambda: raw.get_children(f"{base}/.celeriac/claims/q") == [], what="claims gone")
     consumer.ack([first])  # the claim is gone: the ack still removes the item, and never raises
     consumer.requeue(second)
-    assert transport.client.client_id != old_session
+    assert consumer.client.client_id != old_session
     again = eventually(lambda: consumer.fetch(2, timeout=0.5), what="redelivery")
     assert [number(d) for d in again] == [2]
     consumer.ack(again)
@@ -270,7 +268,7 @@ def test_a_wake_up_needs_no_polling(make: Any) -> None:
         waiter = threading.Thread(target=lambda: got.extend(consumer.fetch(1, timeout=10)))
         waiter.start()
         # The waiter has looked and left a watch on the queue node: now it blocks on it.
-        watched = consumer_side.client._child_watchers  # type: ignore[union-attr]
+        watched = consumer.client._child_watchers  # type: ignore[attr-defined]
         eventually(lambda: any(path.endswith("/q") for path in watched), what="watch set")
         sent = time.monotonic()
         sender.publish("q", wire(3))

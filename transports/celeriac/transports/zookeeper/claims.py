@@ -14,15 +14,17 @@ from kazoo.exceptions import NodeExistsError
 from .client import batches, gather, retryable, try_multi
 from .paths import Layout
 
-__all__ = ["claim", "owned"]
+__all__ = ["claim", "owned", "strays"]
 
 
 def claim(
     client: KazooClient, layout: Layout, items: Sequence[tuple[str, str]]
-) -> list[tuple[str, str, str]]:
-    """Claim the items ``(queue, name)`` that no one holds; return ``(queue, name, claim)``."""
+) -> tuple[list[tuple[str, str, str]], bool]:
+    """Claim the items ``(queue, name)`` that no one holds; return ``(queue, name, claim)`` of
+    each, and whether a lost reply may have left a claim of ours that is not among them."""
     wanted = [(queue, name, f"{layout.claims(queue)}/{name}") for queue, name in items]
     won: list[tuple[str, str, str]] = []
+    unsure = False
     for run in batches(wanted):
 
         def build(tx: TransactionRequest, run: list[tuple[str, str, str]] = run) -> None:
@@ -34,14 +36,15 @@ def claim(
             continue
         # Some were taken (or the reply was lost): one by one, and keep what is ours.
         results = gather([client.create_async(path, b"", ephemeral=True) for _, _, path in run])
-        unsure = [item for item, r in zip(run, results, strict=True) if _unsure(r)]
-        mine = set(owned(client, [path for _, _, path in unsure]))
+        doubtful = [item for item, r in zip(run, results, strict=True) if _unsure(r)]
+        unsure = unsure or any(retryable(r) for r in results)
+        mine = set(owned(client, [path for _, _, path in doubtful]))
         won += [
             item
             for item, result in zip(run, results, strict=True)
             if not isinstance(result, Exception) or item[2] in mine
         ]
-    return won
+    return won, unsure
 
 
 def _unsure(result: object) -> bool:
@@ -53,7 +56,10 @@ def owned(client: KazooClient, claims: Sequence[str]) -> list[str]:
     """The claims among ``claims`` that exist and belong to this client's session."""
     if not claims:
         return []
-    stats = gather([client.exists_async(path) for path in claims])
+    stats = [
+        client.retry(client.exists, path) if retryable(stat) else stat
+        for path, stat in zip(claims, gather([client.exists_async(p) for p in claims]), strict=True)
+    ]
     session = client.client_id
     return [
         path
@@ -63,3 +69,14 @@ def owned(client: KazooClient, claims: Sequence[str]) -> list[str]:
         and not isinstance(stat, Exception)
         and stat.ephemeralOwner == session[0]
     ]
+
+
+def strays(client: KazooClient, layout: Layout, queue: str, held: set[str]) -> list[str]:
+    """Claims of ``queue`` this session owns but does not know it holds (``held``: item names).
+
+    A claim whose create got no answer may exist all the same; while the session lives, nobody
+    else would ever get its item.
+    """
+    folder = layout.claims(queue)
+    names = client.retry(client.get_children, folder)
+    return owned(client, [f"{folder}/{name}" for name in names if name not in held])

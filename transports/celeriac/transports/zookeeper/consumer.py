@@ -1,7 +1,8 @@
 """The ZooKeeper consumer: items claimed by ephemeral nodes, woken by child watches.
 
 A claim is the node ``<base>/.celeriac/claims/<queue>/<item>``, created EPHEMERAL by the consumer's
-session: when the process dies its session ends, the claims vanish and the items are ready again.
+own session: when the consumer closes or its process dies, the session ends, the claims vanish and
+the items are ready again.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import KazooException, NoNodeError
+from kazoo.exceptions import NoNodeError
 
 from celeriac.protocol import ProtocolError
 from celeriac.protocol.envelopes import zookeeper as envelope
@@ -23,7 +24,7 @@ from celeriac.protocol.envelopes import zookeeper as envelope
 from ..base import Consumer, Delivery, dead_letter_queue
 from ..dead_letter import dead_letter_message
 from ..errors import TransportError
-from .claims import claim
+from .claims import claim, strays
 from .client import delete_all, gather, guarded
 from .delayed import move_due
 
@@ -49,19 +50,23 @@ class ZooKeeperConsumer(Consumer):
 
     def __init__(self, transport: ZooKeeperTransport, queues: Sequence[str], prefetch: int) -> None:
         super().__init__(queues, prefetch)
-        self.client: KazooClient = transport.client_or_raise()
         self.layout = transport.layout
         self.where = transport.where
         for queue in self.queues:
             transport.ensure_queue(queue)
+        # A session of its own: every claim it owns is this consumer's, and ending it gives back
+        # everything at once.
+        self.client: KazooClient = transport.open_session()
         self.held: dict[str, _Held] = {}
         wake = self._wake = threading.Event()
         # One callable for every watch, so kazoo keeps one watcher per node, not one per fetch.
         self._watch: Callable[[Any], None] = lambda _event: wake.set()
         self.client.add_listener(self._watch)  # a reconnect drops watches: look again
         self._transport = transport
+        # Set when a claim's create went unanswered: it may exist, ours, held by no delivery.
+        self._strays = False
         # Dropped without close(), a consumer still gives its items back at once.
-        self._finalizer = weakref.finalize(self, _release, self.client, self._watch, self.held)
+        self._finalizer = weakref.finalize(self, _release, self.client, self.held)
 
     @guarded
     def fetch(self, max_messages: int = 1, timeout: float | None = 1.0) -> list[Delivery]:
@@ -89,6 +94,8 @@ class ZooKeeperConsumer(Consumer):
         Also returns how long to wait at most: until the next delayed item is due, or 0 when
         other consumers won the items this look found (look again at once).
         """
+        if self._strays:
+            self._drop_strays()
         ready, claimed, delayed = self.client.retry(self._look)
         now_ms = int(time.time() * 1000)
         next_due: float | None = None
@@ -146,7 +153,8 @@ class ZooKeeperConsumer(Consumer):
 
     def _claim(self, items: list[tuple[str, str]]) -> list[Delivery]:
         c, layout = self.client, self.layout
-        won = claim(c, layout, items)
+        won, unsure = claim(c, layout, items)
+        self._strays = self._strays or unsure
         reads = gather([c.get_async(f"{layout.queue(q)}/{n}") for q, n, _ in won])
         out: list[Delivery] = []
         lost: list[str] = []
@@ -160,6 +168,12 @@ class ZooKeeperConsumer(Consumer):
             out.append(_delivery(queue, path, data))
         delete_all(c, lost)
         return out
+
+    def _drop_strays(self) -> None:
+        for queue in self.queues:
+            held = {h.name for h in self.held.values() if h.queue == queue}
+            delete_all(self.client, strays(self.client, self.layout, queue, held))
+        self._strays = False
 
     def _settle(self, delivery: Delivery) -> _Held | None:
         return self.held.pop(delivery.tag, None) if isinstance(delivery.tag, str) else None
@@ -219,15 +233,14 @@ class ZooKeeperConsumer(Consumer):
         self._finalizer()
 
 
-def _release(client: KazooClient, listener: Callable[[Any], None], held: dict[str, _Held]) -> None:
-    """Give back every held item (close() or collection): its claim goes, the item stays."""
-    client.remove_listener(listener)
-    claims = [h.claim for h in held.values()]
+def _release(client: KazooClient, held: dict[str, _Held]) -> None:
+    """End the session (close() or collection): the server deletes its claims as it closes it,
+    so every held item is ready again when this returns."""
     held.clear()
-    try:  # the session may outlive a disconnection: its claims must not
-        delete_all(client, claims)
-    except KazooException:
-        pass  # a closed client, or the broker away past the deadline: the session ends anyway
+    try:
+        client.stop()
+    finally:
+        client.close()
 
 
 def _delivery(queue: str, path: str, data: bytes) -> Delivery:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,7 +17,7 @@ from ..base import Consumer, QueueSpec, Subscription, Transport
 from ..capabilities import Capabilities
 from ..errors import BrokerUnavailable, TransportError
 from .broadcast import BROADCAST_TTL, ZooKeeperSubscription, sweep
-from .claims import claim
+from .claims import claim, strays
 from .client import batches, delete_all, gather, guarded, open_client, where
 from .consumer import ZooKeeperConsumer
 from .paths import Layout
@@ -64,16 +65,12 @@ class ZooKeeperTransport(Transport):
         self.client: KazooClient | None = None
         self._ensured: set[str] = set()
         self._swept: dict[str, float] = {}
+        self._consumers: weakref.WeakSet[ZooKeeperConsumer] = weakref.WeakSet()
 
     def connect(self) -> None:
         if self.client is not None:
             return
-        client = open_client(
-            self.url,
-            connect_timeout=self.connect_timeout,
-            session_timeout=self.session_timeout,
-            op_timeout=self.op_timeout,
-        )
+        client = self.open_session()
         try:
             client.retry(client.ensure_path, self.layout.root)
         except KazooException as exc:
@@ -85,16 +82,27 @@ class ZooKeeperTransport(Transport):
             ) from None
         self.client = client
 
+    def open_session(self) -> KazooClient:
+        """A new started client (a session of its own) with this transport's options."""
+        return open_client(
+            self.url,
+            connect_timeout=self.connect_timeout,
+            session_timeout=self.session_timeout,
+            op_timeout=self.op_timeout,
+        )
+
     def client_or_raise(self) -> KazooClient:
         if self.client is None:
             raise TransportError(f"{self.where}: not connected; call connect() first")
         return self.client
 
     def close(self) -> None:
+        # Each consumer's session ends with it: its unsettled items are ready again.
+        for consumer in list(self._consumers):
+            consumer.close()
         client, self.client = self.client, None
         self._ensured.clear()
         if client is not None:
-            # Ending the session drops its ephemeral claims: unsettled items are ready again.
             client.stop()
             client.close()
 
@@ -147,7 +155,9 @@ class ZooKeeperTransport(Transport):
             client.retry(_create_all, client, run)
 
     def consumer(self, queues: Sequence[str], prefetch: int = 100) -> Consumer:
-        return ZooKeeperConsumer(self, queues, prefetch)
+        consumer = ZooKeeperConsumer(self, queues, prefetch)
+        self._consumers.add(consumer)
+        return consumer
 
     def _ready(self, queue: str) -> list[str]:
         """The items of ``queue`` that no consumer holds."""
@@ -178,7 +188,12 @@ class ZooKeeperTransport(Transport):
     def purge(self, queue: str) -> int:
         client = self.client_or_raise()
         # Claim first, so an item a consumer claims meanwhile is left to it.
-        won = claim(client, self.layout, [(queue, name) for name in self._ready(queue)])
+        won, unsure = claim(client, self.layout, [(queue, name) for name in self._ready(queue)])
+        if unsure:  # consumers have sessions of their own: every claim of this one is purge's
+            won += [
+                (queue, path.rsplit("/", 1)[1], path)
+                for path in strays(client, self.layout, queue, set())
+            ]
         paths = [f"{self.layout.queue(queue)}/{name}" for _, name, _ in won]
         delete_all(client, paths + [path for _, _, path in won])
         return len(paths)
