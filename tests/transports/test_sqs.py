@@ -184,6 +184,29 @@ def test_more_than_ten_go_in_batches_of_ten(make: Any) -> None:
     assert transport.queue_length(queue) == 0
 
 
+def test_no_queue_of_a_consumer_is_preferred(make: Any) -> None:
+    transport = make()
+    first, second = unique("first"), unique("second")
+    for queue in (first, second):
+        transport.declare_queue(QueueSpec(queue))
+        transport.publish_many(queue, [wire(i) for i in range(10)])
+    with transport.consumer([first, second], prefetch=5) as consumer:
+        seen: list[str] = []
+        for _ in range(2):
+            batch = eventually(lambda: consumer.fetch(5, timeout=1), what="a batch")
+            seen += [d.queue for d in batch]
+            consumer.ack(batch)
+    assert set(seen) == {first, second}
+
+
+def test_a_queue_name_sqs_cannot_take_is_a_clear_error(make: Any) -> None:
+    transport = make()
+    with pytest.raises(TransportError, match="not a valid SQS queue name"):
+        transport.consumer(["x" * 81])
+    with pytest.raises(TransportError, match="not a valid SQS queue name"):
+        transport.publish("x" * 81, wire(1))
+
+
 # -- visibility -----------------------------------------------------------------------------------
 def test_a_held_delivery_stays_invisible_long_past_its_timeout(make: Any, raw: Any) -> None:
     transport = make(visibility_timeout=1)

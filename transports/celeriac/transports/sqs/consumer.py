@@ -85,6 +85,8 @@ class SQSConsumer(Consumer):
         except CONNECTION_ERRORS as exc:
             self._outage(exc, deadline)
             return []
+        except (BotoCoreError, ClientError) as exc:
+            raise self.transport.unavailable(f"receive from {', '.join(self.queues)}", exc) from exc
 
     def _outage(self, exc: Exception, deadline: float | None) -> None:
         """Wait (with backoff, within the caller's timeout) before the next try."""

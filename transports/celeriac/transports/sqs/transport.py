@@ -129,6 +129,8 @@ class SQSTransport(Transport):
             raise TransportError(
                 f"SQS at {self.settings.address}: could not {what}: {exc}"
             ) from exc
+        except ProtocolError as exc:  # a queue name SQS cannot take
+            raise TransportError(f"could not {what}: {exc}") from None
 
     def close(self) -> None:
         for subscription in list(self._subscriptions):
