@@ -458,6 +458,9 @@ def test_url_and_options() -> None:
     remote = SQSTransport("sqs://sqs.example.com", region="us-west-2", visibility_timeout="30")
     assert remote.settings.endpoint_url == "https://sqs.example.com"
     assert remote.settings.visibility_timeout == 30
+    by_host = SQSTransport("sqs://AK:S@sqs.eu-west-1.amazonaws.com")
+    assert by_host.settings.region == "eu-west-1"
+    assert by_host.settings.endpoint_url == "https://sqs.eu-west-1.amazonaws.com"
     aws = SQSTransport("sqs://", region="ap-south-1")
     assert aws.settings.endpoint_url is None and aws.settings.access_key is None
     with pytest.raises(TransportError, match=r"unknown sqs:// option.*visibilty_timeout"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -16,6 +17,9 @@ __all__ = ["Settings", "make_client", "parse_settings"]
 
 _LOCAL_HOSTS = frozenset(("localhost", "127.0.0.1", "::1"))
 _TRUE = frozenset(("1", "true", "yes", "on"))
+_AWS_HOST = re.compile(
+    r"(?:sqs(?:-fips)?\.|)([a-z]{2}(?:-[a-z]+)+-\d+)(?:\.queue)?\.amazonaws\.com(?:\.cn)?"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +72,7 @@ def parse_settings(url: str, options: dict[str, Any]) -> Settings:
             f"bad SQS URL {redact_url(url)!r} ({exc}); write it as "
             "sqs://access_key:secret@host:port or sqs:// for AWS"
         ) from None
-    region = str(merged.pop("region", "") or _default_region())
+    region = str(merged.pop("region", "") or _region_of(host) or _default_region())
     secure_default = host is not None and host not in _LOCAL_HOSTS
     secure = str(merged.pop("is_secure", secure_default)).lower() in _TRUE
     endpoint = merged.pop("endpoint_url", None)
@@ -103,6 +107,12 @@ def parse_settings(url: str, options: dict[str, Any]) -> Settings:
             "connect_timeout"
         )
     return settings
+
+
+def _region_of(host: str | None) -> str | None:
+    """The region an AWS endpoint's host name carries (``sqs.eu-west-1.amazonaws.com``)."""
+    match = _AWS_HOST.fullmatch(host or "")
+    return match.group(1) if match else None
 
 
 def _default_region() -> str:

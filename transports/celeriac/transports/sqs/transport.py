@@ -36,7 +36,8 @@ class SQSTransport(Transport):
 
     The access key and secret come from the URL (URL-encoded) or, without them, from boto3's
     usual chain (environment, ``~/.aws``, instance role). Options (keyword or URL query):
-    ``region`` (else AWS env/config, else us-east-1), ``is_secure`` (https; default on except
+    ``region`` (else the one in an AWS host name such as ``sqs.eu-west-1.amazonaws.com``,
+    else AWS env/config, else us-east-1), ``is_secure`` (https; default on except
     for localhost), ``endpoint_url``, ``queue_name_prefix``, ``visibility_timeout`` (s, default
     60: how soon a dead consumer's deliveries come back; renewed while held),
     ``queue_visibility_timeout`` (default 1800, Kombu's, for queues we create),
