@@ -6,6 +6,7 @@ import click
 
 from .calls import call, purge, result
 from .demo import demo
+from .dlq import dlq
 from .protocol_demo import protocol_demo
 from .worker import worker
 
@@ -22,8 +23,9 @@ def main() -> None:
         celeriac demo                                   # a worker and a client, no server
         celeriac worker -A proj.tasks:app -c 8 -Q default,urgent
         celeriac call proj.add --args '[2, 3]' -A proj.tasks:app --wait
+        celeriac dlq list default -A proj.tasks:app     # rejected messages and why
     """
 
 
-for command in (worker, call, result, purge, demo, protocol_demo):
+for command in (worker, call, result, purge, dlq, demo, protocol_demo):
     main.add_command(command)
