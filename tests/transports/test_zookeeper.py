@@ -400,3 +400,18 @@ def test_kombu_consumer_reads_what_we_publish(make: Any, base: str, kombu: Any) 
     got = [json.loads(line) for line in out.splitlines()]
     assert got == [{"task": "zk.task", "args": [i]} for i in (2, 1, 0)]
     assert transport.queue_length("tasks") == 0
+
+
+def test_options_come_from_the_query_string_or_keywords() -> None:
+    transport = ZooKeeperTransport(
+        "zookeeper://127.0.0.1:2181/app?session_timeout=6&op_timeout=3",
+        op_timeout=4,
+        visibility_timeout=30,
+    )
+    assert transport.settings.session_timeout == 6.0
+    assert transport.settings.op_timeout == 4.0  # keywords win over the query string
+    assert transport.layout.base == "/app"  # the query is not part of the base path
+    with pytest.raises(TransportError, match="did you mean 'session_timeout'"):
+        ZooKeeperTransport("zookeeper://127.0.0.1:2181/app", sesion_timeout=6)
+    with pytest.raises(TransportError, match="must be positive"):
+        ZooKeeperTransport("zookeeper://127.0.0.1:2181/app?connect_timeout=0")

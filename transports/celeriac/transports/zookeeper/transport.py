@@ -20,25 +20,19 @@ from .broadcast import BROADCAST_TTL, ZooKeeperSubscription, sweep
 from .claims import claim, strays
 from .client import batches, delete_all, gather, guarded, open_client, where
 from .consumer import ZooKeeperConsumer
+from .options import MAX_NODE_BYTES, ZooKeeperOptions, parse_options
 from .paths import Layout
 
-__all__ = ["MAX_NODE_BYTES", "ZooKeeperTransport"]
-
-#: The server's default ``jute.maxbuffer`` (0xfffff): the most one request may carry.
-JUTE_MAXBUFFER = 0xFFFFF
-#: Largest node data published by default: jute.maxbuffer less room for the request's path.
-MAX_NODE_BYTES = JUTE_MAXBUFFER - 4096
+__all__ = ["MAX_NODE_BYTES", "ZooKeeperOptions", "ZooKeeperTransport"]
 
 
 class ZooKeeperTransport(Transport):
     """``zookeeper://host:2181[,host:2181...]/<base>``: queues as in Kombu, claims per session.
 
-    Options: ``connect_timeout`` (seconds to wait for a server at connect, default 5),
-    ``session_timeout`` (seconds after which a dead consumer's claims vanish, default 10),
-    ``op_timeout`` (seconds a call keeps retrying while the server is away, default 30),
-    ``max_message_bytes`` (largest node data, default jute.maxbuffer less 4 KiB; raise it only
-    with the server's ``jute.maxbuffer``). ``visibility_timeout`` is accepted and unused: a claim
-    lasts as long as its consumer's session.
+    Options (query string or keywords, see :class:`ZooKeeperOptions`): ``connect_timeout``,
+    ``session_timeout`` (how soon a dead consumer's items come back), ``op_timeout`` and
+    ``max_message_bytes``. ``visibility_timeout`` is accepted and unused: a claim lasts as long
+    as its consumer's session.
     """
 
     schemes = ("zookeeper",)
@@ -58,10 +52,8 @@ class ZooKeeperTransport(Transport):
         super().__init__(url, **options)
         self.layout = Layout(url)
         self.where = where(url)
-        self.connect_timeout = float(options.get("connect_timeout", 5.0))
-        self.session_timeout = float(options.get("session_timeout", 10.0))
-        self.op_timeout = float(options.get("op_timeout", 30.0))
-        self.max_message_bytes = int(options.get("max_message_bytes", MAX_NODE_BYTES))
+        self.settings = parse_options(url, options)
+        self.max_message_bytes = self.settings.max_message_bytes
         self.client: KazooClient | None = None
         self._ensured: set[str] = set()
         self._swept: dict[str, float] = {}
@@ -86,9 +78,9 @@ class ZooKeeperTransport(Transport):
         """A new started client (a session of its own) with this transport's options."""
         return open_client(
             self.url,
-            connect_timeout=self.connect_timeout,
-            session_timeout=self.session_timeout,
-            op_timeout=self.op_timeout,
+            connect_timeout=self.settings.connect_timeout,
+            session_timeout=self.settings.session_timeout,
+            op_timeout=self.settings.op_timeout,
         )
 
     def client_or_raise(self) -> KazooClient:
