@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from celeriac.backends import ResultBackend, open_backend
 from celeriac.protocol import ValidationError, encode_task, new_task_message
+from celeriac.protocol.signing import sign
 from celeriac.transports import QueueSpec, Transport, open_transport
+from celeriac.transports.registry import redact_url
 
 from .builtins import register_builtins
 from .config import Settings, environment, settings_from
@@ -87,7 +89,7 @@ class App:
         _current = self
 
     def __repr__(self) -> str:
-        return f"<App {self.main or '__main__'} broker={self.conf.broker_url}>"
+        return f"<App {self.main or '__main__'} broker={redact_url(self.conf.broker_url)}>"
 
     # -- tasks ---------------------------------------------------------------------------------
     @overload
@@ -235,6 +237,8 @@ class App:
             wire = encode_task(message)
         except ValidationError as exc:
             raise ValidationError(_argument_path(exc.path), exc.reason) from None
+        if self.conf.security_signing_key:
+            wire = sign(wire, self.conf.security_signing_key, self.conf.security_signing_key_id)
         queue = self.route(name, options.get("queue"))
         self.declare(queue)
         delay = None

@@ -56,6 +56,14 @@ class Settings:
     worker_pool: str = "threads"
     worker_max_tasks_per_child: int | None = None
     worker_max_memory_per_child: int | None = None
+    #: Secret that signs every task message this app sends (HMAC-SHA256, SPEC.md §14).
+    security_signing_key: str | None = None
+    #: The id the signature names, so workers can hold several keys while one is rotated.
+    security_signing_key_id: str = "default"
+    #: More keys a worker accepts, by id (the signing key is always accepted).
+    security_verify_keys: Mapping[str, str] = field(default_factory=dict)
+    #: The worker dead-letters messages that are unsigned or whose signature does not match.
+    security_require_signature: bool = False
     timezone: str = "UTC"
     enable_utc: bool = True
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from celeriac.protocol import ProtocolError, decode_task
 from celeriac.protocol.control import CONTROL_EXCHANGE, parse_control_request
 from celeriac.protocol.serializers import SERIALIZERS, loads
+from celeriac.protocol.signing import verify
 from celeriac.transports import Consumer, Delivery, QueueSpec, Transport, open_transport
 
 from .. import signals
@@ -38,6 +39,19 @@ _ASYNC_SIDE_THREADS = 8
 _ETA_SLACK = 0.05
 
 
+def signing_keys(app: App) -> dict[str, str]:
+    """The keys a worker accepts signatures from; refuses to start with none."""
+    keys = dict(app.conf.security_verify_keys)
+    if app.conf.security_signing_key:
+        keys[app.conf.security_signing_key_id] = app.conf.security_signing_key
+    if not keys:
+        raise ValueError(
+            "security_require_signature is on but no key is set: set security_signing_key "
+            "(or security_verify_keys)"
+        )
+    return keys
+
+
 def _reason(error: ProtocolError) -> str:
     kind = {
         "DecodeError": "decode-error",
@@ -45,6 +59,7 @@ def _reason(error: ProtocolError) -> str:
         "UnsupportedContentType": "content-disallowed",
         "UnsupportedCompression": "unsupported-compression",
         "LimitExceeded": "limit-exceeded",
+        "SignatureError": "signature-invalid",
     }.get(type(error).__name__, "invalid-message")
     return f"{kind}: {error}"
 
@@ -81,6 +96,7 @@ class Worker:
         self.prefetch = self.concurrency * max(app.conf.worker_prefetch_multiplier, 1)
         self.hostname = hostname or HOSTNAME
         self.accept = frozenset(SERIALIZERS[c].content_type for c in app.conf.accept_content)
+        self.signing_keys = signing_keys(app) if app.conf.security_require_signature else None
         self.revoked: set[str] = set()
         self.processed = 0
         self._stop = threading.Event()
@@ -205,6 +221,8 @@ class Worker:
             consumer.reject(delivery, f"malformed-envelope: {delivery.error}")
             return False
         try:
+            if self.signing_keys is not None:
+                verify(delivery.message, self.signing_keys)
             msg = decode_task(delivery.message, accept=self.accept)
         except ProtocolError as exc:
             log.error("%s: rejected a message on %s: %s", self.hostname, delivery.queue, exc)
