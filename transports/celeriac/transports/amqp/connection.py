@@ -6,7 +6,7 @@ import ssl
 import time
 from collections.abc import Callable
 from typing import TypeVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
 import pika
 import pika.exceptions
@@ -42,8 +42,35 @@ def parameters(url: str, heartbeat: int = 30) -> pika.URLParameters:
     params.connection_attempts = 1
     params.socket_timeout = 5
     if parts.scheme == "amqps":
-        params.ssl_options = pika.SSLOptions(ssl.create_default_context(), parts.hostname)
+        params.ssl_options = tls_options(parts.hostname or "", dict(parse_qsl(parts.query)))
     return params
+
+
+#: TLS settings an ``amqps://`` URL may carry as query parameters (Celery's ``broker_use_ssl``).
+TLS_QUERY = ("ca_certs", "certfile", "keyfile", "cert_reqs", "server_hostname")
+
+
+def tls_options(hostname: str, query: dict[str, str]) -> pika.SSLOptions:
+    """TLS for ``amqps://host/?ca_certs=/ca.pem&certfile=...&keyfile=...&cert_reqs=required``:
+    the system's CAs unless ``ca_certs`` names others; the server's name is always checked
+    unless ``cert_reqs=none``."""
+    unknown = sorted(set(query) - set(TLS_QUERY))
+    if unknown:
+        raise BrokerUnavailable(
+            f"unknown amqps:// URL parameter(s) {', '.join(unknown)}; valid: {', '.join(TLS_QUERY)}"
+        )
+    context = ssl.create_default_context(cafile=query.get("ca_certs"))
+    if query.get("certfile"):
+        context.load_cert_chain(query["certfile"], query.get("keyfile"))
+    reqs = query.get("cert_reqs", "required").lower().removeprefix("cert_")
+    if reqs not in ("required", "optional", "none"):
+        raise BrokerUnavailable(f"cert_reqs={reqs!r}: use required, optional or none")
+    if reqs == "none":
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    elif reqs == "optional":
+        context.verify_mode = ssl.CERT_OPTIONAL
+    return pika.SSLOptions(context, query.get("server_hostname") or hostname)
 
 
 def connect(url: str) -> pika.BlockingConnection:
