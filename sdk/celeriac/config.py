@@ -56,6 +56,11 @@ class Settings:
     worker_pool: str = "threads"
     worker_max_tasks_per_child: int | None = None
     worker_max_memory_per_child: int | None = None
+    #: Decoder limits a worker applies to every message (SPEC.md §12): bytes after
+    #: decompression, nesting depth, and arguments per call.
+    worker_max_message_bytes: int = 64 * 1024 * 1024
+    worker_max_depth: int = 100
+    worker_max_arguments: int = 10_000
     #: Secret that signs every task message this app sends (HMAC-SHA256, SPEC.md §14).
     security_signing_key: str | None = None
     #: The id the signature names, so workers can hold several keys while one is rotated.

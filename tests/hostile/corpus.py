@@ -93,6 +93,11 @@ def wire_corpus() -> list[Hostile]:
             _with("bomb", body=bomb, compression="application/x-gzip"),
         ),
         Hostile("unknown-task", "unknown-task", _with("nobody", task="hostile.nobody")),
+        Hostile(
+            "too-many-arguments",
+            "limit-exceeded",
+            _with("manyargs", body=b"[[" + b",".join([b"0"] * 10_001) + b"],{},{}]"),
+        ),
     ]
     return corpus
 

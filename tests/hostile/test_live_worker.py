@@ -94,3 +94,43 @@ def test_every_hostile_message_is_dead_lettered_and_the_worker_lives(
     # The 200 MiB zlib bomb was refused while inflating, not held in memory.
     grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
     assert grown_mib < 150, f"peak memory grew by {grown_mib:.0f} MiB"
+
+
+def test_limits_set_by_the_user_apply(tmp_path: Path) -> None:
+    app = App(
+        "limited",
+        broker=f"sqlite:///{tmp_path}/b.db",
+        backend=None,
+        task_default_queue=unique("limited"),
+        worker_max_message_bytes=2048,
+        worker_max_depth=5,
+        worker_max_arguments=3,
+    )
+
+    @app.task(name="limited.echo")
+    def echo(*args: object) -> None:
+        return None
+
+    sent = [
+        app.send_task("limited.echo", ("x" * 4096,)).id,
+        app.send_task("limited.echo", ([[[[[[1]]]]]],)).id,
+        app.send_task("limited.echo", (1, 2, 3, 4)).id,
+    ]
+    worker = run_worker(app, concurrency=1)
+    try:
+        transport = open_transport(app.conf.broker_url)
+        reasons: dict[str, str] = {}
+        with transport.consumer([f"{app.conf.task_default_queue}.dlq"], prefetch=10) as dlq:
+            deadline = time.monotonic() + 30
+            while len(reasons) < 3 and time.monotonic() < deadline:
+                got = dlq.fetch(3, timeout=0.5)
+                for d in got:
+                    assert d.message is not None
+                    reasons[d.message.headers["id"]] = d.message.headers["x-celeriac-reject-reason"]
+                dlq.ack(got)
+        transport.close()
+    finally:
+        stop_worker(worker)
+        app.close()
+    assert [reasons.get(i, "").split(":")[0] for i in sent] == ["limit-exceeded"] * 3, reasons
+    assert "2048" in reasons[sent[0]] and "max_arguments" in reasons[sent[2]]

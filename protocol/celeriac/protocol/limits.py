@@ -15,12 +15,16 @@ class Limits:
     max_message_bytes: int = 64 * 1024 * 1024
     #: Deepest nesting of lists and maps in a decoded body.
     max_depth: int = 100
+    #: Most positional plus keyword arguments one task call may carry.
+    max_arguments: int = 10_000
 
     def __post_init__(self) -> None:
         if self.max_message_bytes <= 0:
             raise ValueError("max_message_bytes must be positive")
         if self.max_depth <= 0:
             raise ValueError("max_depth must be positive")
+        if self.max_arguments <= 0:
+            raise ValueError("max_arguments must be positive")
 
 
 DEFAULT_LIMITS = Limits()

@@ -7,13 +7,13 @@ five things; :func:`encode_task` and :func:`decode_task` convert them to and fro
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sized
 from dataclasses import dataclass
 from typing import Any
 
 from . import compression as _compression
 from . import serializers
-from .errors import ValidationError
+from .errors import LimitExceeded, ValidationError
 from .limits import DEFAULT_LIMITS, Limits
 from .message import TaskMessage
 from .v1 import is_v1_body, lift_v1
@@ -74,6 +74,15 @@ def decode_body(
     )
 
 
+def _check_arguments(args: Sized, kwargs: Sized, limits: Limits) -> None:
+    if len(args) + len(kwargs) > limits.max_arguments:
+        raise LimitExceeded(
+            "body",
+            f"{len(args)} arguments and {len(kwargs)} keyword arguments: more than "
+            f"{limits.max_arguments} in all (Limits.max_arguments)",
+        )
+
+
 def decode_task(
     wire: WireMessage,
     *,
@@ -89,13 +98,16 @@ def decode_task(
     compression = headers.get("compression")
     content_type = serializers.get_serializer(wire.content_type).content_type
     if is_v1_body(headers, body):
-        return lift_v1(headers, body, properties, content_type, compression)
+        lifted = lift_v1(headers, body, properties, content_type, compression)
+        _check_arguments(lifted.args, lifted.kwargs, limits)
+        return lifted
     if "task" not in headers:
         raise ValidationError(
             "headers.task", "is required: not a v2 message, and the body is not a v1 message"
         )
     parsed = parse_headers(headers)
     args, kwargs, embed = parse_body(body)
+    _check_arguments(args, kwargs, limits)
     return TaskMessage(
         headers=parsed,
         args=args,

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from celeriac.protocol import ProtocolError, decode_task
 from celeriac.protocol.control import CONTROL_EXCHANGE, parse_control_request
+from celeriac.protocol.limits import Limits
 from celeriac.protocol.serializers import SERIALIZERS, loads
 from celeriac.protocol.signing import verify
 from celeriac.transports import Consumer, Delivery, QueueSpec, Transport, open_transport
@@ -97,6 +98,11 @@ class Worker:
         self.hostname = hostname or HOSTNAME
         self.accept = frozenset(SERIALIZERS[c].content_type for c in app.conf.accept_content)
         self.signing_keys = signing_keys(app) if app.conf.security_require_signature else None
+        self.limits = Limits(
+            max_message_bytes=app.conf.worker_max_message_bytes,
+            max_depth=app.conf.worker_max_depth,
+            max_arguments=app.conf.worker_max_arguments,
+        )
         self.revoked: set[str] = set()
         self.processed = 0
         self._stop = threading.Event()
@@ -223,7 +229,7 @@ class Worker:
         try:
             if self.signing_keys is not None:
                 verify(delivery.message, self.signing_keys)
-            msg = decode_task(delivery.message, accept=self.accept)
+            msg = decode_task(delivery.message, accept=self.accept, limits=self.limits)
         except ProtocolError as exc:
             log.error("%s: rejected a message on %s: %s", self.hostname, delivery.queue, exc)
             consumer.reject(delivery, _reason(exc))
