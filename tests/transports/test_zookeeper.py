@@ -23,6 +23,7 @@ from celeriac.protocol import WireMessage, decode_task, encode_task, new_task_me
 from celeriac.protocol.envelopes import json_envelope
 from celeriac.protocol.envelopes import zookeeper as envelope
 from celeriac.transports import (
+    REJECT_REASON_HEADER,
     BrokerUnavailable,
     Delivery,
     QueueSpec,
@@ -31,6 +32,7 @@ from celeriac.transports import (
 )
 from celeriac.transports.zookeeper import ZooKeeperTransport
 from celeriac.transports.zookeeper.broadcast import BROADCAST_TTL, sweep
+from celeriac.transports.zookeeper.consumer import TRUNCATED_HEADER
 from celeriac.transports.zookeeper.transport import MAX_NODE_BYTES
 from interop import celery_env
 from tests.brokers import ZOOKEEPER_URL, require, unique
@@ -415,3 +417,43 @@ def test_options_come_from_the_query_string_or_keywords() -> None:
         ZooKeeperTransport("zookeeper://127.0.0.1:2181/app", sesion_timeout=6)
     with pytest.raises(TransportError, match="must be positive"):
         ZooKeeperTransport("zookeeper://127.0.0.1:2181/app?connect_timeout=0")
+
+
+def test_reject_moves_the_item_to_the_dlq_node_in_one_step(
+    make: Any, raw: KazooClient, base: str
+) -> None:
+    transport = make()
+    transport.declare_queue(QueueSpec("q"))
+    transport.publish("q", wire(4, priority=8))
+    with transport.consumer(["q"], prefetch=1) as consumer:
+        (delivery,) = consumer.fetch(1, timeout=5)
+        consumer.reject(delivery, "unknown-task: zk.task")
+        assert raw.get_children(f"{base}/.celeriac/claims/q") == []
+    assert raw.get_children(f"{base}/q") == []
+    (name,) = raw.get_children(f"{base}/q.dlq")
+    assert name.startswith("entry-001-")  # the priority is kept
+    data, _ = raw.get(f"{base}/q.dlq/{name}")
+    message, _ = json_envelope.unpack_wire(data)
+    assert message.headers[REJECT_REASON_HEADER] == "unknown-task: zk.task"
+    assert decode_task(message).args == (4,)
+
+
+def test_a_huge_unreadable_item_is_dead_lettered_cut_to_fit(
+    make: Any, raw: KazooClient, base: str
+) -> None:
+    transport = make()
+    transport.declare_queue(QueueSpec("q"))
+    junk = b"\xff" + b"j" * (MAX_NODE_BYTES - 1)  # fits a node; its Base64 does not
+    raw.create(f"{base}/q/entry-009-", junk, sequence=True)
+    with transport.consumer(["q"], prefetch=1) as consumer:
+        (delivery,) = consumer.fetch(1, timeout=5)
+        assert delivery.message is None and delivery.raw == junk
+        consumer.reject(delivery, "malformed-envelope: not JSON")
+    assert raw.get_children(f"{base}/q") == []
+    (name,) = raw.get_children(f"{base}/q.dlq")
+    data, _ = raw.get(f"{base}/q.dlq/{name}")
+    assert len(data) <= MAX_NODE_BYTES
+    message, _ = json_envelope.unpack_wire(data)
+    assert message.headers[REJECT_REASON_HEADER] == "malformed-envelope: not JSON"
+    assert message.headers[TRUNCATED_HEADER] == len(junk)
+    assert junk.startswith(message.body) and len(message.body) > MAX_NODE_BYTES // 2

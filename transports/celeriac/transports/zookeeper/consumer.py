@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
 
-from celeriac.protocol import ProtocolError
+from celeriac.protocol import ProtocolError, WireMessage
 from celeriac.protocol.envelopes import zookeeper as envelope
 
 from ..base import Consumer, Delivery, dead_letter_queue
@@ -31,8 +31,10 @@ from .delayed import move_due
 if TYPE_CHECKING:
     from .transport import ZooKeeperTransport
 
-__all__ = ["ZooKeeperConsumer"]
+__all__ = ["TRUNCATED_HEADER", "ZooKeeperConsumer"]
 
+#: Header of a dead-lettered copy whose body was cut to fit a node: the body's original length.
+TRUNCATED_HEADER = "x-celeriac-truncated-from"
 #: Most delayed items one fetch moves into a queue (the rest move on the next fetch).
 MOVE_BATCH = 200
 
@@ -196,7 +198,7 @@ class ZooKeeperConsumer(Consumer):
         dead = dead_letter_queue(held.queue)
         self._transport.ensure_queue(dead)
         copy = dead_letter_message(delivery, reason)
-        data = envelope.pack_wire(copy, routing_key=dead)
+        data = _dead_letter_data(copy, dead, self._transport.max_message_bytes)
         priority = envelope.message_priority(copy.properties)
         item = f"{self.layout.queue(dead)}/{envelope.entry_prefix(priority)}"
 
@@ -241,6 +243,25 @@ def _release(client: KazooClient, held: dict[str, _Held]) -> None:
         client.stop()
     finally:
         client.close()
+
+
+def _dead_letter_data(copy: WireMessage, dead: str, limit: int) -> bytes:
+    """The dead-letter envelope, its body cut to fit the node limit when it does not.
+
+    Only a huge unreadable item can outgrow the limit (its bytes are wrapped in Base64): losing
+    its tail beats leaving it in the queue, to fail again forever. The header says how long it was.
+    """
+    data = envelope.pack_wire(copy, routing_key=dead)
+    body = copy.body
+    while len(data) > limit and body:
+        cut = (len(data) - limit) * 3 // 4 + 64  # Base64: 4 characters per 3 bytes
+        body = body[: max(len(body) - cut, 0)]
+        headers = {**copy.headers, TRUNCATED_HEADER: len(copy.body)}
+        trimmed = WireMessage(
+            body, copy.content_type, copy.content_encoding, headers, copy.properties
+        )
+        data = envelope.pack_wire(trimmed, routing_key=dead)
+    return data
 
 
 def _delivery(queue: str, path: str, data: bytes) -> Delivery:
