@@ -457,3 +457,22 @@ def test_a_huge_unreadable_item_is_dead_lettered_cut_to_fit(
     assert message.headers[REJECT_REASON_HEADER] == "malformed-envelope: not JSON"
     assert message.headers[TRUNCATED_HEADER] == len(junk)
     assert junk.startswith(message.body) and len(message.body) > MAX_NODE_BYTES // 2
+
+
+def test_queue_nodes_deleted_by_hand_are_made_again(make: Any, raw: KazooClient, base: str) -> None:
+    transport = make()
+    transport.publish("q", wire(1))
+    consumer = transport.consumer(["q"], prefetch=2)
+    raw.delete(f"{base}/q", recursive=True)
+    raw.delete(f"{base}/.celeriac", recursive=True)
+    assert consumer.fetch(2, timeout=0.3) == []  # the lost item is gone; the nodes come back
+    assert raw.exists(f"{base}/.celeriac/claims/q") is not None
+    raw.delete(f"{base}/q", recursive=True)
+    raw.delete(f"{base}/.celeriac", recursive=True)
+    transport.publish("q", wire(2))  # the transport made the nodes before: it makes them again
+    transport.publish_many("q", [wire(3)])
+    got = eventually(lambda: consumer.fetch(2, timeout=0.5), what="delivery after recreation")
+    got += consumer.fetch(1, timeout=2)
+    assert sorted(number(d) for d in got) == [2, 3]
+    consumer.ack(got)
+    consumer.close()

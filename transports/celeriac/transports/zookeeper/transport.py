@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import KazooException, RolledBackError
+from kazoo.exceptions import KazooException, NoNodeError, RolledBackError
 
 from celeriac.protocol import WireMessage
 from celeriac.protocol.envelopes import zookeeper as envelope
@@ -118,8 +118,9 @@ class ZooKeeperTransport(Transport):
             raise TransportError(
                 f"{self.where}: message for {queue!r} is {len(data)} bytes in its envelope, over "
                 f"the {self.max_message_bytes}-byte limit of a ZooKeeper node (the server's "
-                "jute.maxbuffer); compress it (compression='zlib') or pass a reference to the "
-                "data (a URL or key) instead of the data itself"
+                "jute.maxbuffer); compress it (apply_async(compression='zlib'), or the "
+                "task_compression setting) or pass a reference to the data (a URL or a key) "
+                "instead of the data itself"
             )
         return data
 
@@ -135,7 +136,12 @@ class ZooKeeperTransport(Transport):
         data = self._data(queue, message)
         self.ensure_queue(queue)
         client = self.client_or_raise()
-        client.retry(client.create, self._item(queue, message, delay), data, sequence=True)
+        path = self._item(queue, message, delay)
+        try:
+            client.retry(client.create, path, data, sequence=True)
+        except NoNodeError:  # the queue's nodes were deleted since we made them
+            self.ensure_queue(queue, again=True)
+            client.retry(client.create, path, data, sequence=True)
 
     @guarded
     def publish_many(self, queue: str, messages: Sequence[WireMessage]) -> None:
@@ -144,7 +150,11 @@ class ZooKeeperTransport(Transport):
         client = self.client_or_raise()
         # Multi requests: one server write per run instead of one per message, in order.
         for run in batches(items, size=lambda item: len(item[1])):
-            client.retry(_create_all, client, run)
+            try:
+                client.retry(_create_all, client, run)
+            except NoNodeError:  # the queue's nodes were deleted since we made them
+                self.ensure_queue(queue, again=True)
+                client.retry(_create_all, client, run)
 
     def consumer(self, queues: Sequence[str], prefetch: int = 100) -> Consumer:
         consumer = ZooKeeperConsumer(self, queues, prefetch)
