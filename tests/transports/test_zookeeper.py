@@ -307,7 +307,7 @@ def test_wrong_host_is_one_clear_error() -> None:
     assert time.monotonic() - started < 5
     text = str(info.value)
     assert "127.0.0.1:1" in text and "s3cret" not in text
-    assert "host and port" in text
+    assert "host and port" in text and "refused" in text  # why the first attempt failed
 
 
 def test_base_path_is_created_and_names_are_checked(base: str, raw: KazooClient) -> None:

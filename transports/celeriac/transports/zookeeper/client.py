@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol, TypeVar
 from urllib.parse import unquote, urlsplit
@@ -39,6 +40,26 @@ __all__ = [
 ]
 
 DEFAULT_PORT = 2181
+#: kazoo's log lines go here; an application that configures logging sees them, others don't get
+#: Python's last-resort printing of every reconnect attempt on stderr.
+LOG = logging.getLogger("celeriac.transports.zookeeper")
+LOG.addHandler(logging.NullHandler())
+
+
+class _KazooLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """kazoo's logger for one client: keeps the first warning (why the first connection attempt
+    failed: refused, unknown host...) for connect's error."""
+
+    def __init__(self) -> None:
+        super().__init__(LOG, {})
+        self.first_warning = ""
+
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        if level >= logging.WARNING and not self.first_warning:
+            self.first_warning = str(msg) % args if args else str(msg)
+        super().log(level, msg, *args, **kwargs)
+
+
 _RETRYABLE: tuple[type[Exception], ...] = (ConnectionLoss, SessionExpiredError)
 
 
@@ -88,7 +109,9 @@ def open_client(
         deadline=op_timeout,
         interrupt=lambda: bool(made) and made[0].client_state == KeeperState.CLOSED,
     )
+    log = _KazooLog()
     client = KazooClient(
+        logger=log,
         hosts=hosts_of(url),
         timeout=session_timeout,
         auth_data=auth,
@@ -101,9 +124,11 @@ def open_client(
         client.start(timeout=connect_timeout)
     except KazooTimeoutError:
         _discard(client)
+        why = f" ({log.first_warning})" if log.first_warning else ""
         raise BrokerUnavailable(
-            f"{where(url)}: no ZooKeeper server answered within {connect_timeout:g} s; check the "
-            "host and port in the URL, that the server runs and that this machine can reach it"
+            f"{where(url)}: no ZooKeeper server answered within {connect_timeout:g} s{why}; "
+            "check the host and port in the URL, that the server runs and that this machine "
+            "can reach it"
         ) from None
     except KazooException as exc:
         _discard(client)
