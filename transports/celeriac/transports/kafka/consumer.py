@@ -88,6 +88,11 @@ class QueueReader(ConsumerRebalanceListener):  # type: ignore[misc]
                 fetch_max_wait_ms=s.fetch_max_wait_ms,
             )
             self.kc.subscribe(topics, listener=self)
+            for topic in topics:
+                # Known before the first join: a leader that assigns without the topics' metadata
+                # hands out nothing, and the rebalance that follows can stall (see _unstall).
+                self.kc.partitions_for_topic(topic)
+        self._joining_since: float | None = None
 
     # -- group callbacks (kafka-python's IO thread) ---------------------------------------------
     def held(self) -> list[TopicPartition]:
@@ -101,9 +106,10 @@ class QueueReader(ConsumerRebalanceListener):  # type: ignore[misc]
     def on_partitions_revoked(self, revoked: Any) -> None:
         # Nothing to save: every settle commits at once. What we hold stays ours unless the
         # assignment that follows gives it to another member (the assignor avoids that).
-        pass
+        self._joining_since = time.monotonic()
 
     def on_partitions_assigned(self, assigned: Any) -> None:
+        self._joining_since = None
         kept: list[tuple[TopicPartition, int]] = []
         with self.lock:
             self._forget([tp for tp in self.ledger.partitions if tp not in set(assigned)])
@@ -153,6 +159,7 @@ class QueueReader(ConsumerRebalanceListener):  # type: ignore[misc]
             log.warning("Kafka at %s: poll of %r failed: %s", self.t.address, self.queue, exc)
             time.sleep(min(timeout, 0.2))  # the broker is away: back off, bounded
             return []
+        self._unstall()
         handed = {
             tp: self._handed_before(tp)
             for tp in batches
@@ -189,6 +196,16 @@ class QueueReader(ConsumerRebalanceListener):  # type: ignore[misc]
             return Delivery(self.queue, None, tag, seen, raw=raw, error=exc, extra=extra)
         return Delivery(self.queue, wire, tag, seen or info.redelivered, raw=r.value, extra=extra)
 
+    def _unstall(self) -> None:
+        """Work around a kafka-python 3.0 race: a rebalance started because topic metadata
+        changed, whose poll timed out before the group answered, is never completed (the
+        coordinator stops asking to rejoin and the assignment is never applied). Asking to
+        rejoin again makes the next poll finish it."""
+        since = self._joining_since
+        coordinator = self.kc._coordinator
+        if since is not None and time.monotonic() - since > 0.5 and not coordinator.need_rejoin():
+            coordinator.request_rejoin()
+
     def _handed_before(self, tp: TopicPartition) -> int:
         """How far the group had handed records out of ``tp`` (the commit's metadata)."""
         try:
@@ -216,8 +233,18 @@ class QueueReader(ConsumerRebalanceListener):  # type: ignore[misc]
                 self.kc.pause(*(want - paused))
             if (paused - want) & assigned:
                 self.kc.resume(*((paused - want) & assigned))
+                self._unpark()
         except kerrors.IllegalStateError:
             pass  # the assignment changed meanwhile; the next step pauses against the new one
+
+    def _unpark(self) -> None:
+        """Work around a kafka-python 3.0 bug: records parked while their partition was paused
+        are only restored when the fetcher's current batch is None, but an exhausted batch
+        stays in place (empty, not None), so a resumed partition would never be read again."""
+        fetcher = getattr(self.kc, "_fetcher", None)
+        current = getattr(fetcher, "_next_partition_records", None)
+        if current is not None and not current:
+            fetcher._next_partition_records = None  # type: ignore[union-attr]
 
     def relay_due(self) -> None:
         """Produce the due delayed records to the queue, then let their offsets be committed."""
@@ -276,9 +303,9 @@ class QueueReader(ConsumerRebalanceListener):  # type: ignore[misc]
             return False
         with self.lock:
             for tp, (epoch, wanted) in pending.items():
-                ledger = self.ledger.partitions.get(tp)
-                if ledger is not None and ledger.epoch == epoch:
-                    ledger.committed = wanted
+                current = self.ledger.partitions.get(tp)
+                if current is not None and current.epoch == epoch:
+                    current.committed = wanted
         return True
 
     def _maybe_hand_over(self) -> None:
