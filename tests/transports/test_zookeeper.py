@@ -476,3 +476,32 @@ def test_queue_nodes_deleted_by_hand_are_made_again(make: Any, raw: KazooClient,
     assert sorted(number(d) for d in got) == [2, 3]
     consumer.ack(got)
     consumer.close()
+
+
+def test_a_stray_claim_of_our_own_session_is_dropped(
+    make: Any, raw: KazooClient, base: str
+) -> None:
+    transport = make()
+    transport.publish("q", wire(8))
+    (name,) = raw.get_children(f"{base}/q")
+    consumer = transport.consumer(["q"], prefetch=1)
+    # As if a claim's create had reached the server but its reply was lost on the way back.
+    consumer.client.create(f"{base}/.celeriac/claims/q/{name}", b"", ephemeral=True)
+    assert consumer.fetch(1, timeout=0.2) == []  # a claim is a claim, even a stray one
+    consumer._strays = True  # what an unanswered create sets
+    (delivery,) = consumer.fetch(1, timeout=5)
+    assert number(delivery) == 8
+    consumer.ack([delivery])
+    assert raw.get_children(f"{base}/.celeriac/claims/q") == []
+    consumer.close()
+
+
+def test_purge_leaves_held_items_alone(make: Any, raw: KazooClient, base: str) -> None:
+    transport = make()
+    transport.publish_many("q", [wire(i) for i in range(3)])
+    with transport.consumer(["q"], prefetch=1) as consumer:
+        (held,) = consumer.fetch(1, timeout=5)
+        assert transport.purge("q") == 2
+        assert raw.get_children(f"{base}/q") == [held.tag.rsplit("/", 1)[1]]
+        consumer.ack([held])
+    assert raw.get_children(f"{base}/q") == []
