@@ -40,7 +40,7 @@ class ZooKeeperTransport(Transport):
         priorities=True,
         priority_order="higher-first",
         delayed_delivery=True,
-        fanout=True,  # one node per message, read by every subscriber: no copies per queue
+        fanout=False,  # emulated: sequential nodes every subscriber reads, kept BROADCAST_TTL
         per_message_ack=True,
         redelivery="connection",
         ordering="fifo",
