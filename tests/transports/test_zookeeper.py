@@ -505,3 +505,30 @@ def test_purge_leaves_held_items_alone(make: Any, raw: KazooClient, base: str) -
         assert raw.get_children(f"{base}/q") == [held.tag.rsplit("/", 1)[1]]
         consumer.ack([held])
     assert raw.get_children(f"{base}/q") == []
+
+
+def test_competing_consumers_share_a_queue_without_duplicates(make: Any) -> None:
+    sender = make()
+    sender.publish_many("q", [wire(i) for i in range(300)])
+    seen: list[list[int]] = [[], [], []]
+    ready = threading.Barrier(3, timeout=20)
+
+    def work(i: int) -> None:
+        transport = make()  # a connection per thread, as the contract asks
+        with transport.consumer(["q"], prefetch=20) as consumer:
+            ready.wait()  # all three start together, so the work is shared
+            deadline = time.monotonic() + 30
+            while sum(map(len, seen)) < 300 and time.monotonic() < deadline:
+                batch = consumer.fetch(20, timeout=0.2)
+                seen[i] += [number(d) for d in batch]
+                consumer.ack(batch)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(40)
+    everything = seen[0] + seen[1] + seen[2]
+    assert sorted(everything) == list(range(300))  # each exactly once
+    assert sum(1 for part in seen if part) >= 2  # and the work was shared
+    assert sender.queue_length("q") == 0

@@ -11,7 +11,7 @@ from kazoo.exceptions import NoNodeError
 
 from celeriac.protocol.envelopes import zookeeper as envelope
 
-from .client import batches, gather, try_multi
+from .client import batches, gather, retryable, try_multi
 from .paths import Layout
 
 __all__ = ["move_due"]
@@ -23,8 +23,8 @@ def move_due(client: KazooClient, layout: Layout, queue: str, names: list[str]) 
     reads = gather([client.get_async(f"{folder}/{name}") for name in names])
     moves: list[tuple[str, str, bytes, int]] = []  # (item prefix, delayed node, data, version)
     for name, read in zip(names, reads, strict=True):
-        if isinstance(read, NoNodeError):
-            continue  # another consumer moved it
+        if isinstance(read, NoNodeError) or retryable(read):
+            continue  # another consumer moved it, or the next fetch will
         if isinstance(read, Exception):
             raise read
         data, stat = read
