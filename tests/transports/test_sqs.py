@@ -420,7 +420,7 @@ def test_an_exchange_whose_name_starts_another_does_not_reach_its_subscribers(ma
     transport = make()
     with transport.subscribe(exchange + "-b") as other, transport.subscribe(exchange) as mine:
         transport.broadcast(exchange, wire(1))
-        assert mine.get(timeout=5) is not None
+        assert mine.get(timeout=0) is not None  # a zero timeout still looks once
         assert other.get(timeout=1.0) is None
 
 

@@ -154,16 +154,18 @@ class SQSSubscription(Subscription):
 
     def get(self, timeout: float | None = 1.0) -> WireMessage | None:
         deadline = None if timeout is None else time.monotonic() + timeout
+        polled = False  # a zero timeout still polls once
         while not self._buffer:
             left = 20.0 if deadline is None else deadline - time.monotonic()
-            if left <= 0 or self._stop.is_set():
+            if self._stop.is_set() or (left <= 0 and polled):
                 return None
+            polled = True
             try:
                 got = (
                     self.client.receive_message(
                         QueueUrl=self.url,
                         MaxNumberOfMessages=10,
-                        WaitTimeSeconds=min(20, int(left)),
+                        WaitTimeSeconds=max(0, min(20, int(left))),
                     ).get("Messages")
                     or []
                 )
@@ -179,7 +181,7 @@ class SQSSubscription(Subscription):
                 self.url = self.broadcaster.create(self.name, self.exchange)
                 continue
             if not got:
-                if left < 1:
+                if 0 < left < 1:
                     self._stop.wait(min(0.05, left))
                 continue
             # Broadcasts are not acked one by one: taken off the queue as soon as received.
