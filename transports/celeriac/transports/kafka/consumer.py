@@ -61,6 +61,24 @@ class _Delayed:
     record: KafkaRecord = field(compare=False)
 
 
+class _Unclaimed:
+    """A finished kafka-python join task that reads as pending, so its result is still used."""
+
+    is_done = False
+
+    def __init__(self, task: Any) -> None:
+        self._task = task
+
+    def add_callback(self, f: Any, *args: Any, **kwargs: Any) -> Any:
+        return self._task.add_callback(f, *args, **kwargs)
+
+    def add_errback(self, f: Any, *args: Any, **kwargs: Any) -> Any:
+        return self._task.add_errback(f, *args, **kwargs)
+
+    def __await__(self) -> Any:
+        return self._task.__await__()
+
+
 class QueueReader(ConsumerRebalanceListener):  # type: ignore[misc]
     """The group member for one queue: reads its topic and relays its delay topic."""
 
@@ -96,6 +114,8 @@ class QueueReader(ConsumerRebalanceListener):  # type: ignore[misc]
 
     # -- group callbacks (kafka-python's IO thread) ---------------------------------------------
     def held(self) -> list[TopicPartition]:
+        """Partitions to keep through a rebalance: records unsettled, or settled but not yet
+        committed (a commit refused during the rebalance); moving them would redeliver."""
         with self.lock:
             return self.ledger.held()
 
@@ -151,6 +171,7 @@ class QueueReader(ConsumerRebalanceListener):  # type: ignore[misc]
             if self.delayed:
                 timeout = min(timeout, max(self.delayed[0].due_ms / 1000 - time.time(), 0.0))
         self._pause(room)
+        self._claim_finished_join()
         try:
             batches = self.kc.poll(
                 timeout_ms=int(timeout * 1000), max_records=room if room > 0 else 500
@@ -180,9 +201,10 @@ class QueueReader(ConsumerRebalanceListener):  # type: ignore[misc]
                         heapq.heappush(self.delayed, entry)
                     else:
                         out.append(self._delivery(tp, ledger, r))
-        if out:
+        if out or self.handover:
             self.commit()  # records how far we handed out, so queue_length leaves these out
         self.relay_due()
+        self._maybe_hand_over()
         return out
 
     def _delivery(self, tp: TopicPartition, ledger: PartitionLedger, r: Any) -> Delivery:
@@ -195,6 +217,16 @@ class QueueReader(ConsumerRebalanceListener):  # type: ignore[misc]
             raw = r.value or b""
             return Delivery(self.queue, None, tag, seen, raw=raw, error=exc, extra=extra)
         return Delivery(self.queue, wire, tag, seen or info.redelivered, raw=r.value, extra=extra)
+
+    def _claim_finished_join(self) -> None:
+        """Work around a kafka-python 3.0 race: a join that finishes while no poll waits for it
+        is thrown away (the next poll sees a finished task and joins again, forcing yet another
+        rebalance on the whole group, forever when members poll in turn). Wrapped as still
+        pending, the next poll awaits it and applies its assignment."""
+        coordinator = self.kc._coordinator
+        task = getattr(coordinator, "_join_task", None)
+        if task is not None and not isinstance(task, _Unclaimed) and task.succeeded():
+            coordinator._join_task = _Unclaimed(task)
 
     def _unstall(self) -> None:
         """Work around a kafka-python 3.0 race: a rebalance started because topic metadata
@@ -315,7 +347,7 @@ class QueueReader(ConsumerRebalanceListener):  # type: ignore[misc]
                 return
             for tp in self.handover:
                 ledger = self.ledger.partitions.get(tp)
-                if ledger is not None and ledger.outstanding:
+                if ledger is not None and (ledger.outstanding or ledger.pending_commit()):
                     return
             self.handover = set()
         # kafka-python has no public call for this; a rebalance moves the partitions on.

@@ -78,5 +78,9 @@ class Ledger:
             self.partitions.pop(tp, None)
 
     def held(self) -> list[TopicPartition]:
-        """Partitions with unsettled records."""
-        return [tp for tp, ledger in self.partitions.items() if ledger.outstanding]
+        """Partitions with unsettled records or progress the broker has not recorded yet."""
+        return [
+            tp
+            for tp, ledger in self.partitions.items()
+            if ledger.outstanding or ledger.pending_commit() is not None
+        ]

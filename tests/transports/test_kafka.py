@@ -1,0 +1,307 @@
+"""Kafka-specific behaviour (SPEC.md §6.5): commits that never pass an unsettled record, delayed
+records that block nothing, the dead-letter record, size and address errors, rebalances.
+
+Every test talks to the Kafka broker of ``scripts/services up kafka`` and uses topics of its own.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import kafka
+import pytest
+from kafka.admin import OffsetSpec
+from kafka.structs import TopicPartition
+
+from celeriac.protocol import WireMessage, decode_task, encode_task, new_task_message
+from celeriac.protocol.envelopes import kafka as kafka_envelope
+from celeriac.transports import (
+    REJECT_REASON_HEADER,
+    BrokerUnavailable,
+    Delivery,
+    QueueSpec,
+    Transport,
+    resolve,
+)
+from celeriac.transports.kafka import KafkaTransport, MessageTooLarge
+from celeriac.transports.kafka.consumer import KafkaQueueConsumer
+from tests.brokers import KAFKA_URL, require
+from tests.transports.raw_kafka import bootstrap
+
+pytestmark = pytest.mark.broker
+
+
+def wire(n: int, **options: Any) -> WireMessage:
+    return encode_task(new_task_message("kafka.task", (n,), **options))
+
+
+def number(delivery: Delivery) -> int:
+    assert delivery.message is not None, delivery.error
+    value = decode_task(delivery.message).args[0]
+    assert isinstance(value, int)
+    return value
+
+
+def eventually(check: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
+    """Poll ``check`` until it returns something truthy (bounded)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what} not reached in {timeout}s")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def make() -> Iterator[Callable[..., KafkaTransport]]:
+    require("kafka")
+    opened: list[Transport] = []
+
+    def open_one(**options: Any) -> KafkaTransport:
+        transport = resolve(KAFKA_URL)(KAFKA_URL, **options)
+        transport.connect()
+        opened.append(transport)
+        assert isinstance(transport, KafkaTransport)
+        return transport
+
+    yield open_one
+    for transport in reversed(opened):
+        transport.close()
+
+
+@pytest.fixture
+def admin() -> Iterator[kafka.KafkaAdminClient]:
+    require("kafka")
+    client = kafka.KafkaAdminClient(bootstrap_servers=bootstrap(KAFKA_URL))
+    yield client
+    client.close()
+
+
+def new_queue(transport: Transport) -> str:
+    name = f"kafka-test.{uuid.uuid4().hex[:12]}"
+    transport.declare_queue(QueueSpec(name))
+    return name
+
+
+def committed(admin: kafka.KafkaAdminClient, queue: str) -> dict[int, int]:
+    """The group's committed offset of each partition of ``queue`` (-1: none)."""
+    group = f"celeriac.{queue}"
+    offsets = admin.list_group_offsets(group).get(group, {})
+    return {tp.partition: om.offset for tp, om in offsets.items() if tp.topic == queue}
+
+
+def fetch_all(consumer: KafkaQueueConsumer, count: int, timeout: float = 20.0) -> list[Delivery]:
+    got: list[Delivery] = []
+    deadline = time.monotonic() + timeout
+    while len(got) < count and time.monotonic() < deadline:
+        got += consumer.fetch(count - len(got), timeout=0.5)
+    return got
+
+
+def test_commit_never_passes_an_unacked_offset(make: Any, admin: Any) -> None:
+    transport = make()
+    queue = new_queue(transport)
+    # Two batches: each lands on one partition (round robin), so two partitions hold 5 each.
+    transport.publish_many(queue, [wire(i) for i in range(5)])
+    transport.publish_many(queue, [wire(i) for i in range(5, 10)])
+    consumer = transport.consumer([queue], prefetch=10)
+    got = fetch_all(consumer, 10)
+    assert sorted(number(d) for d in got) == list(range(10))
+    by_partition: dict[int, list[Delivery]] = {}
+    for d in got:
+        by_partition.setdefault(d.tag[0].partition, []).append(d)
+    assert len(by_partition) == 2, by_partition.keys()
+    (p, first), (q, second) = sorted(by_partition.items())
+    first.sort(key=lambda d: d.tag[1])
+    second.sort(key=lambda d: d.tag[1])
+    # Out of order, across partitions: everything but offset 1 of the first partition and
+    # offset 0 of the second.
+    consumer.ack([first[4], second[3], first[0], second[1], first[2], first[3], second[4]])
+    consumer.ack([second[2]])
+    offsets = committed(admin, queue)
+    assert offsets[p] == first[1].tag[1], offsets  # stops at the unacked record
+    assert offsets[q] == second[0].tag[1], offsets
+    consumer.ack([second[0]])
+    offsets = committed(admin, queue)
+    assert offsets[q] == second[4].tag[1] + 1  # the gap closed: past the whole partition
+    assert offsets[p] == first[1].tag[1]
+    # A crash now (no close) leaves the first partition to be read again from offset 1.
+    consumer.ack([first[1]])
+    assert committed(admin, queue)[p] == first[4].tag[1] + 1
+    consumer.close()
+    assert transport.queue_length(queue) == 0
+
+
+def test_unacked_records_come_back_after_close_acked_ones_above_may_too(make: Any) -> None:
+    transport = make()
+    queue = new_queue(transport)
+    transport.publish_many(queue, [wire(i) for i in range(6)])
+    with transport.consumer([queue], prefetch=6) as consumer:
+        got = sorted(fetch_all(consumer, 6), key=lambda d: d.tag[1])
+        assert [number(d) for d in got] == list(range(6))
+        assert transport.queue_length(queue) == 0  # held records are not ready
+        consumer.ack(got[:2] + got[3:])  # 2 stays unacked
+    assert transport.queue_length(queue) == 4  # offsets 2..5 come back, 3..5 acked already
+    with transport.consumer([queue], prefetch=6) as consumer:
+        again = fetch_all(consumer, 4)
+        assert [number(d) for d in again] == [2, 3, 4, 5]
+        consumer.ack(again)
+    assert transport.queue_length(queue) == 0
+
+
+def test_delayed_records_do_not_block_ready_ones_or_each_other(make: Any) -> None:
+    # One partition everywhere: a later delayed record sits behind an earlier, longer one.
+    transport = make(partitions=1)
+    queue = new_queue(transport)
+    start = time.monotonic()
+    transport.publish(queue, wire(1), delay=60)
+    transport.publish(queue, wire(2), delay=1.5)
+    transport.publish(queue, wire(3))
+    arrivals: dict[int, float] = {}
+    with transport.consumer([queue], prefetch=5) as consumer:
+        while 2 not in arrivals and time.monotonic() - start < 8:
+            for d in consumer.fetch(5, timeout=0.2):
+                arrivals[number(d)] = time.monotonic() - start
+                consumer.ack([d])
+        assert set(arrivals) == {2, 3}, arrivals
+        assert arrivals[3] < 1.5, arrivals  # the ready record did not wait for the delayed ones
+        assert 1.5 <= arrivals[2] <= 2.5, arrivals
+        # The 60 s record is still held by the relay: its delay offset is not committed.
+        assert consumer.readers[queue].delayed[0].due_ms > time.time() * 1000
+    assert transport.queue_length(queue) == 0
+
+
+def test_dead_letter_record_carries_the_reason_header(make: Any) -> None:
+    transport = make()
+    queue = new_queue(transport)
+    sent = wire(4)
+    transport.publish(queue, sent)
+    with transport.consumer([queue], prefetch=1) as consumer:
+        (delivery,) = fetch_all(consumer, 1)
+        consumer.reject(delivery, "unknown-task: kafka.task")
+    reader = kafka.KafkaConsumer(
+        f"{queue}.dlq",
+        bootstrap_servers=bootstrap(KAFKA_URL),
+        auto_offset_reset="earliest",
+        group_id=None,
+        consumer_timeout_ms=10_000,
+    )
+    try:
+        record = next(iter(reader))
+    finally:
+        reader.close()
+    assert kafka_envelope.header(record.headers, REJECT_REASON_HEADER) == (
+        b"unknown-task: kafka.task"
+    )
+    assert kafka_envelope.header(record.headers, "content-type") == b"application/json"
+    dead, info = kafka_envelope.unpack_record(record.value, record.headers)
+    assert dead.body == sent.body
+    assert dead.headers[REJECT_REASON_HEADER] == "unknown-task: kafka.task"
+    assert record.key == sent.headers["id"].encode()
+    assert info.routing_key == f"{queue}.dlq"
+    assert transport.queue_length(queue) == 0
+
+
+def test_oversize_message_is_refused_at_publish(make: Any) -> None:
+    transport = make()
+    queue = new_queue(transport)
+    big = wire(0, kwargs={"blob": "x" * (1024 * 1024)})
+    with pytest.raises(MessageTooLarge) as info:
+        transport.publish(queue, big)
+    text = str(info.value)
+    assert "1048576" in text and "compress" in text and "reference" in text
+    with pytest.raises(MessageTooLarge):
+        transport.publish_many(queue, [wire(1), big])
+    assert transport.queue_length(queue) == 0  # nothing of the refused batch went out
+
+
+def test_wrong_bootstrap_server_fails_fast_and_clearly() -> None:
+    url = "kafka://:s3cret@127.0.0.1:1"
+    start = time.monotonic()
+    with pytest.raises(BrokerUnavailable) as info:
+        resolve(url)(url).connect()
+    assert time.monotonic() - start < 5
+    text = str(info.value)
+    assert "127.0.0.1:1" in text and "s3cret" not in text and "running" in text
+
+
+def test_header_contradicting_the_envelope_is_unreadable(make: Any) -> None:
+    transport = make()
+    queue = new_queue(transport)
+    record = kafka_envelope.pack_wire(wire(9), queue)
+    producer = kafka.KafkaProducer(bootstrap_servers=bootstrap(KAFKA_URL))
+    try:
+        producer.send(
+            queue, value=record.value, headers=[("content-type", b"application/x-python-serialize")]
+        ).get(timeout=30)
+    finally:
+        producer.close()
+    with transport.consumer([queue], prefetch=1) as consumer:
+        (delivery,) = fetch_all(consumer, 1)
+        assert delivery.message is None and delivery.error is not None
+        assert "record.headers.content-type" in str(delivery.error)
+        assert delivery.raw == record.value
+        consumer.reject(delivery, f"malformed-envelope: {delivery.error}")
+    assert transport.queue_length(f"{queue}.dlq") == 1
+
+
+def test_rebalance_between_two_consumers_loses_nothing(make: Any) -> None:
+    transport = make()
+    queue = new_queue(transport)
+    for start in range(0, 200, 25):  # eight batches over the four partitions
+        transport.publish_many(queue, [wire(i) for i in range(start, start + 25)])
+    first = transport.consumer([queue], prefetch=30)
+    held = fetch_all(first, 30)
+    assert len(held) == 30
+    held_numbers = {number(d) for d in held}
+    second = make().consumer([queue], prefetch=30)
+    seen_by_second: list[int] = []
+    seen_by_first = list(held_numbers)
+    try:
+        # The second joins while the first holds 30 records: they stay with the first.
+        deadline = time.monotonic() + 4
+        while time.monotonic() < deadline:
+            batch = second.fetch(30, timeout=0.2)
+            seen_by_second += [number(d) for d in batch]
+            second.ack(batch)
+            assert first.fetch(30, timeout=0.2) == []  # no room: keeps the membership only
+        assert not held_numbers & set(seen_by_second)
+        first.ack(held)
+        deadline = time.monotonic() + 30
+        while len(set(seen_by_first) | set(seen_by_second)) < 200:
+            assert time.monotonic() < deadline, sorted(
+                set(range(200)) - set(seen_by_first) - set(seen_by_second)
+            )
+            for consumer, seen in ((first, seen_by_first), (second, seen_by_second)):
+                batch = consumer.fetch(30, timeout=0.2)
+                seen += [number(d) for d in batch]
+                consumer.ack(batch)
+    finally:
+        first.close()
+        second.close()
+    assert set(seen_by_first) | set(seen_by_second) == set(range(200))
+    assert seen_by_second, "the second consumer never got a partition"
+    assert transport.queue_length(queue) == 0
+
+
+def test_purge_counts_ready_records_and_deletes_them(make: Any, admin: Any) -> None:
+    transport = make()
+    queue = new_queue(transport)
+    transport.publish_many(queue, [wire(i) for i in range(5)])
+    transport.publish_many(queue, [wire(i) for i in range(5, 8)])
+    with transport.consumer([queue], prefetch=8) as consumer:
+        consumer.ack(fetch_all(consumer, 2)[:2])
+    assert transport.queue_length(queue) == 6
+    assert transport.purge(queue) == 6
+    tps = {TopicPartition(queue, p): OffsetSpec.EARLIEST for p in range(4)}
+    starts = admin.list_partition_offsets(tps)
+    assert sum(o.offset for o in starts.values()) == 8  # deleted from the log, not skipped
+    transport.publish(queue, wire(99))
+    with transport.consumer([queue], prefetch=8) as consumer:
+        assert [number(d) for d in fetch_all(consumer, 1)] == [99]
+        assert consumer.fetch(8, timeout=1.0) == []
