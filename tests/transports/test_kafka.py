@@ -305,3 +305,16 @@ def test_purge_counts_ready_records_and_deletes_them(make: Any, admin: Any) -> N
     with transport.consumer([queue], prefetch=8) as consumer:
         assert [number(d) for d in fetch_all(consumer, 1)] == [99]
         assert consumer.fetch(8, timeout=1.0) == []
+
+
+def test_broadcast_polls_even_with_no_time_to_wait(make: Any) -> None:
+    exchange = f"kafka-test.{uuid.uuid4().hex[:8]}"
+    subscription = make().subscribe(exchange)
+    try:
+        make().broadcast(exchange, wire(5))
+        # A worker checks for control messages with timeout=0 between other work.
+        got = eventually(lambda: subscription.get(timeout=0), what="broadcast with timeout=0")
+        assert decode_task(got).args == (5,)
+        assert subscription.get(timeout=0) is None
+    finally:
+        subscription.close()

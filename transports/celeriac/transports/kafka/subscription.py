@@ -48,15 +48,13 @@ class KafkaSubscription(Subscription):
     def get(self, timeout: float | None = 1.0) -> WireMessage | None:
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self.buffer:
-            left = 1.0 if deadline is None else deadline - time.monotonic()
-            if left <= 0:
-                return None
+            left = 1.0 if deadline is None else max(deadline - time.monotonic(), 0.0)
             try:
                 batches = self.reader.poll(timeout_ms=int(left * 1000))
             except kerrors.KafkaError as exc:
                 log.warning("Kafka at %s: broadcast poll failed: %s", self.transport.address, exc)
-                time.sleep(min(max(left, 0.0), 0.2))  # the broker is away: back off, bounded
-                continue
+                time.sleep(min(left, 0.2))  # the broker is away: back off, bounded
+                batches = {}
             for records in batches.values():
                 for r in records:
                     try:
@@ -71,6 +69,8 @@ class KafkaSubscription(Subscription):
                         )
                         continue
                     self.buffer.append(wire)
+            if not self.buffer and deadline is not None and time.monotonic() >= deadline:
+                return None
         return self.buffer.popleft()
 
     def close(self) -> None:
