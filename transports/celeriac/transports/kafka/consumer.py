@@ -223,7 +223,7 @@ class QueueReader(ConsumerRebalanceListener):  # type: ignore[misc]
         is thrown away (the next poll sees a finished task and joins again, forcing yet another
         rebalance on the whole group, forever when members poll in turn). Wrapped as still
         pending, the next poll awaits it and applies its assignment."""
-        coordinator = self.kc._coordinator
+        coordinator: Any = getattr(self.kc, "_coordinator", None)
         task = getattr(coordinator, "_join_task", None)
         if task is not None and not isinstance(task, _Unclaimed) and task.succeeded():
             coordinator._join_task = _Unclaimed(task)
@@ -234,8 +234,10 @@ class QueueReader(ConsumerRebalanceListener):  # type: ignore[misc]
         coordinator stops asking to rejoin and the assignment is never applied). Asking to
         rejoin again makes the next poll finish it."""
         since = self._joining_since
-        coordinator = self.kc._coordinator
-        if since is not None and time.monotonic() - since > 0.5 and not coordinator.need_rejoin():
+        coordinator = getattr(self.kc, "_coordinator", None)
+        if coordinator is None or since is None or time.monotonic() - since < 0.5:
+            return
+        if not coordinator.need_rejoin():
             coordinator.request_rejoin()
 
     def _handed_before(self, tp: TopicPartition) -> int:
@@ -351,7 +353,9 @@ class QueueReader(ConsumerRebalanceListener):  # type: ignore[misc]
                     return
             self.handover = set()
         # kafka-python has no public call for this; a rebalance moves the partitions on.
-        self.kc._coordinator.request_rejoin()
+        coordinator = getattr(self.kc, "_coordinator", None)
+        if coordinator is not None:
+            coordinator.request_rejoin()
 
     def close(self) -> None:
         self.commit(releasing=True)
