@@ -7,6 +7,7 @@ state under its lock, and no kafka-python call that waits on the IO thread is ma
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import logging
@@ -187,12 +188,18 @@ class QueueReader(ConsumerRebalanceListener):  # type: ignore[misc]
             if tp.topic == self.queue and tp not in self.ledger.partitions
         }
         out: list[Delivery] = []
+        unread: list[tuple[TopicPartition, int]] = []
         with self.lock:
             for tp, records in batches.items():
                 ledger = self.ledger.get(tp)
                 if tp in handed:
                     ledger.handed_before = handed[tp]
                 for r in records:
+                    if tp.topic == self.queue and len(out) >= room:
+                        # A partition assigned during this poll was not paused yet: give its
+                        # records back to the log rather than exceed the prefetch limit.
+                        unread.append((tp, r.offset))
+                        break
                     ledger.hand_out(r.offset)
                     if tp.topic == self.delay:
                         record = KafkaRecord(r.key, r.value or b"", tuple(r.headers or ()))
@@ -201,6 +208,9 @@ class QueueReader(ConsumerRebalanceListener):  # type: ignore[misc]
                         heapq.heappush(self.delayed, entry)
                     else:
                         out.append(self._delivery(tp, ledger, r))
+        for tp, offset in unread:
+            with contextlib.suppress(kerrors.IllegalStateError):
+                self.kc.seek(tp, offset)
         if out or self.handover:
             self.commit()  # records how far we handed out, so queue_length leaves these out
         self.relay_due()
