@@ -27,6 +27,9 @@ class Settings:
     broker_url: str = DEFAULT_BROKER
     result_backend: str | None = DEFAULT_BACKEND
     broker_transport_options: Mapping[str, Any] = field(default_factory=dict)
+    #: A worker waits for an unreachable broker at start, retrying with backoff (Celery's names).
+    broker_connection_retry_on_startup: bool = True
+    broker_connection_max_retries: int = 100
     task_serializer: str = "json"
     result_serializer: str = "json"
     accept_content: tuple[str, ...] = ("json",)
@@ -51,6 +54,14 @@ class Settings:
     task_eager_propagates: bool = False
     result_expires: float | None = 86400.0
     result_extended: bool = False
+    #: Retry result writes that fail because the backend is unreachable, backing off from
+    #: ``result_backend_base_sleep_between_retries_ms`` to ``..._max_sleep_...``, instead of
+    #: giving the message back (which would run the task again). Celery's names; on by default
+    #: here (Celery: off).
+    result_backend_always_retry: bool = True
+    result_backend_max_retries: int = 30
+    result_backend_base_sleep_between_retries_ms: int = 10
+    result_backend_max_sleep_between_retries_ms: int = 10_000
     worker_concurrency: int | None = None
     worker_prefetch_multiplier: int = 4
     worker_pool: str = "threads"

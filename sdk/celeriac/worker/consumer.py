@@ -9,7 +9,7 @@ import queue as queue_module
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -19,7 +19,15 @@ from celeriac.protocol.control import CONTROL_EXCHANGE, parse_control_request
 from celeriac.protocol.limits import Limits
 from celeriac.protocol.serializers import SERIALIZERS, loads
 from celeriac.protocol.signing import verify
-from celeriac.transports import Consumer, Delivery, QueueSpec, Transport, open_transport
+from celeriac.transports import (
+    BrokerUnavailable,
+    Consumer,
+    Delivery,
+    QueueSpec,
+    Transport,
+    TransportError,
+    open_transport,
+)
 
 from .. import signals
 from ..exceptions import SoftTimeLimitExceeded, TaskRevokedError, TimeLimitExceeded
@@ -136,11 +144,28 @@ class Worker:
         signal.signal(signal.SIGTERM, handle)
         signal.signal(signal.SIGINT, handle)
 
+    def _connect(self) -> Transport:
+        """Open the broker, retrying while it is unreachable (Celery's
+        ``broker_connection_retry_on_startup`` and ``broker_connection_max_retries``)."""
+        conf = self.app.conf
+        attempts = (
+            conf.broker_connection_max_retries if conf.broker_connection_retry_on_startup else 0
+        )
+        pause = 0.1
+        for attempt in range((attempts or 0) + 1):
+            try:
+                return open_transport(conf.broker_url, **dict(conf.broker_transport_options))
+            except BrokerUnavailable as exc:
+                if attempt == attempts or self._stop.is_set():
+                    raise
+                log.warning("%s: %s; retry %d in %.1f s", self.hostname, exc, attempt + 1, pause)
+                self._stop.wait(pause)
+                pause = min(pause * 2, 5.0)
+        raise AssertionError("unreachable")
+
     def run(self) -> None:
         """Consume until ``stop()``; then settle everything in flight and close."""
-        transport = open_transport(
-            self.app.conf.broker_url, **dict(self.app.conf.broker_transport_options)
-        )
+        transport = self._connect()
         try:
             for q in self.queues:
                 transport.declare_queue(QueueSpec(q))
@@ -194,12 +219,25 @@ class Worker:
         executor: ThreadPoolExecutor | None,
     ) -> None:
         in_flight = 0
+        pause = 0.1
         while not self._stop.is_set():
             self._control(control)
             in_flight -= self._settle(consumer, block=False)
             self._release_waiting(executor)
             room = self.prefetch - in_flight
-            deliveries = consumer.fetch(room, timeout=0.05 if in_flight else 0.5) if room else []
+            # With no room, fetch(0) still runs: transports renew leases and liveness there, so
+            # deliveries held by long tasks are not given to another consumer.
+            try:
+                deliveries = consumer.fetch(
+                    room, timeout=(0.05 if in_flight else 0.5) if room else 0
+                )
+            except TransportError as exc:
+                # The transport reconnects on the next call; wait a little between attempts.
+                log.warning("%s: fetch failed (%s); retrying in %.1f s", self.hostname, exc, pause)
+                self._stop.wait(pause)
+                pause = min(pause * 2, 5.0)
+                continue
+            pause = 0.1
             if not deliveries and in_flight >= self.prefetch:
                 in_flight -= self._settle(consumer, block=True, timeout=0.5)
             for delivery in deliveries:
@@ -352,7 +390,11 @@ class Worker:
             self._done.put((delivery, outcome if late else early))
 
     def _settle(self, consumer: Consumer, block: bool, timeout: float = 0.0) -> int:
-        """Ack, reject or requeue finished deliveries (acks batched); return how many."""
+        """Ack, reject or requeue finished deliveries (acks batched); return how many.
+
+        A broker error while settling is logged, not raised: the broker gives the delivery
+        again (at least once), and the worker goes on.
+        """
         acks: list[Delivery] = []
         settled = 0
         try:
@@ -367,19 +409,34 @@ class Worker:
                     acks.append(delivery)
                 elif outcome.action == "reject":
                     log.error("%s: rejected %s: %s", self.hostname, delivery.queue, outcome.reason)
-                    consumer.reject(delivery, outcome.reason)
+                    self._guarded("reject", consumer.reject, delivery, outcome.reason)
                 else:
-                    consumer.requeue(delivery)
+                    self._guarded("requeue", consumer.requeue, delivery)
                 item = self._done.get_nowait()
         except queue_module.Empty:
             pass
         if acks:
-            consumer.ack(acks)
+            self._guarded("ack", consumer.ack, acks)
         return settled
+
+    def _guarded(self, what: str, call: Callable[..., Any], *args: Any) -> None:
+        try:
+            call(*args)
+        except TransportError as exc:
+            log.warning(
+                "%s: %s failed (%s); the broker will deliver it again", self.hostname, what, exc
+            )
 
     def _control(self, control: Any) -> None:
         """Apply broadcast commands (revoke) that arrived since the last turn."""
-        while (message := control.get(timeout=0)) is not None:
+        while True:
+            try:
+                message = control.get(timeout=0)
+            except TransportError as exc:  # the subscription reconnects on the next call
+                log.warning("%s: control channel: %s", self.hostname, exc)
+                return
+            if message is None:
+                return
             try:
                 request = parse_control_request(
                     loads(message.body, message.content_type, message.content_encoding)

@@ -8,18 +8,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
 import socket
+import time
 import traceback as tb
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from celeriac.backends import ChordPart
+from celeriac.backends import ChordPart, ResultBackend
 from celeriac.protocol import TaskMessage
 from celeriac.protocol.results import EncodedException, ResultRecord
 from celeriac.protocol.states import FAILURE, RETRY, REVOKED, STARTED, SUCCESS
+from celeriac.transports import BrokerUnavailable
 
 from .. import signals
 from ..canvas import Signature
@@ -32,6 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Outcome", "execute", "run_eagerly"]
 
+T = TypeVar("T")
 HOSTNAME = f"celeriac@{socket.gethostname()}"
 log = logging.getLogger("celeriac.task")
 
@@ -106,7 +110,35 @@ def _store(
         parent_id=msg.headers.parent_id,
         extended=extended,
     )
-    app.backend.store_for(record, msg.properties.reply_to, msg.properties.correlation_id)
+    reply_to, correlation_id = msg.properties.reply_to, msg.properties.correlation_id
+    backend_call(app, lambda backend: backend.store_for(record, reply_to, correlation_id))
+
+
+def backend_call(app: App, call: Callable[[ResultBackend], T]) -> T:
+    """Call the result backend, retrying while it is unreachable (Celery's
+    ``result_backend_always_retry``), so an outage delays a result instead of re-running the
+    task that produced it. Opening the backend is retried too."""
+    conf = app.conf
+    pause = conf.result_backend_base_sleep_between_retries_ms / 1000
+    attempts = conf.result_backend_max_retries if conf.result_backend_always_retry else 0
+    for attempt in range(attempts + 1):
+        try:
+            backend = app.backend
+        except BrokerUnavailable as exc:
+            error: BaseException = exc
+        else:
+            try:
+                return call(backend)
+            except backend.transient_errors as exc:
+                error = exc
+        if attempt == attempts:
+            raise error
+        log.warning(
+            "result backend unreachable (%r); retry %d in %.2f s", error, attempt + 1, pause
+        )
+        time.sleep(pause * random.uniform(0.5, 1.0))  # jittered backoff: workers spread out
+        pause = min(pause * 2, conf.result_backend_max_sleep_between_retries_ms / 1000)
+    raise AssertionError("unreachable")
 
 
 def _send(
@@ -177,7 +209,7 @@ def _chord_part(app: App, msg: TaskMessage, state: str, result: Any) -> None:
         result,
         int(body.get("chord_size") or 0),
     )
-    join = app.backend.chord_part_return(part)
+    join = backend_call(app, lambda backend: backend.chord_part_return(part))
     if join is None:
         return
     try:
@@ -187,8 +219,9 @@ def _chord_part(app: App, msg: TaskMessage, state: str, result: Any) -> None:
         failed_id, exc = join.failed
         described = ResultRecord(failed_id, FAILURE, exc).exception
         what = f"{described.exc_type}{tuple(described.exc_message)!r}" if described else repr(exc)
-        error = EncodedException("ChordError", (f"Dependency {failed_id} raised {what}",),
-                                 "celery.exceptions")  # fmt: skip
+        error = EncodedException(
+            "ChordError", (f"Dependency {failed_id} raised {what}",), "celery.exceptions"
+        )
         body_options = Signature(body)["options"]
         body_id = body_options.get("task_id")
         if body_id:

@@ -108,6 +108,9 @@ class ResultBackend(ABC):
     def forget(self, task_id: str) -> None:
         """Delete the record of ``task_id``."""
 
+    #: Errors that mean "unreachable for now": a write that raised one may be retried.
+    transient_errors: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
+
     #: Whether chord parts can be counted here (the rpc:// backend cannot).
     supports_chords: bool = True
 

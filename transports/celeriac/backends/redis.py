@@ -111,6 +111,8 @@ _CLAIM_SECONDS = 10  # Celery: max(5, 2 x result_chord_join_timeout (default 5 s
 class RedisBackend(ResultBackend):
     """Result records in Redis, readable by Celery's Redis backend and vice versa."""
 
+    transient_errors = (redis.ConnectionError, redis.TimeoutError, ConnectionError, TimeoutError)
+
     def __init__(self, url: str, **options: Any) -> None:
         super().__init__(url, **options)
         try:
@@ -189,8 +191,9 @@ class RedisBackend(ResultBackend):
         )
         if not claimed:
             return None
-        parts = []
-        for raw in self.client.zrange(j, 0, -1):
+        parts: list[ChordPart] = []
+        entries: list[bytes] = self.client.zrange(j, 0, -1)  # type: ignore[assignment]
+        for raw in entries:
             _, task_id, state, result = loads(raw, "application/json")
             parts.append(ChordPart(gid, task_id, len(parts), state, result))
 

@@ -59,6 +59,8 @@ def _path(url: str) -> str:
 class SQLiteBackend(ResultBackend):
     """Records keyed ``celery-task-meta-<id>`` (Celery's key), values as Celery's JSON."""
 
+    transient_errors = (sqlite3.OperationalError,)  # "database is locked" outlasting the timeout
+
     def __init__(self, url: str, **options: Any) -> None:
         super().__init__(url, **options)
         self.path = _path(url)

@@ -162,11 +162,13 @@ class RedisConsumer(Consumer):
 
     # -- settling -------------------------------------------------------------------------------
     def ack(self, deliveries: Iterable[Delivery]) -> None:
-        tags = [d.tag for d in deliveries if d.tag in self.unsettled]
+        # A delivery restored after an outage comes back under its old tag, so one batch can
+        # name a tag twice: settle it once.
+        tags = list(dict.fromkeys(d.tag for d in deliveries if d.tag in self.unsettled))
         if tags:
             self._settle(tags, ())
             for tag in tags:
-                del self.unsettled[tag]
+                self.unsettled.pop(tag, None)
 
     def reject(self, delivery: Delivery, reason: str) -> None:
         if delivery.tag not in self.unsettled:

@@ -1,0 +1,88 @@
+"""A TCP proxy on loopback that a test can cut and restore, to fake a network outage."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+__all__ = ["CuttableProxy"]
+
+
+class CuttableProxy:
+    """Relays ``127.0.0.1:<port>`` to ``host:target``. ``cut()`` drops every connection and
+    refuses new ones (they are accepted and closed at once) until ``restore()``."""
+
+    def __init__(self, target: int, host: str = "127.0.0.1") -> None:
+        self.host, self.target = host, target
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.listener.getsockname()[1])
+        self._lock = threading.Lock()
+        self._open: set[socket.socket] = set()
+        self._cut = False
+        self._closed = False
+        threading.Thread(target=self._accept, name="fault-proxy", daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            with self._lock:
+                refused = self._cut
+            if refused:
+                client.close()
+                continue
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        try:
+            upstream = socket.create_connection((self.host, self.target), timeout=5)
+            upstream.settimeout(None)
+        except OSError:
+            client.close()
+            return
+        with self._lock:
+            if self._cut:
+                client.close()
+                upstream.close()
+                return
+            self._open |= {client, upstream}
+        threading.Thread(target=self._pipe, args=(upstream, client), daemon=True).start()
+        self._pipe(client, upstream)
+
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while chunk := source.recv(65536):
+                sink.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for s in (source, sink):
+                self._drop(s)
+
+    def _drop(self, s: socket.socket) -> None:
+        with self._lock:
+            self._open.discard(s)
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        s.close()
+
+    def cut(self) -> None:
+        """Break every open connection; refuse new ones until ``restore()``."""
+        with self._lock:
+            self._cut = True
+            victims = list(self._open)
+        for s in victims:
+            self._drop(s)
+
+    def restore(self) -> None:
+        with self._lock:
+            self._cut = False
+
+    def close(self) -> None:
+        self._closed = True
+        self.cut()
+        self.listener.close()
