@@ -106,11 +106,10 @@ def pack_wire(wire: WireMessage, queue: str, *, exchange: str = "") -> KafkaReco
     )
 
 
-def with_headers(record: KafkaRecord, **extra: bytes) -> KafkaRecord:
-    """``record`` with record headers set (``extra`` names use ``_`` for ``-``)."""
-    names = {name.replace("_", "-"): value for name, value in extra.items()}
-    kept = tuple((k, v) for k, v in record.headers if k not in names)
-    return KafkaRecord(record.key, record.value, kept + tuple(names.items()))
+def with_headers(record: KafkaRecord, extra: Mapping[str, bytes]) -> KafkaRecord:
+    """``record`` with the record headers in ``extra`` set (replacing any of the same name)."""
+    kept = tuple((k, v) for k, v in record.headers if k not in extra)
+    return KafkaRecord(record.key, record.value, kept + tuple(extra.items()))
 
 
 def record_size(record: KafkaRecord) -> int:

@@ -33,6 +33,7 @@ from celeriac.protocol.envelopes.kafka import (
 
 from ..base import Consumer, Delivery, dead_letter_queue
 from ..dead_letter import dead_letter_message
+from . import workarounds
 from .assignor import HoldingAssignor
 from .offsets import Ledger, PartitionLedger
 from .topics import delay_topic, group_id
@@ -60,24 +61,6 @@ class _Delayed:
     offset: int = field(compare=False)
     epoch: int = field(compare=False)
     record: KafkaRecord = field(compare=False)
-
-
-class _Unclaimed:
-    """A finished kafka-python join task that reads as pending, so its result is still used."""
-
-    is_done = False
-
-    def __init__(self, task: Any) -> None:
-        self._task = task
-
-    def add_callback(self, f: Any, *args: Any, **kwargs: Any) -> Any:
-        return self._task.add_callback(f, *args, **kwargs)
-
-    def add_errback(self, f: Any, *args: Any, **kwargs: Any) -> Any:
-        return self._task.add_errback(f, *args, **kwargs)
-
-    def __await__(self) -> Any:
-        return self._task.__await__()
 
 
 class QueueReader(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -108,8 +91,9 @@ class QueueReader(ConsumerRebalanceListener):  # type: ignore[misc]
             )
             self.kc.subscribe(topics, listener=self)
             for topic in topics:
-                # Known before the first join: a leader that assigns without the topics' metadata
-                # hands out nothing, and the rebalance that follows can stall (see _unstall).
+                # Known before the first join: a leader that assigns without the topics'
+                # metadata hands out nothing, and the rebalance that follows can stall
+                # (workarounds.unstall).
                 self.kc.partitions_for_topic(topic)
         self._joining_since: float | None = None
 
@@ -172,7 +156,7 @@ class QueueReader(ConsumerRebalanceListener):  # type: ignore[misc]
             if self.delayed:
                 timeout = min(timeout, max(self.delayed[0].due_ms / 1000 - time.time(), 0.0))
         self._pause(room)
-        self._claim_finished_join()
+        workarounds.claim_finished_join(self.kc)
         try:
             batches = self.kc.poll(
                 timeout_ms=int(timeout * 1000), max_records=room if room > 0 else 500
@@ -181,7 +165,7 @@ class QueueReader(ConsumerRebalanceListener):  # type: ignore[misc]
             log.warning("Kafka at %s: poll of %r failed: %s", self.t.address, self.queue, exc)
             time.sleep(min(timeout, 0.2))  # the broker is away: back off, bounded
             return []
-        self._unstall()
+        workarounds.unstall(self.kc, self._joining_since)
         handed = {
             tp: self._handed_before(tp)
             for tp in batches
@@ -228,28 +212,6 @@ class QueueReader(ConsumerRebalanceListener):  # type: ignore[misc]
             return Delivery(self.queue, None, tag, seen, raw=raw, error=exc, extra=extra)
         return Delivery(self.queue, wire, tag, seen or info.redelivered, raw=r.value, extra=extra)
 
-    def _claim_finished_join(self) -> None:
-        """Work around a kafka-python 3.0 race: a join that finishes while no poll waits for it
-        is thrown away (the next poll sees a finished task and joins again, forcing yet another
-        rebalance on the whole group, forever when members poll in turn). Wrapped as still
-        pending, the next poll awaits it and applies its assignment."""
-        coordinator: Any = getattr(self.kc, "_coordinator", None)
-        task = getattr(coordinator, "_join_task", None)
-        if task is not None and not isinstance(task, _Unclaimed) and task.succeeded():
-            coordinator._join_task = _Unclaimed(task)
-
-    def _unstall(self) -> None:
-        """Work around a kafka-python 3.0 race: a rebalance started because topic metadata
-        changed, whose poll timed out before the group answered, is never completed (the
-        coordinator stops asking to rejoin and the assignment is never applied). Asking to
-        rejoin again makes the next poll finish it."""
-        since = self._joining_since
-        coordinator = getattr(self.kc, "_coordinator", None)
-        if coordinator is None or since is None or time.monotonic() - since < 0.5:
-            return
-        if not coordinator.need_rejoin():
-            coordinator.request_rejoin()
-
     def _handed_before(self, tp: TopicPartition) -> int:
         """How far the group had handed records out of ``tp`` (the commit's metadata)."""
         try:
@@ -277,18 +239,9 @@ class QueueReader(ConsumerRebalanceListener):  # type: ignore[misc]
                 self.kc.pause(*(want - paused))
             if (paused - want) & assigned:
                 self.kc.resume(*((paused - want) & assigned))
-                self._unpark()
+                workarounds.unpark(self.kc)
         except kerrors.IllegalStateError:
             pass  # the assignment changed meanwhile; the next step pauses against the new one
-
-    def _unpark(self) -> None:
-        """Work around a kafka-python 3.0 bug: records parked while their partition was paused
-        are only restored when the fetcher's current batch is None, but an exhausted batch
-        stays in place (empty, not None), so a resumed partition would never be read again."""
-        fetcher = getattr(self.kc, "_fetcher", None)
-        current = getattr(fetcher, "_next_partition_records", None)
-        if current is not None and not current:
-            fetcher._next_partition_records = None  # type: ignore[union-attr]
 
     def relay_due(self) -> None:
         """Produce the due delayed records to the queue, then let their offsets be committed."""
@@ -362,10 +315,7 @@ class QueueReader(ConsumerRebalanceListener):  # type: ignore[misc]
                 if ledger is not None and (ledger.outstanding or ledger.pending_commit()):
                     return
             self.handover = set()
-        # kafka-python has no public call for this; a rebalance moves the partitions on.
-        coordinator = getattr(self.kc, "_coordinator", None)
-        if coordinator is not None:
-            coordinator.request_rejoin()
+        workarounds.request_rejoin(self.kc)
 
     def close(self) -> None:
         self.commit(releasing=True)
@@ -421,7 +371,7 @@ class KafkaQueueConsumer(Consumer):
     def reject(self, delivery: Delivery, reason: str) -> None:
         target = dead_letter_queue(delivery.queue)
         record = self.t.record(target, dead_letter_message(delivery, reason))
-        record = kafka_envelope.with_headers(record, **{_arg(REJECT_REASON_HEADER): _utf8(reason)})
+        record = kafka_envelope.with_headers(record, {REJECT_REASON_HEADER: reason.encode()})
         with self.t.errors(f"dead-letter to {target!r}"):
             self.t.send([(target, record)])
         self._reader(delivery).settle([delivery])
@@ -442,11 +392,3 @@ class KafkaQueueConsumer(Consumer):
         readers, self.readers = list(self.readers.values()), {}
         for reader in readers:
             reader.close()
-
-
-def _arg(header: str) -> str:
-    return header.replace("-", "_")
-
-
-def _utf8(text: str) -> bytes:
-    return text.encode("utf-8")

@@ -17,7 +17,7 @@ from kafka.structs import TopicPartition
 
 from celeriac.protocol import WireMessage
 from celeriac.protocol.envelopes import kafka as kafka_envelope
-from celeriac.protocol.envelopes.kafka import KafkaRecord
+from celeriac.protocol.envelopes.kafka import DELIVER_AT_HEADER, KafkaRecord
 
 from ..base import QueueSpec, Subscription, Transport
 from ..capabilities import Capabilities
@@ -245,7 +245,7 @@ class KafkaTransport(Transport):
         topic = queue
         if delay is not None and delay > 0:
             due = int((time.time() + delay) * 1000)
-            record = kafka_envelope.with_headers(record, x_celeriac_deliver_at=str(due).encode())
+            record = kafka_envelope.with_headers(record, {DELIVER_AT_HEADER: str(due).encode()})
             topic = delay_topic(queue)
         with self.errors(f"publish to {topic!r}"):
             self.send([(topic, record)])
