@@ -24,6 +24,7 @@ from celeriac.transports import (
     Delivery,
     QueueSpec,
     Transport,
+    TransportError,
     resolve,
 )
 from celeriac.transports.kafka import KafkaTransport, MessageTooLarge
@@ -318,3 +319,23 @@ def test_broadcast_polls_even_with_no_time_to_wait(make: Any) -> None:
         assert subscription.get(timeout=0) is None
     finally:
         subscription.close()
+
+
+def test_options_from_the_url_and_clear_errors_for_wrong_ones() -> None:
+    transport = resolve("kafka://127.0.0.1:19092,127.0.0.1:19093?partitions=2&check_crcs=false")(
+        "kafka://127.0.0.1:19092,127.0.0.1:19093?partitions=2&check_crcs=false",
+        session_timeout_ms=6000,
+        visibility_timeout=2,  # other transports' option: accepted, means nothing here
+    )
+    assert isinstance(transport, KafkaTransport)
+    assert transport.servers == ["127.0.0.1:19092", "127.0.0.1:19093"]
+    assert transport.settings.partitions == 2 and transport.settings.check_crcs is False
+    assert transport.settings.session_timeout_ms == 6000
+    with pytest.raises(TransportError, match="did you mean 'partitions'"):
+        resolve(KAFKA_URL)(KAFKA_URL, partition=3)
+    with pytest.raises(TransportError, match="at most a third of session_timeout_ms"):
+        resolve(KAFKA_URL)(KAFKA_URL, heartbeat_interval_ms=5000, session_timeout_ms=6000)
+    with pytest.raises(TransportError, match="cannot be a Kafka topic"):
+        transport.declare_queue(QueueSpec("no spaces allowed"))
+    with pytest.raises(TransportError, match="reserved"):
+        transport.declare_queue(QueueSpec("jobs.delay"))

@@ -88,6 +88,7 @@ class QueueReader(ConsumerRebalanceListener):  # type: ignore[misc]
                 heartbeat_interval_ms=s.heartbeat_interval_ms,
                 max_poll_interval_ms=s.max_poll_interval_ms,
                 fetch_max_wait_ms=s.fetch_max_wait_ms,
+                check_crcs=s.check_crcs,
             )
             self.kc.subscribe(topics, listener=self)
             for topic in topics:

@@ -40,11 +40,18 @@ class KafkaOptions:
     #: Seconds connect() waits for the broker to answer.
     connect_timeout: float = 10.0
     client_id: str = "celeriac"
+    #: Verify each fetched batch's CRC-32C. Without the ``crc32c`` package kafka-python computes
+    #: it in pure Python, which bounds consuming to a few MB/s.
+    check_crcs: bool = True
 
 
 def _convert(name: str, value: Any) -> Any:
     if name == "client_id":
         return str(value)
+    if name == "check_crcs":
+        if isinstance(value, str):
+            return value.strip().lower() in ("1", "true", "yes", "on")
+        return bool(value)
     if name == "connect_timeout":
         number: float = float(value)
     else:

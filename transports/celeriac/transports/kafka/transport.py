@@ -47,7 +47,8 @@ class KafkaTransport(Transport):
     records go to another), ``heartbeat_interval_ms`` (1000), ``max_poll_interval_ms``,
     ``request_timeout_ms``, ``fetch_max_wait_ms`` (100), ``max_message_bytes`` (1 MiB, the
     broker's message.max.bytes), ``delay_buffer`` (10000 delayed records kept in memory per
-    queue), ``connect_timeout`` (10 s), ``client_id``.
+    queue), ``connect_timeout`` (10 s), ``client_id``, ``check_crcs`` (True; install the
+    ``crc32c`` package, or kafka-python checks them in pure Python, which bounds consuming).
 
     Acks are emulated on offsets: a consumer commits, per partition, up to its lowest unsettled
     record, so a crash redelivers every unsettled record and possibly settled ones above it.
