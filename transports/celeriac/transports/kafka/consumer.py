@@ -321,7 +321,9 @@ class QueueReader(ConsumerRebalanceListener):  # type: ignore[misc]
     def close(self) -> None:
         self.commit(releasing=True)
         try:
-            self.kc.close(autocommit=False)
+            # Bounded: a LeaveGroup queued behind a JoinGroup the broker is holding would
+            # otherwise wait out the whole request timeout.
+            self.kc.close(autocommit=False, timeout_ms=_COMMIT_TIMEOUT_MS)
         except kerrors.KafkaError as exc:
             log.info("Kafka at %s: closing the %r consumer: %s", self.t.address, self.queue, exc)
 
