@@ -6,6 +6,11 @@ Every test talks to the Kafka broker of ``scripts/services up kafka`` and uses t
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -59,6 +64,15 @@ def eventually(check: Callable[[], Any], timeout: float = 15.0, what: str = "con
         if time.monotonic() >= deadline:
             raise AssertionError(f"{what} not reached in {timeout}s")
         time.sleep(0.05)
+
+
+def read_line(proc: subprocess.Popen[str], timeout: float) -> str:
+    """The process's next output line, waiting at most ``timeout`` seconds for it."""
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.append(proc.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    reader.join(timeout)
+    return lines[0].strip() if lines else f"<no line in {timeout}s>"
 
 
 @pytest.fixture
@@ -378,3 +392,25 @@ def test_synthetic_vectors_are_read_from_the_topic_and_written_alike(make: Any) 
         ours = kafka_envelope.pack_wire(read_wire(v), v["wire"]["topic"])
         assert ours.key == v["wire"]["key"].encode()
         assert dict(ours.headers) == {k: val.encode() for k, val in v["wire"]["headers"].items()}
+
+
+def test_records_of_a_killed_consumer_come_back_marked_redelivered(make: Any) -> None:
+    url = f"{KAFKA_URL}?session_timeout_ms=6000"
+    transport = make()
+    queue = new_queue(transport)
+    transport.publish_many(queue, [wire(i) for i in range(5)])
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("consumer_proc.py")), url, queue, "5"],
+        stdout=subprocess.PIPE, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    try:
+        assert read_line(proc, timeout=30) == "HOLDING 5"
+        assert transport.queue_length(queue) == 0  # held by a live member: not ready
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    with transport.consumer([queue], prefetch=5) as consumer:
+        got = fetch_all(consumer, 5, timeout=30)
+        consumer.ack(got)
+    assert sorted(number(d) for d in got) == list(range(5))
+    assert all(d.redelivered for d in got)  # below the dead member's handed-out offset

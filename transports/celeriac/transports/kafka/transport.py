@@ -127,7 +127,8 @@ class KafkaTransport(Transport):
     def unavailable(self, what: str, exc: BaseException) -> BrokerUnavailable:
         return BrokerUnavailable(
             f"Kafka at {self.address}: could not {what} ({type(exc).__name__}: {exc}); is the "
-            "broker up and reachable at its advertised listener?"
+            "broker up and reachable at its advertised listener, and does the topic exist "
+            "(declare the queue first where the broker does not create topics itself)?"
         )
 
     @contextlib.contextmanager
