@@ -414,3 +414,24 @@ def test_records_of_a_killed_consumer_come_back_marked_redelivered(make: Any) ->
         consumer.ack(got)
     assert sorted(number(d) for d in got) == list(range(5))
     assert all(d.redelivered for d in got)  # below the dead member's handed-out offset
+
+
+def test_one_consumer_of_two_queues_shares_its_prefetch(make: Any) -> None:
+    transport = make()
+    first, second = new_queue(transport), new_queue(transport)
+    transport.publish_many(first, [wire(i) for i in range(3)])
+    transport.publish_many(second, [wire(i) for i in range(10, 13)])
+    with transport.consumer([first, second], prefetch=4) as consumer:
+        held: list[Delivery] = []
+        deadline = time.monotonic() + 20
+        while len(held) < 4 and time.monotonic() < deadline:
+            held += consumer.fetch(6, timeout=0.5)
+        assert len(held) == 4
+        assert consumer.fetch(6, timeout=0.5) == []  # no room across both queues
+        consumer.ack(held)
+        rest = fetch_all(consumer, 2)
+        consumer.ack(rest)
+    got = sorted(number(d) for d in held + rest)
+    assert got == [0, 1, 2, 10, 11, 12]
+    assert {d.queue for d in held + rest} == {first, second}
+    assert transport.queue_length(first) == transport.queue_length(second) == 0

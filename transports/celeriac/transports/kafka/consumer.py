@@ -358,7 +358,7 @@ class KafkaQueueConsumer(Consumer):
                 wait = 0.0 if out else (left if len(readers) == 1 else min(left, _SLICE_S))
                 out += reader.step(room, wait)
             self._turn += 1
-            if out or len(out) >= max_messages or (end is not None and time.monotonic() >= end):
+            if out or (end is not None and time.monotonic() >= end):
                 return out
 
     def _reader(self, delivery: Delivery) -> QueueReader:
