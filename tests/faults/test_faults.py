@@ -22,6 +22,7 @@ FAULTS: dict[str, tuple[str, ...]] = {
     "sqlite": ("sigkill", "backend-outage"),
     "redis": ("sigkill", "broker-restart", "network-cut", "backend-outage"),
     "amqp": ("sigkill", "broker-restart", "network-cut", "backend-outage"),
+    "sqs": ("sigkill", "broker-restart", "network-cut"),
 }
 CASES = [(t, s) for t, names in FAULTS.items() for s in names]
 

@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 
 from celeriac import App
-from celeriac.transports import open_transport
+from celeriac.transports import TransportError, open_transport
 from celeriac.worker.consumer import Worker, run_worker, stop_worker
 from tests.brokers import unique
 from tests.hostile.corpus import raw_corpus, wire_corpus
 from tests.transports.conftest import inject_raw, url_for
 
 #: Transports whose raw storage a test can write bytes into (tests/transports/conftest.py).
-HOSTILE_TRANSPORTS = ("sqlite", "redis", "amqp")
+HOSTILE_TRANSPORTS = ("sqlite", "redis", "amqp", "sqs")
 
 
 @pytest.fixture(params=HOSTILE_TRANSPORTS)
@@ -62,9 +62,17 @@ def test_every_hostile_message_is_dead_lettered_and_the_worker_lives(
     transport = open_transport(app.conf.broker_url)
     try:
         app.declare(queue)
+        refused = []
         for hostile in wires:
             assert hostile.wire is not None
-            transport.publish(queue, hostile.wire)
+            try:
+                transport.publish(queue, hostile.wire)
+            except TransportError as exc:
+                # Over the broker's own size limit (SQS: 256 KiB): refused before it is sent,
+                # with an error that names the limit. Nothing to dead-letter then.
+                assert "limit" in str(exc), exc
+                refused.append(hostile)
+        wires = [h for h in wires if h not in refused]
         for hostile in raws:
             assert hostile.raw is not None
             inject_raw(name, app.conf.broker_url, queue, hostile.raw)

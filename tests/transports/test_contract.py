@@ -311,6 +311,9 @@ def test_unreachable_broker_names_host_and_hides_password(name: str, tmp_path: P
         "redis": "redis://:s3cret@127.0.0.1:1/0",
         "amqp": "amqp://guest:s3cret@127.0.0.1:1//",
         "sqlite": f"sqlite:///{tmp_path}/no/such/dir/broker.db",
+        "sqs": "sqs://x:s3cret@127.0.0.1:1",
+        "kafka": "kafka://127.0.0.1:1",
+        "zookeeper": "zookeeper://127.0.0.1:1/celeriac",
     }[name]
     with pytest.raises(BrokerUnavailable) as info:
         resolve(bad)(bad).connect()

@@ -102,7 +102,8 @@ class SQSConsumer(Consumer):
 
     def _receive(self, queue: str, count: int, wait: int) -> list[Delivery]:
         def run(q: SqsQueue) -> list[dict[str, Any]]:
-            answer = self.client.receive_message(
+            client = self.client if wait else self.transport.quick_client
+            answer = client.receive_message(
                 QueueUrl=q.url,
                 MaxNumberOfMessages=min(count, 10),
                 WaitTimeSeconds=wait,
@@ -117,6 +118,12 @@ class SQSConsumer(Consumer):
             q = self.transport.queues.get(queue)
             try:
                 messages = run(q)
+            except CONNECTION_ERRORS as exc:
+                if not out:
+                    raise
+                # Hand out what was received: held by nobody, it would wait out its timeout.
+                log.warning("SQS: receive from %s broke off (%s)", queue, exc)
+                break
             except ClientError as exc:
                 if not is_missing_queue(exc):
                     raise

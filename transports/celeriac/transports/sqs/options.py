@@ -120,13 +120,17 @@ def _default_region() -> str:
     return boto3.session.Session().region_name or "us-east-1"
 
 
-def make_client(settings: Settings, *, retries: int = 4) -> Any:
-    """A boto3 SQS client (thread-safe; one per transport, shared with its threads)."""
+def make_client(settings: Settings, *, retries: int = 4, long_polls: bool = True) -> Any:
+    """A boto3 SQS client (thread-safe; one per transport, shared with its threads).
+
+    Without ``long_polls`` every answer is due at once, so a read that hangs (a connection cut
+    without a reset) is given up after a few seconds instead of the long-poll allowance.
+    """
     config = Config(
         region_name=settings.region,
         connect_timeout=settings.connect_timeout,
         # A long poll holds the request open for up to wait_time_seconds.
-        read_timeout=settings.wait_time_seconds + 10,
+        read_timeout=settings.wait_time_seconds + 10 if long_polls else settings.connect_timeout,
         retries={"max_attempts": retries, "mode": "standard"},
         max_pool_connections=20,
     )

@@ -63,6 +63,7 @@ class SQSTransport(Transport):
         super().__init__(url, **options)
         self.settings: Settings = parse_settings(url, options)
         self.client: Any = None
+        self.quick_client: Any = None
         self._queues: QueueDirectory | None = None
         self._broadcaster: Broadcaster | None = None
         self._consumers: list[SQSConsumer] = []
@@ -80,6 +81,8 @@ class SQSTransport(Transport):
         finally:
             probe.close()
         self.client = make_client(self.settings)
+        #: For calls answered at once (short receives): a hung read is given up quickly.
+        self.quick_client = make_client(self.settings, retries=2, long_polls=False)
         self._queues = QueueDirectory(self.client, self.settings)
         self._broadcaster = Broadcaster(self)
 
@@ -142,7 +145,8 @@ class SQSTransport(Transport):
         self._consumers.clear()
         if self.client is not None:
             self.client.close()
-            self.client = None
+            self.quick_client.close()
+            self.client = self.quick_client = None
             self._queues = None
 
     # -- queues ---------------------------------------------------------------------------------
