@@ -82,6 +82,25 @@ class Settings:
     security_require_signature: bool = False
     timezone: str = "UTC"
     enable_utc: bool = True
+    # -- beat: periodic tasks (celeriac.beat) ------------------------------------------------
+    #: Periodic tasks by name: ``{"task": name, "schedule": seconds | crontab | datetime,
+    #: "args": [...], "kwargs": {...}, "options": {...}}`` (Celery's format).
+    beat_schedule: Mapping[str, Any] = field(default_factory=dict)
+    #: Longest a beat sleeps between looks at its schedule, in seconds (Celery's name).
+    beat_max_loop_interval: float = 300.0
+    #: Where beats elect their leader and keep each entry's last tick: redis://, sqlite:///,
+    #: zookeeper:// or memory://. Default: the result backend, else the broker, if of those kinds.
+    beat_lock_url: str | None = None
+    #: Names the schedule in the lock store (beats with the same key share one leader).
+    #: Default: ``celeriac-beat:<app name>``.
+    beat_lock_key: str | None = None
+    #: A leader that has not renewed its lease for this long is replaced (seconds).
+    beat_lease_seconds: float = 3.0
+    #: How often the leader renews its lease, and followers try to take it (seconds).
+    beat_renew_seconds: float = 1.0
+    #: Ticks missed while no beat led: ``"latest"`` sends once, for the latest missed tick
+    #: (Celery's behaviour); ``"all"`` sends every missed tick once, oldest first.
+    beat_catch_up: str = "latest"
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some settings changed (names checked as for the constructor)."""
