@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from .beat import beat
 from .calls import call, purge, result
 from .demo import demo
 from .dlq import dlq
@@ -24,8 +25,9 @@ def main() -> None:
         celeriac worker -A proj.tasks:app -c 8 -Q default,urgent
         celeriac call proj.add --args '[2, 3]' -A proj.tasks:app --wait
         celeriac dlq list default -A proj.tasks:app     # rejected messages and why
+        celeriac beat -A proj.tasks:app                 # periodic tasks (one leader)
     """
 
 
-for command in (worker, call, result, purge, dlq, demo, protocol_demo):
+for command in (worker, beat, call, result, purge, dlq, demo, protocol_demo):
     main.add_command(command)

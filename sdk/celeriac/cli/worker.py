@@ -25,6 +25,9 @@ __all__ = ["worker"]
 @click.option("-Q", "--queues", help="Comma-separated queues to consume.")
 @click.option("-n", "--hostname", help="Node name, as celeriac@host.")
 @click.option(
+    "-B", "--beat", "with_beat", is_flag=True, help="Also run a beat (periodic tasks) inside."
+)
+@click.option(
     "-l",
     "--loglevel",
     default="info",
@@ -38,6 +41,7 @@ def worker(
     pool: str | None,
     queues: str | None,
     hostname: str | None,
+    with_beat: bool,
     loglevel: str,
 ) -> None:
     """Start a worker: consume queues and run their tasks until SIGTERM (warm) or a second one.
@@ -45,6 +49,7 @@ def worker(
     \b
     Example:
         celeriac worker -A proj.tasks:app -c 8 -Q default,urgent -l info
+        celeriac worker -A proj.tasks:app --beat        # and send periodic tasks
     """
     logging.basicConfig(
         level=loglevel.upper(), format="[%(asctime)s %(levelname)s %(name)s] %(message)s"
@@ -58,4 +63,19 @@ def worker(
         hostname=hostname,
     )
     w.install_signal_handlers()
-    w.run()
+    if not with_beat:
+        w.run()
+        return
+    import threading
+
+    from ..beat import Beat
+
+    scheduler = Beat(app)
+    _ = scheduler.store  # a bad lock URL fails here, before the worker starts
+    thread = threading.Thread(target=scheduler.run, name="celeriac-beat", daemon=True)
+    thread.start()
+    try:
+        w.run()
+    finally:
+        scheduler.stop()
+        thread.join(app.conf.beat_lease_seconds)
