@@ -192,6 +192,39 @@ class App:
 
         return Signature(name, args, kwargs, options, app=self)
 
+    def add_periodic_task(
+        self,
+        schedule: Any,
+        sig: Mapping[str, Any],
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        name: str | None = None,
+        **options: Any,
+    ) -> str:
+        """Add ``sig`` to ``beat_schedule`` under ``name`` (Celery's ``add_periodic_task``).
+
+        ``schedule`` is seconds, a timedelta, a datetime (once) or a ``celeriac.schedules``
+        object; ``args``/``kwargs`` extend the signature's, ``options`` are send options.
+        Returns the entry's name. Example: ``app.add_periodic_task(10.0, add.s(2, 3))``.
+        """
+        from .canvas import Signature
+        from .schedules import maybe_schedule
+
+        s = sig if isinstance(sig, Signature) else Signature(sig, app=self)
+        call_args, call_kwargs = [*s["args"], *args], {**s["kwargs"], **(kwargs or {})}
+        shown = [repr(a) for a in call_args] + [f"{k}={v!r}" for k, v in call_kwargs.items()]
+        key = name or f"{s.name}({', '.join(shown)})"  # as Celery's repr(sig)
+        maybe_schedule(schedule, key)  # a bad schedule fails here, not in the beat
+        entry = {
+            "task": s.name,
+            "schedule": schedule,
+            "args": call_args,
+            "kwargs": call_kwargs,
+            "options": {**s["options"], **options},
+        }
+        self.conf = self.conf.replace(beat_schedule={**self.conf.beat_schedule, key: entry})
+        return key
+
     def send_task(
         self,
         name: str,
