@@ -1,0 +1,1 @@
+"""Periodic tasks: schedules, lock stores, and beats that fail over."""

@@ -1,0 +1,1 @@
+"""Apps that beat process tests run."""
