@@ -13,10 +13,9 @@ import subprocess
 import sys
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -98,14 +97,14 @@ class Processes:
 
 
 @pytest.fixture
-def processes(tmp_path: Path) -> Iterator[Processes]:
+def processes(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], Processes]]:
     made: list[Processes] = []
 
     def make(env: dict[str, str]) -> Processes:
         made.append(Processes(env, tmp_path))
         return made[-1]
 
-    yield make  # type: ignore[misc]
+    yield make
     for group in made:
         group.kill_all()
 
@@ -124,7 +123,7 @@ def ledger_ticks(path: Path) -> list[float]:
     [("sqlite", "all"), ("redis", "all"), ("zookeeper", "all"), ("sqlite", "latest")],
 )
 def test_three_beats_leader_killed_each_tick_sent_once(
-    kind: str, catch_up: str, tmp_path: Path, processes: Any
+    kind: str, catch_up: str, tmp_path: Path, processes: Callable[[dict[str, str]], Processes]
 ) -> None:
     env = environment(kind, tmp_path, catch_up)
     ledger = tmp_path / "ledger.txt"
@@ -172,3 +171,26 @@ def test_three_beats_leader_killed_each_tick_sent_once(
         assert len(holes) == 1, f"expected one gap (the fail-over), got {holes}"
         assert killed_at - 2 <= holes[0][0] <= killed_at
     assert all(b - a == 1.0 for a, b in itertools.pairwise(ticks) if a > killed_at + 1)
+
+
+@pytest.mark.broker
+def test_worker_with_beat_sends_ticks_and_gives_the_lease_up_on_sigterm(
+    tmp_path: Path, processes: Callable[[dict[str, str]], Processes]
+) -> None:
+    env = environment("redis", tmp_path, "latest")
+    ledger = tmp_path / "ledger.txt"
+    procs = processes(env)
+    worker = procs.start("worker", "worker", "-c", "2", "--beat")
+    store = open_lock_store(lock_url(env), env["CELERIAC_BEAT_LOCK_KEY"], 3.0)
+    try:
+        wait_for(lambda: len(ledger_ticks(ledger)) >= 3, 60, "3 ticks run by the worker")
+        assert owner_pid(store.leader() or "beat-0@x") == worker.pid
+        procs.stop(worker)
+        assert worker.returncode == 0
+        assert store.leader() is None  # given up at once, not left to expire
+        last = store.last_ticks()["tick"] / 1e6
+    finally:
+        store.close()
+    ticks = sorted(ledger_ticks(ledger))
+    assert ticks[-1] <= last and len(set(ticks)) == len(ticks)
+    assert all(b - a == 1.0 for a, b in itertools.pairwise(ticks))
