@@ -87,7 +87,7 @@ class Processes:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-            raise AssertionError(f"process {proc.args} did not stop on SIGTERM") from None
+            raise AssertionError(f"process {proc.args!r} did not stop on SIGTERM") from None
 
     def kill_all(self) -> None:
         for proc in self.all:

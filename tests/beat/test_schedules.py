@@ -12,8 +12,10 @@ from celeriac.schedules import clocked, crontab, maybe_schedule, schedule
 BERLIN = ZoneInfo("Europe/Berlin")
 
 
-def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
+def utc(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0
+) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 def test_interval_ticks_are_multiples_of_the_interval_since_the_epoch() -> None:
