@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import logging
 import signal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .loading import app_option, broker_option, load_app
+
+if TYPE_CHECKING:
+    from ..app import App
+    from ..beat import Beat
 
 __all__ = ["beat"]
 
@@ -60,16 +64,13 @@ def beat(
             "task": "proj.tasks.report", "schedule": crontab(minute=0, hour=3),
         }
     """
-    from ..beat import Beat
-
     logging.basicConfig(
         level=loglevel.upper(), format="[%(asctime)s %(levelname)s %(name)s] %(message)s"
     )
     app = load_app(app_spec, broker)
     if lock_url:
         app.conf = app.conf.replace(beat_lock_url=lock_url)
-    scheduler = Beat(app, max_interval=max_interval)
-    _ = scheduler.store  # a bad lock URL fails here, before the loop
+    scheduler = start_beat(app, max_interval)
 
     def handle(signum: int, frame: Any) -> None:
         logging.getLogger("celeriac.beat").info("beat %s: stopping", scheduler.owner)
@@ -81,3 +82,16 @@ def beat(
         scheduler.run()
     finally:
         app.close()
+
+
+def start_beat(app: App, max_interval: float | None = None) -> Beat:
+    """A Beat with its lock store open; settings errors as clean command-line errors."""
+    from ..beat import Beat, LockStoreError
+    from ..config import ConfigError
+
+    try:
+        scheduler = Beat(app, max_interval=max_interval)
+        _ = scheduler.store  # a bad lock URL fails here, before the loop
+    except (ConfigError, LockStoreError) as exc:
+        raise click.ClickException(str(exc)) from None
+    return scheduler

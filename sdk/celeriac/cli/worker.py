@@ -68,10 +68,9 @@ def worker(
         return
     import threading
 
-    from ..beat import Beat
+    from .beat import start_beat
 
-    scheduler = Beat(app)
-    _ = scheduler.store  # a bad lock URL fails here, before the worker starts
+    scheduler = start_beat(app)
     thread = threading.Thread(target=scheduler.run, name="celeriac-beat", daemon=True)
     thread.start()
     try:
