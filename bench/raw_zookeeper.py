@@ -2,10 +2,11 @@
 
     python -m bench.raw_zookeeper [--count 20000]
 
-Publishing creates ``entry-009-`` sequential nodes, 500 per multi request (one server write per
-500: single creates, even pipelined, cost the server one write each and run about ten times
-slower); consuming lists the queue node once, reads 500 items with pipelined calls, then deletes
-them in one multi request. No claims, no watches: the least a ZooKeeper queue can cost here.
+Publishing creates ``entry-009-`` sequential nodes in multi requests of up to 64 KiB of data (one
+server write per request: single creates, even pipelined, cost one write each and run several
+times slower; larger multis fill the server's in-memory log of recent writes); consuming lists the
+queue node once, reads 500 items with pipelined calls, then deletes them in one multi request.
+No claims, no watches: the least a ZooKeeper queue can cost here.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from celeriac.protocol.envelopes import json_envelope
 
 ZOOKEEPER_URL = os.environ.get("CELERIAC_TEST_ZOOKEEPER_URL", "zookeeper://127.0.0.1:2181")
 WINDOW = 500
+MULTI_BYTES = 64 * 1024
 
 
 def _rate(count: int, seconds: float) -> float:
@@ -36,10 +38,11 @@ def raw_zookeeper(count: int, payload: int) -> tuple[float, float]:
     data = b"x" * payload
     try:
         client.ensure_path(root)
+        per_multi = max(MULTI_BYTES // payload, 1)
         start = time.perf_counter()
-        for i in range(0, count, WINDOW):
+        for i in range(0, count, per_multi):
             tx = client.transaction()
-            for _ in range(min(WINDOW, count - i)):
+            for _ in range(min(per_multi, count - i)):
                 tx.create(f"{root}/entry-009-", data, sequence=True)
             tx.commit()
         publish = _rate(count, time.perf_counter() - start)

@@ -63,8 +63,10 @@ class _KazooLog(logging.LoggerAdapter):  # type: ignore[type-arg]
 _RETRYABLE: tuple[type[Exception], ...] = (ConnectionLoss, SessionExpiredError)
 
 
-#: Bounds of one multi request, well inside jute.maxbuffer (which bounds the whole request).
-MULTI_BYTES = 512 * 1024
+#: Bounds of one multi request. The server keeps its last 500 writes in memory (its committed
+#: log, for followers), each as large as its request: multis of 512 KiB exhausted a 256 MiB heap
+#: (OutOfMemoryError), 64 KiB keep that log within 32 MiB and lose little throughput.
+MULTI_BYTES = 64 * 1024
 MULTI_OPS = 1000
 T = TypeVar("T")
 
