@@ -192,10 +192,9 @@ class ZooKeeperTransport(Transport):
         # Claim first, so an item a consumer claims meanwhile is left to it.
         won, unsure = claim(client, self.layout, [(queue, name) for name in self._ready(queue)])
         if unsure:  # consumers have sessions of their own: every claim of this one is purge's
-            won += [
-                (queue, path.rsplit("/", 1)[1], path)
-                for path in strays(client, self.layout, queue, set())
-            ]
+            known = {name for _, name, _ in won}
+            for path in strays(client, self.layout, queue, known):
+                won.append((queue, path.rsplit("/", 1)[1], path))
         paths = [f"{self.layout.queue(queue)}/{name}" for _, name, _ in won]
         delete_all(client, paths + [path for _, _, path in won])
         return len(paths)
