@@ -198,3 +198,49 @@ def test_worker_with_beat_sends_ticks_and_gives_the_lease_up_on_sigterm(
     ticks = sorted(ledger_ticks(ledger))
     assert ticks[-1] <= last and len(set(ticks)) == len(ticks)
     assert all(b - a == 1.0 for a, b in itertools.pairwise(ticks))
+
+
+@pytest.mark.broker
+@pytest.mark.parametrize("kind", ["redis", "sqlite"])
+def test_a_paused_leader_that_wakes_after_losing_its_lease_sends_nothing_twice(
+    kind: str, tmp_path: Path, processes: Callable[[dict[str, str]], Processes]
+) -> None:
+    """SIGSTOP the leader past its lease (a long GC pause, a frozen VM), let another beat lead,
+    then SIGCONT it: fencing refuses whatever the stale leader was about to record."""
+    env = environment(kind, tmp_path, "all")
+    ledger = tmp_path / "ledger.txt"
+    procs = processes(env)
+    worker = procs.start("worker", "worker", "-c", "4")
+    beats = [procs.start(f"beat{i}", "beat") for i in range(2)]
+    store = open_lock_store(lock_url(env), env["CELERIAC_BEAT_LOCK_KEY"], 3.0)
+    try:
+        wait_for(lambda: len(ledger_ticks(ledger)) >= 2, 60, "2 ticks run before the pause")
+        leader = wait_for(store.leader, 10, "a leader in the lock store")
+        paused = next(p for p in beats if p.pid == owner_pid(leader))
+        paused.send_signal(signal.SIGSTOP)
+        wait_for(
+            lambda: (store.leader() or leader) != leader, 30, "another beat leads in the pause"
+        )
+        resumed_at = datetime.now().timestamp()
+        paused.send_signal(signal.SIGCONT)
+        wait_for(
+            lambda: max(ledger_ticks(ledger), default=0) >= resumed_at + 4,
+            60,
+            "ticks run 4 s after the stale leader woke",
+        )
+        assert paused.poll() is None  # it woke and follows; it did not crash
+        for proc in beats:
+            procs.stop(proc)
+        last = store.last_ticks()["tick"] / 1e6
+        wait_for(lambda: last in ledger_ticks(ledger), 30, "the worker ran the last tick sent")
+        procs.stop(worker)
+    finally:
+        store.close()
+        procs.kill_all()
+    ticks = ledger_ticks(ledger)
+    twice = [t for t, n in Counter(ticks).items() if n > 1]
+    assert not twice, f"ticks sent more than once: {twice}"
+    ticks.sort()
+    holes = [(a, b) for a, b in itertools.pairwise(ticks) if b - a != 1.0]
+    assert holes == [], f"ticks missing between {holes}"
+    assert ticks[0] < resumed_at - 3 and ticks[-1] == last
