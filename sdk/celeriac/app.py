@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 from celeriac.backends import ResultBackend, open_backend
 from celeriac.protocol import ValidationError, encode_task, new_task_message
 from celeriac.protocol.signing import sign
+from celeriac.protocol.wire import mark_broker_delayed
 from celeriac.transports import QueueSpec, Transport, open_transport
 from celeriac.transports.registry import redact_url
 
@@ -277,7 +278,10 @@ class App:
         delay = None
         if eta is not None and self.conf.task_eta_in_broker:
             delay = (eta - datetime.now(UTC)).total_seconds()
-        self.producer().publish(queue, wire, delay=delay if delay and delay > 0 else None)
+        if delay is not None and delay > 0:
+            self.producer().publish(queue, mark_broker_delayed(wire), delay=delay)
+        else:
+            self.producer().publish(queue, wire)
         return AsyncResult(message.id, self)
 
     def AsyncResult(self, task_id: str, parent: AsyncResult[Any] | None = None) -> AsyncResult[Any]:

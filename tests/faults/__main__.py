@@ -36,6 +36,8 @@ def main() -> None:
                     row = scenarios.sigkill_workers(setup, tasks, kills, timeout=900)
                 elif scenario == "broker-restart":
                     row = scenarios.broker_restart(setup, tasks, timeout=900)
+                elif scenario == "clock-jump":
+                    row = scenarios.clock_jump(setup, tasks // 5, timeout=900)
                 elif scenario == "network-cut":
                     row = scenarios.network_cut(setup, tasks, outage=outage, timeout=900)
                 else:

@@ -286,3 +286,58 @@ def backend_outage(
         proxy.close()
         app.close()
     return tally(row, setup.ledger, accepted)
+
+
+def _libfaketime() -> str:
+    found = sorted(Path("/usr/lib").glob("*/faketime/libfaketimeMT.so.1")) or sorted(
+        Path("/usr/lib").glob("**/libfaketimeMT.so.1")
+    )
+    if not found:
+        raise RuntimeError("libfaketime is missing: apt-get install faketime (scripts/test does)")
+    return str(found[0])
+
+
+def clock_jump(setup: Setup, tasks: int, timeout: float = 120) -> Row:
+    """The workers' wall clock jumps back an hour, then two hours forward, while half the tasks
+    wait for their ETA in the broker: every task runs once due, none before it, none an hour late.
+    (libfaketime moves the workers' clock only; brokers and the client keep the true time.)"""
+    row = Row(setup.transport, "clock-jump")
+    offset = setup.work / "faketime"
+    offset.write_text("+0\n")
+    env = setup.env()
+    env.update(
+        LD_PRELOAD=_libfaketime(),
+        FAKETIME_TIMESTAMP_FILE=str(offset),
+        FAKETIME_NO_CACHE="1",
+        FAKETIME_DONT_FAKE_MONOTONIC="1",
+        FAULTS_TASK_S="0",
+    )
+    app = setup.client()
+    due: dict[str, float] = {}
+    try:
+        with workers(env, setup.work / "w.log"):
+            now = time.time()
+            for i in range(tasks):
+                countdown = 0.0 if i % 2 else 1.0 + (i % 5) * 0.5
+                result = app.send_task("faults.record", (i,), countdown=countdown or None)
+                due[result.id] = now + countdown
+            offset.write_text("-60m\n")  # back an hour: ETAs look an hour away to the workers
+            row.faults += 1
+            time.sleep(3.5)  # every ETA comes due while the workers' clock is an hour behind
+            offset.write_text("+60m\n")  # then an hour ahead of the truth
+            row.faults += 1
+            accepted = set(due)
+            seen: dict[str, float] = {}
+            start = time.monotonic()
+            while time.monotonic() - start < timeout and len(seen) < len(accepted):
+                for task_id in set(ran_ids(setup.ledger)) - set(seen):
+                    seen[task_id] = time.time()  # the true time the test saw it done
+                time.sleep(0.1)  # the ledger is written by other processes
+            row.recover_s = time.monotonic() - start
+    finally:
+        app.close()
+    early = [t for t, at in seen.items() if at < due[t] - 0.5]
+    row.note = f"{len(early)} ran before their ETA" if early else "none ran before its ETA"
+    row = tally(row, setup.ledger, set(due))
+    row.lost_ids += early  # running early is as wrong as not running
+    return row

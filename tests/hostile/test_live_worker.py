@@ -18,7 +18,7 @@ from tests.hostile.corpus import raw_corpus, wire_corpus
 from tests.transports.conftest import inject_raw, url_for
 
 #: Transports whose raw storage a test can write bytes into (tests/transports/conftest.py).
-HOSTILE_TRANSPORTS = ("sqlite", "redis", "amqp", "sqs")
+HOSTILE_TRANSPORTS = ("sqlite", "redis", "amqp", "sqs", "kafka", "zookeeper")
 
 
 @pytest.fixture(params=HOSTILE_TRANSPORTS)

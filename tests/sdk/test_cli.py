@@ -30,7 +30,7 @@ def test_demo_runs_with_no_server() -> None:
 
 
 #: Brokers a worker process can die on and another take over from (memory is in-process).
-PROCESS_TRANSPORTS = ("sqlite", "redis", "amqp", "sqs")
+PROCESS_TRANSPORTS = ("sqlite", "redis", "amqp", "sqs", "kafka", "zookeeper")
 
 
 def _env(tmp_path: Path, transport: str = "sqlite") -> dict[str, str]:

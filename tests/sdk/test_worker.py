@@ -19,7 +19,7 @@ from celeriac.worker.consumer import Worker, run_worker, stop_worker
 from tests.brokers import REDIS_URL
 from tests.transports.conftest import url_for
 
-E2E_TRANSPORTS = ("memory", "sqlite", "redis", "amqp", "sqs")
+E2E_TRANSPORTS = ("memory", "sqlite", "redis", "amqp", "sqs", "kafka", "zookeeper")
 
 
 class Ledger:

@@ -18,11 +18,17 @@ from tests.brokers import AMQP_URL, KAFKA_URL, REDIS_URL, SQS_URL, ZOOKEEPER_URL
 
 #: Every transport the suite runs against: each one that has landed. Redis and RabbitMQ join
 #: with their transports, then SQS, Kafka and ZooKeeper.
-TRANSPORTS: tuple[str, ...] = ("memory", "sqlite", "redis", "amqp", "sqs")
+TRANSPORTS: tuple[str, ...] = ("memory", "sqlite", "redis", "amqp", "sqs", "kafka", "zookeeper")
 #: Transports whose queues several processes can share (the SIGKILL test needs a second one).
-SHARED: tuple[str, ...] = ("sqlite", "redis", "amqp", "sqs")
+SHARED: tuple[str, ...] = ("sqlite", "redis", "amqp", "sqs", "kafka", "zookeeper")
 #: Transports with a broker process the suite can restart (name -> scripts/services name).
-RESTARTABLE: dict[str, str] = {"redis": "redis", "amqp": "rabbitmq", "sqs": "sqs"}
+RESTARTABLE: dict[str, str] = {
+    "redis": "redis",
+    "amqp": "rabbitmq",
+    "sqs": "sqs",
+    "kafka": "kafka",
+    "zookeeper": "zookeeper",
+}
 _SERVICE = {"sqs": "sqs", "kafka": "kafka", "zookeeper": "zookeeper"}
 # A transport under development joins the suite with CELERIAC_CONTRACT_EXTRA=name[,name].
 for _extra in filter(None, os.environ.get("CELERIAC_CONTRACT_EXTRA", "").split(",")):

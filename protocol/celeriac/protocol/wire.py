@@ -74,6 +74,19 @@ def decode_body(
     )
 
 
+#: Set on a message handed to the broker's delayed delivery: the broker's clock decided it is due,
+#: so a receiver whose own clock disagrees (skewed, or jumped back) runs it anyway (SPEC.md §2.9).
+BROKER_DELAYED_HEADER = "x-celeriac-broker-delayed"
+
+
+def mark_broker_delayed(message: WireMessage) -> WireMessage:
+    """The message with :data:`BROKER_DELAYED_HEADER` set."""
+    headers = {**message.headers, BROKER_DELAYED_HEADER: True}
+    return WireMessage(
+        message.body, message.content_type, message.content_encoding, headers, message.properties
+    )
+
+
 def _check_arguments(args: Sized, kwargs: Sized, limits: Limits) -> None:
     if len(args) + len(kwargs) > limits.max_arguments:
         raise LimitExceeded(

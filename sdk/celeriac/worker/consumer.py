@@ -19,6 +19,7 @@ from celeriac.protocol.control import CONTROL_EXCHANGE, parse_control_request
 from celeriac.protocol.limits import Limits
 from celeriac.protocol.serializers import SERIALIZERS, loads
 from celeriac.protocol.signing import verify
+from celeriac.protocol.wire import BROKER_DELAYED_HEADER, mark_broker_delayed
 from celeriac.transports import (
     BrokerUnavailable,
     Consumer,
@@ -277,9 +278,13 @@ class Worker:
             wait = (
                 (eta if eta.tzinfo else eta.replace(tzinfo=UTC)) - datetime.now(UTC)
             ).total_seconds()
-            if wait > _ETA_SLACK:
+            # A message the broker held until its time is due by the broker's clock, whatever ours
+            # says (skewed, or jumped back): running it beats holding it for the difference.
+            held = bool(delivery.message.headers.get(BROKER_DELAYED_HEADER))
+            trusted = held and self.signing_keys is None  # the marker is not signed
+            if wait > _ETA_SLACK and not trusted:
                 # Not due yet (a client that does not delay natively): the broker holds it.
-                transport.publish(delivery.queue, delivery.message, delay=wait)
+                transport.publish(delivery.queue, mark_broker_delayed(delivery.message), delay=wait)
                 consumer.ack([delivery])
                 return False
         task = self.app.tasks.get(msg.task)
