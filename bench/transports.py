@@ -1,11 +1,12 @@
 """Transport throughput: 50,000 small messages through each transport's API, beside the raw
 broker figure measured in the same run.
 
-    python -m bench.transports [--count 50000] [--only redis,amqp,sqlite,memory]
+    python -m bench.transports [--count 50000] [--only redis,amqp,sqs,kafka,zookeeper,...]
 
-Raw figures: ``redis-benchmark`` LPUSH/RPOP with pipelining (same payload size), and a bare
-pika loop (publish the same body and headers; consume with prefetch 1,000 and batched acks).
-Needs the brokers of ``scripts/services up redis rabbitmq``.
+Raw figures: ``redis-benchmark`` LPUSH/RPOP with pipelining (same payload size); a bare pika loop
+(publish the same body and headers; consume with prefetch 1,000 and batched acks); bare boto3
+(SendMessageBatch; ReceiveMessage + DeleteMessageBatch), kafka-python (produce, flush; consume)
+and kazoo (multi create; get + multi delete) loops. Needs the brokers of ``scripts/services up``.
 """
 
 from __future__ import annotations
@@ -28,8 +29,15 @@ from celeriac.protocol.envelopes import amqp as amqp_envelope
 from celeriac.protocol.envelopes import json_envelope
 from celeriac.transports import QueueSpec, Transport, resolve
 
+from .raw_kafka import raw_kafka
+from .raw_sqs import raw_sqs
+from .raw_zookeeper import raw_zookeeper
+
 REDIS_URL = os.environ.get("CELERIAC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 AMQP_URL = os.environ.get("CELERIAC_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
+SQS_URL = os.environ.get("CELERIAC_TEST_SQS_URL", "sqs://x:x@127.0.0.1:9324")
+KAFKA_URL = os.environ.get("CELERIAC_TEST_KAFKA_URL", "kafka://127.0.0.1:19092")
+ZOOKEEPER_URL = os.environ.get("CELERIAC_TEST_ZOOKEEPER_URL", "zookeeper://127.0.0.1:2181")
 BATCH = 500
 
 
@@ -142,7 +150,7 @@ def _ratio(a: float, b: float | None) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=50_000)
-    parser.add_argument("--only", default="memory,sqlite,redis,amqp")
+    parser.add_argument("--only", default="memory,sqlite,redis,amqp,sqs,kafka,zookeeper")
     args = parser.parse_args(argv)
     wanted = args.only.split(",")
     payload = len(json_envelope.pack(new_task_message("bench.noop", (1, 2))))
@@ -153,16 +161,25 @@ def main(argv: list[str] | None = None) -> None:
             "sqlite": f"sqlite:///{tmp}/bench.db",
             "redis": REDIS_URL,
             "amqp": AMQP_URL,
+            "sqs": SQS_URL,
+            "kafka": KAFKA_URL,
+            "zookeeper": f"{ZOOKEEPER_URL}/bench-{uuid.uuid4().hex[:8]}",
         }
-        raws: dict[str, Callable[[], tuple[float, float]]] = {
-            "redis": lambda: raw_redis(max(args.count, 100_000), payload),
-            "amqp": lambda: raw_pika(args.count),
+        raws: dict[str, tuple[str, Callable[[], tuple[float, float]]]] = {
+            "redis": (
+                "redis-benchmark -P 100",
+                lambda: raw_redis(max(args.count, 100_000), payload),
+            ),
+            "amqp": ("bare pika loop", lambda: raw_pika(args.count)),
+            "sqs": ("bare boto3 loop", lambda: raw_sqs(args.count, payload)),
+            "kafka": ("bare kafka-python loop", lambda: raw_kafka(args.count, payload)),
+            "zookeeper": ("bare kazoo loop", lambda: raw_zookeeper(args.count, payload)),
         }
         for name in wanted:
             row = Row(name, *measure_transport(urls[name], args.count))
             if name in raws:
-                row.raw_publish, row.raw_consume = raws[name]()
-                row.raw_label = "redis-benchmark -P 100" if name == "redis" else "bare pika loop"
+                row.raw_label, measure = raws[name]
+                row.raw_publish, row.raw_consume = measure()
             rows.append(row)
     table = Table(title=f"Transport throughput, {args.count:,} messages of {payload} bytes (msg/s)")
     for column in (
