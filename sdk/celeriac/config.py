@@ -20,7 +20,7 @@ class ConfigError(ValueError):
     """A setting that does not exist or has a value of the wrong kind."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Settings:
     """Every setting, with its default. Names are Celery's where the meaning is the same."""
 
@@ -106,6 +106,21 @@ class Settings:
         """A copy with some settings changed (names checked as for the constructor)."""
         return settings_from(changes, base=self)
 
+    def update(self, other: Mapping[str, Any] | None = None, **changes: Any) -> None:
+        """Change settings in place, checked as for the constructor (Celery's
+        ``app.conf.update``). Plain assignment (``app.conf.beat_schedule = {...}``) works too,
+        for known names; set them before the app opens connections."""
+        new = settings_from({**(other or {}), **changes}, base=self)
+        for f in fields(self):
+            object.__setattr__(self, f.name, getattr(new, f.name))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name not in _FIELD_NAMES:
+            settings_from({name: value})  # raises, naming the closest valid setting
+        object.__setattr__(self, name, value)
+
+
+_FIELD_NAMES = frozenset(f.name for f in fields(Settings))
 
 # Celery's pre-4.0 upper-case names, for configuration modules people already have.
 _OLD_NAMES = {

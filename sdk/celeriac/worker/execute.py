@@ -377,7 +377,11 @@ def run_eagerly(
     from celeriac.protocol import decode_task, encode_task, new_task_message
 
     msg = new_task_message(
-        task.name, args, kwargs, task_id=options.get("task_id") or str(uuid.uuid4())
+        task.name,
+        args,
+        kwargs,
+        task_id=options.get("task_id") or str(uuid.uuid4()),
+        headers=options.get("headers"),
     )
     msg = decode_task(encode_task(msg))  # the arguments go through the serializer, as sent ones do
     execute(task.app, msg, "eager", set())
