@@ -9,6 +9,7 @@ from .calls import call, purge, result
 from .demo import demo
 from .dlq import dlq
 from .protocol_demo import protocol_demo
+from .remote import control, inspect, status
 from .worker import worker
 
 __all__ = ["main"]
@@ -26,8 +27,21 @@ def main() -> None:
         celeriac call proj.add --args '[2, 3]' -A proj.tasks:app --wait
         celeriac dlq list default -A proj.tasks:app     # rejected messages and why
         celeriac beat -A proj.tasks:app                 # periodic tasks (one leader)
+        celeriac inspect active -b redis://localhost     # what every worker runs now
     """
 
 
-for command in (worker, beat, call, result, purge, dlq, demo, protocol_demo):
+for command in (
+    worker,
+    beat,
+    call,
+    result,
+    purge,
+    dlq,
+    inspect,
+    control,
+    status,
+    demo,
+    protocol_demo,
+):
     main.add_command(command)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import collections
 import heapq
 import itertools
 import logging
+import os
 import queue as queue_module
 import signal
 import threading
@@ -36,6 +38,7 @@ from .asyncio_pool import AsyncioPool
 from .execute import HOSTNAME, Outcome, execute, store_failure
 from .limits import Running, TokenBucket, Watchdog, parse_rate
 from .prefork import PreforkPool
+from .remote import CommandError, ControlPanel
 
 if TYPE_CHECKING:
     from ..app import App
@@ -125,6 +128,62 @@ class Worker:
         # Rate-limited deliveries waiting for a token: (when, seq, job).
         self.waiting: list[tuple[float, int, tuple[Delivery, Any, bool]]] = []
         self._seq = itertools.count()
+        #: Tasks started and not settled yet, by delivery, as ``inspect active`` shows them.
+        self.active: dict[int, dict[str, Any]] = {}
+        #: Tasks run so far, by name (``inspect stats``).
+        self.totals: collections.Counter[str] = collections.Counter()
+        #: (soft, hard) time limits set by remote control, by task name.
+        self.time_limits: dict[str, tuple[float | None, float | None]] = {}
+        self.send_events = False
+        self.executor: ThreadPoolExecutor | None = None
+        self._new_queues: list[str] | None = None
+        self._consumer: Consumer
+        self.panel = ControlPanel(self)
+
+    # -- what remote control reads and changes ----------------------------------------------------
+    def describe(self, msg: Any, delivery: Delivery) -> dict[str, Any]:
+        """A task as ``inspect active``/``reserved`` show it (Celery's request fields)."""
+        info = {"routing_key": delivery.queue, "exchange": "", "redelivered": delivery.redelivered}
+        return {
+            "id": msg.id,
+            "name": msg.task,
+            "args": list(msg.args),
+            "kwargs": dict(msg.kwargs),
+            "type": msg.task,
+            "hostname": self.hostname,
+            "time_start": time.time(),
+            "acknowledged": False,
+            "delivery_info": info,
+            "worker_pid": os.getpid(),
+        }
+
+    def revoke(self, ids: Sequence[str], terminate: bool = False) -> None:
+        """Never start these tasks; with ``terminate``, stop them where they run."""
+        self.revoked.update(ids)
+        if not terminate:
+            return
+        for task_id in ids:
+            running = self.running.get(task_id)
+            if running is not None:
+                running.interrupt(TaskRevokedError)
+            if self.aio is not None:
+                self.aio.cancel(task_id)
+            if self.prefork is not None:
+                self.prefork.terminate(task_id)
+
+    def change_queues(self, queues: Sequence[str]) -> None:
+        """Consume ``queues`` from now on (the switch happens once nothing is in flight)."""
+        self._new_queues = list(queues)
+
+    def resize(self, concurrency: int) -> None:
+        """Run up to ``concurrency`` tasks at once (thread pool only)."""
+        if self.pool_name != "threads" or self.executor is None:
+            raise CommandError(f"the {self.pool_name} pool cannot be resized at run time")
+        self.concurrency = concurrency
+        self.prefetch = concurrency * max(self.app.conf.worker_prefetch_multiplier, 1)
+        # ThreadPoolExecutor starts threads as work arrives, up to this bound.
+        self.executor._max_workers = max(self.executor._max_workers, concurrency)
+        self.change_queues(self.queues)  # a consumer with the new prefetch
 
     # -- lifecycle -----------------------------------------------------------------------------
     def stop(self) -> None:
@@ -171,13 +230,14 @@ class Worker:
             for q in self.queues:
                 transport.declare_queue(QueueSpec(q))
             control = transport.subscribe(CONTROL_EXCHANGE)
-            consumer = transport.consumer(self.queues, prefetch=self.prefetch)
+            self._consumer = transport.consumer(self.queues, prefetch=self.prefetch)
             threads = self.concurrency if self.pool_name == "threads" else _ASYNC_SIDE_THREADS
             executor = (
                 ThreadPoolExecutor(threads, thread_name_prefix="celeriac-task")
                 if self.pool_name != "solo"
                 else None
             )
+            self.executor = executor
             if self.pool_name == "asyncio" and executor is not None:
                 self.aio = AsyncioPool(self.app, executor, self.concurrency)
             if self.pool_name == "prefork":
@@ -193,7 +253,7 @@ class Worker:
                 self.concurrency,
             )
             try:
-                self._loop(transport, consumer, control, executor)
+                self._loop(transport, control, executor)
             finally:
                 if self.prefork is not None:
                     self.prefork.close()
@@ -203,8 +263,8 @@ class Worker:
                     self.aio.close()
                 if executor is not None:
                     executor.shutdown(wait=True, cancel_futures=False)
-                self._settle(consumer, block=False)
-                consumer.close()
+                self._settle(self._consumer, block=False)
+                self._consumer.close()
                 control.close()
         finally:
             signals.worker_shutdown.send(self)
@@ -215,14 +275,16 @@ class Worker:
     def _loop(
         self,
         transport: Transport,
-        consumer: Consumer,
         control: Any,
         executor: ThreadPoolExecutor | None,
     ) -> None:
         in_flight = 0
         pause = 0.1
         while not self._stop.is_set():
-            self._control(control)
+            self._control(control, transport)
+            if self._new_queues is not None and in_flight == 0 and not self.waiting:
+                self._switch_consumer(transport)
+            consumer = self._consumer
             in_flight -= self._settle(consumer, block=False)
             self._release_waiting(executor)
             room = self.prefetch - in_flight
@@ -244,12 +306,27 @@ class Worker:
             for delivery in deliveries:
                 if self._dispatch(transport, consumer, delivery, executor):
                     in_flight += 1
+        consumer = self._consumer
         for _, _, (delivery, _msg, _late) in self.waiting:  # not started: back to the queue
             consumer.requeue(delivery)
             in_flight -= 1
         self.waiting.clear()
         while in_flight > 0:  # warm shutdown: what was started finishes and is settled
             in_flight -= self._settle(consumer, block=True, timeout=1.0)
+
+    def _switch_consumer(self, transport: Transport) -> None:
+        """Consume the queues (and prefetch) remote control asked for; nothing is in flight."""
+        queues, self._new_queues = self._new_queues or self.queues, None
+        try:
+            for q in queues:
+                transport.declare_queue(QueueSpec(q))
+            fresh = transport.consumer(queues, prefetch=self.prefetch)
+        except TransportError as exc:
+            log.warning("%s: could not switch to queues %s: %s", self.hostname, queues, exc)
+            return
+        self._consumer.close()
+        self._consumer, self.queues = fresh, list(queues)
+        log.info("%s: now consuming %s (prefetch %d)", self.hostname, queues, self.prefetch)
 
     def _dispatch(
         self,
@@ -328,6 +405,7 @@ class Worker:
 
     def _start(self, job: tuple[Delivery, Any, bool], executor: ThreadPoolExecutor | None) -> None:
         delivery, msg, late = job
+        self.active[id(delivery)] = self.describe(msg, delivery)
         task = self.app.tasks.get(msg.task)
         if self.prefork is not None:
             early = Outcome("ack", "acked early")
@@ -359,7 +437,9 @@ class Worker:
         task = self.app.tasks.get(msg.task)
         soft = msg.headers.soft_time_limit
         hard = msg.headers.time_limit
-        if task is not None:
+        if msg.task in self.time_limits:  # set by remote control: wins over the message
+            soft, hard = self.time_limits[msg.task]
+        elif task is not None:
             soft = soft if soft is not None else task.option("soft_time_limit")
             hard = hard if hard is not None else task.option("time_limit")
         return soft, hard
@@ -408,6 +488,9 @@ class Worker:
                 delivery, outcome = item
                 settled += 1
                 self.processed += 1
+                info = self.active.pop(id(delivery), None)
+                if info is not None:
+                    self.totals[info["name"]] += 1
                 if outcome.reason == "acked early":
                     pass
                 elif outcome.action == "ack":
@@ -432,8 +515,8 @@ class Worker:
                 "%s: %s failed (%s); the broker will deliver it again", self.hostname, what, exc
             )
 
-    def _control(self, control: Any) -> None:
-        """Apply broadcast commands (revoke) that arrived since the last turn."""
+    def _control(self, control: Any, transport: Transport) -> None:
+        """Carry out the control commands (revoke, inspect, ...) that arrived since last turn."""
         while True:
             try:
                 message = control.get(timeout=0)
@@ -449,25 +532,8 @@ class Worker:
             except ProtocolError as exc:
                 log.warning("%s: ignored a malformed control message: %s", self.hostname, exc)
                 continue
-            if not request.is_for(self.hostname):
-                continue
-            if request.method == "revoke":
-                ids = request.arguments.get("task_id") or []
-                ids = [ids] if isinstance(ids, str) else list(ids)
-                self.revoked.update(ids)
-                if request.arguments.get("terminate"):
-                    for task_id in ids:
-                        running = self.running.get(task_id)
-                        if running is not None:
-                            running.interrupt(TaskRevokedError)
-                        if self.aio is not None:
-                            self.aio.cancel(task_id)
-                        if self.prefork is not None:
-                            self.prefork.terminate(task_id)
-            else:
-                log.info(
-                    "%s: control method %r is not supported yet", self.hostname, request.method
-                )
+            if request.is_for(self.hostname):
+                self.panel.handle(request, transport)
 
 
 def run_worker(app: App, **options: Any) -> Worker:

@@ -322,7 +322,9 @@ def settle_failure(
         return Outcome("requeue" if exc.requeue else "reject", f"rejected-by-task: {exc.reason}")
     if isinstance(exc, TaskRevokedError):
         signals.task_revoked.send(task, request=request, terminated=True)
-        revoked = EncodedException.from_exception(exc).to_wire()
+        # Raised by terminate as a bare class: say what happened.
+        said = exc if exc.args else TaskRevokedError("revoked: terminated while running")
+        revoked = EncodedException.from_exception(said).to_wire()
         _store(app, task, msg, REVOKED, revoked)
         _chord_part(app, msg, REVOKED, revoked)
         return Outcome("ack", "revoked", REVOKED)

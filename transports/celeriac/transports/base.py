@@ -189,6 +189,13 @@ class Transport(ABC):
     def queue_length(self, queue: str) -> int:
         """How many messages of ``queue`` are ready (not counting delayed or unacked ones)."""
 
+    def declare_reply_queue(self, queue: str, exchange: str, routing_key: str) -> None:
+        """Declare ``queue`` to receive what is published to direct exchange ``exchange`` with
+        ``routing_key``: remote-control replies (SPEC.md §10.3). Replies always reach it by
+        ``publish(queue)`` too; brokers with exchanges also route the exchange's messages to it,
+        as Celery workers send them."""
+        self.declare_queue(QueueSpec(queue, durable=False))
+
     @abstractmethod
     def broadcast(self, exchange: str, message: WireMessage) -> None:
         """Send a message to every current subscriber of ``exchange``."""

@@ -129,6 +129,25 @@ class AmqpTransport(Transport):
         self._retry(declare)
         self._declared.add(spec.name)
 
+    def declare_reply_queue(self, queue: str, exchange: str, routing_key: str) -> None:
+        """Declared as Kombu's mailbox declares its reply exchange and queue (transient, the
+        queue gone 10 s after its last consumer), bound with ``routing_key``."""
+
+        def declare() -> None:
+            ch = self.connection().channel()
+            ch.exchange_declare(exchange, "direct", durable=False)
+            ch.queue_declare(
+                queue,
+                durable=False,
+                auto_delete=True,
+                arguments={"x-expires": 10_000, "x-message-ttl": 300_000},
+            )
+            ch.queue_bind(queue, exchange, routing_key=routing_key)
+            ch.close()
+
+        self._retry(declare)
+        self._declared.add(queue)
+
     def _delay_target(self, queue: str, delay: float) -> str:
         bucket = delay_bucket(delay)
         name = delay_queue(queue, bucket)

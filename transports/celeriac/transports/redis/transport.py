@@ -156,6 +156,13 @@ class RedisTransport(Transport):
                 pipe.sadd(self.keys.binding_permanent(name), member)
             pipe.execute()
 
+    def declare_reply_queue(self, queue: str, exchange: str, routing_key: str) -> None:
+        """A Kombu binding, so a Celery worker's reply to ``exchange``/``routing_key`` lands in
+        list ``queue``."""
+        with self.errors(f"declare reply queue {queue!r}"):
+            member = PRIORITY_SEP.join((routing_key, "", queue))
+            self.connected().sadd(self.keys.binding(exchange), member)
+
     def publish(self, queue: str, message: WireMessage, *, delay: float | None = None) -> None:
         self.publish_many(queue, [message], delay=delay)
 

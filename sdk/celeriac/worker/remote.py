@@ -1,0 +1,231 @@
+"""The worker's side of remote control (SPEC.md §10): Celery's commands and reply shapes, so
+``celery inspect`` and ``celery control`` work against a Celeriac worker and ``celeriac inspect``
+against a Celery one.
+
+A command that fails, is unknown, or has bad arguments gets ``{"error": "..."}``; the worker goes
+on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import resource
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from celeriac.protocol import WireMessage
+from celeriac.protocol.control import ControlRequest, reply_queue
+from celeriac.protocol.serializers import dumps
+from celeriac.transports import Transport
+
+from .limits import TokenBucket, parse_rate
+
+if TYPE_CHECKING:
+    from .consumer import Worker
+
+__all__ = ["ControlPanel"]
+
+log = logging.getLogger("celeriac.worker")
+
+Handler = Callable[..., Any]
+
+
+class CommandError(Exception):
+    """A command that cannot be carried out as asked; its text is the error reply."""
+
+
+class ControlPanel:
+    """Carries out control commands for one worker and sends the replies."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.started = time.monotonic()
+        self.handlers: dict[str, Handler] = {
+            "ping": self.ping,
+            "stats": self.stats,
+            "active": self.active,
+            "reserved": self.reserved,
+            "scheduled": self.scheduled,
+            "registered": self.registered,
+            "active_queues": self.active_queues,
+            "revoked": self.revoked,
+            "query_task": self.query_task,
+            "revoke": self.revoke,
+            "terminate": self.terminate,
+            "rate_limit": self.rate_limit,
+            "time_limit": self.time_limit,
+            "add_consumer": self.add_consumer,
+            "cancel_consumer": self.cancel_consumer,
+            "pool_grow": self.pool_grow,
+            "pool_shrink": self.pool_shrink,
+            "shutdown": self.shutdown,
+            "enable_events": self.enable_events,
+            "disable_events": self.disable_events,
+            "heartbeat": self.ping,
+        }
+
+    # -- dispatch --------------------------------------------------------------------------------
+    def handle(self, request: ControlRequest, transport: Transport) -> None:
+        """Run a request meant for this worker and reply if the sender asked for one."""
+        handler = self.handlers.get(request.method)
+        if handler is None:
+            reply: Any = {"error": f"unknown control command {request.method!r}"}
+            log.warning("%s: %s", self.worker.hostname, reply["error"])
+        else:
+            try:
+                reply = handler(**dict(request.arguments))
+            except TypeError as exc:
+                reply = {"error": f"bad arguments for {request.method!r}: {exc}"}
+            except CommandError as exc:
+                reply = {"error": str(exc)}
+            except Exception as exc:  # a command must never take the worker down
+                log.exception("%s: control command %r failed", self.worker.hostname, request.method)
+                reply = {"error": f"{type(exc).__name__}: {exc}"}
+        if request.reply_to and request.ticket:
+            self._reply(request, reply, transport)
+
+    def _reply(self, request: ControlRequest, reply: Any, transport: Transport) -> None:
+        assert request.reply_to is not None
+        routing_key = str(request.reply_to.get("routing_key") or "")
+        body, content_type, content_encoding = dumps({self.worker.hostname: reply})
+        message = WireMessage(
+            body,
+            content_type,
+            content_encoding,
+            {"ticket": request.ticket, "clock": 0},
+            {"correlation_id": request.ticket},
+        )
+        try:
+            transport.publish(reply_queue(routing_key), message)
+        except Exception as exc:  # the asker went away with its queue
+            log.warning("%s: reply to %s not sent: %s", self.worker.hostname, routing_key, exc)
+
+    # -- inspection ------------------------------------------------------------------------------
+    def ping(self, **_: Any) -> dict[str, str]:
+        return {"ok": "pong"}
+
+    def stats(self, **_: Any) -> dict[str, Any]:
+        w = self.worker
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return {
+            "total": dict(w.totals),
+            "pid": os.getpid(),
+            "clock": "0",
+            "uptime": int(time.monotonic() - self.started),
+            "pool": {
+                "implementation": w.pool_name,
+                "max-concurrency": w.concurrency,
+                "processes": [os.getpid()],
+            },
+            "prefetch_count": w.prefetch,
+            "broker": {"transport": w.app.conf.broker_url.split(":", 1)[0]},
+            "rusage": {"utime": usage.ru_utime, "stime": usage.ru_stime, "maxrss": usage.ru_maxrss},
+        }
+
+    def active(self, **_: Any) -> list[dict[str, Any]]:
+        return [dict(info) for info in self.worker.active.values()]
+
+    def reserved(self, **_: Any) -> list[dict[str, Any]]:
+        return [self.worker.describe(job[1], job[0]) for _, _, job in self.worker.waiting]
+
+    def scheduled(self, **_: Any) -> list[dict[str, Any]]:
+        return []  # ETA tasks wait in the broker, not in this worker's memory
+
+    def registered(self, taskinfoitems: Any = None, **_: Any) -> list[str]:
+        return sorted(n for n in self.worker.app.tasks if not n.startswith("celery."))
+
+    def active_queues(self, **_: Any) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": q,
+                "exchange": {"name": "", "type": "direct"},
+                "routing_key": q,
+                "durable": True,
+                "exclusive": False,
+                "auto_delete": False,
+                "no_ack": False,
+            }
+            for q in self.worker.queues
+        ]
+
+    def revoked(self, **_: Any) -> list[str]:
+        return sorted(self.worker.revoked)
+
+    def query_task(self, ids: Any = None, **_: Any) -> dict[str, Any]:
+        wanted = {ids} if isinstance(ids, str) else set(ids or ())
+        found: dict[str, Any] = {}
+        for info in self.worker.active.values():
+            if info["id"] in wanted:
+                found[info["id"]] = ["active", dict(info)]
+        for entry in self.reserved():
+            if entry["id"] in wanted:
+                found[entry["id"]] = ["reserved", entry]
+        return found
+
+    # -- control ---------------------------------------------------------------------------------
+    def revoke(self, task_id: Any = None, terminate: bool = False, **_: Any) -> dict[str, str]:
+        ids = [task_id] if isinstance(task_id, str) else list(task_id or ())
+        self.worker.revoke(ids, terminate=bool(terminate))
+        return {"ok": f"tasks {', '.join(ids)} flagged as revoked"}
+
+    def terminate(self, task_id: Any = None, **kwargs: Any) -> dict[str, str]:
+        return self.revoke(task_id, terminate=True)
+
+    def rate_limit(self, task_name: str, rate_limit: Any, **_: Any) -> dict[str, str]:
+        if task_name not in self.worker.app.tasks:
+            raise CommandError(f"unknown task {task_name!r}")
+        try:
+            rate = parse_rate(rate_limit)
+        except ValueError as exc:
+            raise CommandError(f"invalid rate limit {rate_limit!r}: {exc}") from None
+        self.worker.buckets[task_name] = None if rate is None else TokenBucket(rate)
+        if rate is None:
+            return {"ok": "rate limit disabled successfully"}
+        return {"ok": "new rate limit set successfully"}
+
+    def time_limit(
+        self, task_name: str, soft: float | None = None, hard: float | None = None, **_: Any
+    ) -> dict[str, str]:
+        if task_name not in self.worker.app.tasks:
+            raise CommandError(f"unknown task {task_name!r}")
+        self.worker.time_limits[task_name] = (soft, hard)
+        return {"ok": "time limits set successfully"}
+
+    def add_consumer(self, queue: str, **_: Any) -> dict[str, str]:
+        if queue in self.worker.queues:
+            return {"ok": f"already consuming from {queue!r}"}
+        self.worker.change_queues([*self.worker.queues, queue])
+        return {"ok": f"add consumer {queue}"}
+
+    def cancel_consumer(self, queue: str, **_: Any) -> dict[str, str]:
+        if queue not in self.worker.queues:
+            raise CommandError(f"not consuming from {queue!r}")
+        if len(self.worker.queues) == 1:
+            raise CommandError("cannot cancel the last queue; shut the worker down instead")
+        self.worker.change_queues([q for q in self.worker.queues if q != queue])
+        return {"ok": f"no longer consuming from {queue}"}
+
+    def pool_grow(self, n: int = 1, **_: Any) -> dict[str, str]:
+        self.worker.resize(self.worker.concurrency + int(n))
+        return {"ok": f"pool will grow to {self.worker.concurrency}"}
+
+    def pool_shrink(self, n: int = 1, **_: Any) -> dict[str, str]:
+        if self.worker.concurrency - int(n) < 1:
+            raise CommandError("the pool cannot shrink below one")
+        self.worker.resize(self.worker.concurrency - int(n))
+        return {"ok": f"pool will shrink to {self.worker.concurrency}"}
+
+    def shutdown(self, **_: Any) -> dict[str, str]:
+        log.warning("%s: shutdown requested remotely", self.worker.hostname)
+        self.worker.stop()
+        return {"ok": "shutting down"}
+
+    def enable_events(self, **_: Any) -> dict[str, str]:
+        self.worker.send_events = True
+        return {"ok": "task events enabled"}
+
+    def disable_events(self, **_: Any) -> dict[str, str]:
+        self.worker.send_events = False
+        return {"ok": "task events disabled"}
