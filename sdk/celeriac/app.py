@@ -282,6 +282,30 @@ class App:
             self.producer().publish(queue, mark_broker_delayed(wire), delay=delay)
         else:
             self.producer().publish(queue, wire)
+        if self.conf.task_send_sent_event:
+            from .events import event, send_event
+            from .worker.execute import HOSTNAME
+
+            h = message.headers
+            send_event(
+                self,
+                event(
+                    "task-sent",
+                    HOSTNAME,
+                    uuid=message.id,
+                    name=name,
+                    args=h.argsrepr,
+                    kwargs=h.kwargsrepr,
+                    retries=h.retries,
+                    eta=h.eta.isoformat() if h.eta else None,
+                    expires=h.expires.isoformat() if h.expires else None,
+                    queue=queue,
+                    exchange="",
+                    routing_key=queue,
+                    root_id=h.root_id,
+                    parent_id=h.parent_id,
+                ),
+            )
         return AsyncResult(message.id, self)
 
     def AsyncResult(self, task_id: str, parent: AsyncResult[Any] | None = None) -> AsyncResult[Any]:

@@ -67,6 +67,10 @@ class Settings:
     worker_pool: str = "threads"
     worker_max_tasks_per_child: int | None = None
     worker_max_memory_per_child: int | None = None
+    #: Events (SPEC.md §9), off by default as in Celery: task events from workers, and the
+    #: task-sent event from clients.
+    worker_send_task_events: bool = False
+    task_send_sent_event: bool = False
     #: Decoder limits a worker applies to every message (SPEC.md §12): bytes after
     #: decompression, nesting depth, and arguments per call.
     worker_max_message_bytes: int = 64 * 1024 * 1024

@@ -8,6 +8,7 @@ from .beat import beat
 from .calls import call, purge, result
 from .demo import demo
 from .dlq import dlq
+from .events import events
 from .protocol_demo import protocol_demo
 from .remote import control, inspect, status
 from .worker import worker
@@ -41,6 +42,7 @@ for command in (
     inspect,
     control,
     status,
+    events,
     demo,
     protocol_demo,
 ):

@@ -28,6 +28,9 @@ __all__ = ["worker"]
     "-B", "--beat", "with_beat", is_flag=True, help="Also run a beat (periodic tasks) inside."
 )
 @click.option(
+    "-E", "--task-events", "task_events", is_flag=True, help="Send task events (celeriac events)."
+)
+@click.option(
     "-l",
     "--loglevel",
     default="info",
@@ -42,6 +45,7 @@ def worker(
     queues: str | None,
     hostname: str | None,
     with_beat: bool,
+    task_events: bool,
     loglevel: str,
 ) -> None:
     """Start a worker: consume queues and run their tasks until SIGTERM (warm) or a second one.
@@ -55,6 +59,8 @@ def worker(
         level=loglevel.upper(), format="[%(asctime)s %(levelname)s %(name)s] %(message)s"
     )
     app = load_app(app_spec, broker)
+    if task_events:
+        app.conf.update(worker_send_task_events=True)
     w = Worker(
         app,
         queues=queues.split(",") if queues else None,

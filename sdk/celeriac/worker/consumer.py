@@ -21,6 +21,7 @@ from celeriac.protocol.control import CONTROL_EXCHANGE, parse_control_request
 from celeriac.protocol.limits import Limits
 from celeriac.protocol.serializers import SERIALIZERS, loads
 from celeriac.protocol.signing import verify
+from celeriac.protocol.states import SUCCESS
 from celeriac.protocol.wire import BROKER_DELAYED_HEADER, mark_broker_delayed
 from celeriac.transports import (
     BrokerUnavailable,
@@ -33,6 +34,7 @@ from celeriac.transports import (
 )
 
 from .. import signals
+from ..events import event, send_event, worker_fields
 from ..exceptions import SoftTimeLimitExceeded, TaskRevokedError, TimeLimitExceeded
 from .asyncio_pool import AsyncioPool
 from .execute import HOSTNAME, Outcome, execute, store_failure
@@ -134,7 +136,8 @@ class Worker:
         self.totals: collections.Counter[str] = collections.Counter()
         #: (soft, hard) time limits set by remote control, by task name.
         self.time_limits: dict[str, tuple[float | None, float | None]] = {}
-        self.send_events = False
+        self.send_events = app.conf.worker_send_task_events
+        self._heartbeat_at = 0.0
         self.executor: ThreadPoolExecutor | None = None
         self._new_queues: list[str] | None = None
         self._consumer: Consumer
@@ -243,6 +246,7 @@ class Worker:
             if self.pool_name == "prefork":
                 self.prefork = PreforkPool(self.app, self.concurrency)
             self.watchdog = Watchdog(SoftTimeLimitExceeded, TimeLimitExceeded)
+            self._emit("worker-online", **worker_fields(0, self.processed))
             signals.worker_ready.send(self)
             self.ready.set()
             log.info(
@@ -267,6 +271,7 @@ class Worker:
                 self._consumer.close()
                 control.close()
         finally:
+            self._emit("worker-offline", **worker_fields(0, self.processed))
             signals.worker_shutdown.send(self)
             transport.close()
             self.app.close()
@@ -282,6 +287,9 @@ class Worker:
         pause = 0.1
         while not self._stop.is_set():
             self._control(control, transport)
+            if self.send_events and time.monotonic() >= self._heartbeat_at:
+                self._heartbeat_at = time.monotonic() + 2.0  # Celery's heartbeat frequency
+                self._emit("worker-heartbeat", **worker_fields(len(self.active), self.processed))
             if self._new_queues is not None and in_flight == 0 and not self.waiting:
                 self._switch_consumer(transport)
             consumer = self._consumer
@@ -341,6 +349,7 @@ class Worker:
                 "%s: unreadable envelope on %s: %s", self.hostname, delivery.queue, delivery.error
             )
             consumer.reject(delivery, f"malformed-envelope: {delivery.error}")
+            self._emit("task-rejected", uuid=None, requeue=False)
             return False
         try:
             if self.signing_keys is not None:
@@ -349,7 +358,22 @@ class Worker:
         except ProtocolError as exc:
             log.error("%s: rejected a message on %s: %s", self.hostname, delivery.queue, exc)
             consumer.reject(delivery, _reason(exc))
+            self._emit("task-rejected", uuid=delivery.message.headers.get("id"), requeue=False)
             return False
+        if self.send_events:
+            h = msg.headers
+            self._emit(
+                "task-received",
+                uuid=msg.id,
+                name=msg.task,
+                args=h.argsrepr or repr(msg.args),
+                kwargs=h.kwargsrepr or repr(msg.kwargs),
+                root_id=h.root_id,
+                parent_id=h.parent_id,
+                retries=h.retries,
+                eta=h.eta.isoformat() if h.eta else None,
+                expires=h.expires.isoformat() if h.expires else None,
+            )
         eta = msg.headers.eta
         if eta is not None:
             wait = (
@@ -406,6 +430,8 @@ class Worker:
     def _start(self, job: tuple[Delivery, Any, bool], executor: ThreadPoolExecutor | None) -> None:
         delivery, msg, late = job
         self.active[id(delivery)] = self.describe(msg, delivery)
+        if self.send_events:
+            self._emit("task-started", uuid=msg.id)
         task = self.app.tasks.get(msg.task)
         if self.prefork is not None:
             early = Outcome("ack", "acked early")
@@ -491,6 +517,8 @@ class Worker:
                 info = self.active.pop(id(delivery), None)
                 if info is not None:
                     self.totals[info["name"]] += 1
+                    if self.send_events:
+                        self._task_event(info, outcome)
                 if outcome.reason == "acked early":
                     pass
                 elif outcome.action == "ack":
@@ -506,6 +534,32 @@ class Worker:
         if acks:
             self._guarded("ack", consumer.ack, acks)
         return settled
+
+    def _emit(self, type_: str, **fields: Any) -> None:
+        if self.send_events:
+            send_event(self.app, event(type_, self.hostname, **fields))
+
+    def _task_event(self, info: dict[str, Any], outcome: Outcome) -> None:
+        """The event that tells how a task ended (SPEC.md §9)."""
+        uuid, runtime = info["id"], time.time() - info["time_start"]
+        if outcome.action == "reject":
+            self._emit("task-rejected", uuid=uuid, requeue=False)
+        elif outcome.state == SUCCESS:
+            self._emit(
+                "task-succeeded", uuid=uuid, result=repr(outcome.value)[:1024], runtime=runtime
+            )
+        elif outcome.state == "RETRY":
+            self._emit("task-retried", uuid=uuid, exception=outcome.reason, traceback="")
+        elif outcome.state == "REVOKED":
+            self._emit(
+                "task-revoked",
+                uuid=uuid,
+                terminated=outcome.reason == "revoked",
+                signum=None,
+                expired=outcome.reason == "expired",
+            )
+        else:
+            self._emit("task-failed", uuid=uuid, exception=outcome.reason, traceback="")
 
     def _guarded(self, what: str, call: Callable[..., Any], *args: Any) -> None:
         try:

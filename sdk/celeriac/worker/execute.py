@@ -47,6 +47,8 @@ class Outcome:
     action: Literal["ack", "reject", "requeue"]
     reason: str = ""
     state: str = SUCCESS
+    #: The task's return value, for the task-succeeded event.
+    value: Any = None
 
 
 ACK = Outcome("ack")
@@ -292,7 +294,7 @@ def settle_success(
         signals.task_success.send(task, result=result, task_id=msg.id)
     _store(app, task, msg, SUCCESS, result, queue=queue)
     _on_success(app, msg, result)
-    return ACK
+    return Outcome("ack", value=result)
 
 
 def settle_failure(

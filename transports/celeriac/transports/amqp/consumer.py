@@ -198,7 +198,7 @@ class AmqpSubscription(Subscription):
         self.ch = self.t.connection().channel()
         self.t.fanout_exchange(self.ch, self.exchange)
         ok = self.ch.queue_declare("", exclusive=True, auto_delete=True)
-        self.ch.queue_bind(ok.method.queue, self.exchange)
+        self.ch.queue_bind(ok.method.queue, self.exchange, routing_key="#")
         self.ch.basic_consume(ok.method.queue, self._on_message, auto_ack=True)
 
     def _on_message(self, ch: Any, method: Any, props: pika.BasicProperties, body: bytes) -> None:

@@ -39,6 +39,10 @@ def properties(wire: WireMessage) -> pika.BasicProperties:
     return pika.BasicProperties(**amqp_envelope.pack_wire(wire).properties)
 
 
+#: Exchanges Celery declares as topic exchanges (its events); every other broadcast is a fanout.
+TOPIC_EXCHANGES = frozenset(("celeryev",))
+
+
 class AmqpTransport(Transport):
     """``amqp://user:password@host:5672/vhost`` (``//`` is the vhost ``/``); ``amqps://`` TLS.
 
@@ -208,15 +212,24 @@ class AmqpTransport(Transport):
 
     # -- broadcast -----------------------------------------------------------------------------
     def fanout_exchange(self, ch: BlockingChannel, exchange: str) -> None:
-        """Declare ``exchange`` as a fanout exchange, as Kombu's mailbox declares it."""
-        ch.exchange_declare(exchange, "fanout", durable=False, auto_delete=False)
+        """Declare ``exchange`` as Celery declares it: Kombu's mailbox exchanges are transient
+        fanouts; Celery's event exchange ``celeryev`` is a durable topic exchange, which reaches
+        every queue bound with ``#`` just as a fanout does."""
+        if exchange in TOPIC_EXCHANGES:
+            ch.exchange_declare(exchange, "topic", durable=True, auto_delete=False)
+        else:
+            ch.exchange_declare(exchange, "fanout", durable=False, auto_delete=False)
 
     def broadcast(self, exchange: str, message: WireMessage) -> None:
         def send() -> None:
             if exchange not in self._declared:
                 self.fanout_exchange(self.confirm_ch, exchange)
                 self._declared.add(exchange)
-            self.confirm_ch.basic_publish(exchange, "", message.body, properties(message))
+            # Celery routes events by type ("task.succeeded"); receivers bind "#".
+            key = (
+                str(message.headers.get("routing_key") or "") if exchange in TOPIC_EXCHANGES else ""
+            )
+            self.confirm_ch.basic_publish(exchange, key, message.body, properties(message))
 
         self._retry(send)
 
