@@ -95,6 +95,32 @@ def _arguments(method: str, args: tuple[str, ...]) -> dict[str, Any]:
     return {}
 
 
+def _ask(
+    verb: str,
+    method: str,
+    args: tuple[str, ...],
+    app_spec: str | None,
+    broker: str | None,
+    destination: str | None,
+    timeout: float,
+    as_json: bool,
+) -> None:
+    """Send one command, gather the replies, print them."""
+    app = load_app(app_spec, broker)
+    try:
+        nodes = _nodes(destination)
+        replies = app.control.call(
+            method,
+            _arguments(method, args),
+            destination=nodes,
+            timeout=timeout,
+            limit=len(nodes) if nodes else None,
+        )
+    finally:
+        app.close()
+    _show(replies, as_json, f"{verb} {method}: {len(replies)} node(s)")
+
+
 @click.command()
 @click.argument("method", type=click.Choice(INSPECT_METHODS))
 @click.argument("args", nargs=-1)
@@ -121,19 +147,7 @@ def inspect(
         celeriac inspect stats -d celery@host1 --json
         celeriac inspect query_task 5b1c0c1e-...
     """
-    app = load_app(app_spec, broker)
-    try:
-        nodes = _nodes(destination)
-        replies = app.control.call(
-            method,
-            _arguments(method, args),
-            destination=nodes,
-            timeout=timeout,
-            limit=len(nodes) if nodes else None,
-        )
-    finally:
-        app.close()
-    _show(replies, as_json, f"inspect {method}: {len(replies)} node(s)")
+    _ask("inspect", method, args, app_spec, broker, destination, timeout, as_json)
 
 
 @click.command()
@@ -163,19 +177,7 @@ def control(
         celeriac control pool_grow 4
         celeriac control shutdown -d celery@host1
     """
-    app = load_app(app_spec, broker)
-    try:
-        nodes = _nodes(destination)
-        replies = app.control.call(
-            method,
-            _arguments(method, args),
-            destination=nodes,
-            timeout=timeout,
-            limit=len(nodes) if nodes else None,
-        )
-    finally:
-        app.close()
-    _show(replies, as_json, f"control {method}: {len(replies)} node(s)")
+    _ask("control", method, args, app_spec, broker, destination, timeout, as_json)
 
 
 @click.command()
