@@ -9,9 +9,10 @@ import socket
 import ssl
 import subprocess
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.waiting import eventually
 
 __all__ = ["Certificates", "TLSFront", "free_port", "make_certificates", "start_tls_redis"]
 
@@ -87,15 +88,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _listens(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+    except OSError:
+        return False  # the server is starting
+    return True
+
+
 def _wait_port(port: int, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)  # the server is starting
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+    eventually(lambda: _listens(port), timeout, f"a listener on 127.0.0.1:{port}")
 
 
 def start_tls_redis(certs: Certificates, where: Path) -> tuple[subprocess.Popen[bytes], int]:
@@ -131,7 +133,7 @@ def start_tls_redis(certs: Certificates, where: Path) -> tuple[subprocess.Popen[
     )
     try:
         _wait_port(port)
-    except TimeoutError:
+    except AssertionError:
         proc.kill()
         raise
     return proc, port

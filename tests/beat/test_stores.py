@@ -3,9 +3,8 @@ leader that lost its lease. Beat steps on the memory store: catch-up and fencing
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,20 +17,10 @@ from celeriac.beat.store import FENCED, RECORDED, STALE, LockStore, ZooKeeperLoc
 from celeriac.config import ConfigError
 from celeriac.protocol import decode_task
 from tests.brokers import REDIS_URL, ZOOKEEPER_URL, require
+from tests.waiting import eventually as wait_for
 
 KINDS = ("memory", "sqlite", "redis", "zookeeper")
 LEASE = 0.5
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
-    """Poll ``condition`` until it is truthy (bounded); its value."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"not within {timeout} s: {what}")
 
 
 def url_of(kind: str, tmp_path: Path) -> str:

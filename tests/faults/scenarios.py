@@ -23,6 +23,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from celeriac import App
+from tests.waiting import eventually
 
 from .proxy import CuttableProxy
 
@@ -107,22 +108,24 @@ def ran_ids(ledger: Path) -> list[str]:
 
 
 def wait_all_ran(ledger: Path, accepted: set[str], timeout: float) -> float:
-    """Seconds until every accepted id is in the ledger (or ``timeout``)."""
+    """Seconds until every accepted id is in the ledger (or ``timeout``: tally reports the rest)."""
     start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if accepted <= set(ran_ids(ledger)):
-            break
-        time.sleep(0.2)  # the ledger is written by other processes
+    try:
+        eventually(lambda: accepted <= set(ran_ids(ledger)), timeout, "all ran", interval=0.2)
+    except AssertionError:
+        pass
     return time.monotonic() - start
 
 
 def wait_some_ran(ledger: Path, timeout: float = 60) -> None:
     """Wait until workers ran something: they are up and consuming."""
-    deadline = time.monotonic() + timeout
-    while not ran_ids(ledger):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"no worker ran a task within {timeout} s")
-        time.sleep(0.05)  # the ledger is written by other processes
+    eventually(lambda: ran_ids(ledger), timeout, "a worker running a task")
+
+
+def hold(seconds: float) -> None:
+    """Keep a fault in place (or space sends out) for ``seconds``: the fault's shape, not a
+    synchronisation."""
+    threading.Event().wait(seconds)
 
 
 def tally(row: Row, ledger: Path, accepted: set[str]) -> Row:
@@ -174,9 +177,9 @@ def publish(app: App, count: int, pace: float = 0.0) -> tuple[set[str], int]:
             accepted.add(app.send_task("faults.record", (i,)).id)
         except Exception:  # the publisher was told: not accepted, not counted as lost
             refused += 1
-            time.sleep(0.2)  # the broker is away: let it come back before the next send
+            hold(0.2)  # the broker is away: back off before the next send
         if pace:
-            time.sleep(pace)
+            hold(pace)
     return accepted, refused
 
 
@@ -193,8 +196,10 @@ def sigkill_workers(setup: Setup, tasks: int, kills: int, timeout: float = 240) 
     env = setup.env()
     env["FAULTS_TASK_S"] = "0.3"  # long enough that kills land mid-task
     with workers(env, log) as procs:
-        for _ in range(kills):
-            time.sleep(random.uniform(0.5, 1.5))
+        for k in range(kills):
+            # Kill once a further share of the work is done, so each kill lands mid-run.
+            share = (k + 1) * tasks // (kills + 2)
+            eventually(lambda n=share: len(ran_ids(setup.ledger)) >= n, 120, f"{share} tasks run")
             victim = random.randrange(len(procs))
             procs[victim].send_signal(signal.SIGKILL)
             procs[victim].wait(10)
@@ -218,8 +223,7 @@ def broker_restart(setup: Setup, tasks: int, timeout: float = 240) -> Row:
         sender = threading.Thread(target=send)
         sender.start()
         wait_some_ran(setup.ledger)  # publishing and consuming are both under way
-        services("down", service)
-        time.sleep(1.0)
+        services("down", service)  # the outage lasts as long as the broker takes to start again
         services("up", service)
         row.faults = 1
         sender.join(timeout)
@@ -251,7 +255,7 @@ def network_cut(setup: Setup, tasks: int, outage: float = 3.0, timeout: float = 
             wait_some_ran(setup.ledger)  # the workers are connected and consuming
             proxy.cut()
             more, _ = publish(app, tasks - tasks // 2)  # the client's own path is not cut
-            time.sleep(outage)
+            hold(outage)
             proxy.restore()
             row.faults = 1
             accepted |= more
@@ -278,7 +282,7 @@ def backend_outage(
             accepted, _ = publish(app, tasks)
             wait_some_ran(setup.ledger)  # results are being written
             proxy.cut()
-            time.sleep(outage)
+            hold(outage)
             proxy.restore()
             row.faults = 1
             row.recover_s = wait_all_ran(setup.ledger, accepted, timeout)
@@ -323,17 +327,28 @@ def clock_jump(setup: Setup, tasks: int, timeout: float = 120) -> Row:
                 due[result.id] = now + countdown
             offset.write_text("-60m\n")  # back an hour: ETAs look an hour away to the workers
             row.faults += 1
-            time.sleep(3.5)  # every ETA comes due while the workers' clock is an hour behind
+            seen: dict[str, float] = {}
+
+            def all_seen() -> bool:
+                for task_id in set(ran_ids(setup.ledger)) - seen.keys():
+                    seen[task_id] = time.time()  # the true time the test saw it done
+                return len(seen) == len(due)
+
+            start = time.monotonic()
+            # Every ETA comes due while the workers' clock is an hour behind: all must run.
+            try:
+                eventually(all_seen, timeout, "every task run", interval=0.1)
+            except AssertionError:
+                pass  # tally names the ones that never ran
+            row.recover_s = time.monotonic() - start
             offset.write_text("+60m\n")  # then an hour ahead of the truth
             row.faults += 1
-            accepted = set(due)
-            seen: dict[str, float] = {}
-            start = time.monotonic()
-            while time.monotonic() - start < timeout and len(seen) < len(accepted):
-                for task_id in set(ran_ids(setup.ledger)) - set(seen):
-                    seen[task_id] = time.time()  # the true time the test saw it done
-                time.sleep(0.1)  # the ledger is written by other processes
-            row.recover_s = time.monotonic() - start
+            after = app.send_task("faults.record", (tasks,))  # and the workers still work
+            due[after.id] = time.time()
+            try:
+                eventually(all_seen, 30, "a task sent after the forward jump", interval=0.1)
+            except AssertionError:
+                pass
     finally:
         app.close()
     early = [t for t, at in seen.items() if at < due[t] - 0.5]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from celeriac.cli import main
 from celeriac.worker.consumer import run_worker, stop_worker
 from tests.brokers import unique
 from tests.transports.conftest import inject_raw, url_for
+from tests.waiting import eventually
 
 
 @pytest.fixture(params=["sqlite", "redis", "amqp"])
@@ -45,9 +45,8 @@ def test_list_replay_purge(app: App, request: pytest.FixtureRequest) -> None:
             sent.get(timeout=20)
         name = request.node.callspec.params["app"]
         inject_raw(name, app.conf.broker_url, queue, b"\x00 not an envelope")
-        deadline = time.monotonic() + 20
-        while app.producer().queue_length(f"{queue}.dlq") < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)  # the worker dead-letters the bytes on its own thread
+        dlq = f"{queue}.dlq"
+        eventually(lambda: app.producer().queue_length(dlq) >= 2, 20, "both dead letters")
     finally:
         stop_worker(worker)
 

@@ -21,6 +21,7 @@ from celeriac.worker.consumer import run_worker, stop_worker
 from tests.brokers import REDIS_URL, require
 from tests.sdk.test_worker import E2E_TRANSPORTS
 from tests.transports.conftest import url_for
+from tests.waiting import eventually
 
 REPO = Path(__file__).resolve().parents[2]
 CELERIAC = str(Path(sys.executable).with_name("celeriac"))
@@ -106,9 +107,8 @@ def test_events_switched_on_and_off_at_run_time(app: App) -> None:
         with EventReceiver(app) as receiver:
             quiet = app.send_task("ev.add", (1, 1))
             assert quiet.get(timeout=30) == 2
-            deadline = time.monotonic() + 10
-            while worker.processed < 1 and time.monotonic() < deadline:
-                time.sleep(0.01)  # the result is stored before the worker settles the message
+            # The result is stored before the worker settles the message: wait for the settle.
+            eventually(lambda: worker.processed >= 1, 10, "the first task settled")
             reply = app.control.call(
                 "enable_events", destination=[worker.hostname], timeout=10, limit=1
             )
@@ -147,7 +147,6 @@ def test_events_command_dumps_json_lines(tmp_path: Path) -> None:
     )
     worker = run_worker(app, concurrency=1, hostname=f"evcli-{uuid.uuid4().hex[:6]}@test")
     try:
-        time.sleep(0.5)  # not a synchronisation: the command subscribes; events keep coming
         deadline = time.monotonic() + 20
         while proc.poll() is None and time.monotonic() < deadline:
             app.send_task("ev.add", (1, 2)).get(timeout=10)

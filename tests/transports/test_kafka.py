@@ -38,6 +38,7 @@ from celeriac.transports.kafka.consumer import KafkaQueueConsumer
 from tests.brokers import KAFKA_URL, require
 from tests.protocol.vectors import load, read_wire
 from tests.transports.raw_kafka import bootstrap
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.broker
 REPO = Path(__file__).resolve().parents[2]
@@ -52,18 +53,6 @@ def number(delivery: Delivery) -> int:
     value = decode_task(delivery.message).args[0]
     assert isinstance(value, int)
     return value
-
-
-def eventually(check: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
-    """Poll ``check`` until it returns something truthy (bounded)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"{what} not reached in {timeout}s")
-        time.sleep(0.05)
 
 
 def read_line(proc: subprocess.Popen[str], timeout: float) -> str:

@@ -14,6 +14,7 @@ from celeriac.protocol import WireMessage, decode_task, encode_task, new_task_me
 from celeriac.protocol.envelopes import json_envelope
 from celeriac.transports import Delivery, QueueSpec, TransportError, open_transport
 from celeriac.transports.memory import MemoryTransport
+from tests.waiting import eventually
 
 
 def wire(n: int, **options: object) -> WireMessage:
@@ -102,12 +103,15 @@ def test_threads_publishing_and_consuming_deliver_each_message_once() -> None:
     threads += [threading.Thread(target=produce, args=(p * 10_000,)) for p in range(producers)]
     for t in threads:
         t.start()
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
+
+    def all_seen() -> bool:
         with seen_lock:
-            if len(seen) >= producers * per_producer:
-                break
-        time.sleep(0.01)
+            return len(seen) >= producers * per_producer
+
+    try:
+        eventually(all_seen, 20, "every message consumed", interval=0.01)
+    except AssertionError:
+        pass  # the counts below say what is missing
     done.set()
     for t in threads:
         t.join(5)
@@ -192,9 +196,7 @@ def test_a_delayed_message_queues_by_the_time_it_became_ready() -> None:
     transport, queue = fresh()
     transport.publish(queue, wire(1), delay=0.3)
     transport.publish(queue, wire(2))
-    deadline = time.monotonic() + 5
-    while transport.queue_length(queue) < 2 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    eventually(lambda: transport.queue_length(queue) >= 2, 5, "both messages ready")
     transport.publish(queue, wire(3))
     with transport.consumer([queue], prefetch=3) as consumer:
         got = fetch_until(consumer, 3)

@@ -36,6 +36,7 @@ from celeriac.transports import (
 from celeriac.transports.redis import RedisTransport
 from interop import celery_env
 from tests.brokers import REDIS_URL, require, unique
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.broker
 
@@ -54,18 +55,6 @@ def number(delivery: Delivery) -> int:
     value = decode_task(delivery.message).args[0]
     assert isinstance(value, int)
     return value
-
-
-def eventually(check: Any, timeout: float = 10.0, what: str = "condition") -> Any:
-    """Poll ``check`` until it returns something truthy (bounded)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            pytest.fail(f"{what} not reached in {timeout}s", pytrace=False)
-        time.sleep(0.05)  # polling the server: nothing to block on
 
 
 @pytest.fixture

@@ -30,6 +30,7 @@ from celeriac.transports import (
 from celeriac.transports.sqlite import SQLiteTransport
 from celeriac.transports.sqlite.consumer import _claim_sql
 from celeriac.transports.sqlite.schema import DEFAULT_PATH
+from tests.waiting import eventually
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -239,9 +240,7 @@ def test_claims_go_by_priority_then_by_the_time_a_row_became_ready(
     transport.publish("q", wire(1), delay=0.3)
     transport.publish("q", wire(2))
     transport.publish("q", wire(3, priority=5), delay=0.3)
-    deadline = time.monotonic() + 5
-    while transport.queue_length("q") < 3 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    eventually(lambda: transport.queue_length("q") >= 3, 5, "three rows ready")
     transport.publish("q", wire(4))
     with transport.consumer(["q"], prefetch=4) as consumer:
         got = fetch_until(consumer, 4)

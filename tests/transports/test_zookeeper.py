@@ -37,6 +37,7 @@ from celeriac.transports.zookeeper.transport import MAX_NODE_BYTES
 from interop import celery_env
 from tests.brokers import ZOOKEEPER_URL, require, unique
 from tests.protocol.vectors import load
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.broker
 
@@ -53,18 +54,6 @@ def number(delivery: Delivery) -> int:
     value = decode_task(delivery.message).args[0]
     assert isinstance(value, int)
     return value
-
-
-def eventually(check: Any, timeout: float = 10.0, what: str = "condition") -> Any:
-    """Poll ``check`` until it returns something truthy (bounded)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached in {timeout}s")
-        time.sleep(0.05)
 
 
 def hosts() -> str:

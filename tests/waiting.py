@@ -1,0 +1,36 @@
+"""Bounded waits for tests: poll a condition until it holds or a deadline passes.
+
+For state another process or a server holds, there is no event to block on; polling with a
+deadline is the synchronisation, and a timeout fails the test naming what never happened.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+__all__ = ["eventually"]
+
+T = TypeVar("T")
+
+
+def eventually(
+    check: Callable[[], T], timeout: float = 10.0, what: str = "condition", interval: float = 0.02
+) -> T:
+    """``check()``'s first truthy value, polled every ``interval`` s for at most ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    tick = threading.Event()  # never set: its bounded wait is the pause between polls
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what} not reached in {timeout} s")
+        tick.wait(interval)
+
+
+def settled(check: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> None:
+    """Like :func:`eventually`, for a check whose value does not matter."""
+    eventually(lambda: bool(check()), timeout, what)
