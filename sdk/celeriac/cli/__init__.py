@@ -6,9 +6,11 @@ import click
 
 from .beat import beat
 from .calls import call, purge, result
+from .dashboard import dashboard
 from .demo import demo
 from .dlq import dlq
 from .events import events
+from .interop import interop
 from .protocol_demo import protocol_demo
 from .remote import control, inspect, status
 from .worker import worker
@@ -29,6 +31,7 @@ def main() -> None:
         celeriac dlq list default -A proj.tasks:app     # rejected messages and why
         celeriac beat -A proj.tasks:app                 # periodic tasks (one leader)
         celeriac inspect active -b redis://localhost     # what every worker runs now
+        celeriac dashboard -b redis://localhost          # live web page on 127.0.0.1:5555
     """
 
 
@@ -43,7 +46,9 @@ for command in (
     control,
     status,
     events,
+    dashboard,
     demo,
     protocol_demo,
+    interop,
 ):
     main.add_command(command)
