@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from . import serializers
 from .errors import ValidationError
 from .limits import DEFAULT_LIMITS, Limits
@@ -146,7 +148,9 @@ def decode_result(
         raise ValidationError("task_id", "must be a string")
     traceback = value.get("traceback")
     if traceback is not None and not isinstance(traceback, str):
-        raise ValidationError("traceback", "must be a string or null")
+        # celery-node 0.5.9 writes the return value (or the error object) here (SPEC Appendix B,
+        # N6): a traceback is only ever shown, so its JSON text is kept; never one on success.
+        traceback = None if status == "SUCCESS" else orjson.dumps(traceback).decode()
     children = value.get("children") or []
     if not isinstance(children, list):
         raise ValidationError("children", "must be a list")

@@ -194,7 +194,7 @@ def _send_worker_case(app: Any, case: Mapping[str, Any], queue: str) -> str:
     if "expires_in" in opts:
         options["expires"] = now_utc() + timedelta(seconds=float(opts["expires_in"]))
     if case.get("canvas") == "chain":
-        steps = [signature(s["task"], *s["args"]) for s in case["steps"]]
+        steps = [signature(s["task"], s["args"]) for s in case["steps"]]
         result = chain(*steps, app=app).apply_async(**options)
         return str(result.id)
     task_id = new_id()
