@@ -74,6 +74,7 @@ class EventReceiver:
         self.app = app
         self._transport = app.producer()
         self._subscription: Subscription | None = None
+        self._batch: list[dict[str, Any]] = []
 
     def __enter__(self) -> EventReceiver:
         self._subscription = self._transport.subscribe(EVENT_EXCHANGE)
@@ -90,6 +91,8 @@ class EventReceiver:
             raise RuntimeError("use EventReceiver as a context manager")
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
+            if self._batch:
+                return self._batch.pop(0)
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             message = self._subscription.get(timeout=left)
             if message is None:
@@ -100,6 +103,10 @@ class EventReceiver:
                 continue
             if isinstance(body, dict) and isinstance(body.get("type"), str):
                 return body
+            if isinstance(body, list):  # Celery workers send buffered task events as a list
+                self._batch = [
+                    e for e in body if isinstance(e, dict) and isinstance(e.get("type"), str)
+                ]
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         while True:

@@ -68,6 +68,8 @@ def test_task_lifecycle_from_celery_events() -> None:
     points = state.series()
     assert len(points) == 1 and points[0]["succeeded"] == 1 and points[0]["runtime"] == 0.25
     assert points[0]["wait"] == 0.5  # received to started
+    clock.now += 3  # quiet seconds are zeros, not gaps
+    assert [p["succeeded"] for p in state.series()] == [1, 0, 0, 0]
 
 
 def test_failure_keeps_exception_and_traceback() -> None:

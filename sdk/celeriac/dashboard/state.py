@@ -378,8 +378,14 @@ class State:
             return self._series_locked()
 
     def _series_locked(self) -> list[dict[str, Any]]:
+        if not self._series:
+            return []
+        # Every bucket from the first kept to now: a quiet second is zero throughput, not a gap.
+        last = int(self.clock() // self.bucket_seconds)
+        first = max(next(iter(self._series)), last - self.buckets + 1)
         points = []
-        for key, b in self._series.items():
+        for key in range(first, max(last, next(reversed(self._series))) + 1):
+            b = self._series.get(key) or _Bucket()
             points.append(
                 {
                     "t": key * self.bucket_seconds,

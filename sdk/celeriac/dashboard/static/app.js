@@ -280,12 +280,13 @@ function drawDetail(id) {
     ["name", task.name], ["state", task.state], ["worker", task.worker], ["queue", task.queue],
     ["args", task.args], ["kwargs", task.kwargs], ["result", task.result],
     ["exception", task.exception], ["retries", task.retries], ["eta", task.eta],
-    ["expires", task.expires], ["runtime", task.runtime], ["parent", task.parent_id],
+    ["expires", task.expires], ["runtime", task.runtime === null ? null : `${task.runtime.toFixed(4)} s`], ["parent", task.parent_id],
     ["root", task.root_id], ["retried as", task.retried_as],
     ...Object.entries(task.timestamps).map(([k, v]) => [k, clock(v)]),
   ].filter(([, v]) => v !== null && v !== undefined && v !== "");
   $("detail-fields").replaceChildren(...fields.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: text(v) })]));
   $("detail-traceback").textContent = text(task.traceback);
+  $("detail-traceback").hidden = !task.traceback;
 }
 
 function drawChart(svg, keys) {
