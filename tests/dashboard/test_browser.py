@@ -118,7 +118,7 @@ def running(tmp_path: Path) -> Iterator[Running]:
 
 
 def test_dashboard_in_chromium(running: Running, tmp_path: Path) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import Locator, expect, sync_playwright
 
     client = App(
         "dashboard_client",
@@ -156,12 +156,11 @@ def test_dashboard_in_chromium(running: Running, tmp_path: Path) -> None:
             ok = client.send_task("dash.add", (2, 3))
             hostile = client.send_task("dash.echo", (SCRIPT, IMG))
             flaky = client.send_task("dash.flaky", (str(flaky_marker),))
-            waiting = client.send_task("dash.touch", (str(touch_marker),), countdown=COUNTDOWN)
 
-            ok_row, hostile_row, flaky_row, waiting_row = (
-                page.locator(f'#tasks tr[data-task-id="{r.id}"]')
-                for r in (ok, hostile, flaky, waiting)
-            )
+            def row(task_id: str) -> Locator:
+                return page.locator(f'#tasks tr[data-task-id="{task_id}"]')
+
+            ok_row, hostile_row, flaky_row = (row(r.id) for r in (ok, hostile, flaky))
             expect(ok_row.locator(".state")).to_have_text("SUCCESS", timeout=WAIT_MS)
             expect(ok_row.locator(".name")).to_have_text("dash.add")
             expect(ok_row.locator(".worker")).to_have_text(running.hostname)
@@ -179,7 +178,9 @@ def test_dashboard_in_chromium(running: Running, tmp_path: Path) -> None:
             assert page.locator("#detail img, #detail script").count() == 0
 
             # Revoke the task that waits for its countdown, from the page.
-            expect(waiting_row.locator(".state")).to_have_text("PENDING")
+            waiting = client.send_task("dash.touch", (str(touch_marker),), countdown=COUNTDOWN)
+            waiting_row = row(waiting.id)
+            expect(waiting_row.locator(".state")).to_have_text("PENDING", timeout=WAIT_MS)
             waiting_row.locator('button[data-action="revoke"]').click()
             expect(page.locator("#toast")).to_contain_text("revoke: done", timeout=WAIT_MS)
             expect(waiting_row.locator(".state")).to_have_text(
@@ -199,15 +200,20 @@ def test_dashboard_in_chromium(running: Running, tmp_path: Path) -> None:
                 1, timeout=WAIT_MS
             )
 
-            # Search and filters narrow the table.
+            # Search and filters narrow the table (to this worker's tasks: other tests may share
+            # the broker).
+            shown_rows = page.locator("#tasks tbody tr")
+            page.select_option("#worker-filter", running.hostname)
+            expect(shown_rows).to_have_count(5)
             page.fill("#search", "dash.add")
-            expect(page.locator("#tasks tbody tr")).to_have_count(1)
+            expect(shown_rows).to_have_count(1)
+            expect(shown_rows).to_have_attribute("data-task-id", ok.id)
             page.fill("#search", "")
             page.select_option("#state-filter", "REVOKED")
-            expect(page.locator("#tasks tbody tr")).to_have_count(1)
-            expect(page.locator("#tasks tbody tr")).to_have_attribute("data-task-id", waiting.id)
+            expect(shown_rows).to_have_count(1)
+            expect(shown_rows).to_have_attribute("data-task-id", waiting.id)
             page.select_option("#state-filter", "")
-            expect(page.locator("#tasks tbody tr")).to_have_count(5)
+            page.select_option("#worker-filter", "")
 
             # A rate limit set from the page reaches the worker, which answers.
             page.fill("#rate-task", "dash.add")
