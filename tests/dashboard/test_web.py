@@ -85,6 +85,11 @@ def test_everything_but_the_page_refuses_without_the_token(board: Dashboard) -> 
     assert board.state.task("t-1")["retried_as"] is None  # type: ignore[index]
 
 
+def test_an_empty_token_is_no_token(board: Dashboard) -> None:
+    web = client(board, token="")
+    assert web.get("/api/info").json()["token_required"] is False
+
+
 def test_the_token_opens_data_and_actions(board: Dashboard) -> None:
     web = client(board)
     bearer = {"authorization": f"Bearer {TOKEN}"}

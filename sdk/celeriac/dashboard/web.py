@@ -95,6 +95,7 @@ def create_app(
     tick: float = 0.5,
 ) -> ASGIApp:
     """The ASGI application serving ``dashboard`` (start its threads separately)."""
+    token = token or None  # an empty token would be matched by an empty header
     session = session_value(token) if token else None
 
     def authorized(request: Request) -> bool:
