@@ -55,7 +55,12 @@ def main() -> None:
     for name, result in sent if wait else []:
         try:
             value = result.get(timeout=wait, propagate=False)
-            status = result.status
+            # a GroupResult has no status of its own: it succeeded when every member did
+            status = (
+                result.status
+                if hasattr(result, "status")
+                else ("SUCCESS" if result.successful() else "FAILURE")
+            )
             value = value if status == "SUCCESS" else repr(value)
         except Exception as exc:
             status, value = f"ERROR {exc!r}", None

@@ -194,9 +194,13 @@ def _send_worker_case(app: Any, case: Mapping[str, Any], queue: str) -> str:
     if "expires_in" in opts:
         options["expires"] = now_utc() + timedelta(seconds=float(opts["expires_in"]))
     if case.get("canvas") == "chain":
-        steps = [signature(s["task"], s["args"]) for s in case["steps"]]
-        result = chain(*steps, app=app).apply_async(**options)
-        return str(result.id)
+        ids = [new_id() for _ in case["steps"]]
+        steps = [
+            signature(s["task"], s["args"], options={"task_id": i, "queue": queue})
+            for s, i in zip(case["steps"], ids, strict=True)
+        ]
+        chain(*steps, app=app).apply_async(**options)
+        return ids[-1]  # the last step's record holds the chain's outcome
     task_id = new_id()
     app.send_task(case["task"], case["args"], case["kwargs"], task_id=task_id, **options)
     return task_id
