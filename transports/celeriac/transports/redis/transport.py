@@ -210,26 +210,33 @@ class RedisTransport(Transport):
 
     # -- broadcast ------------------------------------------------------------------------------
     def broadcast(self, exchange: str, message: WireMessage) -> None:
-        envelope = _pack(message, exchange=exchange, routing_key="")
+        # Kombu's fanout patterns: a routed message (Celery's events: "task.succeeded") goes to
+        # "<exchange>/<routing key>", where Celery's event receivers listen ("/0.celeryev/*").
+        key = str(message.headers.get("routing_key") or "")
+        channel = self.keys.fanout(exchange) + (f"/{key}" if key else "")
+        envelope = _pack(message, exchange=exchange, routing_key=key)
         with self.errors(f"broadcast to {exchange!r}"):
-            self.connected().publish(self.keys.fanout(exchange), envelope)
+            self.connected().publish(channel, envelope)
 
     def subscribe(self, exchange: str) -> Subscription:
         return RedisSubscription(self, exchange)
 
 
 class RedisSubscription(Subscription):
-    """PSUBSCRIBE to Kombu's fanout channel of an exchange, as a Kombu consumer does."""
+    """PSUBSCRIBE to Kombu's fanout channels of an exchange, as a Kombu consumer bound with
+    ``#`` does: the exchange's own channel and its routed ones (``<exchange>/<routing key>``)."""
 
     def __init__(self, transport: RedisTransport, exchange: str) -> None:
         self.transport = transport
         self.exchange = exchange
         self.pubsub = transport.connected().pubsub()  # type: ignore[no-untyped-call]
+        channel = escape_glob(transport.keys.fanout(exchange))
+        patterns = (channel, f"{channel}/*")
         with transport.errors(f"subscribe to {exchange!r}"):
-            self.pubsub.psubscribe(escape_glob(transport.keys.fanout(exchange)))
+            self.pubsub.psubscribe(*patterns)
             # Registered once the server confirms: a broadcast sent after this returns is ours.
-            confirmed = self.pubsub.get_message(timeout=5.0)
-        if confirmed is None or confirmed.get("type") != "psubscribe":
+            confirmed = [self.pubsub.get_message(timeout=5.0) for _ in patterns]
+        if any(c is None or c.get("type") != "psubscribe" for c in confirmed):
             raise transport.unavailable(f"subscribe to {exchange!r}", TimeoutError("no reply"))
 
     def get(self, timeout: float | None = 1.0) -> WireMessage | None:
