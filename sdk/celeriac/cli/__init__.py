@@ -10,6 +10,7 @@ from .dashboard import dashboard
 from .demo import demo
 from .dlq import dlq
 from .events import events
+from .interop import interop
 from .protocol_demo import protocol_demo
 from .remote import control, inspect, status
 from .worker import worker
@@ -48,5 +49,6 @@ for command in (
     dashboard,
     demo,
     protocol_demo,
+    interop,
 ):
     main.add_command(command)
