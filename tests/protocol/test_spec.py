@@ -10,7 +10,9 @@ from .vectors import VECTORS, all_vectors
 SPEC = (VECTORS.parent / "SPEC.md").read_text(encoding="utf-8")
 # `captured/redis/plain_args`, `captured/*/unicode`, `synthetic/kafka/*.json`, with or without
 # the protocol/vectors/ prefix; placeholders such as <case> or X are not references.
-_REF = re.compile(r"`(?:protocol/vectors/)?((?:captured|synthetic|malformed)/[A-Za-z0-9_./*-]+)`")
+_REF = re.compile(
+    r"`(?:protocol/vectors/)?((?:captured|synthetic|malformed|foreign)/[A-Za-z0-9_./*-]+)`"
+)
 
 
 def _expand(ref: str) -> list[Path]:
