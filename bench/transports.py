@@ -143,6 +143,18 @@ def raw_pika(count: int) -> tuple[float, float]:
     return publish, consume
 
 
+def payload_size() -> int:
+    """Bytes of the JSON envelope of the benchmark's no-op message."""
+    return len(json_envelope.pack(new_task_message("bench.noop", (1, 2))))
+
+
+def url_for(name: str) -> str:
+    """The broker URL of a transport with a server (a fresh ZooKeeper chroot each time)."""
+    if name == "zookeeper":
+        return f"{ZOOKEEPER_URL}/bench-{uuid.uuid4().hex[:8]}"
+    return {"redis": REDIS_URL, "amqp": AMQP_URL, "sqs": SQS_URL, "kafka": KAFKA_URL}[name]
+
+
 def _ratio(a: float, b: float | None) -> str:
     return f"{a / b:.0%}" if b else "-"
 
