@@ -240,9 +240,9 @@ class QueueReader(ConsumerRebalanceListener):  # type: ignore[misc]
                 self.kc.pause(*(want - paused))
             if (paused - want) & assigned:
                 self.kc.resume(*((paused - want) & assigned))
-                workarounds.unpark(self.kc)
         except kerrors.IllegalStateError:
             pass  # the assignment changed meanwhile; the next step pauses against the new one
+        workarounds.unpark(self.kc)
 
     def relay_due(self) -> None:
         """Produce the due delayed records to the queue, then let their offsets be committed."""

@@ -39,6 +39,21 @@ class MessageTooLarge(TransportError):
     """A record larger than the broker takes (message.max.bytes)."""
 
 
+#: kafka-python's errors for "the broker cannot be reached now" (NoBrokersAvailable is gone
+#: from 3.0; naming it in an except clause raised AttributeError while handling the real error).
+_UNAVAILABLE: tuple[type[BaseException], ...] = tuple(
+    getattr(kerrors, name)
+    for name in (
+        "KafkaTimeoutError",
+        "NoBrokersAvailable",
+        "KafkaConnectionError",
+        "NodeNotReadyError",
+        "BrokerNotAvailableError",
+    )
+    if hasattr(kerrors, name)
+)
+
+
 class KafkaTransport(Transport):
     """``kafka://host:port[,host:port]`` through kafka-python.
 
@@ -138,12 +153,7 @@ class KafkaTransport(Transport):
             yield
         except kerrors.MessageSizeTooLargeError as exc:
             raise self.too_large(what, None, exc) from None
-        except (
-            kerrors.KafkaTimeoutError,
-            kerrors.NoBrokersAvailable,
-            kerrors.KafkaConnectionError,
-            kerrors.NodeNotReadyError,
-        ) as exc:
+        except _UNAVAILABLE as exc:
             raise self.unavailable(what, exc) from exc
         except kerrors.KafkaError as exc:
             raise TransportError(f"Kafka at {self.address}: could not {what}: {exc}") from exc

@@ -63,10 +63,17 @@ def request_rejoin(consumer: Any) -> None:
 
 
 def unpark(consumer: Any) -> None:
-    """Records parked while their partition was paused are only restored when the fetcher's
-    current batch is None, but an exhausted batch stays in place (empty, not None): a resumed
-    partition would never be read again. Call after resuming partitions."""
+    """Records fetched for a partition that was paused while they were next in line are parked,
+    and the partition is left out of every fetch until they are restored; but they are restored
+    only when no other partition's batch holds the in-line slot, which under steady traffic is
+    never: the partition would never be read again (its records stranded with a live owner).
+    Dropping the parked batch of a partition no longer paused makes the next fetch read it again
+    from its position (nothing parked was handed out). Call before every poll."""
     fetcher = getattr(consumer, "_fetcher", None)
-    current = getattr(fetcher, "_next_partition_records", None)
-    if current is not None and not current:
-        fetcher._next_partition_records = None  # type: ignore[union-attr]
+    parked = getattr(fetcher, "_paused_partition_records", None)
+    subscription = getattr(consumer, "_subscription", None)
+    if not parked or subscription is None:
+        return
+    for tp in list(parked):
+        if not subscription.is_paused(tp):
+            parked.pop(tp).drain()
