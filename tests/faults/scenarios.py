@@ -206,7 +206,33 @@ def sigkill_workers(setup: Setup, tasks: int, kills: int, timeout: float = 240) 
             procs[victim] = start_worker(env, log)
             row.faults += 1
         row.recover_s = wait_all_ran(setup.ledger, accepted, timeout)
-    return tally(row, setup.ledger, accepted)
+    row = tally(row, setup.ledger, accepted)
+    if row.lost and setup.transport == "kafka":
+        row.note = kafka_offsets(setup)
+    return row
+
+
+def kafka_offsets(setup: Setup) -> str:
+    """Where a Kafka queue's group stands, partition by partition (for a loss's report)."""
+    import kafka
+    from kafka.structs import TopicPartition
+
+    servers = urlsplit(setup.broker).netloc
+    group = f"celeriac.{setup.queue}"
+    admin = kafka.KafkaAdminClient(bootstrap_servers=servers)
+    reader = kafka.KafkaConsumer(bootstrap_servers=servers)
+    try:
+        tps = [TopicPartition(setup.queue, p) for p in reader.partitions_for_topic(setup.queue)]
+        ends = reader.end_offsets(tps)
+        done = admin.list_group_offsets(group).get(group, {})
+        return "; ".join(
+            f"p{tp.partition}: end {ends[tp]}, committed "
+            + (f"{done[tp].offset} (handed out {done[tp].metadata})" if tp in done else "none")
+            for tp in sorted(tps)
+        )
+    finally:
+        reader.close()
+        admin.close()
 
 
 def broker_restart(setup: Setup, tasks: int, timeout: float = 240) -> Row:

@@ -29,11 +29,8 @@ FAULTS: dict[str, tuple[str, ...]] = {
     "kafka": ("sigkill", "broker-restart"),
     "zookeeper": ("sigkill", "broker-restart", "network-cut"),
 }
-#: Known losses, kept visible (XFAIL/XPASS in the run) until fixed: with the kills landing
-#: mid-run, Kafka lost 15 of 200 tasks in one of two runs (stuck with no consumer for 240 s).
-KNOWN_LOSSES = {
-    ("kafka", "sigkill"): "Kafka: records of SIGKILLed consumers sometimes never come back (open)",
-}
+#: Known losses, kept visible (XFAIL/XPASS in the run) until fixed: (transport, scenario) -> why.
+KNOWN_LOSSES: dict[tuple[str, str], str] = {}
 CASES = [
     pytest.param(t, s, id=f"{t}-{s}", marks=pytest.mark.xfail(reason=KNOWN_LOSSES[(t, s)]))
     if (t, s) in KNOWN_LOSSES
