@@ -117,3 +117,34 @@ def test_deviations_only_for_the_named_client() -> None:
     assert ("headers.present", "headers.root_id") in _failed(plain)
     assert _failed(node) == set()
     assert any(o.status == "deviation" and o.deviation.startswith("B.1 N1") for o in node)
+
+
+def test_a_huge_message_fails_the_size_check_with_the_limit() -> None:
+    from celeriac.protocol import Limits
+
+    body = json.dumps([["x" * 300_000, 1], {}, EMBED]).encode()
+    raw = RawMessage(
+        "json",
+        "q",
+        now_utc(),
+        data=_envelope(_headers(task="interop.echo"), body),
+        broker="redis",
+        list_key="q",
+    )
+    outcomes, _ = check_message(raw, CLIENT_CASES, limits=Limits(max_message_bytes=256 * 1024))
+    size = [o for o in outcomes if o.check == "envelope.size"]
+    assert [o.status for o in size] == [FAIL]
+    assert "more than the limit of 262144" in size[0].reason
+
+
+def test_a_client_that_sends_nothing_is_reported_not_waited_for() -> None:
+    import time
+
+    from celeriac.interop.verify import verify_client
+
+    started = time.monotonic()
+    report = verify_client(f"memory://silent-{uuid.uuid4().hex[:8]}", "q", timeout=1.0)
+    assert time.monotonic() - started < 15
+    missing = [o for o in report.outcomes if o.check == "case.received"]
+    assert missing and all(o.status == FAIL for o in missing)
+    assert {o.case for o in missing} == {c["name"] for c in CLIENT_CASES}
