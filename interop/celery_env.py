@@ -44,14 +44,17 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "CELERY_VERSION",
+    "E2E_DIR",
     "KOMBU_VERSION",
     "REQUIREMENTS",
     "CeleryEnvError",
     "CeleryWorker",
     "celery_python",
+    "e2e_worker",
     "ensure",
     "run_script",
     "venv_dir",
@@ -398,6 +401,27 @@ class CeleryWorker:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+#: The Celery app of the interop tests (``e2e.add``, ``e2e.fail``, ...), twin of our own.
+E2E_DIR = Path(__file__).resolve().parent / "e2e"
+
+
+def e2e_worker(
+    broker_url: str, queue: str, hostname: str, *, extra_args: Sequence[str] = (), **options: Any
+) -> CeleryWorker:
+    """A Celery worker of the e2e app consuming ``queue`` (start it with ``with``)."""
+    return CeleryWorker(
+        E2E_DIR,
+        "e2e_celery_app",
+        broker_url=broker_url,
+        queues=[queue],
+        hostname=hostname,
+        env={"CELERIAC_E2E_QUEUE": queue},
+        ready_timeout=90.0,
+        extra_args=extra_args,
+        **options,
+    )
 
 
 def _looks_ready(log_text: str) -> bool:

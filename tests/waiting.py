@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-__all__ = ["eventually"]
+__all__ = ["collect", "eventually"]
 
 T = TypeVar("T")
 
@@ -34,3 +34,17 @@ def eventually(
 def settled(check: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> None:
     """Like :func:`eventually`, for a check whose value does not matter."""
     eventually(lambda: bool(check()), timeout, what)
+
+
+def collect(
+    next_item: Callable[..., T | None], until: Callable[[list[T]], bool], timeout: float
+) -> list[T]:
+    """Items from ``next_item(timeout=...)`` until ``until(items)`` holds or ``timeout`` s pass
+    (the caller asserts on what came)."""
+    items: list[T] = []
+    deadline = time.monotonic() + timeout
+    while not until(items) and time.monotonic() < deadline:
+        found = next_item(timeout=min(0.5, max(deadline - time.monotonic(), 0.0)))
+        if found is not None:
+            items.append(found)
+    return items

@@ -32,16 +32,7 @@ def test_dashboard_follows_and_steers_a_celery_worker() -> None:
     )
     board.start()
     try:
-        with celery_env.CeleryWorker(
-            E2E_DIR,
-            "e2e_celery_app",
-            broker_url=REDIS_URL,
-            queues=[queue],
-            hostname=hostname,
-            env={"CELERIAC_E2E_QUEUE": queue},
-            ready_timeout=90.0,
-            extra_args=["-E"],
-        ) as worker:
+        with celery_env.e2e_worker(REDIS_URL, queue, hostname, extra_args=["-E"]) as worker:
             ok = client.send_task("e2e.add", (2, 3))
             bad = client.send_task("e2e.fail", ("boom",))
             held = client.send_task("e2e.add", (4, 4), countdown=6)

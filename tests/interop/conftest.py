@@ -8,6 +8,20 @@ if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
 
+import pytest  # noqa: E402
+
+
+@pytest.fixture(params=["rabbitmq", "redis"])
+def broker(request: pytest.FixtureRequest) -> str:
+    """Each broker Celery and Celeriac share in these tests, with Celery's venv ready."""
+    from interop import celery_env
+    from tests.brokers import AMQP_URL, REDIS_URL, require
+
+    require(str(request.param))
+    celery_env.ensure(quiet=True)
+    return {"redis": REDIS_URL, "rabbitmq": AMQP_URL}[str(request.param)]
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):  # type: ignore[no-untyped-def]
     """Print the interop matrix (tests/interop/test_matrix.py) when any of it ran."""
     from tests.interop.harnesses import MATRIX

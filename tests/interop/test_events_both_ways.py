@@ -10,7 +10,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,31 +18,10 @@ from celeriac import App
 from celeriac.events import EventReceiver
 from celeriac.worker.consumer import run_worker, stop_worker
 from interop import celery_env
-from tests.brokers import AMQP_URL, REDIS_URL, require, unique
+from tests.brokers import unique
+from tests.waiting import collect
 
 pytestmark = [pytest.mark.celery, pytest.mark.broker]
-
-E2E_DIR = Path(__file__).resolve().parents[2] / "interop" / "e2e"
-BROKERS = {"redis": REDIS_URL, "rabbitmq": AMQP_URL}
-
-
-@pytest.fixture(params=sorted(BROKERS))
-def broker(request: pytest.FixtureRequest) -> str:
-    require(str(request.param))
-    celery_env.ensure(quiet=True)
-    return BROKERS[str(request.param)]
-
-
-def _collect(
-    receiver: EventReceiver, until: Callable[[list[dict[str, Any]]], bool], timeout: float = 60
-) -> list[dict[str, Any]]:
-    seen: list[dict[str, Any]] = []
-    deadline = time.monotonic() + timeout
-    while not until(seen) and time.monotonic() < deadline:
-        found = receiver.next(timeout=0.5)
-        if found is not None:
-            seen.append(found)
-    return seen
 
 
 def test_celeriac_receiver_sees_a_celery_workers_events(broker: str) -> None:
@@ -53,23 +31,14 @@ def test_celeriac_receiver_sees_a_celery_workers_events(broker: str) -> None:
     try:
         with (
             EventReceiver(app) as receiver,
-            celery_env.CeleryWorker(
-                E2E_DIR,
-                "e2e_celery_app",
-                broker_url=broker,
-                queues=[work_queue],
-                hostname=hostname,
-                env={"CELERIAC_E2E_QUEUE": work_queue},
-                ready_timeout=90.0,
-                extra_args=["-E"],
-            ),
+            celery_env.e2e_worker(broker, work_queue, hostname, extra_args=["-E"]),
         ):
             sent = app.send_task("e2e.add", (2, 3))
 
             def done(seen: list[dict[str, Any]]) -> bool:
                 return any(e["type"] == "task-succeeded" and e.get("uuid") == sent.id for e in seen)
 
-            events = _collect(receiver, done)
+            events = collect(receiver.next, done, 60)
     finally:
         app.close()
     # (The harness runs Celery --without-heartbeat, so its worker events are off.)

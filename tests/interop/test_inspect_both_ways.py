@@ -9,7 +9,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -18,19 +17,9 @@ from celeriac import App
 from celeriac.cli import main
 from celeriac.worker.consumer import run_worker, stop_worker
 from interop import celery_env
-from tests.brokers import AMQP_URL, REDIS_URL, require, unique
+from tests.brokers import unique
 
 pytestmark = [pytest.mark.celery, pytest.mark.broker]
-
-E2E_DIR = Path(__file__).resolve().parents[2] / "interop" / "e2e"
-BROKERS = {"redis": REDIS_URL, "rabbitmq": AMQP_URL}
-
-
-@pytest.fixture(params=sorted(BROKERS))
-def broker(request: pytest.FixtureRequest) -> str:
-    require(str(request.param))
-    celery_env.ensure(quiet=True)
-    return BROKERS[str(request.param)]
 
 
 def celery_cli(broker: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -90,16 +79,7 @@ def test_celery_inspect_ping_and_active_answered_by_celeriac(
 def test_celeriac_inspect_answered_by_celery(broker: str) -> None:
     queue = unique("celery-inspected")
     hostname = f"celery-{uuid.uuid4().hex[:6]}@test"
-    with celery_env.CeleryWorker(
-        E2E_DIR,
-        "e2e_celery_app",
-        broker_url=broker,
-        queues=[queue],
-        hostname=hostname,
-        env={"CELERIAC_E2E_QUEUE": queue},
-        ready_timeout=90.0,
-        extra_args=["--without-heartbeat"],
-    ):
+    with celery_env.e2e_worker(broker, queue, hostname, extra_args=["--without-heartbeat"]):
         runner = CliRunner()
         args = ["-b", broker, "-d", hostname, "-t", "10", "--json"]
         result = runner.invoke(main, ["inspect", "ping", *args])

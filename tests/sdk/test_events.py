@@ -21,7 +21,7 @@ from celeriac.worker.consumer import run_worker, stop_worker
 from tests.brokers import REDIS_URL, require
 from tests.sdk.test_worker import E2E_TRANSPORTS
 from tests.transports.conftest import url_for
-from tests.waiting import eventually
+from tests.waiting import collect, eventually
 
 REPO = Path(__file__).resolve().parents[2]
 CELERIAC = str(Path(sys.executable).with_name("celeriac"))
@@ -50,13 +50,7 @@ def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[App]:
 
 
 def _collect(receiver: EventReceiver, until: Any, timeout: float = 30) -> list[dict[str, Any]]:
-    seen: list[dict[str, Any]] = []
-    deadline = time.monotonic() + timeout
-    while not until(seen) and time.monotonic() < deadline:
-        found = receiver.next(timeout=0.5)
-        if found is not None:
-            seen.append(found)
-    return seen
+    return collect(receiver.next, until, timeout)
 
 
 def _types(events: list[dict[str, Any]], uuid_: str) -> list[str]:
