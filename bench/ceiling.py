@@ -81,6 +81,45 @@ def pika_publish_body_only(count: int) -> float:
     return rate
 
 
+def pika_publish_confirmed(count: int) -> float:
+    """A bare pika loop that waits for each publisher confirm (persistent messages, Celery's
+    headers): the most a publisher that returns only once the broker has the message can do."""
+    import pika
+
+    from celeriac.transports.amqp.connection import parameters
+
+    am = amqp_envelope.pack(_message())
+    queue = f"bench.raw.{uuid.uuid4().hex[:8]}"
+    with pika.BlockingConnection(parameters(AMQP_URL)) as conn:
+        ch = conn.channel()
+        ch.queue_declare(queue, durable=True)
+        ch.confirm_delivery()
+        props = pika.BasicProperties(**am.properties)
+        start = time.perf_counter()
+        for _ in range(count):
+            ch.basic_publish("", queue, am.body, props, mandatory=True)
+        rate = count / (time.perf_counter() - start)
+        ch.queue_delete(queue)
+    return rate
+
+
+def redis_one_by_one(count: int) -> float:
+    """redis-py LPUSH of the same envelope, one command (and round trip) each: the most a
+    publisher that returns only once Redis has the message can do from one connection."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    key = f"bench.ceiling.{uuid.uuid4().hex[:8]}"
+    entry = json_envelope.pack_wire(encode_task(_message()), routing_key=key)
+    start = time.perf_counter()
+    for _ in range(count):
+        client.lpush(key, entry)
+    rate = count / (time.perf_counter() - start)
+    client.delete(key)
+    client.close()
+    return rate
+
+
 def pika_practical(count: int) -> float:
     """pika with prefetch 1,000: decode each body with orjson, call an empty function, ack
     every 500 (the messages carry Celery's headers, which pika decodes in pure Python)."""
@@ -91,15 +130,16 @@ def pika_practical(count: int) -> float:
     am = amqp_envelope.pack(_message())
     queue = f"bench.ceiling.{uuid.uuid4().hex[:8]}"
     with pika.BlockingConnection(parameters(AMQP_URL)) as conn:
-        ch = conn.channel()
-        ch.queue_declare(queue, durable=True)
-        ch.tx_select()
+        tx = conn.channel()  # a channel of its own: acks on a tx channel wait for a commit
+        tx.queue_declare(queue, durable=True)
+        tx.tx_select()
         props = pika.BasicProperties(**am.properties)
         for i in range(count):
-            ch.basic_publish("", queue, am.body, props)
+            tx.basic_publish("", queue, am.body, props)
             if i % 1000 == 999:
-                ch.tx_commit()
-        ch.tx_commit()
+                tx.tx_commit()
+        tx.tx_commit()
+        ch = conn.channel()
         ch.basic_qos(prefetch_count=1000)
         done = 0
         start = time.perf_counter()
@@ -128,11 +168,16 @@ def redis_raw(count: int) -> dict[str, float]:
 def measure(broker: str, count: int) -> dict[str, float]:
     """Every ceiling figure for ``broker`` (redis or amqp), messages per second."""
     if broker == "redis":
-        return {**redis_raw(count), "practical_drain": redis_practical(count)}
+        return {
+            **redis_raw(count),
+            "raw_publish_one_by_one": redis_one_by_one(min(count, 20_000)),
+            "practical_drain": redis_practical(count),
+        }
     publish, consume = raw_pika(count)
     return {
         "raw_publish": pika_publish_body_only(count),
         "raw_publish_headers": publish,
+        "raw_publish_confirmed": pika_publish_confirmed(min(count, 5_000)),
         "raw_consume": consume,
         "practical_drain": pika_practical(count),
     }

@@ -229,8 +229,12 @@ def _tables(results: dict[str, Any]) -> list[tuple[str, list[str], list[list[str
         if ceiling:
             rows = []
             labels = {
-                "raw_publish": "raw publish (redis-benchmark LPUSH -P 100 / bare pika, body only)",
+                "raw_publish": "raw publish (redis-benchmark LPUSH -P 100 / bare pika, body only, "
+                "no confirms)",
                 "raw_publish_headers": "bare pika publish with Celery's headers",
+                "raw_publish_one_by_one": "redis-py LPUSH one at a time (a round trip each)",
+                "raw_publish_confirmed": "bare pika publish with Celery's headers, each "
+                "confirmed (persistent)",
                 "raw_consume": "raw consume (redis-benchmark RPOP -P 100 / bare pika)",
                 "practical_drain": "practical Python ceiling (same client, orjson, empty "
                 "function, batched acks)",
@@ -256,7 +260,7 @@ def _tables(results: dict[str, Any]) -> list[tuple[str, list[str], list[list[str
             tables.append((title, ["system", "local", "2 ms away", "kept"], rows))
         io = data.get("io", {})
         if io:
-            rows = [[f"{p} x{r['concurrency']}", f"{r['tasks']:,}", _rate(r["rate"]),
+            rows = [[f"{p} x{r['concurrency']:.0f}", f"{r['tasks']:,.0f}", _rate(r["rate"]),
                      _rate(r["ceiling"]), f"{r['fraction']:.0%}", f"{r['peak']:,.0f}"]
                     for p, r in io.items()]  # fmt: skip
             tables.append(
