@@ -52,6 +52,8 @@ log = logging.getLogger("celeriac.worker")
 _ASYNC_SIDE_THREADS = 8
 # A message due this close to now runs at once rather than going back for the wait.
 _ETA_SLACK = 0.05
+# How often a busy worker reads its control channel (an idle one reads it every turn).
+_CONTROL_EVERY = 0.02
 
 
 def signing_keys(app: App) -> dict[str, str]:
@@ -285,8 +287,14 @@ class Worker:
     ) -> None:
         in_flight = 0
         pause = 0.1
+        control_at = 0.0
         while not self._stop.is_set():
-            self._control(control, transport)
+            now = time.monotonic()
+            if now >= control_at:
+                # Not every turn: polling the control channel costs a broker read, and a
+                # busy loop turns thousands of times a second.
+                control_at = now + _CONTROL_EVERY
+                self._control(control, transport)
             if self.send_events and time.monotonic() >= self._heartbeat_at:
                 self._heartbeat_at = time.monotonic() + 2.0  # Celery's heartbeat frequency
                 self._emit("worker-heartbeat", **worker_fields(len(self.active), self.processed))

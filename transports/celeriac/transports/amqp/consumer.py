@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import collections
 import time
 from collections.abc import Iterable, Sequence
@@ -59,8 +60,16 @@ def _props_dict(props: pika.BasicProperties) -> dict[str, Any]:
     return out
 
 
+_PLAIN = (str, int, float, bool, type(None))
+
+
 def _decode_bytes(value: Any) -> Any:
     """pika hands header strings back as str but long strings as bytes; make them text."""
+    if type(value) is dict:
+        # The common case first: a header table of plain values is kept as it is.
+        if all(type(v) in _PLAIN for v in value.values()):
+            return value
+        return {k: v if type(v) in _PLAIN else _decode_bytes(v) for k, v in value.items()}
     if isinstance(value, bytes):
         try:
             return value.decode("utf-8")
@@ -142,10 +151,32 @@ class AmqpConsumer(Consumer):
         return delivery.tag in self.unsettled and delivery.tag[0] == self.t.generation
 
     def ack(self, deliveries: Iterable[Delivery]) -> None:
+        """One write for the whole batch: the tags below every delivery still out are acked
+        with one ``multiple`` ack, the rest one by one, and the frames flushed once (pika's
+        ``basic_ack`` alone flushes, and so runs its I/O loop, for every tag)."""
+        tags = []
         for d in deliveries:
             if self._live(d):
-                self._settle(lambda d=d: self.ch.basic_ack(d.tag[1]))
+                tags.append(d.tag[1])
             self.unsettled.pop(d.tag, None)
+        if not tags:
+            return
+        tags.sort()
+        generation = self.t.generation
+        # Deliveries still buffered carry higher tags than any fetched one (one channel, in
+        # order), so only the unsettled ones can sit below a tag acked here.
+        lowest_out = min((t for g, t in self.unsettled if g == generation), default=None)
+        cut = len(tags) if lowest_out is None else bisect.bisect_left(tags, lowest_out)
+
+        def send() -> None:
+            impl = self.ch._impl  # the channel under pika's blocking wrapper: no flush per call
+            if cut:
+                impl.basic_ack(tags[cut - 1], multiple=True)
+            for tag in tags[cut:]:
+                impl.basic_ack(tag)
+            self.ch._flush_output()
+
+        self._settle(send)
 
     def _settle(self, action: Any) -> None:
         try:
