@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -15,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from celeriac.protocol import TaskMessage
 
+from .. import signals
 from ..exceptions import SoftTimeLimitExceeded, TaskRevokedError
 from ..task import _request
-from .execute import Outcome, prepare, settle_failure, settle_success
+from .execute import Outcome, log, prepare, settle_failure, settle_success
 
 if TYPE_CHECKING:
     from ..app import App
@@ -37,16 +39,34 @@ class AsyncioPool:
                                         daemon=True)  # fmt: skip
         self._thread.start()
         self.tasks: dict[str, asyncio.Task[Any]] = {}
+        self._outer: set[asyncio.Task[Outcome]] = set()
 
     def submit(self, msg: TaskMessage, queue: str, revoked: set[str],
                done: Callable[[Outcome], None]) -> None:  # fmt: skip
         """Start an async task; ``done`` is called with its outcome (from the loop thread)."""
-        future = asyncio.run_coroutine_threadsafe(self._run(msg, queue, revoked), self.loop)
-        future.add_done_callback(lambda f: done(_outcome(f)))
+        # One wake-up of the loop and no cross-thread future per task (run_coroutine_threadsafe
+        # makes both a concurrent Future, with its Condition, and an asyncio one).
+        self.loop.call_soon_threadsafe(self._spawn, msg, queue, revoked, done)
+
+    def _spawn(self, msg: TaskMessage, queue: str, revoked: set[str],
+               done: Callable[[Outcome], None]) -> None:  # fmt: skip
+        outer = self.loop.create_task(self._run(msg, queue, revoked))
+        self._outer.add(outer)  # the loop keeps only weak references to its tasks
+
+        def finished(task: asyncio.Task[Outcome]) -> None:
+            self._outer.discard(task)
+            done(_outcome(task))
+
+        outer.add_done_callback(finished)
 
     async def _run(self, msg: TaskMessage, queue: str, revoked: set[str]) -> Outcome:
         loop = asyncio.get_running_loop()
-        prepared = await loop.run_in_executor(self.threads, prepare, self.app, msg, queue, revoked)
+        if _quiet_before(self.app, msg, revoked):
+            prepared = prepare(self.app, msg, queue, revoked)  # no I/O: no thread hop
+        else:
+            prepared = await loop.run_in_executor(
+                self.threads, prepare, self.app, msg, queue, revoked
+            )
         if isinstance(prepared, Outcome):
             return prepared
         task, request = prepared
@@ -77,6 +97,8 @@ class AsyncioPool:
             )
         finally:
             self.tasks.pop(msg.id, None)
+        if _quiet_after(self.app, task, msg):
+            return settle_success(self.app, task, msg, result, queue)  # nothing to store or send
         return await loop.run_in_executor(
             self.threads, settle_success, self.app, task, msg, result, queue
         )
@@ -94,9 +116,33 @@ class AsyncioPool:
         self.loop.close()
 
 
+def _quiet_before(app: App, msg: TaskMessage, revoked: set[str]) -> bool:
+    """True when ``prepare`` will not touch the result backend (so it may run on the loop)."""
+    task = app.tasks.get(msg.task)
+    return (
+        task is not None
+        and msg.id not in revoked
+        and msg.headers.expires is None
+        and not task.option("track_started")
+    )
+
+
+def _quiet_after(app: App, task: Any, msg: TaskMessage) -> bool:
+    """True when ``settle_success`` has nothing to store or send and no receiver to call."""
+    ignored = msg.headers.ignore_result or task.option("ignore_result")
+    return (
+        (ignored or not app.conf.result_backend)
+        and not msg.embed.callbacks
+        and not msg.embed.chain
+        and msg.embed.chord is None
+        and not signals.task_success
+        and not log.isEnabledFor(logging.INFO)
+    )
+
+
 def _outcome(future: Any) -> Outcome:
     try:
         outcome: Outcome = future.result()
-    except Exception as exc:  # the backend or broker failed while settling the task
+    except (Exception, asyncio.CancelledError) as exc:  # the backend or broker failed
         return Outcome("requeue", f"worker-error: {exc!r}")
     return outcome
