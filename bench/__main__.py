@@ -69,6 +69,14 @@ def run_broker(broker: str, sections: list[str], sizes: suite.Sizes) -> dict[str
     return out
 
 
+def _save_partial(out: Path, per_run: list[dict[str, Any]]) -> None:
+    """What has been measured so far, so an interrupted run still leaves its figures."""
+    import json
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "partial.json").write_text(json.dumps(per_run, indent=1) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=["all"])
@@ -97,11 +105,13 @@ def main(argv: list[str] | None = None) -> int:
     for run in range(runs):
         log(f"run {run + 1} of {runs}")
         result: dict[str, Any] = {"brokers": {}, "transports": {}}
+        per_run.append(result)
         for broker in brokers:
             result["brokers"][broker] = run_broker(broker, sections, sizes)
+            _save_partial(args.out, per_run)
         if transports:
             result["transports"] = suite.transports(transports, sizes)
-        per_run.append(result)
+            _save_partial(args.out, per_run)
     merged: dict[str, Any] = suite.median_of(per_run)
     from .systems import versions
 
@@ -125,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     report.console(merged)
     notes = NOTES_FILE.read_text() if NOTES_FILE.exists() else ""
     paths = report.write(merged, args.out, notes)
+    (args.out / "partial.json").unlink(missing_ok=True)
     log("wrote " + ", ".join(str(p) for p in paths.values()))
     return 0
 

@@ -146,7 +146,7 @@ def compare(broker: str, systems: list[System], sizes: Sizes) -> dict[str, dict[
             probe = Probe(url)
             probe.delete(batch_queue)
             probe.close()
-        pools = system.pools[:1] if sizes.quick else system.pools
+        pools = system.pools[:1] if sizes.quick or broker == "sqs" else system.pools
         best: tuple[Drain, Pool] | None = None
         for i, pool in enumerate(pools):
             log(f"{broker}: {system.label} drain with {pool.label}")

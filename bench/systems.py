@@ -127,6 +127,8 @@ class Celery(System):
             queues=[queue], loglevel="WARNING", extra_args=list(pool.args),
         )  # fmt: skip
         env = celery_env._clean_env({"PYTHONPATH": str(HERE)})
+        if url.startswith("sqs"):
+            env["BENCH_SQS_POLLING_INTERVAL"] = "0.1"
         return [Worker(w.command(), env, cwd=HERE) for _ in range(pool.processes)]
 
 
