@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +19,7 @@ from celeriac.protocol import (
     UnsupportedCompression,
     UnsupportedContentType,
     ValidationError,
+    encode_task,
     new_task_message,
 )
 from celeriac.protocol.envelopes import amqp, json_envelope, redis, sqs
@@ -140,3 +142,14 @@ def test_errors_survive_pickling_between_processes() -> None:
     err = ValidationError("headers.eta", "bad")
     again = pickle.loads(pickle.dumps(err))
     assert (type(again), again.path, again.reason) == (ValidationError, "headers.eta", "bad")
+
+
+def test_properties_amqp_has_no_field_for_are_left_out_of_the_amqp_envelope() -> None:
+    wire = encode_task(new_task_message("t", (1,)))
+    foreign = dataclasses.replace(
+        wire, properties={**wire.properties, "correlationId": "x", "replyTo": ""}
+    )
+    packed = amqp.pack_wire(foreign)
+    assert "correlationId" not in packed.properties and "replyTo" not in packed.properties
+    assert packed.properties["correlation_id"] == wire.properties["correlation_id"]
+    assert set(packed.properties) <= amqp.BASIC_PROPERTIES

@@ -16,6 +16,23 @@ __all__ = ["AmqpMessage", "pack", "pack_wire", "unpack", "unpack_wire"]
 
 # Basic properties that are not message properties of ours.
 _TRANSPORT_PROPERTIES = frozenset(("content_type", "content_encoding", "headers"))
+#: The basic properties AMQP 0-9-1 has; nothing else fits in a basic.publish.
+BASIC_PROPERTIES = frozenset(
+    (
+        *_TRANSPORT_PROPERTIES,
+        "delivery_mode",
+        "priority",
+        "correlation_id",
+        "reply_to",
+        "expiration",
+        "message_id",
+        "timestamp",
+        "type",
+        "user_id",
+        "app_id",
+        "cluster_id",
+    )
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,13 +44,20 @@ class AmqpMessage:
 
 
 def pack_wire(wire: WireMessage) -> AmqpMessage:
-    """Put a wire message into AMQP basic properties."""
+    """Put a wire message into AMQP basic properties.
+
+    Properties AMQP has no field for (a foreign client's ``correlationId`` read from a Redis
+    envelope, say) are left out: relaying such a message must not fail (SPEC.md §6.2)."""
     properties: dict[str, Any] = {
-        "content_type": wire.content_type,
-        "content_encoding": wire.content_encoding,
-        "headers": dict(wire.headers),
+        k: v
+        for k, v in wire.properties.items()
+        if k in BASIC_PROPERTIES and k not in _TRANSPORT_PROPERTIES
     }
-    properties.update(wire.properties)
+    properties.update(
+        content_type=wire.content_type,
+        content_encoding=wire.content_encoding,
+        headers=dict(wire.headers),
+    )
     return AmqpMessage(body=wire.body, properties=properties)
 
 
