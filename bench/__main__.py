@@ -59,13 +59,17 @@ def run_broker(broker: str, sections: list[str], sizes: suite.Sizes) -> dict[str
         from . import ceiling
 
         log(f"{broker}: raw broker and practical Python ceilings")
-        out["ceiling"] = ceiling.measure(broker, sizes.raw)
+        out["ceiling"] = suite.attempt(
+            f"{broker} ceilings", lambda: ceiling.measure(broker, sizes.raw)
+        )
     if "scaling" in sections:
-        out["scaling"] = suite.scaling(broker, sizes)
+        out["scaling"] = suite.attempt(f"{broker} scaling", lambda: suite.scaling(broker, sizes))
     if "distance" in sections:
-        out["distance"] = suite.distance(broker, sizes, systems)
+        out["distance"] = suite.attempt(
+            f"{broker} distance", lambda: suite.distance(broker, sizes, systems)
+        )
     if "io" in sections:
-        out["io"] = suite.io_bound(broker, sizes)
+        out["io"] = suite.attempt(f"{broker} io", lambda: suite.io_bound(broker, sizes))
     return out
 
 
@@ -110,7 +114,9 @@ def main(argv: list[str] | None = None) -> int:
             result["brokers"][broker] = run_broker(broker, sections, sizes)
             _save_partial(args.out, per_run)
         if transports:
-            result["transports"] = suite.transports(transports, sizes)
+            result["transports"] = suite.attempt(
+                "transports", lambda: suite.transports(transports, sizes)
+            )
             _save_partial(args.out, per_run)
     merged: dict[str, Any] = suite.median_of(per_run)
     from .systems import versions

@@ -20,6 +20,28 @@ BROKER_NAMES = {"redis": "Redis", "amqp": "RabbitMQ", "sqs": "SQS (ElasticMQ)"}
 MB = 1024 * 1024
 
 
+def _ok(section: Any) -> dict[str, Any]:
+    """A section's figures, or nothing when it failed (its error is listed apart)."""
+    return section if isinstance(section, dict) and "error" not in section else {}
+
+
+def errors(results: dict[str, Any]) -> list[str]:
+    """Every measurement that failed after its retries, as 'where: error'."""
+    found = []
+
+    def walk(node: Any, where: str) -> None:
+        if isinstance(node, dict):
+            if "error" in node and isinstance(node["error"], str):
+                found.append(f"{where}: {node['error']}")
+                return
+            for k, v in node.items():
+                if k != "runs":
+                    walk(v, f"{where}/{k}" if where else k)
+
+    walk({k: v for k, v in results.items() if k != "runs"}, "")
+    return found
+
+
 def _rate(v: float | None) -> str:
     return "-" if v is None else f"{v:,.0f}/s"
 
@@ -71,138 +93,147 @@ def comparison_rows(systems: dict[str, dict[str, Any]]) -> list[list[str]]:
     return rows
 
 
+def _broker_targets(broker: str, data: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
+    out: list[tuple[str, str, str, bool]] = []
+    b = BROKER_NAMES.get(broker, broker)
+    systems = {k: v for k, v in _ok(data.get("compare")).items() if "error" not in v}
+    ours = systems.get("celeriac")
+    if not ours:
+        return out
+    peer, value = best_peer(systems, "drain", True)
+    if peer and broker != "sqs" and "dramatiq" in systems:
+        ratio = ours["drain"] / value
+        out.append(
+            (
+                f"{b}: drain >= 2x best of Celery/Dramatiq/Taskiq",
+                f"{ratio:.2f}x ({LABELS[peer]} {value:,.0f}/s)",
+                ">= 2.00x",
+                ratio >= 2,
+            )
+        )
+    if broker == "redis" and "dramatiq" in systems:
+        peer, value = best_peer(systems, "publish", True)
+        ratio = ours["publish"] / value
+        out.append(
+            (
+                f"{b}: publish >= 1.5x best peer",
+                f"{ratio:.2f}x ({LABELS[peer]})",
+                ">= 1.50x",
+                ratio >= 1.5,
+            )
+        )
+    ceiling = _ok(data.get("ceiling"))
+    if broker == "amqp" and "raw_publish_headers" in ceiling:
+        ratio = ours["publish"] / ceiling["raw_publish_headers"]
+        out.append(
+            (
+                f"{b}: publish >= 80% of bare pika with Celery's headers",
+                f"{ratio:.0%} ({ceiling['raw_publish_headers']:,.0f}/s bare)",
+                ">= 80%",
+                ratio >= 0.8,
+            )
+        )
+    if "practical_drain" in ceiling:
+        ratio = ours["drain"] / ceiling["practical_drain"]
+        out.append(
+            (
+                f"{b}: drain >= 40% of the practical Python ceiling",
+                f"{ratio:.0%} ({ceiling['practical_drain']:,.0f}/s)",
+                ">= 40%",
+                ratio >= 0.4,
+            )
+        )
+    if "p99" in ours and "celery" in systems and "p99" in systems["celery"]:
+        ratio = ours["p99"] / systems["celery"]["p99"]
+        out.append(
+            (
+                f"{b}: p99 round trip <= 1/3 of Celery's",
+                f"{ratio:.2f} of Celery's",
+                "<= 0.33",
+                ratio <= 1 / 3,
+            )
+        )
+        others = [systems[n]["p99"] for n in PEERS if n in systems and "p99" in systems[n]]
+        out.append(
+            (
+                f"{b}: p99 round trip below every peer's",
+                _ms(ours["p99"]),
+                f"< {_ms(min(others))}",
+                ours["p99"] < min(others),
+            )
+        )
+    if "rss_loaded_per_process" in ours:
+        per = ours["rss_loaded_per_process"]
+        out.append(
+            (
+                f"{b}: loaded RSS <= 50 MB per worker process",
+                _mb(per),
+                "<= 50 MB",
+                per <= 50 * MB,
+            )
+        )
+        if "celery" in systems:
+            theirs = systems["celery"]["rss_loaded_per_process"]
+            out.append(
+                (
+                    f"{b}: loaded RSS per process below Celery's",
+                    _mb(per),
+                    f"< {_mb(theirs)}",
+                    per < theirs,
+                )
+            )
+    if broker == "sqs" and "celery" in systems:
+        for key in ("publish", "drain"):
+            theirs = systems["celery"][key]
+            out.append(
+                (
+                    f"{b}: {key} faster than Celery",
+                    _rate(ours[key]),
+                    f"> {_rate(theirs)}",
+                    ours[key] > theirs,
+                )
+            )
+    far = _ok(data.get("distance")).get("celeriac")
+    if far:
+        out.append(
+            (
+                f"{b}: drain at 2 ms RTT >= 50% of local",
+                f"{far['fraction']:.0%}",
+                ">= 50%",
+                far["fraction"] >= 0.5,
+            )
+        )
+    io = _ok(data.get("io"))
+    for pool, row in io.items():
+        out.append(
+            (
+                f"{b}: sleep(0.1) tasks on {pool} within 10% of the ceiling",
+                f"{row['fraction']:.0%} of {row['ceiling']:,.0f}/s",
+                ">= 90%",
+                row["fraction"] >= 0.9,
+            )
+        )
+        if row.get("pool") == "asyncio" and row["concurrency"] >= 1000:
+            out.append(
+                (
+                    f"{b}: asyncio tasks in flight in one process",
+                    f"{row['peak']:,.0f}",
+                    ">= 1,000",
+                    row["peak"] >= 1000,
+                )
+            )
+    return out
+
+
 def targets(results: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
     """(target, measured, required, holds) for each of issue 12's targets in these results."""
     out: list[tuple[str, str, str, bool]] = []
     for broker, data in results.get("brokers", {}).items():
-        b = BROKER_NAMES.get(broker, broker)
-        systems = data.get("compare", {})
-        ours = systems.get("celeriac")
-        if not ours:
-            continue
-        peer, value = best_peer(systems, "drain", True)
-        if peer and broker != "sqs" and "dramatiq" in systems:
-            ratio = ours["drain"] / value
-            out.append(
-                (
-                    f"{b}: drain >= 2x best of Celery/Dramatiq/Taskiq",
-                    f"{ratio:.2f}x ({LABELS[peer]} {value:,.0f}/s)",
-                    ">= 2.00x",
-                    ratio >= 2,
-                )
-            )
-        if broker == "redis" and "dramatiq" in systems:
-            peer, value = best_peer(systems, "publish", True)
-            ratio = ours["publish"] / value
-            out.append(
-                (
-                    f"{b}: publish >= 1.5x best peer",
-                    f"{ratio:.2f}x ({LABELS[peer]})",
-                    ">= 1.50x",
-                    ratio >= 1.5,
-                )
-            )
-        ceiling = data.get("ceiling", {})
-        if broker == "amqp" and "raw_publish_headers" in ceiling:
-            ratio = ours["publish"] / ceiling["raw_publish_headers"]
-            out.append(
-                (
-                    f"{b}: publish >= 80% of bare pika with Celery's headers",
-                    f"{ratio:.0%} ({ceiling['raw_publish_headers']:,.0f}/s bare)",
-                    ">= 80%",
-                    ratio >= 0.8,
-                )
-            )
-        if "practical_drain" in ceiling:
-            ratio = ours["drain"] / ceiling["practical_drain"]
-            out.append(
-                (
-                    f"{b}: drain >= 40% of the practical Python ceiling",
-                    f"{ratio:.0%} ({ceiling['practical_drain']:,.0f}/s)",
-                    ">= 40%",
-                    ratio >= 0.4,
-                )
-            )
-        if "p99" in ours and "celery" in systems and "p99" in systems["celery"]:
-            ratio = ours["p99"] / systems["celery"]["p99"]
-            out.append(
-                (
-                    f"{b}: p99 round trip <= 1/3 of Celery's",
-                    f"{ratio:.2f} of Celery's",
-                    "<= 0.33",
-                    ratio <= 1 / 3,
-                )
-            )
-            others = [systems[n]["p99"] for n in PEERS if n in systems and "p99" in systems[n]]
-            out.append(
-                (
-                    f"{b}: p99 round trip below every peer's",
-                    _ms(ours["p99"]),
-                    f"< {_ms(min(others))}",
-                    ours["p99"] < min(others),
-                )
-            )
-        if "rss_loaded_per_process" in ours:
-            per = ours["rss_loaded_per_process"]
-            out.append(
-                (
-                    f"{b}: loaded RSS <= 50 MB per worker process",
-                    _mb(per),
-                    "<= 50 MB",
-                    per <= 50 * MB,
-                )
-            )
-            if "celery" in systems:
-                theirs = systems["celery"]["rss_loaded"]
-                out.append(
-                    (
-                        f"{b}: loaded worker RSS below Celery's",
-                        _mb(ours["rss_loaded"]),
-                        f"< {_mb(theirs)}",
-                        ours["rss_loaded"] < theirs,
-                    )
-                )
-        if broker == "sqs" and "celery" in systems:
-            for key in ("publish", "drain"):
-                theirs = systems["celery"][key]
-                out.append(
-                    (
-                        f"{b}: {key} faster than Celery",
-                        _rate(ours[key]),
-                        f"> {_rate(theirs)}",
-                        ours[key] > theirs,
-                    )
-                )
-        far = data.get("distance", {}).get("celeriac")
-        if far:
-            out.append(
-                (
-                    f"{b}: drain at 2 ms RTT >= 50% of local",
-                    f"{far['fraction']:.0%}",
-                    ">= 50%",
-                    far["fraction"] >= 0.5,
-                )
-            )
-        io = data.get("io", {})
-        for pool, row in io.items():
-            out.append(
-                (
-                    f"{b}: sleep(0.1) tasks on {pool} within 10% of the ceiling",
-                    f"{row['fraction']:.0%} of {row['ceiling']:,.0f}/s",
-                    ">= 90%",
-                    row["fraction"] >= 0.9,
-                )
-            )
-            if row.get("pool") == "asyncio" and row["concurrency"] >= 1000:
-                out.append(
-                    (
-                        f"{b}: asyncio tasks in flight in one process",
-                        f"{row['peak']:,.0f}",
-                        ">= 1,000",
-                        row["peak"] >= 1000,
-                    )
-                )
-    for name, row in results.get("transports", {}).items():
+        try:
+            out += _broker_targets(broker, data)
+        except (KeyError, TypeError, ZeroDivisionError) as exc:
+            out.append((f"{broker}: targets", f"not computed ({exc!r})", "-", False))
+    for name, row in _ok(results.get("transports")).items():
         if "raw_label" not in row:
             continue
         for key, raw in (("publish_many", "raw_publish"), ("consume", "raw_consume")):
@@ -218,12 +249,12 @@ def _tables(results: dict[str, Any]) -> list[tuple[str, list[str], list[list[str
     tables = []
     for broker, data in results.get("brokers", {}).items():
         b = BROKER_NAMES.get(broker, broker)
-        systems = data.get("compare", {})
+        systems = {k: v for k, v in _ok(data.get("compare")).items() if "error" not in v}
         if systems:
             names = [n for n in ("celeriac", *PEERS) if n in systems]
             header = ["figure", *[LABELS[n] for n in names], "Celeriac / best peer"]
             tables.append((f"{b}: side by side", header, comparison_rows(systems)))
-        ceiling = data.get("ceiling", {})
+        ceiling = _ok(data.get("ceiling"))
         ours = systems.get("celeriac", {})
         if ceiling:
             rows = []
@@ -245,11 +276,11 @@ def _tables(results: dict[str, Any]) -> list[tuple[str, list[str], list[list[str
                     rows.append([label, _rate(ceiling[key]), share])
             tables.append((f"{b}: broker and Python ceilings (same run)",
                            ["ceiling", "rate", "Celeriac as a share"], rows))  # fmt: skip
-        scale = data.get("scaling", {})
+        scale = _ok(data.get("scaling"))
         if scale:
             rows = [[k.replace("=", " = "), _rate(v)] for k, v in scale.items()]
             tables.append((f"{b}: Celeriac drain scaling", ["configuration", "drain"], rows))
-        far = data.get("distance", {})
+        far = _ok(data.get("distance"))
         if far:
             rows = [[LABELS[n], _rate(v["local"]), _rate(v["rtt2ms"]), f"{v['fraction']:.0%}"]
                     for n, v in far.items() if isinstance(v, dict)]  # fmt: skip
@@ -257,7 +288,7 @@ def _tables(results: dict[str, Any]) -> list[tuple[str, list[str], list[list[str
             if "measured_rtt_ms" in far:
                 title += f", measured PING {far['measured_rtt_ms']:.2f} ms"
             tables.append((title, ["system", "local", "2 ms away", "kept"], rows))
-        io = data.get("io", {})
+        io = _ok(data.get("io"))
         if io:
             rows = [[p, f"{r['tasks']:,.0f}", _rate(r["rate"]),
                      _rate(r["ceiling"]), f"{r['fraction']:.0%}", f"{r['peak']:,.0f}"]
@@ -269,7 +300,7 @@ def _tables(results: dict[str, Any]) -> list[tuple[str, list[str], list[list[str
                     rows,
                 )
             )
-    tr = results.get("transports", {})
+    tr = _ok(results.get("transports"))
     if tr:
         rows = [[n, _rate(r["publish"]), _rate(r["publish_many"]), _rate(r["consume"]),
                  _rate(r["raw_publish"]), _rate(r["raw_consume"]),
@@ -314,6 +345,8 @@ def console(results: dict[str, Any]) -> None:
     for name, measured, required, ok in targets(results):
         t.add_row(name, measured, required, "yes" if ok else "[red]no[/red]")
     out.print(t)
+    for e in errors(results):
+        out.print(f"[red]failed:[/red] {e}")
 
 
 def chart(results: dict[str, Any], path: Path) -> None:
@@ -331,7 +364,7 @@ def chart(results: dict[str, Any], path: Path) -> None:
     for row, broker in enumerate(brokers):
         data = results["brokers"][broker]
         systems = data["compare"]
-        names = [n for n in ("celeriac", *PEERS) if n in systems]
+        names = [n for n in ("celeriac", *PEERS) if n in systems and "error" not in systems[n]]
         for col, (key, title, scale) in enumerate(
             (
                 ("publish", "publish /s", 1),
@@ -343,7 +376,7 @@ def chart(results: dict[str, Any], path: Path) -> None:
             values = [systems[n].get(key, 0) * scale for n in names]
             bars = ax.bar([LABELS[n] for n in names], values, color=[colours[n] for n in names])
             ax.bar_label(bars, fmt="%.0f" if scale == 1 else "%.1f", fontsize=8)
-            ceiling = data.get("ceiling", {}).get("practical_drain")
+            ceiling = _ok(data.get("ceiling")).get("practical_drain")
             if key == "drain" and ceiling:
                 ax.axhline(ceiling, color="red", linestyle="--", linewidth=1)
                 ax.text(0, ceiling, f" Python ceiling {ceiling:,.0f}", color="red", fontsize=7,
@@ -386,6 +419,11 @@ def markdown(results: dict[str, Any], chart_name: str, notes: str = "") -> str:
     for name, measured, required, ok in targets(results):
         lines.append(f"| {name} | {measured} | {required} | {'yes' if ok else '**no**'} |")
     lines.append("")
+    failed = errors(results)
+    if failed:
+        lines += ["## Measurements that failed (after retries)", ""]
+        lines += [f"- {e}" for e in failed]
+        lines.append("")
     return "\n".join(lines)
 
 

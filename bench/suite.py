@@ -132,39 +132,43 @@ def idle_and_roundtrips(system: System, url: str, pool: Pool, count: int) -> dic
 
 def compare(broker: str, systems: list[System], sizes: Sizes) -> dict[str, dict[str, Any]]:
     """Publish, drain (best pool), memory and round trips of each system on ``broker``."""
-    url = URLS[broker]
     out: dict[str, dict[str, Any]] = {}
     for system in systems:
-        fig: dict[str, Any] = {}
-        queue = _queue(system.name)
-        n = sizes.sqs_tasks if broker == "sqs" else sizes.tasks
-        log(f"{broker}: {system.label} publish {n:,}")
-        fig["publish"] = system.publish(url, queue, n)
-        if isinstance(system, Celeriac):
-            batch_queue = _queue("batch")
-            fig["publish_batch"] = system.publish_batch(url, batch_queue, n)
-            probe = Probe(url)
-            probe.delete(batch_queue)
-            probe.close()
-        pools = system.pools[:1] if sizes.quick or broker == "sqs" else system.pools
-        best: tuple[Drain, Pool] | None = None
-        for i, pool in enumerate(pools):
-            log(f"{broker}: {system.label} drain with {pool.label}")
-            result = drain_with(
-                system, url, pool, n, preload=i > 0, queue=queue if i == 0 else None
-            )
-            fig[f"drain[{pool.label}]"] = result.rate
-            if best is None or result.rate > best[0].rate:
-                best = (result, pool)
-        assert best is not None
-        fig["drain"], fig["drain_pool"] = best[0].rate, best[1].label
-        fig["rss_loaded"], fig["processes"] = best[0].rss_loaded, best[0].processes
-        fig["rss_loaded_per_process"] = best[0].rss_loaded / max(best[0].processes, 1)
-        if system.has_results:
-            log(f"{broker}: {system.label} {sizes.roundtrips} round trips")
-            fig.update(idle_and_roundtrips(system, url, best[1], sizes.roundtrips))
-        out[system.name] = fig
+        out[system.name] = attempt(
+            f"{broker}: {system.label}", lambda system=system: _compare_one(broker, system, sizes)
+        )
     return out
+
+
+def _compare_one(broker: str, system: System, sizes: Sizes) -> dict[str, Any]:
+    url = URLS[broker]
+    fig: dict[str, Any] = {}
+    queue = _queue(system.name)
+    n = sizes.sqs_tasks if broker == "sqs" else sizes.tasks
+    log(f"{broker}: {system.label} publish {n:,}")
+    fig["publish"] = system.publish(url, queue, n)
+    if isinstance(system, Celeriac):
+        batch_queue = _queue("batch")
+        fig["publish_batch"] = system.publish_batch(url, batch_queue, n)
+        probe = Probe(url)
+        probe.delete(batch_queue)
+        probe.close()
+    pools = system.pools[:1] if sizes.quick or broker == "sqs" else system.pools
+    best: tuple[Drain, Pool] | None = None
+    for i, pool in enumerate(pools):
+        log(f"{broker}: {system.label} drain with {pool.label}")
+        result = drain_with(system, url, pool, n, preload=i > 0, queue=queue if i == 0 else None)
+        fig[f"drain[{pool.label}]"] = result.rate
+        if best is None or result.rate > best[0].rate:
+            best = (result, pool)
+    assert best is not None
+    fig["drain"], fig["drain_pool"] = best[0].rate, best[1].label
+    fig["rss_loaded"], fig["processes"] = best[0].rss_loaded, best[0].processes
+    fig["rss_loaded_per_process"] = best[0].rss_loaded / max(best[0].processes, 1)
+    if system.has_results:
+        log(f"{broker}: {system.label} {sizes.roundtrips} round trips")
+        fig.update(idle_and_roundtrips(system, url, best[1], sizes.roundtrips))
+    return fig
 
 
 def scaling(broker: str, sizes: Sizes) -> dict[str, Any]:
@@ -173,7 +177,8 @@ def scaling(broker: str, sizes: Sizes) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for procs in (1, 2, 4):
         log(f"{broker}: Celeriac drain with {procs} worker processes")
-        pool = Pool(f"{procs} x threads 8", procs, ("-P", "threads", "-c", "8"))
+        best = ours.pools[0]
+        pool = Pool(f"{procs} x threads 8", procs, best.args, best.env)
         out[f"processes={procs}"] = drain_with(ours, url, pool, sizes.tasks).rate
     best = ours.pools[0]
     for payload, count in sizes.payload_counts.items():
@@ -273,11 +278,28 @@ def median_of(runs: list[Any]) -> Any:
     """Merge runs of the same shape: numbers become their median, the rest the first value."""
     first = runs[0]
     if isinstance(first, dict):
-        keys = [k for k in first if all(isinstance(r, dict) and k in r for r in runs)]
-        return {k: median_of([r[k] for r in runs]) for k in keys}
+        keys = list(dict.fromkeys(k for r in runs if isinstance(r, dict) for k in r))
+        return {k: median_of([r[k] for r in runs if isinstance(r, dict) and k in r]) for k in keys}
     if isinstance(first, bool) or not isinstance(first, int | float):
         return first
-    return float(statistics.median(runs))
+    numbers = [r for r in runs if isinstance(r, int | float) and not isinstance(r, bool)]
+    return float(statistics.median(numbers))
+
+
+def attempt(what: str, measure: Callable[[], Any], tries: int = 3) -> Any:
+    """``measure()``, tried again when it fails (the brokers are shared: another engineer's
+    test may restart one mid-run); after the last try the error is recorded, not raised."""
+    for n in range(1, tries + 1):
+        try:
+            return measure()
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:
+            log(f"{what}: failed ({type(exc).__name__}: {str(exc)[:300]}); try {n} of {tries}")
+            if n == tries:
+                return {"error": f"{type(exc).__name__}: {str(exc)[:500]}"}
+            time.sleep(15)
+    raise AssertionError("unreachable")
 
 
 def systems_for(broker: str) -> list[System]:

@@ -34,6 +34,7 @@ class Pool:
     label: str
     processes: int
     args: tuple[str, ...]
+    env: tuple[tuple[str, str], ...] = ()
 
 
 class System:
@@ -70,9 +71,12 @@ class System:
 class Celeriac(System):
     name, label = "celeriac", "Celeriac"
     pools = (
+        Pool(
+            "2 processes x threads 8, prefetch x16", 2, ("-P", "threads", "-c", "8"),
+            (("BENCH_PREFETCH_MULTIPLIER", "16"),),
+        ),
         Pool("2 processes x threads 8", 2, ("-P", "threads", "-c", "8")),
-        Pool("1 process x threads 8", 1, ("-P", "threads", "-c", "8")),
-    )
+    )  # fmt: skip
 
     def __init__(self) -> None:
         from importlib.metadata import version
@@ -97,6 +101,7 @@ class Celeriac(System):
         env = {**peer_envs.peer_env(), "BENCH_BROKER": url, "BENCH_QUEUE": queue}
         env["BENCH_BACKEND"] = backend or BACKEND_URL
         env["PYTHONPATH"] = str(REPO)
+        env.update(pool.env)
         argv = [sys.executable, "-c", "from celeriac.cli import main; main()", "worker"]
         argv += ["-A", "bench.celeriac_app:app", "-Q", queue, "-l", "warning", *pool.args]
         return [Worker(argv, env) for _ in range(pool.processes)]
@@ -107,7 +112,11 @@ class Celery(System):
     version = celery_env.CELERY_VERSION
     pools = (
         Pool("prefork -c 2", 1, ("-P", "prefork", "-c", "2")),
-        Pool("threads -c 8", 1, ("-P", "threads", "-c", "8")),
+        Pool(
+            "threads -c 8, prefetch x16",
+            1,
+            ("-P", "threads", "-c", "8", "--prefetch-multiplier", "16"),
+        ),
     )
 
     def client(self, mode: str, url: str, queue: str, count: int, payload: int = 0) -> dict:
