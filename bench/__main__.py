@@ -83,7 +83,9 @@ def _save_partial(out: Path, per_run: list[dict[str, Any]]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["all"])
+    parser.add_argument(
+        "command", choices=["all", "report"], help="all: measure; report: re-render --out's JSON"
+    )
     parser.add_argument("--quick", action="store_true", help="small counts, for development")
     parser.add_argument("--runs", type=int, default=None, help="medians of N runs (default 3)")
     parser.add_argument("--only", default="redis,amqp,sqs,kafka,zookeeper")
@@ -91,10 +93,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent)
     parser.add_argument("--tasks", type=int, help="no-op tasks per publish/drain (default 20,000)")
     args = parser.parse_args(argv)
+    if args.command == "report":
+        import json
+
+        merged = json.loads((args.out / "results.json").read_text())
+        report.console(merged)
+        notes = NOTES_FILE.read_text() if NOTES_FILE.exists() else ""
+        report.write(merged, args.out, notes)
+        return 0
     runs = args.runs or (1 if args.quick else 3)
     sizes = suite.Sizes.quick_sizes() if args.quick else suite.Sizes()
     if args.tasks:
         sizes.tasks = args.tasks
+        sizes.payload_counts[100] = args.tasks
     only = [n.strip() for n in args.only.split(",") if n.strip()]
     unknown = set(only) - set(BROKERS) - set(TRANSPORTS)
     if unknown:
