@@ -73,6 +73,29 @@ def run_broker(broker: str, sections: list[str], sizes: suite.Sizes) -> dict[str
     return out
 
 
+def _measure(
+    runs: int,
+    brokers: list[str],
+    transports: list[str],
+    sections: list[str],
+    sizes: suite.Sizes,
+    out: Path,
+    per_run: list[dict[str, Any]],
+) -> None:
+    for run in range(runs):
+        log(f"run {run + 1} of {runs}")
+        result: dict[str, Any] = {"brokers": {}, "transports": {}}
+        per_run.append(result)
+        for broker in brokers:
+            result["brokers"][broker] = run_broker(broker, sections, sizes)
+            _save_partial(out, per_run)
+        if transports:
+            result["transports"] = suite.attempt(
+                "transports", lambda: suite.transports(transports, sizes)
+            )
+            _save_partial(out, per_run)
+
+
 def _save_partial(out: Path, per_run: list[dict[str, Any]]) -> None:
     """What has been measured so far, so an interrupted run still leaves its figures."""
     import json
@@ -117,18 +140,16 @@ def main(argv: list[str] | None = None) -> int:
         transports.insert(0, "sqs")
     started = time.monotonic()
     per_run: list[dict[str, Any]] = []
-    for run in range(runs):
-        log(f"run {run + 1} of {runs}")
-        result: dict[str, Any] = {"brokers": {}, "transports": {}}
-        per_run.append(result)
-        for broker in brokers:
-            result["brokers"][broker] = run_broker(broker, sections, sizes)
-            _save_partial(args.out, per_run)
-        if transports:
-            result["transports"] = suite.attempt(
-                "transports", lambda: suite.transports(transports, sizes)
-            )
-            _save_partial(args.out, per_run)
+    interrupted = False
+    try:
+        _measure(runs, brokers, transports, sections, sizes, args.out, per_run)
+    except KeyboardInterrupt:
+        # Stopped by hand (Ctrl-C, SIGINT): keep what was measured, say so in the results.
+        interrupted = True
+        log("interrupted: writing what was measured so far")
+    per_run = [r for r in per_run if r["brokers"] or r["transports"]]
+    if not per_run:
+        return 1
     merged: dict[str, Any] = suite.median_of(per_run)
     from .systems import versions
 
@@ -145,7 +166,9 @@ def main(argv: list[str] | None = None) -> int:
         "versions": vers,
         "brokers": "Redis 7, RabbitMQ 3.10, ElasticMQ (SQS), Kafka 4 (KRaft), ZooKeeper 3.8 "
         "on 127.0.0.1 (scripts/services)",
-        "runs": runs,
+        "runs": len(per_run),
+        "runs_asked": runs,
+        "interrupted": interrupted,
         "sizes": {k: v for k, v in dataclasses.asdict(sizes).items() if k != "quick"},
     }
     merged["runs"] = per_run

@@ -403,7 +403,9 @@ def markdown(results: dict[str, Any], chart_name: str, notes: str = "") -> str:
         f"Celery {meta['versions'].get('celery', '')}; {meta['versions'].get('dramatiq', '')}; "
         f"{meta['versions'].get('taskiq', '')}",
         f"- Brokers: {meta.get('brokers', '')}",
-        f"- Figures are medians of {meta['runs']} run(s); sizes: {meta['sizes']}",
+        f"- Figures are medians of {meta['runs']} run(s)"
+        + (" (stopped by hand; the last run may be incomplete)" if meta.get("interrupted") else "")
+        + f"; sizes: {meta['sizes']}",
         "",
     ]
     if notes:
