@@ -275,11 +275,14 @@ class App:
             wire = sign(wire, self.conf.security_signing_key, self.conf.security_signing_key_id)
         queue = self.route(name, options.get("queue"))
         self.declare(queue)
-        delay = None
         if eta is not None and self.conf.task_eta_in_broker:
+            # Due by our clock once the delay runs out, or already (the queue's declaration may
+            # have taken longer than a short countdown): marked either way, so a worker whose
+            # clock lags does not hold a due task for the difference (SPEC.md §2.9).
             delay = (eta - datetime.now(UTC)).total_seconds()
-        if delay is not None and delay > 0:
-            self.producer().publish(queue, mark_broker_delayed(wire), delay=delay)
+            self.producer().publish(
+                queue, mark_broker_delayed(wire), delay=delay if delay > 0 else None
+            )
         else:
             self.producer().publish(queue, wire)
         if self.conf.task_send_sent_event:

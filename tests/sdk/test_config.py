@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
 import types
+import uuid
 
 import pytest
 
+from celeriac import App
 from celeriac.config import ConfigError, Settings, settings_from
 
 
@@ -63,3 +66,30 @@ def test_replace_checks_names() -> None:
     assert s.task_default_queue == "q"
     with pytest.raises(ConfigError):
         Settings().replace(nonsense=1)
+
+
+def test_an_eta_is_marked_broker_delayed_even_when_already_due_at_publish() -> None:
+    """A worker whose clock lags trusts the mark and runs a due task at once (SPEC.md §2.9): the
+    mark must be there also when the eta passed before the publish (a slow queue declaration
+    can outlast a short countdown), not only when the broker delays the message."""
+    from datetime import UTC, datetime, timedelta
+
+    from celeriac.protocol.wire import BROKER_DELAYED_HEADER
+
+    app = App("eta", broker=f"memory://eta-{uuid.uuid4().hex[:8]}", backend=None)
+    past = app.send_task("t.past", eta=datetime.now(UTC) - timedelta(seconds=2))
+    soon = app.send_task("t.soon", countdown=0.05)
+    consumer = app.producer().consumer([app.conf.task_default_queue])
+    got = []
+    deadline = time.monotonic() + 10
+    while len(got) < 2 and time.monotonic() < deadline:
+        got += consumer.fetch(2 - len(got), timeout=0.5)
+    marks = {d.message.headers["id"]: d.message.headers.get(BROKER_DELAYED_HEADER) for d in got}
+    assert marks == {past.id: True, soon.id: True}
+    app.conf.update(task_eta_in_broker=False)
+    held = app.send_task("t.held", countdown=0.05)
+    (delivery,) = consumer.fetch(1, timeout=5)
+    assert delivery.message.headers["id"] == held.id
+    assert BROKER_DELAYED_HEADER not in delivery.message.headers
+    consumer.close()
+    app.close()
