@@ -81,41 +81,13 @@ class _AmqpDeliveryReader(AmqpReader):
         super().__init__(url, queue)
         self.methods: list[dict[str, Any]] = []
 
-    def read(self, timeout: float) -> RawMessage | None:
-        deadline = time.monotonic() + timeout
-        while True:
-            method, props, body = next(self._deliveries)
-            if method is not None:
-                break
-            if time.monotonic() >= deadline:
-                return None
+    def delivered(self, method: Any) -> None:
         self.methods.append(
             {
                 "exchange": method.exchange,
                 "routing_key": method.routing_key,
                 "redelivered": bool(method.redelivered),
             }
-        )
-        fields = {
-            name: getattr(props, name)
-            for name in (
-                "content_type",
-                "content_encoding",
-                "headers",
-                "delivery_mode",
-                "priority",
-                "correlation_id",
-                "reply_to",
-                "expiration",
-                "message_id",
-                "timestamp",
-                "type",
-                "user_id",
-                "app_id",
-            )
-        }
-        return RawMessage(
-            "amqp", self.queue, dt.datetime.now(dt.UTC), bytes(body), fields, broker="amqp"
         )
 
 

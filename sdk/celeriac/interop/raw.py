@@ -62,6 +62,24 @@ class RedisReader(RawReader):
         self.client.close()
 
 
+#: The basic properties a reader keeps of an AMQP delivery, as it found them.
+AMQP_FIELDS = (
+    "content_type",
+    "content_encoding",
+    "headers",
+    "delivery_mode",
+    "priority",
+    "correlation_id",
+    "reply_to",
+    "expiration",
+    "message_id",
+    "timestamp",
+    "type",
+    "user_id",
+    "app_id",
+)
+
+
 class AmqpReader(RawReader):
     broker = "amqp"
 
@@ -94,24 +112,14 @@ class AmqpReader(RawReader):
                 break
             if time.monotonic() >= deadline:
                 return None
-        fields: dict[str, Any] = {
-            "content_type": props.content_type,
-            "content_encoding": props.content_encoding,
-            "headers": props.headers,
-            "delivery_mode": props.delivery_mode,
-            "priority": props.priority,
-            "correlation_id": props.correlation_id,
-            "reply_to": props.reply_to,
-            "expiration": props.expiration,
-            "message_id": props.message_id,
-            "timestamp": props.timestamp,
-            "type": props.type,
-            "user_id": props.user_id,
-            "app_id": props.app_id,
-        }
+        self.delivered(method)
+        fields: dict[str, Any] = {name: getattr(props, name) for name in AMQP_FIELDS}
         return RawMessage(
             "amqp", self.queue, now_utc(), data=bytes(body), amqp_properties=fields, broker="amqp"
         )
+
+    def delivered(self, method: Any) -> None:
+        """Called with each delivery's method frame (a capture keeps its exchange and key)."""
 
     def close(self) -> None:
         try:
