@@ -29,15 +29,7 @@ FAULTS: dict[str, tuple[str, ...]] = {
     "kafka": ("sigkill", "broker-restart"),
     "zookeeper": ("sigkill", "broker-restart", "network-cut"),
 }
-#: Known losses, kept visible (XFAIL/XPASS in the run) until fixed: (transport, scenario) -> why.
-KNOWN_LOSSES: dict[tuple[str, str], str] = {}
-CASES = [
-    pytest.param(t, s, id=f"{t}-{s}", marks=pytest.mark.xfail(reason=KNOWN_LOSSES[(t, s)]))
-    if (t, s) in KNOWN_LOSSES
-    else pytest.param(t, s, id=f"{t}-{s}")
-    for t, names in FAULTS.items()
-    for s in names
-]
+CASES = [pytest.param(t, s, id=f"{t}-{s}") for t, names in FAULTS.items() for s in names]
 
 
 def _check(row: Row) -> None:
