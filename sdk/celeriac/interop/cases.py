@@ -59,6 +59,14 @@ UNICODE_TEXT = "Grüße, 世界 ✓ — 🎉 \\ \" '"
 BIG_INT = 9007199254740993
 
 
+#: add(1, 1) | add(10) | add(100) = 112: the chain both roles send.
+_CHAIN_STEPS = [
+    {"task": "interop.add", "args": [1, 1]},
+    {"task": "interop.add", "args": [10]},
+    {"task": "interop.add", "args": [100]},
+]
+
+
 def _add(name: str, x: int, y: int, *, sections: Sequence[str], **extra: Any) -> dict[str, Any]:
     case: dict[str, Any] = {
         "name": name,
@@ -132,11 +140,7 @@ CLIENT_CASES: list[dict[str, Any]] = [
         "kwargs": {},
         "options": {},
         "canvas": "chain",
-        "steps": [
-            {"task": "interop.add", "args": [1, 1]},
-            {"task": "interop.add", "args": [10]},
-            {"task": "interop.add", "args": [100]},
-        ],
+        "steps": _CHAIN_STEPS,
         "result": 112,
         "sections": ["2.6", "2.7", "2.8"],
     },
@@ -240,11 +244,7 @@ WORKER_CASES: list[dict[str, Any]] = [
         "kwargs": {},
         "options": {},
         "canvas": "chain",
-        "steps": [
-            {"task": "interop.add", "args": [1, 1]},
-            {"task": "interop.add", "args": [10]},
-            {"task": "interop.add", "args": [100]},
-        ],
+        "steps": _CHAIN_STEPS,
         "result": 112,
         "sections": ["2.6", "2.8", "7.2"],
     },
