@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import fnmatch
+import logging
 import threading
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
@@ -145,7 +148,16 @@ class App:
             transport = open_transport(self.conf.broker_url, **options)
             self._local.transport = transport
             self._local.declared = set()
+            if options.get("publish_window"):
+                _flush_at_exit(transport)
         return transport
+
+    def flush(self) -> None:
+        """Return once the broker acknowledged every task this thread sent (with the transport
+        option ``publish_window``, ``delay`` returns before that; see ``Transport.flush``)."""
+        transport: Transport | None = getattr(self._local, "transport", None)
+        if transport is not None:
+            transport.flush()
 
     def declare(self, queue: str) -> None:
         """Declare ``queue`` once per connection."""
@@ -314,6 +326,28 @@ class App:
     def AsyncResult(self, task_id: str, parent: AsyncResult[Any] | None = None) -> AsyncResult[Any]:
         """The result handle of a task id."""
         return AsyncResult(task_id, self, parent)
+
+
+_WINDOWED: weakref.WeakSet[Transport] = weakref.WeakSet()
+
+
+def _flush_at_exit(transport: Transport) -> None:
+    """Publishes a windowed producer has not seen acknowledged are waited for at exit."""
+    if not _WINDOWED:
+        atexit.register(_flush_windowed)
+    _WINDOWED.add(transport)
+
+
+def _flush_windowed() -> None:
+    for transport in list(_WINDOWED):
+        try:
+            transport.close()  # waits for every thread's unacknowledged publishes first
+        except Exception as exc:
+            logging.getLogger("celeriac").error(
+                "at exit, tasks sent through %s were not all acknowledged by the broker: %s",
+                type(transport).__name__,
+                exc,
+            )
 
 
 def _sigs(value: Any) -> Sequence[Mapping[str, Any]] | None:

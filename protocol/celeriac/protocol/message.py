@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from .compression import resolve as resolve_compression
+from .ids import new_id
 from .serializers import get_serializer
 
 __all__ = [
@@ -219,7 +219,7 @@ def new_task_message(
 
     ``headers`` adds custom headers, as ``apply_async(headers=...)`` does in Celery.
     """
-    task_id = task_id or str(uuid.uuid4())
+    task_id = task_id or new_id()
     kwargs = {} if kwargs is None else kwargs
     args = tuple(args)
     return TaskMessage(

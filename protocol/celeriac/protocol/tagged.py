@@ -21,6 +21,8 @@ TAG_TYPE = "__type__"
 TAG_VALUE = "__value__"
 _TAG_KEYS = frozenset((TAG_TYPE, TAG_VALUE))
 _PLAIN = (str, int, float, bool, type(None))
+# Leaves that need neither a change nor a check (a float may be NaN), skipped without a call.
+_SKIP = frozenset((str, int, bool, type(None)))
 
 
 def _too_deep(path: str) -> LimitExceeded:
@@ -81,6 +83,8 @@ def _to_tagged(value: Any, path: str, depth: int) -> Any:
     if isinstance(value, list | tuple):
         items: list[Any] | None = None
         for i, item in enumerate(value):
+            if item.__class__ in _SKIP:
+                continue
             new = _to_tagged(item, f"{path}[{i}]", depth - 1)
             if new is not item:
                 if items is None:
@@ -90,6 +94,8 @@ def _to_tagged(value: Any, path: str, depth: int) -> Any:
     if isinstance(value, dict):
         mapping: dict[Any, Any] | None = None
         for key, item in value.items():
+            if item.__class__ in _SKIP:
+                continue
             new = _to_tagged(item, f"{path}.{key}", depth - 1)
             if new is not item:
                 if mapping is None:

@@ -231,7 +231,7 @@ def verify_worker(
     report = Report("worker", broker, client)
     selected = cases_for("worker", cases)
     r = redis.Redis.from_url(backend)
-    pubsub = r.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+    pubsub = r.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call,unused-ignore]
     pubsub.psubscribe("celery-task-meta-*")
     app = App(
         "celeriac-interop-verify",

@@ -92,6 +92,12 @@ class Worker:
         pool: str | None = None,
         hostname: str | None = None,
     ) -> None:
+        options = app.conf.broker_transport_options
+        if options.get("publish_window"):
+            # A task's ack must not come before the broker has what the task sent (its chain's
+            # next step, its callbacks): the worker's publishes each wait for the broker.
+            rest = {k: v for k, v in options.items() if k != "publish_window"}
+            app.conf = app.conf.replace(broker_transport_options=rest)
         self.app = app
         self.queues = list(queues or [app.conf.task_default_queue])
         self.pool_name = pool or app.conf.worker_pool

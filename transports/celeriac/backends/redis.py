@@ -146,7 +146,7 @@ class RedisBackend(ResultBackend):
         self, task_id: str, timeout: float | None = None, interval: float = 0.05
     ) -> ResultRecord:
         deadline = None if timeout is None else time.monotonic() + timeout
-        pubsub = self.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+        pubsub = self.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call,unused-ignore]
         try:
             pubsub.subscribe(result_key(task_id))
             # Subscribed first, then read: a record written in between is not missed.

@@ -172,6 +172,16 @@ class Transport(ABC):
     def publish(self, queue: str, message: WireMessage, *, delay: float | None = None) -> None:
         """Put a message on ``queue``; with ``delay``, not deliverable before that many seconds."""
 
+    def flush(self) -> None:
+        """Return once the broker acknowledged every message this thread published.
+
+        Every publish waits for that by default. With the transport option ``publish_window=N``
+        (Redis and RabbitMQ), a publish returns once the message is written, and waits only
+        when N messages are still unacknowledged; ``flush`` (and ``close``) waits for the rest.
+        Unacknowledged messages are written again if the connection breaks (at least once).
+        """
+        return  # the default: every publish already waited
+
     def publish_many(self, queue: str, messages: Sequence[WireMessage]) -> None:
         """Put several messages on ``queue``, in one round trip where the broker allows."""
         for message in messages:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import orjson
 
 from ..errors import ContentDisallowed, DecodeError, LimitExceeded, ValidationError
+from ..ids import new_id
 from ..limits import DEFAULT_LIMITS, Limits
 from ..message import TaskMessage
 from ..serializers import DEFAULT_ACCEPT
@@ -58,7 +58,7 @@ def pack_wire(
     properties.setdefault("priority", 0)
     properties["delivery_info"] = {"exchange": exchange, "routing_key": routing_key}
     properties["body_encoding"] = body_encoding
-    properties["delivery_tag"] = delivery_tag or str(uuid.uuid4())
+    properties["delivery_tag"] = delivery_tag or new_id()
     envelope = {
         "body": body,
         "content-encoding": wire.content_encoding,

@@ -43,28 +43,45 @@ def properties(wire: WireMessage) -> pika.BasicProperties:
 
 class _Confirms:
     """Publisher confirms of one channel, counted here (pika's blocking channel waits for
-    each publish's confirm before the next; this lets a whole batch go out first)."""
+    each publish's confirm before the next; this lets a whole batch go out first). A windowed
+    publish leaves its message here until confirmed, to be sent again if the connection breaks."""
 
     def __init__(self) -> None:
         self.ready = False
         self.next_tag = 1
-        self.pending: set[int] = set()
+        #: Delivery tag -> the (queue, message) of a windowed publish, None for a batch's.
+        self.pending: dict[int, tuple[str, WireMessage] | None] = {}
         self.nacked: set[int] = set()
+        #: Windowed messages the broker refused, not yet reported.
+        self.refused = 0
 
     def on_ready(self, _frame: Any) -> None:
         self.ready = True
 
-    def sent(self) -> None:
-        self.pending.add(self.next_tag)
+    def sent(self, item: tuple[str, WireMessage] | None = None) -> None:
+        self.pending[self.next_tag] = item
         self.next_tag += 1
 
     def on_confirm(self, frame: Any) -> None:
         method = frame.method
         tag, multiple = method.delivery_tag, method.multiple
-        settled = {t for t in self.pending if t <= tag} if multiple else {tag}
-        self.pending -= settled
-        if isinstance(method, pika.spec.Basic.Nack):
-            self.nacked |= settled
+        if multiple:  # tags were handed out in order, and the dict keeps that order
+            settled = []
+            for t in self.pending:
+                if t > tag:
+                    break
+                settled.append(t)
+        else:
+            settled = [tag]
+        nack = isinstance(method, pika.spec.Basic.Nack)
+        for t in settled:
+            item = self.pending.pop(t, None)
+            if nack:
+                self.nacked.add(t)
+                self.refused += item is not None
+
+    def windowed(self) -> list[tuple[str, WireMessage]]:
+        return [item for item in self.pending.values() if item is not None]
 
 
 #: Exchanges Celery declares as topic exchanges (its events); every other broadcast is a fanout.
@@ -74,7 +91,8 @@ TOPIC_EXCHANGES = frozenset(("celeryev",))
 class AmqpTransport(Transport):
     """``amqp://user:password@host:5672/vhost`` (``//`` is the vhost ``/``); ``amqps://`` TLS.
 
-    Options: ``quorum`` (declare quorum queues, as Celery's ``x-queue-type``).
+    Options: ``quorum`` (declare quorum queues, as Celery's ``x-queue-type``);
+    ``publish_window`` (default 0: every publish waits for its confirm; see ``Transport.flush``).
     """
 
     schemes = ("amqp", "amqps")
@@ -95,6 +113,16 @@ class AmqpTransport(Transport):
         self.conn: pika.BlockingConnection | None = None
         self.generation = 0
         self._declared: set[str] = set()
+        try:
+            self.window = int(options.get("publish_window", 0))
+            if self.window < 0:
+                raise ValueError("must be 0 or more")
+        except (TypeError, ValueError) as exc:
+            raise TransportError(
+                f"RabbitMQ option publish_window={options.get('publish_window')!r}: {exc}"
+            ) from None
+        #: Windowed messages a broken connection left unconfirmed: published again first.
+        self._lost: list[tuple[str, WireMessage]] = []
 
     # -- connection ----------------------------------------------------------------------------
     def connect(self) -> None:
@@ -102,6 +130,10 @@ class AmqpTransport(Transport):
             self._open()
 
     def _open(self) -> None:
+        old: _Confirms | None = getattr(self, "batch", None)
+        if old is not None:  # what the lost connection left unconfirmed goes again
+            self._lost += old.windowed()
+            old.pending.clear()
         self.conn = connect(self.url)
         self.generation += 1
         self._declared.clear()
@@ -130,6 +162,8 @@ class AmqpTransport(Transport):
         return self.conn
 
     def close(self) -> None:
+        if self.conn is not None and (self.batch.pending or self._lost):
+            self.flush()
         if self.conn is not None and self.conn.is_open:
             try:
                 self.conn.close()
@@ -203,6 +237,10 @@ class AmqpTransport(Transport):
 
     # -- publishing ----------------------------------------------------------------------------
     def publish(self, queue: str, message: WireMessage, *, delay: float | None = None) -> None:
+        if self.window > 0 and not (delay and delay > 0):
+            self._publish_windowed(queue, message)
+            return
+
         def send() -> None:
             target = self._delay_target(queue, delay) if delay and delay > 0 else queue
             self.confirm_ch.basic_publish(
@@ -231,6 +269,46 @@ class AmqpTransport(Transport):
                 )
 
         self._retry(send)
+
+    def _publish_windowed(self, queue: str, message: WireMessage) -> None:
+        """Written and flushed to the socket, its confirm read later (``publish_window``)."""
+        item = (queue, message)
+        written = False
+
+        def send() -> None:
+            nonlocal written
+            self._send_lost()
+            if not written:
+                self.batch_ch._impl.basic_publish("", queue, message.body, properties(message))
+                self.batch.sent(item)
+                written = True  # from here on, a broken connection sends it again with the rest
+            self.batch_ch._flush_output()
+            if len(self.batch.pending) > self.window:
+                half = self.window // 2
+                self._pump_until(lambda: len(self.batch.pending) <= half, "confirm publishes")
+            self._report_refused()
+
+        self._retry(send)
+
+    def _send_lost(self) -> None:
+        lost, self._lost = self._lost, []
+        for item in lost:
+            self.batch_ch._impl.basic_publish("", item[0], item[1].body, properties(item[1]))
+            self.batch.sent(item)
+
+    def _report_refused(self) -> None:
+        if self.batch.refused:
+            refused, self.batch.refused = self.batch.refused, 0
+            raise TransportError(f"RabbitMQ refused {refused} earlier published message(s) (nack)")
+
+    def flush(self) -> None:
+        def wait() -> None:
+            self._send_lost()
+            self._pump_until(lambda: not self.batch.pending, "confirm publishes")
+            self._report_refused()
+
+        if self.conn is not None and (self.batch.pending or self._lost):
+            self._retry(wait)
 
     def _pump_until(self, done: Any, what: str, timeout: float = 30.0) -> None:
         assert self.conn is not None

@@ -75,7 +75,7 @@ class RedisConsumer(Consumer):
         self._tail = [settings.kombu_visibility_timeout, n, *k.steps]
         self._down_since: float | None = None
         self._closed = False
-        self._pubsub = self.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+        self._pubsub = self.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call,unused-ignore]
         with transport.errors("subscribe to wake-ups"):
             self._pubsub.subscribe(*(k.wake(q) for q in self.queues))
 

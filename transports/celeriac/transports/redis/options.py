@@ -52,6 +52,9 @@ class RedisOptions:
     priority_steps: tuple[int, ...] = DEFAULT_PRIORITY_STEPS
     #: Kombu's fanout channel prefix: True (``/<db>.``), False (none) or the prefix itself.
     fanout_prefix: bool | str = True
+    #: Messages a publishing thread may have written and not yet seen acknowledged; 0 (the
+    #: default): every publish waits for Redis's reply (see ``Transport.flush``).
+    publish_window: int = 0
 
 
 def _bool(value: Any) -> bool:
@@ -74,6 +77,11 @@ def _convert(name: str, value: Any) -> Any:
         if number <= 0:
             raise ValueError("must be positive")
         return number
+    if name == "publish_window":
+        window = int(value)
+        if window < 0:
+            raise ValueError("must be 0 or more")
+        return window
     if name == "priority_steps":
         return _steps(value)
     if name == "fanout_prefix":
