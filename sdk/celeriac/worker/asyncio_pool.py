@@ -10,6 +10,7 @@ import asyncio
 import contextvars
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -40,13 +41,25 @@ class AsyncioPool:
         self._thread.start()
         self.tasks: dict[str, asyncio.Task[Any]] = {}
         self._outer: set[asyncio.Task[Outcome]] = set()
+        self._inbox: deque[tuple[TaskMessage, str, set[str], Callable[[Outcome], None]]] = deque()
+        self._woken = False
 
     def submit(self, msg: TaskMessage, queue: str, revoked: set[str],
                done: Callable[[Outcome], None]) -> None:  # fmt: skip
         """Start an async task; ``done`` is called with its outcome (from the loop thread)."""
-        # One wake-up of the loop and no cross-thread future per task (run_coroutine_threadsafe
-        # makes both a concurrent Future, with its Condition, and an asyncio one).
-        self.loop.call_soon_threadsafe(self._spawn, msg, queue, revoked, done)
+        # No cross-thread future per task (run_coroutine_threadsafe makes a concurrent Future,
+        # with its Condition, and an asyncio one), and one wake-up of the loop for all the tasks
+        # submitted before it runs: a wake-up is a write to its self-pipe.
+        self._inbox.append((msg, queue, revoked, done))
+        if not self._woken:
+            self._woken = True
+            self.loop.call_soon_threadsafe(self._spawn_all)
+
+    def _spawn_all(self) -> None:
+        self._woken = False  # before draining: a submit after this point wakes the loop again
+        inbox = self._inbox
+        while inbox:
+            self._spawn(*inbox.popleft())
 
     def _spawn(self, msg: TaskMessage, queue: str, revoked: set[str],
                done: Callable[[Outcome], None]) -> None:  # fmt: skip
