@@ -1,13 +1,14 @@
 """``python -m bench all``: Celeriac beside Celery 5.7, Dramatiq and Taskiq in one run.
 
     python -m bench all [--quick] [--runs 3] [--only redis,amqp,sqs,kafka,zookeeper]
-                        [--sections compare,ceiling,scaling,distance,io] [--out bench]
+                        [--sections compare,ceiling,scaling,distance,io,iodrain] [--out bench]
 
 On Redis and RabbitMQ: publish rate (plain delay loop, and our batch API), drain rate of
 preloaded no-op tasks with each system's best pool, round trips p50/p90/p99, idle and loaded
-worker RSS, the raw broker ceiling and the practical Python ceiling, Celeriac's scaling with
-worker processes and payload sizes, the drain 2 ms from the broker, and sleep-bound tasks on
-the asyncio and thread pools. SQS: Celeriac and Celery side by side; SQS, Kafka and ZooKeeper:
+worker RSS, the raw broker ceiling and the practical Python ceiling, each system's scaling with
+worker processes and payload sizes, the drain 2 ms from the broker, sleep-bound tasks (100 ms)
+on the asyncio and thread pools, and the drain of tasks sleeping 10 ms on each system's I/O
+pools. SQS: Celeriac and Celery side by side; SQS, Kafka and ZooKeeper:
 the transport against the bare client loop. ``--only memory`` runs the in-memory transport
 alone (no broker: a smoke test). The peers run in venvs of their own, built on first use
 (bench/peers/env.py; Celery's by interop/celery_env.py). Writes results.json, results.png and
@@ -31,7 +32,7 @@ from .common import log
 
 BROKERS = ("redis", "amqp", "sqs")
 TRANSPORTS = ("sqs", "kafka", "zookeeper", "memory")
-SECTIONS = ("compare", "ceiling", "scaling", "distance", "io")
+SECTIONS = ("compare", "ceiling", "scaling", "distance", "io", "iodrain")
 NOTES_FILE = Path(__file__).resolve().parent / "NOTES.md"
 
 
@@ -63,13 +64,19 @@ def run_broker(broker: str, sections: list[str], sizes: suite.Sizes) -> dict[str
             f"{broker} ceilings", lambda: ceiling.measure(broker, sizes.raw)
         )
     if "scaling" in sections:
-        out["scaling"] = suite.attempt(f"{broker} scaling", lambda: suite.scaling(broker, sizes))
+        out["scaling"] = suite.attempt(
+            f"{broker} scaling", lambda: suite.scaling(broker, sizes, systems)
+        )
     if "distance" in sections:
         out["distance"] = suite.attempt(
             f"{broker} distance", lambda: suite.distance(broker, sizes, systems)
         )
     if "io" in sections:
-        out["io"] = suite.attempt(f"{broker} io", lambda: suite.io_bound(broker, sizes))
+        out["io"] = suite.attempt(f"{broker} io", lambda: suite.io_bound(broker, sizes, systems))
+    if "iodrain" in sections:
+        out["io_drain"] = suite.attempt(
+            f"{broker} io drain", lambda: suite.io_drain(broker, sizes, systems)
+        )
     return out
 
 
@@ -114,7 +121,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="redis,amqp,sqs,kafka,zookeeper")
     parser.add_argument("--sections", default=",".join(SECTIONS))
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent)
-    parser.add_argument("--tasks", type=int, help="no-op tasks per publish/drain (default 20,000)")
+    parser.add_argument(
+        "--tasks",
+        type=int,
+        help="no-op tasks per publish/drain (default 20,000; a quarter of "
+        "it sleeping 10 ms for the I/O drain)",
+    )
     args = parser.parse_args(argv)
     if args.command == "report":
         import json
@@ -129,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.tasks:
         sizes.tasks = args.tasks
         sizes.payload_counts[100] = args.tasks
+        sizes.io_drain = args.tasks // 4
     only = [n.strip() for n in args.only.split(",") if n.strip()]
     unknown = set(only) - set(BROKERS) - set(TRANSPORTS)
     if unknown:

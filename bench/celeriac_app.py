@@ -9,6 +9,7 @@ import asyncio
 import os
 import time
 
+from bench.peers.done import acount_done, count_done
 from celeriac import App
 
 app = App(
@@ -34,20 +35,22 @@ def add(x: int, y: int) -> int:
 
 
 @app.task(name="bench.sleep_async", ignore_result=True)
-async def sleep_async(seconds: float) -> None:
+async def sleep_async(seconds: float, done: str = "") -> None:
     IN_FLIGHT["now"] += 1
     IN_FLIGHT["peak"] = max(IN_FLIGHT["peak"], IN_FLIGHT["now"])
     try:
         await asyncio.sleep(seconds)
     finally:
         IN_FLIGHT["now"] -= 1
+    await acount_done(done)
 
 
 @app.task(name="bench.sleep_sync", ignore_result=True)
-def sleep_sync(seconds: float) -> None:
+def sleep_sync(seconds: float, done: str = "") -> None:
     IN_FLIGHT["now"] += 1  # races between threads only blur the peak by one or two
     IN_FLIGHT["peak"] = max(IN_FLIGHT["peak"], IN_FLIGHT["now"])
     try:
         time.sleep(seconds)
     finally:
         IN_FLIGHT["now"] -= 1
+    count_done(done)

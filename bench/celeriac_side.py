@@ -2,6 +2,7 @@
 
     python -m bench.celeriac_side publish|publish_many|preload|roundtrip|io BROKER QUEUE COUNT
         [--payload BYTES] [--pool asyncio|threads] [--concurrency N] [--seconds S]
+        [--task NAME --args JSON]   (preload: other tasks than bench.noop, e.g. sleep tasks)
 
 Prints one JSON line with the figures.
 """
@@ -26,6 +27,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--pool", default="asyncio")
     p.add_argument("--concurrency", type=int, default=1000)
     p.add_argument("--seconds", type=float, default=0.1)
+    p.add_argument("--task", default="bench.noop")
+    p.add_argument("--args", default="")
     args = p.parse_args(argv)
     os.environ["BENCH_BROKER"], os.environ["BENCH_QUEUE"] = args.broker, args.queue
     from bench.celeriac_app import IN_FLIGHT, add, app, noop, sleep_async, sleep_sync
@@ -58,10 +61,15 @@ def main(argv: list[str] | None = None) -> None:
 
         producer = app.producer()
         app.declare(args.queue)
-        wire = encode_task(new_task_message("bench.noop", payload, ignore_result=True))
+        task_args = tuple(orjson.loads(args.args)) if args.args else payload
+        wire = encode_task(new_task_message(args.task, task_args, ignore_result=True))
         t = time.perf_counter()
         for i in range(0, args.count, 500):
-            producer.publish_many(args.queue, [wire] * min(500, args.count - i))
+            n = min(500, args.count - i)
+            # Tasks that run side by side (--args, sleep tasks): each with an id of its own.
+            fresh = (new_task_message(args.task, task_args, ignore_result=True) for _ in range(n))
+            batch = [encode_task(m) for m in fresh] if args.args else [wire] * n
+            producer.publish_many(args.queue, batch)
         out["rate"] = args.count / (time.perf_counter() - t)
     elif args.mode == "roundtrip":
         from bench.common import quantiles

@@ -2,9 +2,12 @@
 
 import logging
 import os
+import time
 
 from celery import Celery
 from celery.signals import after_setup_logger
+
+from bench.peers.done import count_done
 
 app = Celery("bench")
 if os.environ.get("BENCH_SQS_POLLING_INTERVAL"):
@@ -30,3 +33,9 @@ def noop(*args):
 @app.task(name="bench.add")
 def add(x, y):
     return x + y
+
+
+@app.task(name="bench.sleep_sync", ignore_result=True)
+def sleep_sync(seconds: float, done: str = "") -> None:
+    time.sleep(seconds)
+    count_done(done)

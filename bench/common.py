@@ -209,11 +209,16 @@ def drain(
     expected: int,
     timeout: float = 600,
     poll: float = 0.01,
+    done: Callable[[], int] | None = None,
+    stall: float = 120,
 ) -> Drain:
-    """Start ``worker`` on a preloaded queue and time it from its first take to an empty queue.
+    """Start ``worker`` on a preloaded queue and time it from its first take to an empty queue
+    or, given ``done`` (how many tasks have finished), to the last task finished.
 
     The clock starts at the first sample below the preloaded length (so start-up is not
-    counted) and the rate counts what was left at that sample. Memory is sampled throughout.
+    counted) and the rate counts what was left at that sample (not yet finished, with
+    ``done``). Memory is sampled throughout. Fails after ``timeout`` s, or ``stall`` s without
+    progress (tasks that fail and are redelivered forever, a worker that hangs).
     """
     initial = probe.length(key)
     if initial < expected * 0.9:
@@ -224,19 +229,26 @@ def drain(
     t0 = left = None
     peak = procs = 0
     next_rss = 0.0
+    seen, moved = (-1, -1), time.monotonic()
     while True:
         n = probe.length(key)
+        finished = done() if done is not None else 0
         now = time.perf_counter()
+        if (n, finished) != seen:
+            seen, moved = (n, finished), time.monotonic()
         if t0 is None and n < initial:
-            t0, left = now, n
+            t0, left = now, (expected - finished if done is not None else n)
         if time.monotonic() >= next_rss:
             peak, procs = max(peak, worker.rss()), max(procs, worker.processes())
             next_rss = time.monotonic() + 0.1
-        if n == 0 and t0 is not None:
+        if t0 is not None and (finished >= expected if done is not None else n == 0):
             break
         worker.check()
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{key}: {n} messages left after {timeout:.0f} s")
+        if time.monotonic() > deadline or time.monotonic() - moved > stall:
+            raise RuntimeError(
+                f"{key}: {n} messages left, {finished} done, no progress for "
+                f"{time.monotonic() - moved:.0f} s\n{worker.tail()[-1500:]}"
+            )
         time.sleep(poll)
     peak = max(peak, worker.rss())
     assert t0 is not None and left is not None

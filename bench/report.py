@@ -68,29 +68,115 @@ ROWS: tuple[tuple[str, str, Any, bool], ...] = (
 )
 
 
+def _number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
 def best_peer(systems: dict[str, dict[str, Any]], key: str, higher: bool) -> tuple[str, float]:
-    found = [(n, systems[n][key]) for n in PEERS if n in systems and key in systems[n]]
+    found = [(n, systems[n][key]) for n in PEERS if n in systems and _number(systems[n].get(key))]
     if not found:
         return "", float("nan")
     return max(found, key=lambda x: x[1]) if higher else min(found, key=lambda x: x[1])
 
 
-def comparison_rows(systems: dict[str, dict[str, Any]]) -> list[list[str]]:
+def _cell(fmt: Any, v: Any) -> str:
+    """A figure, or 'failed' where its measurement failed (listed under the tables)."""
+    if isinstance(v, dict) and "error" in v:
+        return "failed"
+    return fmt(v) if _number(v) else "-"
+
+
+def figure_rows(
+    systems: dict[str, dict[str, Any]], spec: tuple[tuple[str, str, Any, bool], ...]
+) -> list[list[str]]:
+    """One row per (key, label, formatter, higher is better) of ``spec``: each system's
+    figure, then Celeriac against the best peer."""
     names = [n for n in ("celeriac", *PEERS) if n in systems]
     rows = []
-    for key, label, fmt, higher in ROWS:
+    for key, label, fmt, higher in spec:
         if not any(key in systems[n] for n in names):
             continue
-        cells = [label] + [fmt(systems[n].get(key)) for n in names]
+        cells = [label] + [_cell(fmt, systems[n].get(key)) for n in names]
         ours = systems.get("celeriac", {}).get(key)
         peer, value = best_peer(systems, key, higher)
         ratio = "-"
-        if ours and peer and value:
+        if _number(ours) and ours and peer and value:
             ratio = f"{ours / value:.2f}x vs {LABELS[peer]}"
         rows.append([*cells, ratio])
+    return rows
+
+
+def comparison_rows(systems: dict[str, dict[str, Any]]) -> list[list[str]]:
+    names = [n for n in ("celeriac", *PEERS) if n in systems]
+    rows = figure_rows(systems, ROWS)
     pools = ["best pool: "] + [str(systems[n].get("drain_pool", "")) for n in names] + [""]
     rows.append(pools)
     return rows
+
+
+def _size(n: int) -> str:
+    return f"{n // MB} MiB" if n >= MB else f"{n // 1024} KiB" if n >= 1024 else f"{n} B"
+
+
+def scaling_rows(scale: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Each system's drain with 1, 2, 4 worker processes and three payloads (header, rows);
+    results of older runs held Celeriac's figures alone, at the top level."""
+    if any(_number(v) for v in scale.values()):
+        scale = {"celeriac": scale}
+    systems = {n: v for n, v in scale.items() if isinstance(v, dict) and "error" not in v}
+    names = [n for n in ("celeriac", *PEERS) if n in systems]
+    keys = sorted(
+        {k for n in names for k in systems[n] if k != "pools"},
+        key=lambda k: (not k.startswith("processes"), int(k.split("=")[1])),
+    )
+    spec = tuple(
+        (k, f"processes = {k.split('=')[1]}" if k.startswith("processes")
+         else f"payload = {_size(int(k.split('=')[1]))}", _rate, True)
+        for k in keys
+    )  # fmt: skip
+    rows = figure_rows(systems, spec)
+    for key, label in (
+        ("processes=2", "pool at 2 processes"),
+        ("payload", "pool of the payload runs"),
+    ):
+        if any(key in systems[n].get("pools", {}) for n in names):
+            rows.append([label] + [systems[n].get("pools", {}).get(key, "") for n in names] + [""])
+    return ["drain", *[LABELS[n] for n in names], "Celeriac / best peer"], rows
+
+
+def _versus_ours(rows: dict[str, Any], ours_key: Any) -> dict[str, str]:
+    """For each row of a per-system table (dicts with "system" and "rate"), Celeriac's rate
+    over the row's, Celeriac's row found by ``ours_key(row)``."""
+    out = {}
+    for key, row in rows.items():
+        ours = rows.get(ours_key(row), {})
+        if row.get("system", "celeriac") != "celeriac" and _number(ours.get("rate")):
+            out[key] = f"{ours['rate'] / row['rate']:.2f}x"
+    return out
+
+
+def io_rows(io: dict[str, Any]) -> list[list[str]]:
+    """The 100 ms sleep tasks: Celeriac's rows (with tasks in flight) and the peers'."""
+    ok = {k: r for k, r in io.items() if isinstance(r, dict) and "error" not in r}
+    ratios = _versus_ours(ok, lambda r: f"{r['pool']} x{r['concurrency']:.0f}")
+    rows = []
+    for key, r in ok.items():
+        name = r.get("system", "celeriac")
+        peak = f"{r['peak']:,.0f}" if "peak" in r else "not measured"
+        rows.append([LABELS[name], r.get("config", f"{r['pool']} x{r['concurrency']:.0f}"),
+                     f"{r['tasks']:,.0f}", _rate(r["rate"]), _rate(r["ceiling"]),
+                     f"{r['fraction']:.0%}", peak, ratios.get(key, "-")])  # fmt: skip
+    return rows
+
+
+def io_drain_rows(drains: dict[str, Any]) -> list[list[str]]:
+    """The 10 ms sleep-task drain: each system's I/O pools, Celeriac's best against each."""
+    ok = {k: r for k, r in drains.items() if isinstance(r, dict) and "error" not in r}
+    ours = [k for k, r in ok.items() if r["system"] == "celeriac"]
+    best = max(ours, key=lambda k: ok[k]["rate"]) if ours else ""
+    ratios = _versus_ours(ok, lambda r: best)
+    return [[LABELS[r["system"]], r["config"], f"{r['tasks']:,.0f}", _rate(r["rate"]),
+             f"{r['fraction']:.0%}", ratios.get(k, "-")] for k, r in ok.items()]  # fmt: skip
 
 
 def _broker_targets(broker: str, data: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
@@ -205,6 +291,12 @@ def _broker_targets(broker: str, data: dict[str, Any]) -> list[tuple[str, str, s
         )
     io = _ok(data.get("io"))
     for pool, row in io.items():
+        if (
+            not isinstance(row, dict)
+            or "error" in row
+            or row.get("system", "celeriac") != "celeriac"
+        ):
+            continue
         out.append(
             (
                 f"{b}: sleep(0.1) tasks on {pool} within 10% of the ceiling",
@@ -278,28 +370,43 @@ def _tables(results: dict[str, Any]) -> list[tuple[str, list[str], list[list[str
                            ["ceiling", "rate", "Celeriac as a share"], rows))  # fmt: skip
         scale = _ok(data.get("scaling"))
         if scale:
-            rows = [[k.replace("=", " = "), _rate(v)] for k, v in scale.items()]
-            tables.append((f"{b}: Celeriac drain scaling", ["configuration", "drain"], rows))
+            header, rows = scaling_rows(scale)
+            tables.append((f"{b}: drain scaling with worker processes and payload sizes "
+                           "(payloads on each system's best pool)", header, rows))  # fmt: skip
         far = _ok(data.get("distance"))
         if far:
-            rows = [[LABELS[n], _rate(v["local"]), _rate(v["rtt2ms"]), f"{v['fraction']:.0%}"]
-                    for n, v in far.items() if isinstance(v, dict)]  # fmt: skip
+            near = {n: v for n, v in far.items() if isinstance(v, dict) and "error" not in v}
+            ours = near.get("celeriac", {}).get("rtt2ms")
+            rows = [[LABELS[n], _rate(v["local"]), _rate(v["rtt2ms"]), f"{v['fraction']:.0%}",
+                     f"{ours / v['rtt2ms']:.2f}x" if ours and n != "celeriac" else "-"]
+                    for n, v in near.items()]  # fmt: skip
             title = f"{b}: drain with 2 ms round trip added (delaying proxy)"
             if "measured_rtt_ms" in far:
                 title += f", measured PING {far['measured_rtt_ms']:.2f} ms"
-            tables.append((title, ["system", "local", "2 ms away", "kept"], rows))
+            header = ["system", "local", "2 ms away", "kept", "Celeriac / this, 2 ms away"]
+            tables.append((title, header, rows))
         io = _ok(data.get("io"))
         if io:
-            rows = [[p, f"{r['tasks']:,.0f}", _rate(r["rate"]),
-                     _rate(r["ceiling"]), f"{r['fraction']:.0%}", f"{r['peak']:,.0f}"]
-                    for p, r in io.items()]  # fmt: skip
             tables.append(
                 (
-                    f"{b}: Celeriac I/O concurrency, tasks sleeping 100 ms",
-                    ["pool", "tasks", "rate", "ceiling", "share", "peak in flight"],
-                    rows,
+                    f"{b}: I/O concurrency, tasks sleeping 100 ms, one worker process "
+                    "(peers: tasks in flight not measured)",
+                    ["system", "pool", "tasks", "rate", "ceiling", "share", "peak in flight",
+                     "Celeriac / this"],
+                    io_rows(io),
                 )
-            )
+            )  # fmt: skip
+        drains = _ok(data.get("io_drain"))
+        if drains:
+            tables.append(
+                (
+                    f"{b}: drain of tasks sleeping 10 ms, 2 processes x 100 tasks each "
+                    "(ceiling 20,000/s)",
+                    ["system", "pool", "tasks", "rate", "share of ceiling",
+                     "Celeriac best / this"],
+                    io_drain_rows(drains),
+                )
+            )  # fmt: skip
     tr = _ok(results.get("transports"))
     if tr:
         rows = [[n, _rate(r["publish"]), _rate(r["publish_many"]), _rate(r["consume"]),
@@ -358,22 +465,30 @@ def chart(results: dict[str, Any], path: Path) -> None:
     brokers = [b for b, d in results.get("brokers", {}).items() if d.get("compare")]
     if not brokers:
         return
-    fig, axes = plt.subplots(len(brokers), 3, figsize=(15, 3.8 * len(brokers)), squeeze=False)
+    fig, axes = plt.subplots(len(brokers), 4, figsize=(19, 3.8 * len(brokers)), squeeze=False)
     colours = {"celeriac": "#2e7d32", "celery": "#9e9e9e", "dramatiq": "#1565c0",
                "taskiq": "#ef6c00"}  # fmt: skip
     for row, broker in enumerate(brokers):
         data = results["brokers"][broker]
-        systems = data["compare"]
-        names = [n for n in ("celeriac", *PEERS) if n in systems and "error" not in systems[n]]
+        systems = {n: dict(v) for n, v in data["compare"].items() if "error" not in v}
+        for r in _ok(data.get("io_drain")).values():
+            if "error" not in r and r["system"] in systems:  # each system's best I/O pool
+                mine = systems[r["system"]]
+                mine["io_drain"] = max(mine.get("io_drain", 0), r["rate"])
+        names = [n for n in ("celeriac", *PEERS) if n in systems]
         for col, (key, title, scale) in enumerate(
             (
                 ("publish", "publish /s", 1),
                 ("drain", "drain /s", 1),
                 ("p99", "p99 round trip ms", 1000),
+                ("io_drain", "drain of 10 ms tasks /s (2 x 100)", 1),
             )
         ):
             ax = axes[row][col]
             values = [systems[n].get(key, 0) * scale for n in names]
+            if not any(values):  # not measured on this broker (SQS: no 10 ms drain)
+                ax.axis("off")
+                continue
             bars = ax.bar([LABELS[n] for n in names], values, color=[colours[n] for n in names])
             ax.bar_label(bars, fmt="%.0f" if scale == 1 else "%.1f", fontsize=8)
             ceiling = _ok(data.get("ceiling")).get("practical_drain")

@@ -8,13 +8,16 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
-from .common import AMQP_URL, REDIS_URL, SQS_URL, Drain, Probe, Worker, drain, log
+from .common import AMQP_URL, BACKEND_URL, REDIS_URL, SQS_URL, Drain, Probe, Worker, drain, log
 from .proxy import DelayProxy, measured_rtt
 from .systems import ALL, Celeriac, Celery, Pool, System
 
 MIB = 1024 * 1024
+#: The I/O-bound drain: tasks sleeping 10 ms on 2 worker processes x 100 tasks each.
+IO_SECONDS, IO_PROCESSES, IO_CONCURRENCY = 0.010, 2, 100
 
 
 @dataclass
@@ -26,6 +29,8 @@ class Sizes:
     raw: int = 50_000
     io_async: int = 10_000
     io_threads: int = 2_000
+    #: Tasks sleeping 10 ms for the I/O-bound drain (a quarter of ``tasks``).
+    io_drain: int = 5_000
     payload_counts: dict[int, int] = field(
         default_factory=lambda: {100: 20_000, 10 * 1024: 5_000, MIB: 200}
     )
@@ -37,7 +42,7 @@ class Sizes:
     @classmethod
     def quick_sizes(cls) -> Sizes:
         return cls(
-            tasks=2_000, roundtrips=50, raw=10_000, io_async=2_000, io_threads=300,
+            tasks=2_000, roundtrips=50, raw=10_000, io_async=2_000, io_threads=300, io_drain=2_000,
             payload_counts={100: 2_000, 10 * 1024: 500, MIB: 20}, proxy_tasks=500,
             sqs_tasks=200, transport_count=1_000, quick=True,
         )  # fmt: skip
@@ -87,6 +92,9 @@ class _Group(Worker):
     def processes(self) -> int:
         return sum(w.processes() for w in self.members)
 
+    def tail(self) -> str:
+        return "\n".join(w.tail() for w in self.members)[-3000:]
+
     def stop(self, timeout: float = 15) -> None:
         for w in self.members:
             w.stop(timeout)
@@ -95,8 +103,10 @@ class _Group(Worker):
 def drain_with(
     system: System, url: str, pool: Pool, count: int, payload: int = 0, preload: bool = True,
     queue: str | None = None, worker_url: str | None = None,
+    done: Callable[[], int] | None = None,
 ) -> Drain:  # fmt: skip
-    """Preload ``count`` no-op tasks (unless the queue already holds them) and drain them."""
+    """Preload ``count`` no-op tasks (unless the queue already holds them) and drain them
+    (to an empty queue or, given ``done``, to the last task finished: common.drain)."""
     queue = queue or _queue(system.name)
     probe = Probe(url)
     try:
@@ -104,7 +114,7 @@ def drain_with(
             system.preload(url, queue, count, payload)
         group = _Group(system.workers(worker_url or url, queue, pool))
         try:
-            return drain(group, probe, system.key(url, queue), count)
+            return drain(group, probe, system.key(url, queue), count, done=done)
         finally:
             group.stop()
     finally:
@@ -171,20 +181,76 @@ def _compare_one(broker: str, system: System, sizes: Sizes) -> dict[str, Any]:
     return fig
 
 
-def scaling(broker: str, sizes: Sizes) -> dict[str, Any]:
-    """Celeriac's drain with 1, 2 and 4 worker processes, and with three payload sizes."""
-    url, ours = URLS[broker], Celeriac()
-    out: dict[str, Any] = {}
-    for procs in (1, 2, 4):
-        log(f"{broker}: Celeriac drain with {procs} worker processes")
-        best = ours.pools[0]
-        pool = Pool(f"{procs} x threads 8", procs, best.args, best.env)
-        out[f"processes={procs}"] = drain_with(ours, url, pool, sizes.tasks).rate
-    best = ours.pools[0]
-    for payload, count in sizes.payload_counts.items():
-        log(f"{broker}: Celeriac drain of {count:,} tasks carrying {payload:,} bytes")
-        out[f"payload={payload}"] = drain_with(ours, url, best, count, payload).rate
+def sleep_drain(
+    system: System, url: str, kind: str, processes: int, concurrency: int, count: int,
+    seconds: float,
+) -> dict[str, Any]:  # fmt: skip
+    """``count`` tasks sleeping ``seconds`` on ``system``'s ``kind`` pool, timed to the last
+    one finished (a Redis counter, bench/peers/done.py), against the ceiling
+    ``processes * concurrency / seconds``."""
+    import redis
+
+    pool = system.io_pool(kind, processes, concurrency)
+    queue = _queue(system.name)
+    key = f"{queue}-done"
+    counter = redis.Redis.from_url(BACKEND_URL)
+    try:
+        log(f"{url.split(':')[0]}: {system.label} {count:,} sleep({seconds}) tasks, {pool.label}")
+        system.preload_sleep(url, queue, count, seconds, key, kind)
+
+        def done() -> int:
+            return int(counter.get(key) or 0)
+
+        rate = drain_with(system, url, pool, count, preload=False, queue=queue, done=done).rate
+    finally:
+        counter.delete(key)
+        counter.close()
+    ceiling = processes * concurrency / seconds
+    return {"system": system.name, "pool": kind, "config": pool.label, "processes": processes,
+            "concurrency": concurrency, "tasks": count, "rate": rate, "ceiling": ceiling,
+            "fraction": rate / ceiling}  # fmt: skip
+
+
+def io_drain(broker: str, sizes: Sizes, systems: list[System]) -> dict[str, Any]:
+    """Every system's drain of tasks sleeping 10 ms on its I/O pools, one budget for all."""
+    url, out = URLS[broker], {}
+    budget = (IO_PROCESSES, IO_CONCURRENCY, sizes.io_drain, IO_SECONDS)
+    for system in systems:
+        for kind in system.io_kinds:
+            out[f"{system.name} {kind}"] = attempt(
+                f"{broker}: {system.label} 10 ms tasks on {kind}",
+                partial(sleep_drain, system, url, kind, *budget),
+            )
     return out
+
+
+def scaling(broker: str, sizes: Sizes, systems: list[System]) -> dict[str, Any]:
+    """Each system's drain with 1, 2 and 4 worker processes, and with three payload sizes on
+    its best pool; each figure tried on its own."""
+    url, out = URLS[broker], {}
+    for system in systems:
+        fig: dict[str, Any] = {"pools": {}}
+        for procs in (1, 2, 4):
+            pool = system.scaled(procs)
+            fig["pools"][f"processes={procs}"] = pool.label
+            fig[f"processes={procs}"] = attempt(
+                f"{broker}: {system.label} drain with {pool.label}",
+                partial(_rate, system, url, pool, sizes.tasks),
+            )
+        fig["pools"]["payload"] = system.pools[0].label
+        for payload, count in sizes.payload_counts.items():
+            fig[f"payload={payload}"] = attempt(
+                f"{broker}: {system.label} drain of {count:,} tasks carrying {payload:,} bytes",
+                partial(_rate, system, url, system.pools[0], count, payload),
+            )
+        out[system.name] = fig
+    return out
+
+
+def _rate(system: System, url: str, pool: Pool, count: int, payload: int = 0) -> float:
+    what = f", {payload:,} bytes each" if payload else ""
+    log(f"{url.split(':')[0]}: {system.label} drain of {count:,} tasks{what}, {pool.label}")
+    return drain_with(system, url, pool, count, payload).rate
 
 
 def distance(broker: str, sizes: Sizes, systems: list[System]) -> dict[str, Any]:
@@ -197,18 +263,25 @@ def distance(broker: str, sizes: Sizes, systems: list[System]) -> dict[str, Any]
             out["measured_rtt_ms"] = measured_rtt(proxy.port) * 1000
         far = url.replace(f":{port}", f":{proxy.port}")
         for system in systems:
-            if not isinstance(system, Celeriac | Celery):
-                continue
-            pool = system.pools[0]
-            log(f"{broker}: {system.label} drain, local then through the 2 ms proxy")
-            near = drain_with(system, url, pool, sizes.proxy_tasks).rate
-            away = drain_with(system, url, pool, sizes.proxy_tasks, worker_url=far).rate
-            out[system.name] = {"local": near, "rtt2ms": away, "fraction": away / near}
+            out[system.name] = attempt(
+                f"{broker}: {system.label} 2 ms away",
+                partial(_near_and_far, system, url, far, sizes.proxy_tasks),
+            )
     return out
 
 
-def io_bound(broker: str, sizes: Sizes) -> dict[str, Any]:
-    """10,000 tasks sleeping 100 ms (asyncio pool) and fewer on threads, vs the ceiling."""
+def _near_and_far(system: System, url: str, far: str, count: int) -> dict[str, float]:
+    pool = system.pools[0]
+    log(f"{url.split(':')[0]}: {system.label} drain, local then through the 2 ms proxy")
+    near = drain_with(system, url, pool, count).rate
+    away = drain_with(system, url, pool, count, worker_url=far).rate
+    return {"local": near, "rtt2ms": away, "fraction": away / near}
+
+
+def io_bound(broker: str, sizes: Sizes, systems: list[System]) -> dict[str, Any]:
+    """10,000 tasks sleeping 100 ms (asyncio pool) and fewer on threads, vs the ceiling, in
+    one worker process: Celeriac's worker in-process (which also counts tasks in flight), the
+    peers from their command lines with the same pool kind and concurrency."""
     url, ours = URLS[broker], Celeriac()
     out: dict[str, Any] = {}
     runs = (
@@ -217,14 +290,29 @@ def io_bound(broker: str, sizes: Sizes) -> dict[str, Any]:
         ("threads", sizes.io_threads, 100),
     )
     for pool, count, conc in runs:
-        log(f"{broker}: Celeriac {count:,} sleep(0.1) tasks on {pool} x{conc}")
-        queue = _queue("io")
-        cmd_args = ["--pool", pool, "--concurrency", str(conc), "--seconds", "0.1"]
-        result = _side_io(ours, url, queue, count, cmd_args)
-        Probe(url).delete(queue)
-        row = {**result, "pool": pool, "concurrency": conc, "tasks": count}
-        out[f"{pool} x{conc}"] = row
+        out[f"{pool} x{conc}"] = attempt(
+            f"{broker}: Celeriac {count:,} sleep(0.1) tasks on {pool} x{conc}",
+            partial(_celeriac_io, ours, url, pool, count, conc),
+        )
+        for peer in systems:
+            if isinstance(peer, Celeriac) or pool not in peer.io_kinds:
+                continue
+            out[f"{peer.name} {pool} x{conc}"] = attempt(
+                f"{broker}: {peer.label} {count:,} sleep(0.1) tasks on {pool} x{conc}",
+                partial(sleep_drain, peer, url, pool, 1, conc, count, 0.1),
+            )
     return out
+
+
+def _celeriac_io(ours: Celeriac, url: str, pool: str, count: int, conc: int) -> dict[str, Any]:
+    log(f"{url.split(':')[0]}: Celeriac {count:,} sleep(0.1) tasks on {pool} x{conc}")
+    queue = _queue("io")
+    cmd_args = ["--pool", pool, "--concurrency", str(conc), "--seconds", "0.1"]
+    try:
+        result = _side_io(ours, url, queue, count, cmd_args)
+    finally:
+        Probe(url).delete(queue)
+    return {**result, "system": "celeriac", "pool": pool, "concurrency": conc, "tasks": count}
 
 
 def _side_io(ours: Celeriac, url: str, queue: str, count: int, extra: list[str]) -> dict:

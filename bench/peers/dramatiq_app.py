@@ -1,7 +1,8 @@
 """Dramatiq's side of the benchmark (runs in the Dramatiq venv, see bench/peers/env.py).
 
 Worker: ``dramatiq bench.peers.dramatiq_app -p P -t T -Q QUEUE``; client:
-``python -m bench.peers.dramatiq_app publish|roundtrip COUNT [--payload BYTES]``. Broker from
+``python -m bench.peers.dramatiq_app publish|roundtrip COUNT [PAYLOAD_BYTES]`` or
+``... sleep COUNT SECONDS DONE_KEY`` (preloads sleep tasks, bench/peers/done.py). Broker from
 ``BENCH_BROKER``, results (Redis) from ``BENCH_BACKEND``, queue from ``BENCH_QUEUE``.
 """
 
@@ -14,6 +15,8 @@ import time
 import dramatiq
 from dramatiq.results import Results
 from dramatiq.results.backends.redis import RedisBackend
+
+from bench.peers.done import count_done
 
 BROKER = os.environ.get("BENCH_BROKER", "redis://127.0.0.1:6379/0")
 QUEUE = os.environ.get("BENCH_QUEUE", "default")
@@ -40,8 +43,19 @@ def add(x, y):
     return x + y
 
 
+@dramatiq.actor(queue_name=QUEUE, actor_name="bench_sleep", max_retries=0)
+def sleep(seconds: float, done: str = "") -> None:
+    time.sleep(seconds)
+    count_done(done)
+
+
 def main():
     mode, count = sys.argv[1], int(sys.argv[2])
+    if mode == "sleep":
+        for _ in range(count):
+            sleep.send(float(sys.argv[3]), sys.argv[4])
+        print(json.dumps({}), flush=True)
+        return
     payload = ("x" * int(sys.argv[3]),) if len(sys.argv) > 3 and int(sys.argv[3]) else ()
     out = {}
     if mode == "publish":

@@ -1,7 +1,8 @@
 """Taskiq's side of the benchmark (runs in the Taskiq venv, see bench/peers/env.py).
 
 Worker: ``taskiq worker bench.peers.taskiq_app:broker --workers N``; client:
-``python -m bench.peers.taskiq_app publish|roundtrip COUNT [PAYLOAD_BYTES]``. Redis uses
+``python -m bench.peers.taskiq_app publish|roundtrip COUNT [PAYLOAD_BYTES]`` or
+``... sleep COUNT SECONDS DONE_KEY`` (preloads sleep tasks, bench/peers/done.py). Redis uses
 taskiq-redis's ListQueueBroker, RabbitMQ taskiq-aio-pika (a classic queue named like ours);
 results (Redis) from ``BENCH_BACKEND``.
 """
@@ -12,6 +13,8 @@ import os
 import statistics
 import sys
 import time
+
+from bench.peers.done import acount_done
 
 BROKER = os.environ.get("BENCH_BROKER", "redis://127.0.0.1:6379/0")
 QUEUE = os.environ.get("BENCH_QUEUE", "taskiq")
@@ -52,16 +55,25 @@ async def add(x, y):
     return x + y
 
 
-async def run(mode, count, payload):
+@broker.task(task_name="bench_sleep")
+async def sleep(seconds: float, done: str = "") -> None:
+    await asyncio.sleep(seconds)
+    await acount_done(done)
+
+
+async def run(mode, count, args):
     await broker.startup()
     out = {}
     try:
         if mode == "publish":
-            await noop.kiq(*payload)
+            await noop.kiq(*args)
             t = time.perf_counter()
             for _ in range(count):
-                await noop.kiq(*payload)
+                await noop.kiq(*args)
             out["rate"] = count / (time.perf_counter() - t)
+        elif mode == "sleep":
+            for _ in range(count):
+                await sleep.kiq(*args)
         elif mode == "roundtrip":
             await (await add.kiq(1, 1)).wait_result(timeout=30, check_interval=0.005)
             times = []
@@ -78,8 +90,12 @@ async def run(mode, count, payload):
 
 def main():
     mode, count = sys.argv[1], int(sys.argv[2])
-    payload = ("x" * int(sys.argv[3]),) if len(sys.argv) > 3 and int(sys.argv[3]) else ()
-    print(json.dumps(asyncio.run(run(mode, count, payload))), flush=True)
+    args: tuple[object, ...]
+    if mode == "sleep":
+        args = (float(sys.argv[3]), sys.argv[4])
+    else:
+        args = ("x" * int(sys.argv[3]),) if len(sys.argv) > 3 and int(sys.argv[3]) else ()
+    print(json.dumps(asyncio.run(run(mode, count, args))), flush=True)
 
 
 if __name__ == "__main__":

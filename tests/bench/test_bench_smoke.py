@@ -41,3 +41,51 @@ def test_bench_all_quick_memory_writes_json_and_markdown(tmp_path: Path) -> None
     assert markdown.startswith("# Celeriac benchmark results")
     assert "memory" in markdown
     assert not (tmp_path / "partial.json").exists()
+
+
+def _sleep_row(system: str, pool: str, config: str, rate: float, conc: int = 100) -> dict:
+    ceiling = 2 * conc / 0.01
+    return {"system": system, "pool": pool, "config": config, "processes": 2,
+            "concurrency": conc, "tasks": 5000, "rate": rate, "ceiling": ceiling,
+            "fraction": rate / ceiling}  # fmt: skip
+
+
+def test_report_shows_each_system_in_the_new_figures() -> None:
+    """Scaling, 2 ms away, I/O concurrency and the 10 ms drain: a row or column per system,
+    Celeriac's ratio against the peers, failed peers listed, not fatal; no broker needed."""
+    from bench import report
+
+    scale = {"processes=1": 5000.0, "processes=2": 9000.0, "payload=1048576": 40.0,
+             "pools": {"processes=2": "x2", "payload": "best"}}  # fmt: skip
+    results = {
+        "meta": {"command": "python -m bench all", "date": "2026-01-01 00:00", "seconds": 1,
+                 "machine": "m", "python": "3.11", "versions": {}, "runs": 1, "sizes": {}},
+        "brokers": {"redis": {
+            "scaling": {"celeriac": scale, "celery": {**scale, "processes=1": 2500.0},
+                        "taskiq": {**scale, "processes=1": 2000.0,
+                                   "processes=4": {"error": "RuntimeError: boom"}}},
+            "distance": {"measured_rtt_ms": 2.4,
+                         "celeriac": {"local": 8000.0, "rtt2ms": 4000.0, "fraction": 0.5},
+                         "dramatiq": {"local": 4000.0, "rtt2ms": 1000.0, "fraction": 0.25}},
+            "io": {"asyncio x1000": {"rate": 5000.0, "ceiling": 10000.0, "fraction": 0.5,
+                                     "peak": 1000, "pool": "asyncio", "concurrency": 1000,
+                                     "tasks": 10000},
+                   "taskiq asyncio x1000": {"system": "taskiq", "pool": "asyncio", "config": "w1",
+                                            "concurrency": 1000, "tasks": 10000, "rate": 2500.0,
+                                            "ceiling": 10000.0, "fraction": 0.25}},
+            "io_drain": {"celeriac asyncio": _sleep_row("celeriac", "asyncio", "a", 6000.0),
+                         "celery threads": _sleep_row("celery", "threads", "t", 1500.0),
+                         "dramatiq threads": {"error": "RuntimeError: no"}},
+        }},
+    }  # fmt: skip
+    md = report.markdown(results, "results.png")
+    assert "| processes = 1 | 5,000/s | 2,500/s | 2,000/s | 2.00x vs Celery 5.7 |" in md
+    assert "| payload = 1 MiB |" in md and "failed" in md
+    assert "| Dramatiq | 4,000/s | 1,000/s | 25% | 4.00x |" in md
+    assert "| Taskiq | w1 | 10,000 | 2,500/s | 10,000/s | 25% | not measured | 2.00x |" in md
+    assert "| Celery 5.7 | t | 5,000 | 1,500/s | 8% | 4.00x |" in md
+    assert "redis/io_drain/dramatiq threads: RuntimeError: no" in md
+    assert not any("taskiq" in t[0].lower() for t in report.targets(results))
+    # results.json of earlier runs: Celeriac's scaling alone, at the top level
+    results["brokers"]["redis"]["scaling"] = {"processes=1": 5000.0}
+    assert "| processes = 1 | 5,000/s | - |" in report.markdown(results, "results.png")
