@@ -9,7 +9,6 @@ from __future__ import annotations
 import codecs
 import json
 import pickle
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -63,7 +62,15 @@ class Serializer:
 # --- JSON -------------------------------------------------------------------------------------
 # orjson reads integers past 64 bits as floats and refuses to write them; the standard library
 # keeps them exact. Digit runs this long are rare, so only those messages take the slow path.
-_LONG_DIGITS = re.compile(rb"\d{19}")
+# The run is found by turning every digit into a NUL and looking for 19 NULs: a regex scan costs
+# ~10 ms a MiB, this ~1.5 ms. (Raw NULs are not valid JSON: a body holding some takes the slow
+# path, which refuses it.)
+_DIGITS_TO_NUL = bytes.maketrans(b"0123456789", b"\0" * 10)
+_NUL_RUN = b"\0" * 19
+
+
+def _has_long_digits(data: bytes) -> bool:
+    return _NUL_RUN in data.translate(_DIGITS_TO_NUL)
 _ORJSON_OPTS = orjson.OPT_NON_STR_KEYS
 
 
@@ -82,7 +89,7 @@ def _json_dumps(value: Any, path: str) -> bytes:
 
 def _json_loads(data: bytes, limits: Limits) -> Any:
     try:
-        if _LONG_DIGITS.search(data) is None:
+        if not _has_long_digits(data):
             value = orjson.loads(data)
         else:
             value = json.loads(data)
