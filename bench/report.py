@@ -57,6 +57,7 @@ def _mb(v: float | None) -> str:
 ROWS: tuple[tuple[str, str, Any, bool], ...] = (
     # key, label, formatter, higher is better
     ("publish", "publish (delay loop)", _rate, True),
+    ("publish_window", "publish (delay loop, publish_window=1000)", _rate, True),
     ("publish_batch", "publish, batch API (encode + publish_many x500)", _rate, True),
     ("drain", "drain, best pool", _rate, True),
     ("p50", "round trip p50", _ms, False),

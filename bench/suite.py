@@ -158,9 +158,13 @@ def _compare_one(broker: str, system: System, sizes: Sizes) -> dict[str, Any]:
     log(f"{broker}: {system.label} publish {n:,}")
     fig["publish"] = system.publish(url, queue, n)
     if isinstance(system, Celeriac):
+        probe = Probe(url)
+        if broker != "sqs":  # publish_window is a Redis and RabbitMQ option
+            window_queue = _queue("window")
+            fig["publish_window"] = system.publish_window(url, window_queue, n)
+            probe.delete(window_queue)
         batch_queue = _queue("batch")
         fig["publish_batch"] = system.publish_batch(url, batch_queue, n)
-        probe = Probe(url)
         probe.delete(batch_queue)
         probe.close()
     pools = system.pools[:1] if sizes.quick or broker == "sqs" else system.pools

@@ -122,6 +122,9 @@ class Celeriac(System):
         proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=1800)
         return _json_line(proc, f"celeriac {mode}")
 
+    def publish_window(self, url: str, queue: str, count: int) -> float:
+        return float(self.client("publish_window", url, queue, count)["rate"])
+
     def publish_batch(self, url: str, queue: str, count: int) -> float:
         return float(self.client("publish_many", url, queue, count)["rate"])
 

@@ -39,6 +39,8 @@ SQS_URL = os.environ.get("CELERIAC_TEST_SQS_URL", "sqs://x:x@127.0.0.1:9324")
 KAFKA_URL = os.environ.get("CELERIAC_TEST_KAFKA_URL", "kafka://127.0.0.1:19092")
 ZOOKEEPER_URL = os.environ.get("CELERIAC_TEST_ZOOKEEPER_URL", "zookeeper://127.0.0.1:2181")
 BATCH = 500
+#: Messages per fetch when consuming: the bare loops' poll size (kafka-python max_records=1000).
+FETCH = 1000
 
 
 @dataclass
@@ -76,9 +78,9 @@ def measure_transport(url: str, count: int) -> tuple[float, float, float]:
         publish_many = _rate(count, time.perf_counter() - start)
         received = 0
         start = time.perf_counter()
-        with transport.consumer([queue], prefetch=BATCH * 2) as consumer:
+        with transport.consumer([queue], prefetch=FETCH * 2) as consumer:
             while received < count:
-                batch = consumer.fetch(BATCH, timeout=5)
+                batch = consumer.fetch(FETCH, timeout=5)
                 if not batch:
                     raise RuntimeError(f"{url}: only {received} of {count} messages came back")
                 consumer.ack(batch)
