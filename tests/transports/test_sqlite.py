@@ -27,7 +27,7 @@ from celeriac.transports import (
     TransportError,
     open_transport,
 )
-from celeriac.transports.sqlite import SQLiteTransport
+from celeriac.transports.sqlite import SQLiteTransport, forksafe
 from celeriac.transports.sqlite.consumer import _claim_sql
 from celeriac.transports.sqlite.schema import DEFAULT_PATH
 from tests.waiting import eventually
@@ -323,3 +323,31 @@ def test_a_consumer_used_after_close_says_so(transport: SQLiteTransport) -> None
     consumer.close()
     with pytest.raises(TransportError, match="after close"):
         consumer.fetch(1, timeout=0)
+
+
+def test_a_fork_waits_for_the_sqlite_call_in_progress(tmp_path: Path) -> None:
+    # A process forked while another thread is inside SQLite inherits its mutexes locked (its
+    # first SQLite call then hangs): the fork must wait until the call is out.
+    db = forksafe.connect(str(tmp_path / "fork.db"), check_same_thread=False)
+    entered = threading.Event()
+    times: dict[str, float] = {}
+
+    def slow(x: int) -> int:
+        entered.set()
+        time.sleep(0.3)
+        times["call done"] = time.monotonic()
+        return x
+
+    db.create_function("slow", 1, slow)
+    caller = threading.Thread(target=lambda: db.execute("SELECT slow(1)").fetchall())
+    caller.start()
+    assert entered.wait(5)
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    times["forked"] = time.monotonic()
+    os.waitpid(pid, 0)
+    caller.join(5)
+    assert times["call done"] < times["forked"]
+    assert db.execute("SELECT slow(2)").fetchall() == [(2,)]  # the gate is open again
+    db.close()

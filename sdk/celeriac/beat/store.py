@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from celeriac.transports.sqlite import forksafe
+
 __all__ = ["FENCED", "RECORDED", "STALE", "LockStore", "LockStoreError", "open_lock_store"]
 
 #: :meth:`LockStore.record` answers: written; refused (not the leader under that token);
@@ -188,7 +190,7 @@ class SQLiteLockStore(LockStore):
         self.lease = lease
         path = sqlite_path(url)
         try:
-            self.db = sqlite3.connect(
+            self.db = forksafe.connect(
                 path, timeout=30.0, isolation_level=None, check_same_thread=False
             )
             self.db.execute("PRAGMA journal_mode=WAL")

@@ -10,6 +10,7 @@ from typing import Any
 
 from celeriac.protocol.results import ResultRecord, decode_result, encode_result, result_key
 from celeriac.protocol.serializers import dumps, loads
+from celeriac.transports.sqlite import forksafe
 
 from .base import (
     ChordJoin,
@@ -73,7 +74,7 @@ class SQLiteBackend(ResultBackend):
         # One connection per thread: sqlite3 connections must not cross threads.
         db = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db = forksafe.connect(self.path, timeout=30, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             self._local.db = db

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from typing import Any, Protocol, TypeVar
 
 from ..errors import BrokerUnavailable, TransportError
+from . import forksafe
 from .schema import SCHEMA
 
 __all__ = ["BUSY_TIMEOUT", "connect", "guarded", "write"]
@@ -28,7 +29,7 @@ def connect(path: str) -> sqlite3.Connection:
         )
     try:
         # Autocommit: transactions are begun explicitly, IMMEDIATE, where a claim needs one.
-        db = sqlite3.connect(
+        db = forksafe.connect(
             path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
         )
     except sqlite3.Error as exc:
