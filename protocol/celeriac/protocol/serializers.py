@@ -71,6 +71,8 @@ _NUL_RUN = b"\0" * 19
 
 def _has_long_digits(data: bytes) -> bool:
     return _NUL_RUN in data.translate(_DIGITS_TO_NUL)
+
+
 _ORJSON_OPTS = orjson.OPT_NON_STR_KEYS
 
 
