@@ -1,4 +1,7 @@
-"""Celeriac: a distributed task queue that speaks Celery's wire protocol."""
+"""Celeriac: a distributed task queue that speaks Celery's wire protocol.
+
+The names here are Celery's, so ``from celery import ...`` becomes ``from celeriac import ...``.
+"""
 
 from pkgutil import extend_path
 
@@ -8,14 +11,16 @@ __path__ = extend_path(__path__, __name__)
 
 __version__ = "0.1.0.dev0"
 
-from .app import App, current_app
-from .canvas import Signature, chain, chord, group, signature
+from . import states
+from .app import App, Celery, current_app, shared_task
+from .canvas import Signature, chain, chord, group, maybe_signature, signature, subtask
 from .result import AsyncResult, GroupResult
 from .task import Task
 
 __all__ = [
     "App",
     "AsyncResult",
+    "Celery",
     "GroupResult",
     "Signature",
     "Task",
@@ -23,5 +28,9 @@ __all__ = [
     "chord",
     "current_app",
     "group",
+    "maybe_signature",
+    "shared_task",
     "signature",
+    "states",
+    "subtask",
 ]

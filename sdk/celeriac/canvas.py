@@ -11,7 +11,15 @@ if TYPE_CHECKING:
     from .app import App
     from .result import AsyncResult, GroupResult
 
-__all__ = ["Signature", "chain", "chord", "group", "signature"]
+__all__ = [
+    "Signature",
+    "chain",
+    "chord",
+    "group",
+    "maybe_signature",
+    "signature",
+    "subtask",
+]
 
 
 class Signature(dict[str, Any]):
@@ -27,7 +35,11 @@ class Signature(dict[str, Any]):
         subtask_type: str | None = None,
         immutable: bool = False,
         app: App | None = None,
+        **more_options: Any,
     ) -> None:
+        # Celery takes call options as keywords too: ``signature("t", (1,), countdown=5)``.
+        if more_options:
+            options = {**(options or {}), **more_options}
         if isinstance(task, Mapping):
             super().__init__(task)
             self.setdefault("args", [])
@@ -35,6 +47,8 @@ class Signature(dict[str, Any]):
             self.setdefault("options", {})
             self.setdefault("subtask_type", None)
             self.setdefault("immutable", False)
+            if more_options:
+                self["options"] = {**self["options"], **more_options}
         else:
             super().__init__(
                 task=task,
@@ -265,3 +279,15 @@ class chord(Signature):
                 **sig["options"],
             )
         return app.AsyncResult(body_id)
+
+
+#: Celery's older name for ``signature``.
+subtask = signature
+
+
+def maybe_signature(value: Any, app: App | None = None) -> Signature | None:
+    """``value`` as a Signature (a mapping becomes one); None stays None, as in Celery."""
+    if value is None:
+        return None
+    sig = value if isinstance(value, Signature) else Signature(value)
+    return sig.bind(app) if app is not None else sig

@@ -18,16 +18,16 @@ from celeriac.protocol.wire import mark_broker_delayed
 from celeriac.transports import QueueSpec, Transport, open_transport
 from celeriac.transports.registry import redact_url
 
-from .builtins import register_builtins
-from .config import Settings, environment, settings_from
-from .control import Control
-from .result import AsyncResult
-from .task import Task, current_request
+from ..builtins import register_builtins
+from ..config import Settings, environment, settings_from
+from ..control import Control
+from ..result import AsyncResult
+from ..task import Task, current_request
 
 if TYPE_CHECKING:
-    from .canvas import Signature
+    from ..canvas import Signature
 
-__all__ = ["App", "current_app"]
+__all__ = ["App", "Celery", "current_app", "shared_task"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -50,13 +50,84 @@ _WORKER_ONLY = frozenset(
     ).split()
 )
 _current: App | None = None
+_default: App | None = None
+_state_lock = threading.RLock()
+# Functions decorated with ``shared_task``: every app, existing or created later, gets them.
+_shared: list[tuple[Callable[..., Any], dict[str, Any]]] = []
+_apps: weakref.WeakSet[App] = weakref.WeakSet()
 
 
-def current_app() -> App:
-    """The most recently created app (signatures without an app use it)."""
-    if _current is None:
-        raise RuntimeError("no celeriac.App has been created yet")
-    return _current
+def get_current_app() -> App:
+    """The current app: the last one set current (by being created, or ``set_current``),
+    else the default app, else a new app with the default settings, as Celery does."""
+    global _current
+    with _state_lock:
+        if _current is None:
+            _current = _default if _default is not None else App("default")
+        return _current
+
+
+class _CurrentApp:
+    """``celeriac.current_app``: stands for whichever app is current when it is used, as
+    Celery's proxy does (``current_app.conf``, ``current_app.tasks``); calling it gives the
+    app itself."""
+
+    def __call__(self) -> App:
+        return get_current_app()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(get_current_app(), name)
+
+    def __repr__(self) -> str:
+        return repr(get_current_app())
+
+
+current_app = _CurrentApp()
+
+
+def shared_task(*args: Any, **options: Any) -> Any:
+    """Declare a task without naming an app (Celery's ``shared_task``, for reusable modules).
+
+    Every app, existing or created later, registers it; the object returned stands for the
+    task of whichever app is current. Use bare or with the options of ``app.task``.
+    """
+
+    def declare(fn: Callable[..., Any]) -> Any:
+        with _state_lock:
+            _shared.append((fn, options))
+            for app in list(_apps):
+                app._register_shared(fn, options)
+        return _SharedTask(fn, options)
+
+    if len(args) == 1 and callable(args[0]) and not options:
+        return declare(args[0])
+    if args:
+        raise TypeError("shared_task takes the function, or keyword options only")
+    return declare
+
+
+class _SharedTask:
+    """The task of the current app for a ``shared_task`` function."""
+
+    def __init__(self, fn: Callable[..., Any], options: Mapping[str, Any]) -> None:
+        self._fn = fn
+        self._options = options
+        self.__wrapped__ = fn
+        self.__doc__ = fn.__doc__
+        self.__name__ = getattr(fn, "__name__", "task")
+        self.__module__ = getattr(fn, "__module__", __name__)
+
+    def _task(self) -> Task[Any, Any]:
+        return get_current_app()._register_shared(self._fn, self._options)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._task(), name)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._task()(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return repr(self._task())
 
 
 class App:
@@ -90,10 +161,26 @@ class App:
         self._lock = threading.Lock()
         self.control = Control(self)
         register_builtins(self)
-        _current = self
+        with _state_lock:
+            _current = self
+            _apps.add(self)
+            for fn, options in _shared:
+                self._register_shared(fn, options)
 
     def __repr__(self) -> str:
         return f"<App {self.main or '__main__'} broker={redact_url(self.conf.broker_url)}>"
+
+    def set_current(self) -> None:
+        """Make this the app that ``current_app`` and app-less signatures use."""
+        global _current
+        with _state_lock:
+            _current = self
+
+    def set_default(self) -> None:
+        """Make this the app used when no app is current (Celery's ``set_default``)."""
+        global _default
+        with _state_lock:
+            _default = self
 
     # -- tasks ---------------------------------------------------------------------------------
     @overload
@@ -120,6 +207,16 @@ class App:
             return task
 
         return register(fn) if fn is not None else register
+
+    def _register_shared(
+        self, fn: Callable[..., Any], options: Mapping[str, Any]
+    ) -> Task[Any, Any]:
+        """This app's task for a ``shared_task`` function (registered on first need)."""
+        name = options.get("name") or f"{self.main or fn.__module__}.{fn.__name__}"
+        task = self.tasks.get(name)
+        if task is None or task.fn is not fn:
+            task = self.task(fn, **options)
+        return task
 
     # -- connections ---------------------------------------------------------------------------
     @property
@@ -201,7 +298,7 @@ class App:
         **options: Any,
     ) -> Signature:
         """A signature of task ``name`` bound to this app (Celery's ``app.signature``)."""
-        from .canvas import Signature
+        from ..canvas import Signature
 
         return Signature(name, args, kwargs, options, app=self)
 
@@ -220,8 +317,8 @@ class App:
         object; ``args``/``kwargs`` extend the signature's, ``options`` are send options.
         Returns the entry's name. Example: ``app.add_periodic_task(10.0, add.s(2, 3))``.
         """
-        from .canvas import Signature
-        from .schedules import maybe_schedule
+        from ..canvas import Signature
+        from ..schedules import maybe_schedule
 
         s = sig if isinstance(sig, Signature) else Signature(sig, app=self)
         call_args, call_kwargs = [*s["args"], *args], {**s["kwargs"], **(kwargs or {})}
@@ -298,8 +395,8 @@ class App:
         else:
             self.producer().publish(queue, wire)
         if self.conf.task_send_sent_event:
-            from .events import event, send_event
-            from .worker.execute import HOSTNAME
+            from ..events import event, send_event
+            from ..worker.execute import HOSTNAME
 
             h = message.headers
             send_event(
@@ -326,6 +423,10 @@ class App:
     def AsyncResult(self, task_id: str, parent: AsyncResult[Any] | None = None) -> AsyncResult[Any]:
         """The result handle of a task id."""
         return AsyncResult(task_id, self, parent)
+
+
+#: Celery's name for the application class: ``from celeriac import Celery``.
+Celery = App
 
 
 _WINDOWED: weakref.WeakSet[Transport] = weakref.WeakSet()

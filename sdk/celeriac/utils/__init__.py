@@ -1,0 +1,1 @@
+"""Helpers under Celery's ``celery.utils`` paths that applications import."""

@@ -1,0 +1,161 @@
+"""The import-rename rule: every Celery import line an application uses works with
+``celery`` replaced by ``celeriac``, checked against real Celery 5.7 side by side."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import subprocess
+import uuid
+
+import pytest
+
+import celeriac
+from celeriac import App, Celery, shared_task
+from celeriac import exceptions as exc
+
+#: (module, name) pairs Celery applications import, as ``from <module> import <name>``.
+IMPORTS = [
+    ("celery", name)
+    for name in (
+        "Celery Task chain chord group signature subtask shared_task states current_app "
+        "maybe_signature"
+    ).split()
+] + [
+    ("celery.app.task", "Task"),
+    ("celery.app.task", "Context"),
+    ("celery.app.base", "Celery"),
+    ("celery.utils.log", "get_task_logger"),
+    ("celery.utils.log", "get_logger"),
+    ("celery.schedules", "crontab"),
+    ("celery.schedules", "schedule"),
+    ("celery.result", "AsyncResult"),
+    ("celery.result", "GroupResult"),
+    ("celery.canvas", "Signature"),
+    ("celery.canvas", "chain"),
+    ("celery.canvas", "group"),
+    ("celery.canvas", "chord"),
+    ("celery.canvas", "signature"),
+    ("celery.canvas", "maybe_signature"),
+    *[
+        ("celery.states", name)
+        for name in (
+            "PENDING RECEIVED STARTED SUCCESS FAILURE REVOKED REJECTED RETRY IGNORED "
+            "READY_STATES UNREADY_STATES EXCEPTION_STATES PROPAGATE_STATES ALL_STATES "
+            "precedence state"
+        ).split()
+    ],
+    *[
+        ("celery.exceptions", name)
+        for name in (
+            "CeleryError TaskPredicate Retry Ignore Reject MaxRetriesExceededError TaskError "
+            "NotRegistered AlreadyRegistered TimeoutError QueueNotFound ImproperlyConfigured "
+            "SoftTimeLimitExceeded TimeLimitExceeded TaskRevokedError ChordError "
+            "WorkerLostError Terminated WorkerShutdown WorkerTerminate SecurityError "
+            "InvalidTaskError BackendError CPendingDeprecationWarning CDeprecationWarning "
+            "AlwaysEagerIgnored FixupWarning NotConfigured"
+        ).split()
+    ],
+]
+
+_CHECK = """
+import importlib, json, sys
+found = []
+for module, name in json.loads(sys.argv[1]):
+    try:
+        found.append(hasattr(importlib.import_module(module), name))
+    except ImportError:
+        found.append(False)
+print(json.dumps(found))
+"""
+
+
+def test_each_import_line_exists_in_celery_5_7() -> None:
+    """The list is Celery's public API, not our own: real Celery has every entry."""
+    from interop import celery_env
+
+    python = celery_env.ensure(quiet=True)
+    out = subprocess.run(
+        [str(python), "-c", _CHECK, json.dumps(IMPORTS)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    missing = [pair for pair, ok in zip(IMPORTS, json.loads(out.stdout), strict=True) if not ok]
+    assert missing == []
+
+
+@pytest.mark.parametrize(("module", "name"), IMPORTS, ids=lambda v: str(v))
+def test_the_renamed_import_works(module: str, name: str) -> None:
+    renamed = "celeriac" + module[len("celery") :]
+    assert hasattr(importlib.import_module(renamed), name), f"from {renamed} import {name}"
+
+
+def test_celery_is_the_app_class_and_app_task_is_the_task_class() -> None:
+    from celeriac.app.task import Task as AppTask
+
+    assert Celery is App
+    assert AppTask is celeriac.Task
+
+
+def test_exceptions_keep_celerys_hierarchy() -> None:
+    assert issubclass(exc.Retry, exc.TaskPredicate)
+    assert issubclass(exc.Reject, exc.TaskPredicate)
+    assert issubclass(exc.MaxRetriesExceededError, exc.TaskError)
+    assert issubclass(exc.NotRegistered, KeyError)
+    assert issubclass(exc.TimeoutError, TimeoutError)  # the built-in one catches it too
+    assert exc.CeleryError is exc.CeleriacError
+
+
+def test_a_task_logger_goes_through_the_task_logger() -> None:
+    from celeriac.utils.log import get_task_logger, task_logger
+
+    logger = get_task_logger(f"proj.tasks.{uuid.uuid4().hex}")
+    assert logger.parent is task_logger
+    assert isinstance(logger, logging.Logger)
+    with pytest.raises(RuntimeError, match="reserved"):
+        get_task_logger("celery.task")
+
+
+def test_states_compare_by_precedence() -> None:
+    from celeriac import states
+
+    assert states.state(states.SUCCESS) > states.state(states.STARTED)
+    assert states.state(states.PENDING) < states.state(states.RECEIVED)
+
+
+def test_shared_task_reaches_apps_made_before_and_after_it() -> None:
+    before = App("before", broker="memory://shared-before", backend=None)
+
+    @shared_task
+    def shared_double(x: int) -> int:
+        return 2 * x
+
+    after = App("after", broker="memory://shared-after", backend=None)
+    names = {before: "before.shared_double", after: "after.shared_double"}
+    for app, name in names.items():
+        assert app.tasks[name](4) == 8
+    # The object stands for the current app's task.
+    assert shared_double.name == "after.shared_double"
+    before.set_current()
+    assert shared_double.name == "before.shared_double"
+    assert shared_double(5) == 10
+
+
+def test_current_app_follows_set_current_and_is_callable() -> None:
+    first = App("first", broker="memory://cur-first", backend=None)
+    second = App("second", broker="memory://cur-second", backend=None)
+    assert celeriac.current_app() is second
+    first.set_current()
+    assert celeriac.current_app() is first
+    assert celeriac.current_app.main == "first"  # attribute access reaches the app
+
+
+def test_signature_takes_call_options_as_keywords() -> None:
+    sig = celeriac.signature("proj.tasks.add", (2, 2), {}, countdown=10, queue="q")
+    assert sig["options"] == {"countdown": 10, "queue": "q"}
+    assert celeriac.subtask is celeriac.signature
+    assert celeriac.maybe_signature(None) is None
+    assert celeriac.maybe_signature(dict(sig)) == sig
