@@ -134,13 +134,14 @@ def test_shared_task_reaches_apps_made_before_and_after_it() -> None:
         return 2 * x
 
     after = App("after", broker="memory://shared-after", backend=None)
-    names = {before: "before.shared_double", after: "after.shared_double"}
-    for app, name in names.items():
-        assert app.tasks[name](4) == 8
+    name = f"{__name__}.shared_double"
+    assert before.tasks[name](4) == 8
+    assert after.tasks[name](4) == 8
     # The object stands for the current app's task.
-    assert shared_double.name == "after.shared_double"
+    assert shared_double.app is after
     before.set_current()
-    assert shared_double.name == "before.shared_double"
+    assert shared_double.app is before
+    assert shared_double.name == name
     assert shared_double(5) == 10
 
 
@@ -151,6 +152,40 @@ def test_current_app_follows_set_current_and_is_callable() -> None:
     first.set_current()
     assert celeriac.current_app() is first
     assert celeriac.current_app.main == "first"  # attribute access reaches the app
+
+
+def test_task_names_are_module_path_and_function() -> None:
+    app = App("proj", broker="memory://names", backend=None)
+
+    @app.task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    @app.task(name="custom.name")
+    def other() -> None: ...
+
+    assert add.name == f"{__name__}.add"
+    assert other.name == "custom.name"
+    # A function of the script being run takes the app's main name, as in Celery.
+    assert app.gen_task_name("add", "__main__") == "proj.add"
+    assert App(broker="memory://names2", backend=None).gen_task_name("f", "__main__") == (
+        "__main__.f"
+    )
+
+
+def test_two_functions_under_one_name_is_an_error() -> None:
+    app = App("clash", broker="memory://clash", backend=None)
+
+    @app.task(name="proj.tasks.add")
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    def add2(x: int, y: int) -> int:
+        return x - y
+
+    with pytest.raises(exc.AlreadyRegistered, match=r"proj\.tasks\.add"):
+        app.task(name="proj.tasks.add")(add2)
+    assert app.tasks["proj.tasks.add"](3, 1) == 4  # the first stays
 
 
 def test_signature_takes_call_options_as_keywords() -> None:

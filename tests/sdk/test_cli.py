@@ -95,7 +95,7 @@ def _client(env: dict[str, str]) -> App:
 def test_sigterm_is_a_warm_shutdown(broker_env: dict[str, str], tmp_path: Path) -> None:
     env = broker_env
     app = _client(env)
-    result = app.send_task("crashy.slow_mark", ("warm",))
+    result = app.send_task("tests.sdk.apps.crashy.slow_mark", ("warm",))
     worker = _worker(env, seconds="1.5")
     try:
         _wait_for(tmp_path / "ledger.txt", "start warm")
@@ -112,7 +112,7 @@ def test_sigkilled_worker_task_runs_again_elsewhere(
 ) -> None:
     env = broker_env
     app = _client(env)
-    result = app.send_task("crashy.slow_mark", ("crash",))
+    result = app.send_task("tests.sdk.apps.crashy.slow_mark", ("crash",))
     first = _worker({**env}, seconds="30")
     try:
         _wait_for(tmp_path / "ledger.txt", "start crash")
@@ -131,7 +131,7 @@ def test_sigkilled_worker_task_runs_again_elsewhere(
 
 def test_call_and_result(env: dict[str, str], tmp_path: Path) -> None:
     runner = CliRunner(env={k: v for k, v in env.items() if k.startswith("CELERIAC_")})
-    sent = runner.invoke(main, ["call", "crashy.slow_mark", "--args", '["cli"]',
+    sent = runner.invoke(main, ["call", "tests.sdk.apps.crashy.slow_mark", "--args", '["cli"]',
                                 "-A", "tests.sdk.apps.crashy:app"])  # fmt: skip
     assert sent.exit_code == 0, sent.output
     task_id = sent.output.strip()

@@ -28,7 +28,7 @@ def test_apply_stores_the_result(app: App) -> None:
     result = add.apply((2, 3))
     assert result.get(timeout=1) == 5 and result.successful()
     assert add(2, 3) == 5
-    assert add.name == "t.add"
+    assert add.name == f"{__name__}.add"  # module path + function, as Celery names it
 
 
 def test_async_task_runs_eagerly(app: App) -> None:
@@ -62,7 +62,7 @@ def test_unknown_exception_types_become_remote_errors() -> None:
 def test_bind_gives_the_request(app: App) -> None:
     @app.task(bind=True)
     def who(self: object) -> str:
-        return str(app.tasks["t.who"].request.id)
+        return str(app.tasks[f"{__name__}.who"].request.id)
 
     result = who.apply(task_id="fixed-id")
     assert result.get(timeout=1) == "fixed-id"
@@ -93,10 +93,10 @@ def test_signatures_are_celery_shaped(app: App) -> None:
         return x + y
 
     sig = add.s(2)
-    assert dict(sig) == {"task": "t.add", "args": [2], "kwargs": {}, "options": {},
+    assert dict(sig) == {"task": f"{__name__}.add", "args": [2], "kwargs": {}, "options": {},
                          "subtask_type": None, "immutable": False}  # fmt: skip
     assert sig.clone((1,))["args"] == [1, 2]
     assert add.si(2, 3).clone((9,))["args"] == [2, 3]
     steps = chain(add.s(1, 1), add.s(2)) | add.s(3)
-    assert [s.name for s in steps.tasks] == ["t.add"] * 3
-    assert Signature(dict(sig)).name == "t.add"
+    assert [s.name for s in steps.tasks] == [f"{__name__}.add"] * 3
+    assert Signature(dict(sig)).name == f"{__name__}.add"

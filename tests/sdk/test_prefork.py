@@ -52,7 +52,8 @@ def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[App]:
 def test_tasks_run_in_children_that_are_recycled(app: App) -> None:
     w = run_worker(app, pool="prefork", concurrency=2)
     try:
-        pids = [r.get(timeout=30) for r in [app.tasks["pf.pid"].delay(i) for i in range(12)]]
+        sent = [app.tasks[f"{__name__}.pid"].delay(i) for i in range(12)]
+        pids = [r.get(timeout=30) for r in sent]
     finally:
         stop_worker(w)
     assert os.getpid() not in pids
@@ -63,8 +64,8 @@ def test_hard_time_limit_replaces_the_child(app: App) -> None:
     w = run_worker(app, pool="prefork", concurrency=2)
     try:
         with pytest.raises(TimeLimitExceeded):
-            app.tasks["pf.stuck"].delay().get(timeout=30)
-        assert app.tasks["pf.add"].delay(2, 3).get(timeout=30) == 5
+            app.tasks[f"{__name__}.stuck"].delay().get(timeout=30)
+        assert app.tasks[f"{__name__}.add"].delay(2, 3).get(timeout=30) == 5
     finally:
         stop_worker(w)
 
@@ -72,13 +73,13 @@ def test_hard_time_limit_replaces_the_child(app: App) -> None:
 def test_a_dead_child_gives_its_task_back(app: App) -> None:
     w = run_worker(app, pool="prefork", concurrency=2)
     try:
-        app.tasks["pf.die"].delay()
+        app.tasks[f"{__name__}.die"].delay()
         deadline = time.monotonic() + 20
         seen: set[Any] = set()
         while time.monotonic() < deadline and len(seen) < 2:
             seen.add(_child_pids(w))
             time.sleep(0.05)  # watching the pool replace the child that died
-        assert app.tasks["pf.add"].delay(1, 1).get(timeout=30) == 2
+        assert app.tasks[f"{__name__}.add"].delay(1, 1).get(timeout=30) == 2
     finally:
         stop_worker(w)
     assert len(seen) >= 2

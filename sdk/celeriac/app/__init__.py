@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import fnmatch
 import logging
+import sys
 import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
@@ -21,6 +22,7 @@ from celeriac.transports.registry import redact_url
 from ..builtins import register_builtins
 from ..config import Settings, environment, settings_from
 from ..control import Control
+from ..exceptions import AlreadyRegistered
 from ..result import AsyncResult
 from ..task import Task, current_request
 
@@ -201,18 +203,35 @@ class App:
         """Register a function (sync or ``async def``) as a task; use bare or with options."""
 
         def register(f: Callable[P, R]) -> Task[P, R]:
-            task_name = name or f"{self.main or f.__module__}.{f.__name__}"
+            task_name = name or self.gen_task_name(f.__name__, f.__module__)
+            existing = self.tasks.get(task_name)
+            if existing is not None and _origin(existing.fn) != _origin(f):
+                raise AlreadyRegistered(
+                    f"task name {task_name!r} is taken by {_origin(existing.fn)}; "
+                    f"{_origin(f)} needs another name (name=...)"
+                )
             task: Task[P, R] = Task(self, f, task_name, bind=bind, **options)
             self.tasks[task_name] = task
             return task
 
         return register(fn) if fn is not None else register
 
+    def gen_task_name(self, name: str, module: str | None) -> str:
+        """A task's name as Celery makes it: ``<module>.<function>``; a function of the script
+        being run (``__main__``) takes the app's ``main`` name in place of the module's."""
+        module_name = module or "__main__"
+        loaded = sys.modules.get(module_name)
+        if loaded is not None:
+            module_name = loaded.__name__
+        if module_name == "__main__" and self.main:
+            return f"{self.main}.{name}"
+        return ".".join(part for part in (module_name, name) if part)
+
     def _register_shared(
         self, fn: Callable[..., Any], options: Mapping[str, Any]
     ) -> Task[Any, Any]:
         """This app's task for a ``shared_task`` function (registered on first need)."""
-        name = options.get("name") or f"{self.main or fn.__module__}.{fn.__name__}"
+        name = options.get("name") or self.gen_task_name(fn.__name__, fn.__module__)
         task = self.tasks.get(name)
         if task is None or task.fn is not fn:
             task = self.task(fn, **options)
@@ -449,6 +468,11 @@ def _flush_windowed() -> None:
                 type(transport).__name__,
                 exc,
             )
+
+
+def _origin(fn: Callable[..., Any]) -> str:
+    """Where a function is defined, to tell a re-registration from a clash of two functions."""
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
 
 
 def _sigs(value: Any) -> Sequence[Mapping[str, Any]] | None:

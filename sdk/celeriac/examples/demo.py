@@ -12,27 +12,27 @@ __all__ = ["make_app"]
 
 
 def make_app(broker: str, backend: str) -> App:
-    """An app with the demo tasks registered."""
+    """An app with the demo tasks registered, named ``demo.<function>``."""
     app = App("demo", broker=broker, backend=backend, worker_concurrency=4)
     attempts: dict[str, int] = {}
     lock = threading.Lock()
 
-    @app.task
+    @app.task(name="demo.add")
     def add(x: int, y: int) -> int:
         """Add two numbers."""
         return x + y
 
-    @app.task
+    @app.task(name="demo.multiply")
     def multiply(x: int, y: int) -> int:
         """Multiply two numbers."""
         return x * y
 
-    @app.task
+    @app.task(name="demo.tsum")
     def tsum(values: list[int]) -> int:
         """Sum a list (a chord's body)."""
         return sum(values)
 
-    @app.task(bind=True, max_retries=3, default_retry_delay=0.2)
+    @app.task(name="demo.flaky", bind=True, max_retries=3, default_retry_delay=0.2)
     def flaky(self: Any, key: str) -> str:
         """Fail on the first attempt, then succeed: shows a retry."""
         with lock:
@@ -42,13 +42,13 @@ def make_app(broker: str, backend: str) -> App:
             raise self.retry(exc=ConnectionError("the first attempt always fails"))
         return f"succeeded on attempt {attempt}"
 
-    @app.task
+    @app.task(name="demo.fetch")
     async def fetch(url: str) -> dict[str, Any]:
         """An async task: waits on (pretend) I/O."""
         await asyncio.sleep(0.2)
         return {"url": url, "status": 200}
 
-    @app.task
+    @app.task(name="demo.fail")
     def fail(message: str) -> None:
         """Always raises."""
         raise ValueError(message)

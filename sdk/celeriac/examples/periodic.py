@@ -51,16 +51,16 @@ def report(kind: str) -> str:
 # Settings are frozen: give them to App(...), or replace them as here.
 app.conf = app.conf.replace(
     beat_schedule={
-        "heartbeat every 10 s": {"task": "periodic.heartbeat", "schedule": 10.0},
+        "heartbeat every 10 s": {"task": heartbeat.name, "schedule": 10.0},
         "weekday mornings": {
-            "task": "periodic.report",
+            "task": report.name,
             # 07:30 Berlin time (the app's timezone), Monday to Friday; DST handled.
             "schedule": crontab(minute=30, hour=7, day_of_week="mon-fri"),
             "args": ["daily"],
             "options": {"expires": 3600},
         },
         "once, on new year's morning": {
-            "task": "periodic.report",
+            "task": report.name,
             # A naive datetime is read in the app's timezone; it fires once (late if missed).
             "schedule": datetime(2030, 1, 1, 9, 0),
             "args": ["new year"],
