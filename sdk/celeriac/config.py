@@ -6,11 +6,15 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import threading
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-__all__ = ["ConfigError", "Settings", "settings_from"]
+from .celery_settings import CELERY_DEFAULTS, CELERY_OLD_NAMES
+
+__all__ = ["ConfigError", "NotApplicableSetting", "Settings", "settings_from"]
 
 DEFAULT_BROKER = "sqlite:///celeriac-broker.db"
 DEFAULT_BACKEND = "sqlite:///celeriac-results.db"
@@ -18,6 +22,10 @@ DEFAULT_BACKEND = "sqlite:///celeriac-results.db"
 
 class ConfigError(ValueError):
     """A setting that does not exist or has a value of the wrong kind."""
+
+
+class NotApplicableSetting(UserWarning):
+    """A Celery setting Celeriac accepts but has no use for (warned once per name)."""
 
 
 @dataclass(slots=True)
@@ -105,6 +113,13 @@ class Settings:
     #: Ticks missed while no beat led: ``"latest"`` sends once, for the latest missed tick
     #: (Celery's behaviour); ``"all"`` sends every missed tick once, oldest first.
     beat_catch_up: str = "latest"
+    # -- modules ---------------------------------------------------------------------------
+    #: Modules a worker imports at start, so their tasks are registered (Celery's names;
+    #: ``App(include=[...])`` sets ``include``).
+    imports: tuple[str, ...] = ()
+    include: tuple[str, ...] = ()
+    #: Celery settings given that Celeriac does not use (each warned about once), by name.
+    not_applicable: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some settings changed (names checked as for the constructor)."""
@@ -119,12 +134,59 @@ class Settings:
             object.__setattr__(self, f.name, getattr(new, f.name))
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name not in _FIELD_NAMES:
-            settings_from({name: value})  # raises, naming the closest valid setting
+        if name not in _FIELD_NAMES and name != "not_applicable":
+            self.update({name: value})  # raises, naming the closest valid setting
+            return
         object.__setattr__(self, name, value)
 
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for names that are not fields: Celery's settings we do not use read as
+        # given, else as Celery's default, so code that reads them keeps working.
+        if name in CELERY_DEFAULTS:
+            return self.not_applicable.get(name, CELERY_DEFAULTS[name])
+        raise AttributeError(f"no setting {name!r}")
 
-_FIELD_NAMES = frozenset(f.name for f in fields(Settings))
+    # Celery's ``app.conf`` is also a mapping: ``conf["broker_url"]``, ``conf.get(...)``.
+    def __getitem__(self, name: str) -> Any:
+        try:
+            return getattr(self, _canonical(name))
+        except (ConfigError, AttributeError):
+            raise KeyError(name) from None
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        self.update({name: value})
+
+    def __contains__(self, name: object) -> bool:
+        try:
+            self[str(name)]
+        except KeyError:
+            return False
+        return True
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """A setting by name (Celery's or its old upper-case name), else ``default``."""
+        try:
+            return self[name]
+        except KeyError:
+            return default
+
+    def setdefault(self, name: str, value: Any) -> Any:
+        """Celery's ``conf.setdefault``: set ``name`` unless it was given, return its value."""
+        key = _canonical(name)
+        given = (
+            getattr(self, key) != _DEFAULTS[key]
+            if key in _FIELD_NAMES
+            else key in self.not_applicable
+        )
+        if not given:
+            self.update({key: value})
+        return self[key]
+
+
+_FIELD_NAMES = frozenset(f.name for f in fields(Settings) if f.name != "not_applicable")
+_DEFAULTS: dict[str, Any] = {name: getattr(Settings(), name) for name in _FIELD_NAMES}
+_warned: set[str] = set()
+_warned_lock = threading.Lock()
 
 # Celery's pre-4.0 upper-case names, for configuration modules people already have.
 _OLD_NAMES = {
@@ -155,8 +217,10 @@ _OLD_NAMES = {
     "CELERY_TIMEZONE": "timezone",
     "CELERY_ENABLE_UTC": "enable_utc",
 }
-_FIELDS = {f.name: f for f in fields(Settings)}
+_FIELDS = {f.name: f for f in fields(Settings) if f.name != "not_applicable"}
 _ENV_PREFIX = "CELERIAC_"
+# Lower-case names read from a settings object (module): ours, and Celery's.
+_ACCEPTED = frozenset(_FIELDS) | frozenset(CELERY_DEFAULTS)
 
 
 def _canonical(name: str) -> str:
@@ -166,7 +230,12 @@ def _canonical(name: str) -> str:
         return _OLD_NAMES[name]
     if name.lower() in _FIELDS:
         return name.lower()
-    close = difflib.get_close_matches(name.lower(), list(_FIELDS) + list(_OLD_NAMES), n=1)
+    if name in CELERY_OLD_NAMES:
+        return _canonical(CELERY_OLD_NAMES[name])
+    if name.lower() in CELERY_DEFAULTS:
+        return name.lower()  # a Celery setting Celeriac does not use: see _not_applicable
+    candidates = [*_FIELDS, *_OLD_NAMES, *CELERY_DEFAULTS]
+    close = difflib.get_close_matches(name.lower(), candidates, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     raise ConfigError(f"unknown setting {name!r}{hint}")
 
@@ -226,6 +295,7 @@ def settings_from(
     ``environ`` (pass ``os.environ``) adds ``CELERIAC_<SETTING>`` variables, which win.
     """
     values: dict[str, Any] = {}
+    ignored: dict[str, Any] = {}
     if source is not None:
         items = (
             source.items()
@@ -233,14 +303,50 @@ def settings_from(
             else ((k, getattr(source, k)) for k in dir(source) if not k.startswith("_"))
         )
         for key, value in items:
-            if isinstance(source, Mapping) or key.isupper() or key in _FIELDS:
-                values[_canonical(key)] = _coerce(_canonical(key), value)
+            if isinstance(source, Mapping) or key.isupper() or key in _ACCEPTED:
+                name = _canonical(key)
+                if name in _FIELDS:
+                    values[name] = _coerce(name, value)
+                else:
+                    _not_applicable(name)
+                    ignored[name] = value
     for key, value in (environ or {}).items():
         if key.startswith(_ENV_PREFIX) and not key.startswith("CELERIAC_TEST_"):
             name = key[len(_ENV_PREFIX) :].lower()
             if name in _FIELDS:
                 values[name] = _coerce(name, value)
+    if ignored:
+        values["not_applicable"] = {**(base.not_applicable if base else {}), **ignored}
     return replace(base or Settings(), **values)
+
+
+def _not_applicable(name: str) -> None:
+    with _warned_lock:
+        if name in _warned:
+            return
+        _warned.add(name)
+    warnings.warn(
+        f"setting {name!r} is a Celery setting that does not apply to Celeriac; it is ignored",
+        NotApplicableSetting,
+        stacklevel=4,
+    )
+
+
+def namespaced(source: Mapping[str, Any] | object, namespace: str) -> dict[str, Any]:
+    """The settings in ``source`` whose names start with ``<namespace>_``, prefix removed
+    (``CELERY_BROKER_URL`` -> ``broker_url``), as Celery reads ``namespace="CELERY"``; every
+    other name in ``source`` is left alone."""
+    prefix = f"{namespace}_"
+    items = (
+        source.items()
+        if isinstance(source, Mapping)
+        else ((k, getattr(source, k)) for k in dir(source) if not k.startswith("_"))
+    )
+    found: dict[str, Any] = {}
+    for key, value in items:
+        if key.upper().startswith(prefix.upper()):
+            found[key[len(prefix) :].lower()] = value
+    return found
 
 
 def environment() -> Mapping[str, str]:

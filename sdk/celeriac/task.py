@@ -108,18 +108,28 @@ class Task(Generic[P, R]):
         """The current call's context (inside a running task)."""
         return current_request()
 
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        """The task's body: the decorated function (a bound task's gets the task first)."""
         if self.bind:
             return self.fn(self, *args, **kwargs)
         return self.fn(*args, **kwargs)
 
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        # Through ``run`` as in Celery, so a base class overriding ``__call__`` (Flask's
+        # ContextTask: ``with app.app_context(): return self.run(...)``) wraps every run.
+        result: R = self.run(*args, **kwargs)
+        return result
+
+    def before_start(self, task_id: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+        """Hook: called by the worker just before the task runs (override in a base class)."""
+
     def run_with(self, request: Context, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
-        """Run the function with ``request`` as ``self.request`` (what a worker does)."""
+        """Run the task with ``request`` as ``self.request`` (what a worker does): the
+        ``before_start`` hook, then ``__call__``, so overrides of either take part."""
         token = _request.set(request)
         try:
-            if self.bind:
-                return self.fn(self, *args, **kwargs)
-            return self.fn(*args, **kwargs)
+            self.before_start(str(request.id), args, kwargs)
+            return self(*args, **kwargs)
         finally:
             _request.reset(token)
 

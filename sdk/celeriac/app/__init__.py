@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import atexit
 import fnmatch
+import importlib
+import importlib.util
 import logging
+import os
 import sys
 import threading
 import weakref
@@ -20,10 +23,11 @@ from celeriac.transports import QueueSpec, Transport, open_transport
 from celeriac.transports.registry import redact_url
 
 from ..builtins import register_builtins
-from ..config import Settings, environment, settings_from
+from ..config import Settings, environment, namespaced, settings_from
 from ..control import Control
-from ..exceptions import AlreadyRegistered
+from ..exceptions import AlreadyRegistered, ImproperlyConfigured
 from ..result import AsyncResult
+from ..signals import Signal
 from ..task import Task, current_request
 
 if TYPE_CHECKING:
@@ -143,31 +147,179 @@ class App:
     def __init__(
         self,
         main: str | None = None,
-        *,
-        broker: str | None = None,
+        loader: Any = None,
         backend: str | None = None,
+        amqp: Any = None,
+        events: Any = None,
+        log: Any = None,
+        control: Any = None,
+        set_as_current: bool = True,
+        tasks: Any = None,
+        broker: str | None = None,
+        include: Sequence[str] | None = None,
+        changes: Mapping[str, Any] | None = None,
+        config_source: Any = None,
+        fixups: Any = None,
+        task_cls: type[Task[Any, Any]] | str | None = None,
+        autofinalize: bool = True,
+        namespace: str | None = None,
+        strict_typing: bool = True,
+        *,
         config: Mapping[str, Any] | object | None = None,
         **settings: Any,
     ) -> None:
+        unsupported = {
+            "loader": loader,
+            "amqp": amqp,
+            "events": events,
+            "log": log,
+            "control": control,
+            "tasks": tasks,
+            "fixups": fixups or None,
+        }
+        for arg, value in unsupported.items():
+            if value is not None:
+                raise TypeError(
+                    f"App({arg}=...): Celery's {arg} classes are not pluggable in Celeriac"
+                )
         global _current
         self.main = main
+        self.namespace = namespace
+        self.autofinalize = autofinalize
+        self.strict_typing = strict_typing
+        self.finalized = False
+        self._finalize_lock = threading.RLock()
+        self._pending_discovery: list[tuple[Any, str]] = []
         conf = settings_from(config)
+        settings.update(changes or {})
         if broker is not None:
             settings["broker_url"] = broker
         if backend is not None:
             settings["result_backend"] = backend
+        if include is not None:
+            settings["include"] = tuple(include)
+        #: What the constructor was given: it wins over ``config_from_object``, as in Celery.
+        self._given = dict(settings)
         self.conf: Settings = settings_from(settings, base=conf, environ=environment())
-        self.tasks: dict[str, Task[Any, Any]] = {}
+        self._tasks: dict[str, Task[Any, Any]] = {}
+        #: The class ``@app.task`` makes tasks of (Celery's ``app.Task``); assignable, or set
+        #: with ``task_cls=``, for a base class every task of the app shares.
+        self.Task: type[Task[Any, Any]] = _load_task_cls(task_cls) if task_cls else Task
         self._local = threading.local()
         self._backend: ResultBackend | None = None
         self._lock = threading.Lock()
         self.control = Control(self)
+        self.on_configure = Signal("app.on_configure")
+        self.on_after_configure = Signal("app.on_after_configure")
+        self.on_after_finalize = Signal("app.on_after_finalize")
+        self.on_after_fork = Signal("app.on_after_fork")
+        _after_fork_of(self)
         register_builtins(self)
+        if config_source is not None:
+            self.config_from_object(config_source)
         with _state_lock:
-            _current = self
+            if set_as_current:
+                _current = self
             _apps.add(self)
             for fn, options in _shared:
                 self._register_shared(fn, options)
+
+    @property
+    def tasks(self) -> dict[str, Task[Any, Any]]:
+        """The registered tasks by name; reading it finalizes the app (imports ``include``
+        modules, runs pending ``autodiscover_tasks``), as Celery's ``app.tasks`` does."""
+        if not self.finalized and self.autofinalize:
+            self.finalize(auto=True)
+        return self._tasks
+
+    # -- configuration -------------------------------------------------------------------------
+    def config_from_object(
+        self,
+        obj: Any,
+        silent: bool = False,
+        force: bool = False,
+        namespace: str | None = None,
+    ) -> bool:
+        """Read settings from an object, a module, or a name of one (``"celeryconfig"``,
+        ``"proj.settings"``, ``"django.conf:settings"``). With ``namespace="CELERY"`` only
+        names starting with ``CELERY_`` are read (prefix removed); the rest is left alone.
+        Settings given to the constructor still win. ``silent``: a name that cannot be
+        imported returns False instead of raising."""
+        if isinstance(obj, str):
+            try:
+                obj = _import_object(obj)
+            except ImportError:
+                if silent:
+                    return False
+                raise
+        namespace = namespace or self.namespace
+        values: Any = namespaced(obj, namespace) if namespace else obj
+        source = settings_from(values, base=self.conf)
+        self.conf = settings_from(self._given, base=source, environ=environment())
+        return True
+
+    def config_from_envvar(
+        self, variable_name: str, silent: bool = False, force: bool = False
+    ) -> bool:
+        """``config_from_object`` of the module named by the environment variable."""
+        module_name = os.environ.get(variable_name)
+        if not module_name:
+            if silent:
+                return False
+            raise ImproperlyConfigured(
+                f"the environment variable {variable_name!r} is not set; it should name a module "
+                "of settings"
+            )
+        return self.config_from_object(module_name, silent=silent, force=force)
+
+    def autodiscover_tasks(
+        self, packages: Any = None, related_name: str | None = "tasks", force: bool = False
+    ) -> None:
+        """Import ``<package>.tasks`` of each package (a list, or a callable giving one, as
+        ``lambda: settings.INSTALLED_APPS``; by default Django's installed apps) when the app
+        is finalized, or now with ``force``. Packages without such a module are skipped."""
+        with self._finalize_lock:
+            if force or self.finalized:
+                self._discover(packages, related_name)
+            else:
+                self._pending_discovery.append((packages, related_name or "tasks"))
+
+    def _discover(self, packages: Any, related_name: str | None) -> None:
+        if callable(packages):
+            packages = packages()
+        if packages is None:
+            packages = _django_app_names()
+        for package in packages:
+            name = f"{package}.{related_name}" if related_name else str(package)
+            try:
+                importlib.import_module(name)
+            except ModuleNotFoundError as exc:
+                if exc.name != name:
+                    raise  # no such package, or its module imports something missing
+
+    def finalize(self, auto: bool = False) -> None:
+        """Import the ``imports``/``include`` modules and discovered task modules, so every
+        task is registered; sends ``on_after_configure`` then ``on_after_finalize``."""
+        with self._finalize_lock:
+            if self.finalized:
+                return
+            self.finalized = True
+            if os.environ.get("DJANGO_SETTINGS_MODULE") and importlib.util.find_spec("django"):
+                import django
+
+                django.setup()  # as Celery's Django fix-up does, before task modules import
+            self.on_after_configure.send(sender=self, source=self.conf)
+            for module in (*self.conf.imports, *self.conf.include):
+                importlib.import_module(module)
+            pending, self._pending_discovery = self._pending_discovery, []
+            for packages, related_name in pending:
+                self._discover(packages, related_name)
+            self.on_after_finalize.send(sender=self)
+
+    def register_task(self, task: Task[Any, Any]) -> Task[Any, Any]:
+        """Register a task object made elsewhere (Celery's ``app.register_task``)."""
+        self._tasks[task.name] = task
+        return task
 
     def __repr__(self) -> str:
         return f"<App {self.main or '__main__'} broker={redact_url(self.conf.broker_url)}>"
@@ -204,14 +356,15 @@ class App:
 
         def register(f: Callable[P, R]) -> Task[P, R]:
             task_name = name or self.gen_task_name(f.__name__, f.__module__)
-            existing = self.tasks.get(task_name)
+            existing = self._tasks.get(task_name)
             if existing is not None and _origin(existing.fn) != _origin(f):
                 raise AlreadyRegistered(
                     f"task name {task_name!r} is taken by {_origin(existing.fn)}; "
                     f"{_origin(f)} needs another name (name=...)"
                 )
-            task: Task[P, R] = Task(self, f, task_name, bind=bind, **options)
-            self.tasks[task_name] = task
+            cls = options.pop("base", None) or self.Task
+            task: Task[P, R] = cls(self, f, task_name, bind=bind, **options)
+            self._tasks[task_name] = task
             return task
 
         return register(fn) if fn is not None else register
@@ -232,7 +385,7 @@ class App:
     ) -> Task[Any, Any]:
         """This app's task for a ``shared_task`` function (registered on first need)."""
         name = options.get("name") or self.gen_task_name(fn.__name__, fn.__module__)
-        task = self.tasks.get(name)
+        task = self._tasks.get(name)
         if task is None or task.fn is not fn:
             task = self.task(fn, **options)
         return task
@@ -468,6 +621,56 @@ def _flush_windowed() -> None:
                 type(transport).__name__,
                 exc,
             )
+
+
+def _import_object(path: str) -> Any:
+    """``module``, ``module:attr`` or ``module.attr``: the module, else its attribute (the
+    way Celery resolves ``config_from_object`` names)."""
+    if ":" not in path:
+        try:
+            return importlib.import_module(path)
+        except ImportError:
+            module_name, _, attr = path.rpartition(".")
+            if not module_name:
+                raise
+    else:
+        module_name, _, attr = path.partition(":")
+    module = importlib.import_module(module_name)
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise ImportError(f"module {module_name!r} has no attribute {attr!r}") from None
+
+
+def _load_task_cls(task_cls: type[Task[Any, Any]] | str) -> type[Task[Any, Any]]:
+    found = _import_object(task_cls) if isinstance(task_cls, str) else task_cls
+    if not (isinstance(found, type) and issubclass(found, Task)):
+        raise TypeError(f"task_cls={task_cls!r} is not a subclass of celeriac.Task")
+    return found
+
+
+def _django_app_names() -> list[str]:
+    """Django's installed apps, for ``autodiscover_tasks()`` without packages."""
+    try:
+        from django.apps import apps
+    except ImportError:
+        raise ImproperlyConfigured(
+            "autodiscover_tasks() without packages lists Django's installed apps, and Django "
+            "is not installed; pass the packages"
+        ) from None
+    return [config.name for config in apps.get_app_configs()]
+
+
+def _after_fork_of(app: App) -> None:
+    """Send ``app.on_after_fork`` in each child process forked while the app lives."""
+    ref = weakref.ref(app)
+
+    def in_child() -> None:
+        alive = ref()
+        if alive is not None:
+            alive.on_after_fork.send(sender=alive)
+
+    os.register_at_fork(after_in_child=in_child)
 
 
 def _origin(fn: Callable[..., Any]) -> str:

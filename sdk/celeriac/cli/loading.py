@@ -1,42 +1,100 @@
-"""Finding the user's app from ``-A module:attribute`` (or ``module``, which holds an App)."""
+"""Finding the user's app from ``-A``, as Celery's command line finds it."""
 
 from __future__ import annotations
 
 import importlib
 import os
 import sys
+from types import ModuleType
 
 import click
 
 from ..app import App
 
-__all__ = ["app_option", "load_app"]
+__all__ = ["app_option", "find_app", "load_app"]
+
+
+def find_app(spec: str) -> App:
+    """The app ``spec`` names, found as ``celery -A`` finds it: ``module:attr``, or
+    ``module.attr``, or a module whose ``app`` or ``celery`` attribute is the app, or a
+    package whose ``celery`` submodule holds it (``proj`` -> ``proj.celery``), or the one app
+    a module holds."""
+    if ":" in spec:
+        module_name, _, attribute = spec.partition(":")
+        found: object = _attribute(importlib.import_module(module_name), attribute, spec)
+    else:
+        try:
+            found = importlib.import_module(spec)
+        except ModuleNotFoundError as exc:
+            module_name, _, attribute = spec.rpartition(".")
+            if not module_name or exc.name != spec:
+                raise
+            found = _attribute(importlib.import_module(module_name), attribute, spec)
+    if isinstance(found, ModuleType):
+        found = _app_in(found, spec)
+    if not isinstance(found, App):
+        raise LookupError(f"{spec!r} is a {type(found).__name__}, not a celeriac.App")
+    return found
+
+
+def _attribute(module: ModuleType, path: str, spec: str) -> object:
+    found: object = module
+    for part in path.split("."):
+        try:
+            found = getattr(found, part)
+        except AttributeError:
+            raise LookupError(f"{spec!r}: {found!r} has no attribute {part!r}") from None
+    return found
+
+
+def _app_in(module: ModuleType, spec: str) -> App:
+    for attribute in ("app", "celery"):
+        candidate = getattr(module, attribute, None)
+        if isinstance(candidate, App):
+            return candidate
+    if hasattr(module, "__path__"):  # a package: its celery module, as Celery looks
+        try:
+            return find_app(f"{spec}.celery")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{spec}.celery":
+                raise
+        except LookupError:
+            pass
+    for value in vars(module).values():
+        if isinstance(value, App):
+            return value
+    raise LookupError(
+        f"no celeriac.App in {spec!r}: looked for its attributes app and celery"
+        + (f", the module {spec}.celery" if hasattr(module, "__path__") else "")
+        + " and any App it holds"
+    )
 
 
 def load_app(spec: str | None, broker: str | None = None) -> App:
-    """Import the app named by ``spec``; without one, an App with the default settings."""
+    """Import the app named by ``spec`` and finalize it (its ``include``/``imports`` modules
+    and discovered tasks are imported); without a spec, an App with the default settings."""
     if spec is None:
         return App(broker=broker) if broker else App()
-    sys.path.insert(0, os.getcwd())
-    module_name, _, attribute = spec.partition(":")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # as Celery: the app is looked for from where we run
     try:
-        module = importlib.import_module(module_name)
+        app = find_app(spec)
     except ImportError as exc:
-        raise click.BadParameter(f"cannot import {module_name!r}: {exc}", param_hint="-A") from exc
-    app: object
-    if attribute:
-        app = getattr(module, attribute, None)
-    else:
-        found = [v for v in vars(module).values() if isinstance(v, App)]
-        app = found[0] if len(found) == 1 else getattr(module, "app", None)
-    if not isinstance(app, App):
-        raise click.BadParameter(f"{spec!r} does not name a celeriac.App", param_hint="-A")
+        raise click.BadParameter(f"cannot import {spec!r}: {exc}", param_hint="-A") from exc
+    except LookupError as exc:
+        raise click.BadParameter(str(exc), param_hint="-A") from exc
     if broker:
         app.conf = app.conf.replace(broker_url=broker)
+    app.finalize()
     return app
 
 
 app_option = click.option(
-    "-A", "--app", "app_spec", metavar="MODULE[:APP]", help="The app: module:attribute."
+    "-A",
+    "--app",
+    "app_spec",
+    metavar="APP",
+    help="The app: module:attribute, module.attribute, or a module or package holding it "
+    "(proj finds proj.app, proj.celery, or the app in proj/celery.py), as celery -A.",
 )
 broker_option = click.option("-b", "--broker", help="Broker URL (overrides the app's).")

@@ -1,0 +1,6 @@
+from celeriac import shared_task
+
+
+@shared_task
+def add(x, y):
+    return f"billed {x + y}"

@@ -1,0 +1,21 @@
+from .celery import app
+
+
+@app.task
+def add(x, y):
+    return x + y
+
+
+@app.task
+def mul(x, y):
+    return x * y
+
+
+@app.task(name="proj.custom_name")
+def renamed():
+    return "renamed"
+
+
+@app.task(bind=True)
+def whoami(self):
+    return {"task": self.request.task, "retries": self.request.retries}

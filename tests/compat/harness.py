@@ -1,0 +1,170 @@
+"""The compatibility harness: each example app is kept twice, a Celery copy and a Celeriac copy
+that differ only in import lines; both are run by real workers (Celery 5.7's and Celeriac's) on
+the same broker, and one driver script, run against each copy, reports what it observed."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from interop import celery_env
+
+HERE = Path(__file__).resolve().parent
+APPS = HERE / "apps"
+DRIVERS = HERE / "drivers"
+CELERIAC = str(Path(sys.executable).with_name("celeriac"))
+_IMPORT = re.compile(r"^\s*(from\s+celery(\.|\s)|import\s+celery(\.|\s|$))")
+
+
+def copies(layout: str) -> tuple[Path, Path]:
+    """The Celery copy and the Celeriac copy of an example app."""
+    return APPS / layout / "celery", APPS / layout / "celeriac"
+
+
+def renamed(line: str) -> str:
+    """An import line of the Celery copy, as the Celeriac copy must have it."""
+    if not _IMPORT.match(line):
+        return line
+    return re.sub(r"\bcelery\b", "celeriac", line)
+
+
+def differences(layout: str) -> list[str]:
+    """Every way the Celeriac copy differs from the Celery copy with its imports renamed
+    (empty when the import-rename rule holds)."""
+    theirs, ours = copies(layout)
+    problems: list[str] = []
+    files = {p.relative_to(theirs) for p in theirs.rglob("*.py")}
+    our_files = {p.relative_to(ours) for p in ours.rglob("*.py")}
+    for missing in sorted(files ^ our_files):
+        problems.append(f"{missing}: in one copy only")
+    for rel in sorted(files & our_files):
+        expected = [renamed(line) for line in (theirs / rel).read_text().splitlines()]
+        actual = (ours / rel).read_text().splitlines()
+        if expected != actual:
+            problems.append(f"{rel}: differs in more than its import lines")
+    return problems
+
+
+def _django_path() -> str:
+    """A folder holding only Django (and what it needs) from our venv, for Celery's venv,
+    which has no Django: links, so the same Django runs both copies."""
+    import asgiref
+    import django
+    import sqlparse
+
+    folder = Path(tempfile.gettempdir()) / f"celeriac-compat-django-{os.getuid()}"
+    folder.mkdir(exist_ok=True)
+    for module in (django, asgiref, sqlparse):
+        source = Path(str(module.__file__)).parent
+        link = folder / source.name
+        if not link.exists():
+            with contextlib.suppress(FileExistsError):
+                link.symlink_to(source)
+    return str(folder)
+
+
+@contextlib.contextmanager
+def celeriac_worker(app_dir: Path, spec: str, env: Mapping[str, str], queue: str) -> Iterator[Path]:
+    """A real ``celeriac worker -A <spec>`` on ``app_dir``, stopped warm at the end."""
+    log = Path(tempfile.mkstemp(prefix="compat-celeriac-", suffix=".log")[1])
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [CELERIAC, "worker", "-A", spec, "-Q", queue, "-c", "2", "-l", "info"],
+            cwd=app_dir,
+            env={**os.environ, **env, "PYTHONPATH": str(app_dir)},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            yield log
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+
+
+def drive(python: str, app_dir: Path, driver: str, env: Mapping[str, str], log: Path) -> Any:
+    """Run a driver script against one copy; its observations (JSON on stdout)."""
+    paths = [str(app_dir), *([env["COMPAT_EXTRA_PATH"]] if "COMPAT_EXTRA_PATH" in env else [])]
+    done = subprocess.run(
+        [python, str(DRIVERS / driver)],
+        cwd=app_dir,
+        env={**os.environ, **env, "PYTHONPATH": os.pathsep.join(paths)},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    if done.returncode != 0:
+        raise AssertionError(
+            f"driver {driver} failed on {app_dir}:\n{done.stderr[-3000:]}\n"
+            f"worker log:\n{log.read_text(errors='replace')[-3000:]}"
+        )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run_both(
+    layout: str, spec: str, driver: str, broker: str, backend: str, django: bool = False
+) -> tuple[Any, Any]:
+    """The driver's observations with Celery 5.7 (client and worker) and with Celeriac."""
+    theirs, ours = copies(layout)
+    observed = []
+    for side, app_dir in (("celery", theirs), ("celeriac", ours)):
+        queue = f"compat.{layout}.{side}.{uuid.uuid4().hex[:8]}"
+        env = {"COMPAT_BROKER_URL": broker, "COMPAT_BACKEND_URL": backend, "COMPAT_QUEUE": queue}
+        if side == "celery":
+            if django:
+                env["COMPAT_EXTRA_PATH"] = _django_path()
+            worker_env = {**env, "PYTHONPATH": os.pathsep.join([str(app_dir), _django_path()])}
+            with celery_env.CeleryWorker(
+                app_dir,
+                spec,
+                broker_url=broker,
+                backend_url=backend,
+                queues=[queue],
+                env=worker_env if django else env,
+            ) as worker:
+                assert worker.log_path is not None
+                python = str(celery_env.celery_python())
+                observed.append(drive(python, app_dir, driver, env, worker.log_path))
+        else:
+            with celeriac_worker(app_dir, spec, env, queue) as log:
+                observed.append(drive(sys.executable, app_dir, driver, env, log))
+    return observed[0], observed[1]
+
+
+_FIND = {
+    "celery": "from celery.app.utils import find_app",
+    "celeriac": "from celeriac.cli.loading import find_app",
+}
+
+
+def found_app(side: str, app_dir: Path, spec: str, extra_path: str | None = None) -> str:
+    """The ``main`` name of the app that ``-A <spec>`` finds, by each side's own finder."""
+    python = str(celery_env.celery_python()) if side == "celery" else sys.executable
+    paths = [str(app_dir), *([extra_path] if extra_path else [])]
+    done = subprocess.run(
+        [python, "-c", f"{_FIND[side]}\nimport sys\nprint(find_app(sys.argv[1]).main)", spec],
+        cwd=app_dir,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(paths)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if done.returncode != 0:
+        return f"error: {done.stderr.strip().splitlines()[-1] if done.stderr else done.returncode}"
+    return done.stdout.strip()
