@@ -10,10 +10,11 @@ import pytest
 from tests.brokers import REDIS_URL, require
 from tests.compat.harness import copies, differences, found_app, run_both
 
-LAYOUTS = ["include_pkg"]
+LAYOUTS = ["include_pkg", "flask_ctx"]
 #: The ways a user names each layout's app to ``-A``.
 SPECS = {
     "include_pkg": ["proj", "proj.celery", "proj.celery:app", "proj.celery.app"],
+    "flask_ctx": ["make_celery", "make_celery:celery_app", "make_celery.celery_app"],
 }
 
 
@@ -49,4 +50,13 @@ def test_include_pkg_behaves_the_same() -> None:
         "proj.tasks.mul",
         "proj.tasks.whoami",
     ]
+    assert celeriac == celery
+
+
+def test_flask_ctx_behaves_the_same() -> None:
+    require("redis")
+    celery, celeriac = run_both(
+        "flask_ctx", "make_celery", "flask_ctx.py", REDIS_URL, REDIS_URL.rsplit("/", 1)[0] + "/4"
+    )
+    assert celery["add"] == {"sum": 5, "in_context": "flaskr"}  # the base class's __call__ ran
     assert celeriac == celery
