@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,9 +27,9 @@ CELERIAC = str(Path(sys.executable).with_name("celeriac"))
 _IMPORT = re.compile(r"^\s*(from\s+celery(\.|\s)|import\s+celery(\.|\s|$))")
 
 
-def copies(layout: str) -> tuple[Path, Path]:
+def copies(layout: str, root: Path = APPS) -> tuple[Path, Path]:
     """The Celery copy and the Celeriac copy of an example app."""
-    return APPS / layout / "celery", APPS / layout / "celeriac"
+    return root / layout / "celery", root / layout / "celeriac"
 
 
 def renamed(line: str) -> str:
@@ -38,10 +39,10 @@ def renamed(line: str) -> str:
     return re.sub(r"\bcelery\b", "celeriac", line)
 
 
-def differences(layout: str) -> list[str]:
+def differences(layout: str, root: Path = APPS) -> list[str]:
     """Every way the Celeriac copy differs from the Celery copy with its imports renamed
     (empty when the import-rename rule holds)."""
-    theirs, ours = copies(layout)
+    theirs, ours = copies(layout, root)
     problems: list[str] = []
     files = {p.relative_to(theirs) for p in theirs.rglob("*.py")}
     our_files = {p.relative_to(ours) for p in ours.rglob("*.py")}
@@ -55,22 +56,20 @@ def differences(layout: str) -> list[str]:
     return problems
 
 
-def _django_path() -> str:
-    """A folder holding only Django (and what it needs) from our venv, for Celery's venv,
-    which has no Django: links, so the same Django runs both copies."""
+def with_django(app_dir: Path) -> Path:
+    """A temporary copy of ``app_dir`` that also holds Django (and what it needs) from our
+    venv, as links: Celery's venv has no Django, and its worker's PYTHONPATH is the app's
+    folder alone. The same Django then runs both copies."""
     import asgiref
     import django
     import sqlparse
 
-    folder = Path(tempfile.gettempdir()) / f"celeriac-compat-django-{os.getuid()}"
-    folder.mkdir(exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="celeriac-compat-django-"))
+    shutil.copytree(app_dir, folder, dirs_exist_ok=True)
     for module in (django, asgiref, sqlparse):
         source = Path(str(module.__file__)).parent
-        link = folder / source.name
-        if not link.exists():
-            with contextlib.suppress(FileExistsError):
-                link.symlink_to(source)
-    return str(folder)
+        (folder / source.name).symlink_to(source)
+    return folder
 
 
 @contextlib.contextmanager
@@ -100,11 +99,10 @@ def celeriac_worker(app_dir: Path, spec: str, env: Mapping[str, str], queue: str
 
 def drive(python: str, app_dir: Path, driver: str, env: Mapping[str, str], log: Path) -> Any:
     """Run a driver script against one copy; its observations (JSON on stdout)."""
-    paths = [str(app_dir), *([env["COMPAT_EXTRA_PATH"]] if "COMPAT_EXTRA_PATH" in env else [])]
     done = subprocess.run(
         [python, str(DRIVERS / driver)],
         cwd=app_dir,
-        env={**os.environ, **env, "PYTHONPATH": os.pathsep.join(paths)},
+        env={**os.environ, **env, "PYTHONPATH": str(app_dir)},
         capture_output=True,
         text=True,
         timeout=180,
@@ -128,15 +126,9 @@ def run_both(
         env = {"COMPAT_BROKER_URL": broker, "COMPAT_BACKEND_URL": backend, "COMPAT_QUEUE": queue}
         if side == "celery":
             if django:
-                env["COMPAT_EXTRA_PATH"] = _django_path()
-            worker_env = {**env, "PYTHONPATH": os.pathsep.join([str(app_dir), _django_path()])}
+                app_dir = with_django(app_dir)
             with celery_env.CeleryWorker(
-                app_dir,
-                spec,
-                broker_url=broker,
-                backend_url=backend,
-                queues=[queue],
-                env=worker_env if django else env,
+                app_dir, spec, broker_url=broker, backend_url=backend, queues=[queue], env=env
             ) as worker:
                 assert worker.log_path is not None
                 python = str(celery_env.celery_python())
@@ -153,14 +145,13 @@ _FIND = {
 }
 
 
-def found_app(side: str, app_dir: Path, spec: str, extra_path: str | None = None) -> str:
+def found_app(side: str, app_dir: Path, spec: str) -> str:
     """The ``main`` name of the app that ``-A <spec>`` finds, by each side's own finder."""
     python = str(celery_env.celery_python()) if side == "celery" else sys.executable
-    paths = [str(app_dir), *([extra_path] if extra_path else [])]
     done = subprocess.run(
         [python, "-c", f"{_FIND[side]}\nimport sys\nprint(find_app(sys.argv[1]).main)", spec],
         cwd=app_dir,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(paths)},
+        env={**os.environ, "PYTHONPATH": str(app_dir)},
         capture_output=True,
         text=True,
         timeout=60,

@@ -5,16 +5,19 @@ observations."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.brokers import REDIS_URL, require
-from tests.compat.harness import copies, differences, found_app, run_both
+from tests.compat.harness import copies, differences, found_app, run_both, with_django
 
-LAYOUTS = ["include_pkg", "flask_ctx"]
+LAYOUTS = ["include_pkg", "flask_ctx", "django_proj"]
 #: The ways a user names each layout's app to ``-A``.
 SPECS = {
     "include_pkg": ["proj", "proj.celery", "proj.celery:app", "proj.celery.app"],
     "flask_ctx": ["make_celery", "make_celery:celery_app", "make_celery.celery_app"],
+    "django_proj": ["mysite", "mysite.celery", "mysite:celery_app", "mysite.celery_app"],
 }
 
 
@@ -25,6 +28,19 @@ def test_the_copies_differ_only_in_import_lines(layout: str) -> None:
     assert differences(layout) == []
 
 
+def test_the_diff_catches_more_than_a_renamed_import(tmp_path: Path) -> None:
+    for side in ("celery", "celeriac"):
+        (tmp_path / "x" / side).mkdir(parents=True)
+    (tmp_path / "x" / "celery" / "m.py").write_text("from celery import Celery\napp = Celery()\n")
+    ours = tmp_path / "x" / "celeriac" / "m.py"
+    ours.write_text("from celeriac import Celery\napp = Celery()\n")
+    assert differences("x", tmp_path) == []
+    ours.write_text("from celeriac import Celery\napp = Celery(backend=None)\n")
+    assert differences("x", tmp_path) == ["m.py: differs in more than its import lines"]
+    ours.write_text("from celery import Celery\napp = Celery()\n")  # not renamed
+    assert differences("x", tmp_path) != []
+
+
 @pytest.mark.parametrize(
     ("layout", "spec"), [(layout, spec) for layout in LAYOUTS for spec in SPECS[layout]]
 )
@@ -33,7 +49,7 @@ def test_dash_a_finds_the_same_app(layout: str, spec: str) -> None:
 
     celery_env.ensure(quiet=True)
     theirs, ours = copies(layout)
-    found = found_app("celery", theirs, spec)
+    found = found_app("celery", with_django(theirs) if layout == "django_proj" else theirs, spec)
     assert not found.startswith("error"), found
     assert found_app("celeriac", ours, spec) == found
 
@@ -59,4 +75,19 @@ def test_flask_ctx_behaves_the_same() -> None:
         "flask_ctx", "make_celery", "flask_ctx.py", REDIS_URL, REDIS_URL.rsplit("/", 1)[0] + "/4"
     )
     assert celery["add"] == {"sum": 5, "in_context": "flaskr"}  # the base class's __call__ ran
+    assert celeriac == celery
+
+
+def test_django_proj_behaves_the_same() -> None:
+    require("redis")
+    celery, celeriac = run_both(
+        "django_proj",
+        "mysite",
+        "django_proj.py",
+        REDIS_URL,
+        REDIS_URL.rsplit("/", 1)[0] + "/4",
+        django=True,
+    )
+    assert celery["setting in the worker"] == "compat-suite"  # Django was set up in the worker
+    assert celery["broker"] is True  # CELERY_BROKER_URL, not the unprefixed BROKER_URL
     assert celeriac == celery
