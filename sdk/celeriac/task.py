@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import inspect
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 from celeriac.protocol.results import ResultRecord
 
 from .canvas import Signature
-from .exceptions import Retry
+from .exceptions import MaxRetriesExceededError, Retry
 
 if TYPE_CHECKING:
     from .app import App
@@ -29,7 +30,7 @@ TASK_OPTIONS = frozenset(
         "queue routing_key priority serializer compression max_retries default_retry_delay "
         "autoretry_for dont_autoretry_for retry_kwargs retry_backoff retry_backoff_max "
         "retry_jitter rate_limit global_rate_limit time_limit soft_time_limit acks_late "
-        "reject_on_worker_lost ignore_result expires track_started shadow"
+        "reject_on_worker_lost ignore_result expires track_started shadow typing"
     ).split()
 )
 
@@ -57,6 +58,11 @@ class Context:
     hostname: str | None = None
     is_eager: bool = False
     headers: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def called_directly(self) -> bool:
+        """True when the task was called as a function, not run by a worker or ``apply``."""
+        return self.id is None
 
 
 _request: contextvars.ContextVar[Context] = contextvars.ContextVar("celeriac_request")
@@ -99,8 +105,6 @@ class Task(Generic[P, R]):
     @property
     def is_async(self) -> bool:
         """Whether the function is ``async def`` (run on the asyncio pool)."""
-        import inspect
-
         return inspect.iscoroutinefunction(self.fn)
 
     @property
@@ -143,10 +147,31 @@ class Task(Generic[P, R]):
         kwargs: Mapping[str, Any] | None = None,
         **options: Any,
     ) -> AsyncResult[R]:
-        """Send the call with options: countdown, eta, expires, queue, priority, link, ..."""
-        merged = {k: v for k, v in self.options.items() if k not in ("autoretry_for",)}
+        """Send the call with options: countdown, eta, expires, queue, priority, link, ...
+
+        Arguments that do not fit the function's signature raise TypeError here, before
+        anything is sent, as in Celery (turn off with the task option ``typing=False`` or
+        ``App(strict_typing=False)``).
+        """
+        if self.options.get("typing", getattr(self.app, "strict_typing", True)):
+            self._check_arguments(args or (), kwargs or {})
+        merged = {k: v for k, v in self.options.items() if k not in ("autoretry_for", "typing")}
         merged.update(options)
         return self.app.send_task(self.name, args or (), kwargs or {}, **merged)
+
+    def _check_arguments(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+        if "_signature" not in self.__dict__:
+            try:
+                self.__dict__["_signature"] = inspect.signature(self.fn)
+            except (TypeError, ValueError):  # a callable without one: nothing to check
+                self.__dict__["_signature"] = None
+        signature: inspect.Signature | None = self.__dict__["_signature"]
+        if signature is not None:
+            bound = (self, *args) if self.bind else tuple(args)
+            try:
+                signature.bind(*bound, **kwargs)
+            except TypeError as exc:
+                raise TypeError(f"{self.name}: {exc}") from None
 
     def apply(
         self,
@@ -219,13 +244,19 @@ class Task(Generic[P, R]):
         Once ``max_retries`` is used up, re-raises ``exc`` (or a MaxRetriesExceeded error).
         """
         request = self.request
-        if request.id is None:
-            raise RuntimeError("retry() works only inside a running task")
+        if request.called_directly:
+            # Called as a plain function, as Celery: the error stands, nothing is re-sent.
+            raise exc if exc is not None else Retry("Task can be retried", None)
         limit = max_retries if max_retries is not None else self.option("max_retries")
         if limit is not None and request.retries >= limit:
             if exc is not None:
                 raise exc
-            raise RuntimeError(f"task {self.name}[{request.id}] used up its {limit} retries")
+            raise MaxRetriesExceededError(
+                f"Can't retry {self.name}[{request.id}] args:{tuple(request.args)} "
+                f"kwargs:{dict(request.kwargs)}",
+                task_args=request.args,
+                task_kwargs=request.kwargs,
+            )
         delay = countdown if countdown is not None else self._backoff(request.retries)
         self.app.send_task(
             self.name,

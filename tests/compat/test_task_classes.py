@@ -1,0 +1,157 @@
+"""Task classes as Celery has them: app.Task, task_cls= and base= base classes whose __call__
+and before_start run around each run, Task.run, argument checking at send time (typing), and
+retry()'s errors (MaxRetriesExceededError, and the error itself when called directly)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from celeriac import App, Task
+from celeriac.exceptions import MaxRetriesExceededError, Retry
+from celeriac.worker.consumer import run_worker, stop_worker
+
+EVENTS: list[str] = []
+
+
+class Recording(Task):  # type: ignore[type-arg]
+    """A base class that records its hooks and wraps each run, as users' base classes do."""
+
+    def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
+        EVENTS.append(f"before_start {self.name} {list(args)}")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        EVENTS.append("enter")
+        try:
+            return self.run(*args, **kwargs)
+        finally:
+            EVENTS.append("exit")
+
+
+@pytest.fixture
+def app() -> Iterator[App]:
+    name = uuid.uuid4().hex[:8]
+    application = App("classes", broker=f"memory://{name}", backend=f"memory://{name}")
+    yield application
+    application.close()
+
+
+def test_a_base_class_wraps_runs_by_a_worker(app: App) -> None:
+    @app.task(base=Recording)
+    def add(x: int, y: int) -> int:
+        EVENTS.append("run")
+        return x + y
+
+    EVENTS.clear()
+    worker = run_worker(app, concurrency=1)
+    try:
+        assert add.delay(2, 3).get(timeout=10) == 5
+    finally:
+        stop_worker(worker)
+    assert EVENTS == [f"before_start {add.name} [2, 3]", "enter", "run", "exit"]
+    assert isinstance(add, Recording)
+
+
+def test_app_task_and_task_cls_set_every_tasks_class() -> None:
+    by_arg = App("a", broker="memory://cls-a", backend=None, task_cls=Recording)
+    by_path = App("b", broker="memory://cls-b", backend=None, task_cls=f"{__name__}:Recording")
+    assigned = App("c", broker="memory://cls-c", backend=None)
+    assigned.Task = Recording  # the older Flask pattern: celery.Task = ContextTask
+    for application in (by_arg, by_path, assigned):
+        made = application.task(lambda: None, name=f"t{uuid.uuid4().hex}")
+        assert isinstance(made, Recording)
+    with pytest.raises(TypeError, match="not a subclass"):
+        App("d", broker="memory://cls-d", backend=None, task_cls=dict)  # type: ignore[arg-type]
+
+
+def test_calling_a_task_goes_through_call_and_run(app: App) -> None:
+    @app.task(base=Recording, bind=True)
+    def who(self: Task, x: int) -> str:  # type: ignore[type-arg]
+        return f"{self.name}:{x}"
+
+    EVENTS.clear()
+    assert who(1) == f"{who.name}:1"
+    assert who.run(2) == f"{who.name}:2"
+    assert EVENTS == ["enter", "exit"]
+
+
+def test_arguments_are_checked_when_sent(app: App) -> None:
+    @app.task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    @app.task(typing=False)
+    def loose(x: int) -> int:
+        return x
+
+    with pytest.raises(TypeError, match="add"):
+        add.delay(1, 2, 3)
+    with pytest.raises(TypeError):
+        add.apply_async((1,), {"z": 2})
+    loose.delay(1, 2)  # not checked: sent as given
+
+
+_CELERY_TYPING = """
+import json
+from celery import Celery
+app = Celery("t", broker="memory://")
+@app.task
+def add(x, y):
+    return x + y
+@app.task(typing=False)
+def loose(x):
+    return x
+seen = {}
+try:
+    add.delay(1, 2, 3)
+    seen["add"] = "sent"
+except TypeError:
+    seen["add"] = "TypeError"
+loose.delay(1, 2)
+seen["loose"] = "sent"
+print(json.dumps(seen))
+"""
+
+
+def test_argument_checking_is_celerys() -> None:
+    from interop import celery_env
+
+    python = celery_env.ensure(quiet=True)
+    out = subprocess.run(
+        [str(python), "-c", _CELERY_TYPING], capture_output=True, text=True, timeout=120
+    )
+    assert json.loads(out.stdout) == {"add": "TypeError", "loose": "sent"}, out.stderr
+
+
+def test_retry_called_directly_raises_the_error(app: App) -> None:
+    @app.task(bind=True)
+    def flaky(self: Task) -> None:  # type: ignore[type-arg]
+        raise self.retry(exc=ConnectionError("down"))
+
+    @app.task(bind=True)
+    def bare(self: Task) -> None:  # type: ignore[type-arg]
+        raise self.retry()
+
+    with pytest.raises(ConnectionError, match="down"):
+        flaky()
+    with pytest.raises(Retry):
+        bare()
+
+
+def test_used_up_retries_raise_max_retries_exceeded(app: App) -> None:
+    @app.task(bind=True, max_retries=1, default_retry_delay=0.01)
+    def always(self: Task) -> None:  # type: ignore[type-arg]
+        raise self.retry()
+
+    worker = run_worker(app, concurrency=1)
+    try:
+        result = always.delay()
+        with pytest.raises(MaxRetriesExceededError, match="Can't retry"):
+            result.get(timeout=10)
+    finally:
+        stop_worker(worker)
