@@ -16,21 +16,21 @@ from celeriac import App, Task
 from celeriac.exceptions import MaxRetriesExceededError, Retry
 from celeriac.worker.consumer import run_worker, stop_worker
 
-EVENTS: list[str] = []
+events: list[str] = []
 
 
 class Recording(Task):  # type: ignore[type-arg]
     """A base class that records its hooks and wraps each run, as users' base classes do."""
 
     def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
-        EVENTS.append(f"before_start {self.name} {list(args)}")
+        events.append(f"before_start {self.name} {list(args)}")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        EVENTS.append("enter")
+        events.append("enter")
         try:
             return self.run(*args, **kwargs)
         finally:
-            EVENTS.append("exit")
+            events.append("exit")
 
 
 @pytest.fixture
@@ -44,16 +44,16 @@ def app() -> Iterator[App]:
 def test_a_base_class_wraps_runs_by_a_worker(app: App) -> None:
     @app.task(base=Recording)
     def add(x: int, y: int) -> int:
-        EVENTS.append("run")
+        events.append("run")
         return x + y
 
-    EVENTS.clear()
+    events.clear()
     worker = run_worker(app, concurrency=1)
     try:
         assert add.delay(2, 3).get(timeout=10) == 5
     finally:
         stop_worker(worker)
-    assert EVENTS == [f"before_start {add.name} [2, 3]", "enter", "run", "exit"]
+    assert events == [f"before_start {add.name} [2, 3]", "enter", "run", "exit"]
     assert isinstance(add, Recording)
 
 
@@ -74,10 +74,10 @@ def test_calling_a_task_goes_through_call_and_run(app: App) -> None:
     def who(self: Task, x: int) -> str:  # type: ignore[type-arg]
         return f"{self.name}:{x}"
 
-    EVENTS.clear()
+    events.clear()
     assert who(1) == f"{who.name}:1"
     assert who.run(2) == f"{who.name}:2"
-    assert EVENTS == ["enter", "exit"]
+    assert events == ["enter", "exit"]
 
 
 def test_arguments_are_checked_when_sent(app: App) -> None:
