@@ -71,7 +71,7 @@ class App:
         self,
         main: str | None = None,
         *,
-        broker: str | None = None,
+        broker: str | Sequence[str] | None = None,
         backend: str | None = None,
         config: Mapping[str, Any] | object | None = None,
         **settings: Any,
@@ -144,7 +144,7 @@ class App:
         """This thread's connection to the broker, for publishing."""
         transport: Transport | None = getattr(self._local, "transport", None)
         if transport is None:
-            options = dict(self.conf.broker_transport_options)
+            options = self.conf.broker_options()
             transport = open_transport(self.conf.broker_url, **options)
             self._local.transport = transport
             self._local.declared = set()
