@@ -162,11 +162,12 @@ class Settings:
             return options
         if self.broker_heartbeat is not None:
             raise ConfigError(f"setting broker_heartbeat applies to RabbitMQ only, not {scheme}://")
-        if ";" in self.broker_url:
+        if ";" in self.broker_url and scheme != "sentinel":
             raise ConfigError(
-                f"setting broker_url: a list of brokers (failover) needs RabbitMQ, not {scheme}://"
+                "setting broker_url: a list of brokers (failover) needs RabbitMQ (or "
+                f"sentinel:// for Redis), not {scheme}://"
             )
-        if scheme in ("redis", "rediss"):
+        if scheme in ("redis", "rediss", "sentinel"):
             options.setdefault("socket_connect_timeout", self.broker_connection_timeout)
         return options
 
