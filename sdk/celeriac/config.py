@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import logging
 import os
 import threading
 import warnings
@@ -32,12 +33,24 @@ class NotApplicableSetting(UserWarning):
 class Settings:
     """Every setting, with its default. Names are Celery's where the meaning is the same."""
 
+    #: One URL, or several (a cluster) as a list or one string separated by ``;``.
     broker_url: str = DEFAULT_BROKER
     result_backend: str | None = DEFAULT_BACKEND
     broker_transport_options: Mapping[str, Any] = field(default_factory=dict)
     #: A worker waits for an unreachable broker at start, retrying with backoff (Celery's names).
     broker_connection_retry_on_startup: bool = True
     broker_connection_max_retries: int = 100
+    #: Seconds between AMQP heartbeats (RabbitMQ only; None: the transport's default, 30 s).
+    broker_heartbeat: float | None = None
+    #: Seconds to wait for a broker node to accept a connection.
+    broker_connection_timeout: float = 4.0
+    #: Order the URLs of a list are tried in: ``round-robin`` or ``shuffle``.
+    broker_failover_strategy: str = "round-robin"
+    #: Celery's producer pool size: each publishing thread here keeps one connection instead,
+    #: so a value other than the default is accepted with a warning.
+    broker_pool_limit: int | None = 10
+    #: ``classic`` or ``quorum``: the type of the queues declared on RabbitMQ (Celery 5.5).
+    task_default_queue_type: str = "classic"
     task_serializer: str = "json"
     result_serializer: str = "json"
     accept_content: tuple[str, ...] = ("json",)
@@ -133,10 +146,52 @@ class Settings:
         for f in fields(self):
             object.__setattr__(self, f.name, getattr(new, f.name))
 
+    def broker_options(self) -> dict[str, Any]:
+        """The options to open ``broker_url`` with: ``broker_transport_options`` plus the broker
+        settings that apply to its transport (each refused where it cannot apply)."""
+        options = dict(self.broker_transport_options)
+        scheme = self.broker_url.split("://", 1)[0].lower()
+        amqp = scheme in ("amqp", "amqps")
+        if self.task_default_queue_type not in ("classic", "quorum"):
+            raise ConfigError(
+                f"setting task_default_queue_type: {self.task_default_queue_type!r} is not "
+                "'classic' or 'quorum'"
+            )
+        if self.task_default_queue_type == "quorum":
+            if not amqp:
+                raise ConfigError(
+                    f"setting task_default_queue_type='quorum' needs a RabbitMQ broker, not {scheme}://"
+                )
+            options.setdefault("queue_type", "quorum")
+        if self.broker_pool_limit != 10 and "broker_pool_limit" not in _warned:
+            _warned.add("broker_pool_limit")
+            log.warning(
+                "broker_pool_limit=%r has no effect: each publishing thread keeps one connection",
+                self.broker_pool_limit,
+            )
+        if amqp:
+            if self.broker_heartbeat is not None:
+                options.setdefault("heartbeat", self.broker_heartbeat)
+            options.setdefault("connect_timeout", self.broker_connection_timeout)
+            options.setdefault("failover_strategy", self.broker_failover_strategy)
+            return options
+        if self.broker_heartbeat is not None:
+            raise ConfigError(f"setting broker_heartbeat applies to RabbitMQ only, not {scheme}://")
+        if ";" in self.broker_url and scheme != "sentinel":
+            raise ConfigError(
+                "setting broker_url: a list of brokers (failover) needs RabbitMQ (or "
+                f"sentinel:// for Redis), not {scheme}://"
+            )
+        if scheme in ("redis", "rediss", "sentinel"):
+            options.setdefault("socket_connect_timeout", self.broker_connection_timeout)
+        return options
+
     def __setattr__(self, name: str, value: Any) -> None:
         if name not in _FIELD_NAMES and name != "not_applicable":
             self.update({name: value})  # raises, naming the closest valid setting
             return
+        if name == "broker_url":
+            value = _coerce(name, value)
         object.__setattr__(self, name, value)
 
     def __getattr__(self, name: str) -> Any:
@@ -185,6 +240,7 @@ class Settings:
 
 _FIELD_NAMES = frozenset(f.name for f in fields(Settings) if f.name != "not_applicable")
 _DEFAULTS: dict[str, Any] = {name: getattr(Settings(), name) for name in _FIELD_NAMES}
+log = logging.getLogger("celeriac.config")
 _warned: set[str] = set()
 _warned_lock = threading.Lock()
 
@@ -243,6 +299,11 @@ def _canonical(name: str) -> str:
 def _coerce(name: str, value: Any) -> Any:
     """Check a value against the setting's type; strings from the environment are converted."""
     kind = str(_FIELDS[name].type)
+    if name == "broker_url" and isinstance(value, list | tuple):
+        # Celery's other spelling of a failover list: kept as one ``;``-separated string.
+        if not value or not all(isinstance(u, str) and u.strip() for u in value):
+            raise ConfigError(f"setting broker_url: a list must hold URL strings, got {value!r}")
+        return ";".join(u.strip() for u in value)
     if isinstance(value, str) and not kind.startswith("str"):
         text = value.strip()
         if kind.startswith("bool"):

@@ -155,7 +155,7 @@ class App:
         control: Any = None,
         set_as_current: bool = True,
         tasks: Any = None,
-        broker: str | None = None,
+        broker: str | Sequence[str] | None = None,
         include: Sequence[str] | None = None,
         changes: Mapping[str, Any] | None = None,
         config_source: Any = None,
@@ -413,7 +413,7 @@ class App:
         """This thread's connection to the broker, for publishing."""
         transport: Transport | None = getattr(self._local, "transport", None)
         if transport is None:
-            options = dict(self.conf.broker_transport_options)
+            options = self.conf.broker_options()
             transport = open_transport(self.conf.broker_url, **options)
             self._local.transport = transport
             self._local.declared = set()

@@ -6,20 +6,22 @@ A third party adds a transport by publishing a package with an entry point in th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 from urllib.parse import urlsplit
 
 from .base import Transport
 from .errors import MissingDependency, UnknownScheme
+from .failover import join_urls
 
 __all__ = ["available_schemes", "open_transport", "resolve"]
 
 GROUP = "celeriac.transports"
 # Which extra installs the client library a built-in transport needs.
 _EXTRAS = {
-    "redis": "redis", "rediss": "redis", "amqp": "amqp", "amqps": "amqp", "sqs": "sqs",
-    "kafka": "kafka", "zookeeper": "zookeeper",
+    "redis": "redis", "rediss": "redis", "sentinel": "redis", "amqp": "amqp", "amqps": "amqp",
+    "sqs": "sqs", "kafka": "kafka", "zookeeper": "zookeeper",
 }  # fmt: skip
 
 
@@ -32,9 +34,11 @@ def available_schemes() -> list[str]:
     return sorted(_entry_points())
 
 
-def resolve(url: str) -> type[Transport]:
-    """The transport class for ``url``'s scheme."""
-    scheme = urlsplit(url).scheme.lower()
+def resolve(url: str | Sequence[str]) -> type[Transport]:
+    """The transport class for ``url``'s scheme (of the first URL of a ``;``-separated list)."""
+    if not isinstance(url, str):
+        url = join_urls(url)
+    scheme = urlsplit(url.split(";", 1)[0].strip()).scheme.lower()
     if not scheme:
         raise UnknownScheme(
             f"{_redact(url)!r} has no scheme; write it as scheme://..., one of: "
@@ -59,19 +63,29 @@ def resolve(url: str) -> type[Transport]:
     return cls
 
 
-def open_transport(url: str, **options: Any) -> Transport:
-    """Make the transport for ``url`` and connect it."""
+def open_transport(url: str | Sequence[str], **options: Any) -> Transport:
+    """Make the transport for ``url`` (or a failover list of URLs) and connect it."""
+    if not isinstance(url, str):
+        url = join_urls(url)
     transport = resolve(url)(url, **options)
     transport.connect()
     return transport
 
 
-def _redact(url: str) -> str:
-    """``url`` with any password replaced, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
+def _redact(url: str | Sequence[str]) -> str:
+    """``url`` (or each URL of a list) with any password replaced, for messages and logs."""
+    if not isinstance(url, str):
+        return ";".join(_redact(u) for u in url)
+    if ";" in url:
+        return ";".join(_redact(u) for u in url.split(";"))
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # not parseable (a bad port): show no part that could hold a secret
+        return url.split("://", 1)[0] + "://***"
+    if password is None:
         return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    netloc = parts.netloc.replace(f":{password}@", ":***@", 1)
     return parts._replace(netloc=netloc).geturl()
 
 

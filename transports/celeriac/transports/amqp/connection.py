@@ -13,8 +13,9 @@ import pika.exceptions
 
 from ..errors import BrokerUnavailable
 from ..registry import redact_url
+from .options import AmqpOptions
 
-__all__ = ["CONNECTION_ERRORS", "connect", "parameters", "with_retries"]
+__all__ = ["CONNECTION_ERRORS", "connect", "option_query", "parameters", "with_retries"]
 
 T = TypeVar("T")
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
@@ -27,8 +28,9 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-def parameters(url: str, heartbeat: int = 30) -> pika.URLParameters:
+def parameters(url: str, options: AmqpOptions | None = None) -> pika.URLParameters:
     """pika parameters from a Celery-style URL (``amqp://user:pw@host:5672//`` = vhost ``/``)."""
+    options = options or AmqpOptions()
     parts = urlsplit(url)
     vhost = parts.path[1:] if parts.path.startswith("/") else parts.path
     fixed = parts._replace(
@@ -37,13 +39,25 @@ def parameters(url: str, heartbeat: int = 30) -> pika.URLParameters:
         query="",
     )
     params = pika.URLParameters(fixed.geturl())
-    params.heartbeat = heartbeat
+    params.heartbeat = round(options.heartbeat)
     params.blocked_connection_timeout = 60
     params.connection_attempts = 1
-    params.socket_timeout = 5
+    params.socket_timeout = options.connect_timeout
+    # The whole AMQP handshake, not only the TCP connect, is bounded by the connect timeout.
+    params.stack_timeout = options.connect_timeout + 1
     if parts.scheme == "amqps":
-        params.ssl_options = tls_options(parts.hostname or "", dict(parse_qsl(parts.query)))
+        tls = {k: v for k, v in parse_qsl(parts.query) if k in TLS_QUERY}
+        params.ssl_options = tls_options(parts.hostname or "", tls)
     return params
+
+
+def option_query(url: str) -> dict[str, str]:
+    """The transport options of a URL's query string (TLS settings of amqps:// left out)."""
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    if parts.scheme == "amqps":
+        query = {k: v for k, v in query.items() if k not in TLS_QUERY}
+    return query
 
 
 #: TLS settings an ``amqps://`` URL may carry as query parameters (Celery's ``broker_use_ssl``).
@@ -73,12 +87,12 @@ def tls_options(hostname: str, query: dict[str, str]) -> pika.SSLOptions:
     return pika.SSLOptions(context, query.get("server_hostname") or hostname)
 
 
-def connect(url: str) -> pika.BlockingConnection:
+def connect(url: str, options: AmqpOptions | None = None) -> pika.BlockingConnection:
     """A blocking connection, or one BrokerUnavailable naming the host and what to check."""
     parts = urlsplit(url)
     where = f"{parts.hostname}:{parts.port or (5671 if parts.scheme == 'amqps' else 5672)}"
     try:
-        return pika.BlockingConnection(parameters(url))
+        return pika.BlockingConnection(parameters(url, options))
     except pika.exceptions.ProbableAuthenticationError as exc:
         raise BrokerUnavailable(
             f"RabbitMQ at {where} refused the login ({redact_url(url)}): check the user name "

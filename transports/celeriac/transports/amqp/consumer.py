@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import bisect
 import collections
+import itertools
+import logging
 import time
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -15,12 +17,19 @@ from celeriac.protocol.envelopes import amqp as amqp_envelope
 
 from ..base import Consumer, Delivery, QueueSpec, Subscription
 from ..dead_letter import dead_letter_message
+from ..errors import TransportError
 from .connection import with_retries
 
 if TYPE_CHECKING:
     from .transport import AmqpTransport
 
 __all__ = ["AmqpConsumer", "AmqpSubscription"]
+
+log = logging.getLogger("celeriac.transports.amqp")
+#: Channels of every consumer are numbered from one counter, so a delivery tag names its channel.
+_EPOCHS = itertools.count(1)
+#: Seconds between attempts to consume again from a queue the broker cancelled us on.
+_RECONSUME_PAUSE = 0.5
 
 # Headers RabbitMQ adds when a message passes a dead-letter exchange (our delay queues);
 # they are the broker's bookkeeping, not the producer's headers.
@@ -83,7 +92,11 @@ def _decode_bytes(value: Any) -> Any:
 
 
 class AmqpConsumer(Consumer):
-    """basic.consume with basic.qos; deliveries buffered, settled by delivery tag."""
+    """basic.consume with basic.qos; deliveries buffered, settled by delivery tag.
+
+    A ``basic.cancel`` from the broker (the queue was deleted, or its node went down) is
+    noticed: the queue is declared again and consumed again, retried until it works.
+    """
 
     def __init__(self, transport: AmqpTransport, queues: Sequence[str], prefetch: int) -> None:
         super().__init__(queues, prefetch)
@@ -91,21 +104,54 @@ class AmqpConsumer(Consumer):
         self.buffer: collections.deque[Delivery] = collections.deque()
         self.unsettled: dict[tuple[int, int], Delivery] = {}
         self.generation = -1
+        #: Which channel deliveries came on: tags of an older channel cannot be settled.
+        self.epoch = -1
+        #: Queue by consumer tag, and the queues the broker cancelled us on.
+        self.consumers: dict[str, str] = {}
+        self.cancelled: set[str] = set()
+        self._next_reconsume = 0.0
         self._setup()
 
     def _setup(self) -> None:
         self.t.connect()
         self.generation = self.t.generation
+        self.epoch = next(_EPOCHS)
         self.buffer.clear()
-        self.unsettled.clear()  # the broker gives back what the old connection held
+        self.unsettled.clear()  # the broker gives back what the old channel held
+        self.consumers.clear()
+        self.cancelled.clear()
         self.ch = self.t.connection().channel()
+        self.ch.add_on_cancel_callback(self._on_cancel)
         self.ch.basic_qos(prefetch_count=self.prefetch)
         for queue in self.queues:
-            self.ch.basic_consume(queue, self._on_message)
+            self.consumers[self.ch.basic_consume(queue, self._on_message)] = queue
+
+    def _on_cancel(self, frame: Any) -> None:
+        queue = self.consumers.pop(frame.method.consumer_tag, None)
+        if queue is not None:
+            log.warning("RabbitMQ cancelled the consumer of %r on %s", queue, self.t.node)
+            self.cancelled.add(queue)
+
+    def _reconsume(self) -> None:
+        """Consume again from queues the broker cancelled us on (declared again first: a
+        deleted queue comes back; a queue whose node is down refuses until it is back)."""
+        now = time.monotonic()
+        if now < self._next_reconsume:
+            return
+        self._next_reconsume = now + _RECONSUME_PAUSE
+        for queue in sorted(self.cancelled):
+            try:
+                self.t.declare_queue(self.t.specs.get(queue) or QueueSpec(queue))
+            except TransportError as exc:
+                log.warning("consuming %r again failed, will retry: %s", queue, exc)
+                continue
+            self.consumers[self.ch.basic_consume(queue, self._on_message)] = queue
+            self.cancelled.discard(queue)
+            log.warning("consuming %r again on %s", queue, self.t.node)
 
     def _on_message(self, ch: Any, method: Any, props: pika.BasicProperties, body: bytes) -> None:
         queue = method.routing_key or ""
-        tag = (self.generation, method.delivery_tag)
+        tag = (self.epoch, method.delivery_tag)
         try:
             wire = amqp_envelope.unpack_wire(body, _decode_bytes(_props_dict(props)))
             delivery = Delivery(queue, wire, tag, bool(method.redelivered), raw=body)
@@ -120,6 +166,8 @@ class AmqpConsumer(Consumer):
     def _ensure(self) -> None:
         if self.generation != self.t.generation or not self.ch.is_open:
             self._setup()
+        elif self.cancelled:
+            self._reconsume()
 
     def fetch(self, max_messages: int = 1, timeout: float | None = 1.0) -> list[Delivery]:
         end = None if timeout is None else time.monotonic() + timeout
@@ -148,7 +196,7 @@ class AmqpConsumer(Consumer):
         self._setup()
 
     def _live(self, delivery: Delivery) -> bool:
-        return delivery.tag in self.unsettled and delivery.tag[0] == self.t.generation
+        return delivery.tag in self.unsettled and delivery.tag[0] == self.epoch
 
     def ack(self, deliveries: Iterable[Delivery]) -> None:
         """One write for the whole batch: the tags below every delivery still out are acked
@@ -162,10 +210,9 @@ class AmqpConsumer(Consumer):
         if not tags:
             return
         tags.sort()
-        generation = self.t.generation
         # Deliveries still buffered carry higher tags than any fetched one (one channel, in
         # order), so only the unsettled ones can sit below a tag acked here.
-        lowest_out = min((t for g, t in self.unsettled if g == generation), default=None)
+        lowest_out = min((t for e, t in self.unsettled if e == self.epoch), default=None)
         cut = len(tags) if lowest_out is None else bisect.bisect_left(tags, lowest_out)
 
         def send() -> None:
@@ -192,7 +239,7 @@ class AmqpConsumer(Consumer):
         copy = dead_letter_message(delivery, reason)
         from .transport import properties
 
-        self.t.confirm_ch.queue_declare(dead, durable=True)
+        self.t.declare_dead_letter(self.t.confirm_ch, dead)
         self.t.confirm_ch.basic_publish("", dead, copy.body, properties(copy))
         self._settle(lambda: self.ch.basic_ack(delivery.tag[1]))
         self.unsettled.pop(delivery.tag, None)
@@ -206,7 +253,7 @@ class AmqpConsumer(Consumer):
         try:
             if self.ch.is_open:
                 for d in list(self.buffer) + list(self.unsettled.values()):
-                    if d.tag[0] == self.t.generation:
+                    if d.tag[0] == self.epoch:
                         self.ch.basic_nack(d.tag[1], requeue=True)
                 self.ch.close()
         except Exception:  # closing a channel on a connection that is gone

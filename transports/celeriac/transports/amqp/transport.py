@@ -17,8 +17,11 @@ from celeriac.protocol.envelopes import amqp as amqp_envelope
 
 from ..base import Consumer, QueueSpec, Subscription, Transport
 from ..capabilities import Capabilities
-from ..errors import TransportError
-from .connection import connect, with_retries
+from ..errors import BrokerUnavailable, TransportError
+from ..failover import Failover, split_urls
+from ..registry import redact_url
+from .connection import connect, option_query, with_retries
+from .options import parse_options
 
 __all__ = ["AmqpTransport", "delay_queue"]
 
@@ -91,8 +94,10 @@ TOPIC_EXCHANGES = frozenset(("celeryev",))
 class AmqpTransport(Transport):
     """``amqp://user:password@host:5672/vhost`` (``//`` is the vhost ``/``); ``amqps://`` TLS.
 
-    Options: ``quorum`` (declare quorum queues, as Celery's ``x-queue-type``);
-    ``publish_window`` (default 0: every publish waits for its confirm; see ``Transport.flush``).
+    Several nodes (a cluster) as Celery writes them: ``amqp://h1//;amqp://h2//``; a broken
+    connection reopens on the next node that answers. Options: see :class:`AmqpOptions`
+    (``queue_type``, ``heartbeat``, ``connect_timeout``, ``failover_strategy``,
+    ``publish_window``, ...); an unknown option is refused.
     """
 
     schemes = ("amqp", "amqps")
@@ -113,14 +118,12 @@ class AmqpTransport(Transport):
         self.conn: pika.BlockingConnection | None = None
         self.generation = 0
         self._declared: set[str] = set()
-        try:
-            self.window = int(options.get("publish_window", 0))
-            if self.window < 0:
-                raise ValueError("must be 0 or more")
-        except (TypeError, ValueError) as exc:
-            raise TransportError(
-                f"RabbitMQ option publish_window={options.get('publish_window')!r}: {exc}"
-            ) from None
+        self.urls = split_urls(url)
+        self.opts = parse_options(options, option_query(self.urls[0]))
+        self.window = self.opts.publish_window
+        self.failover = Failover(self.urls, self.opts.failover_strategy)
+        #: Queues declared through this transport, to declare again after a broker cancel.
+        self.specs: dict[str, QueueSpec] = {}
         #: Windowed messages a broken connection left unconfirmed: published again first.
         self._lost: list[tuple[str, WireMessage]] = []
 
@@ -134,7 +137,7 @@ class AmqpTransport(Transport):
         if old is not None:  # what the lost connection left unconfirmed goes again
             self._lost += old.windowed()
             old.pending.clear()
-        self.conn = connect(self.url)
+        self.conn = self._connect_any()
         self.generation += 1
         self._declared.clear()
         self.confirm_ch = self.conn.channel()
@@ -145,6 +148,29 @@ class AmqpTransport(Transport):
             ack_nack_callback=self.batch.on_confirm, callback=self.batch.on_ready
         )
         self._pump_until(lambda: self.batch.ready, "turn publisher confirms on")
+
+    def _connect_any(self) -> pika.BlockingConnection:
+        """A connection to the first node of the failover order that answers."""
+        errors = []
+        for url in self.failover.round():
+            try:
+                conn = connect(url, self.opts)
+            except BrokerUnavailable as exc:
+                errors.append(exc)
+                continue
+            self.failover.connected(url)
+            return conn
+        if len(errors) == 1:
+            raise errors[0]
+        raise BrokerUnavailable(
+            f"none of the {len(errors)} RabbitMQ nodes answered: "
+            + "; ".join(str(e) for e in errors)
+        ) from errors[-1]
+
+    @property
+    def node(self) -> str:
+        """The URL of the node connected to (password hidden)."""
+        return redact_url(self.failover.current)
 
     def reconnect(self) -> None:
         """Drop the old connection (it is gone anyway) and open a new one."""
@@ -173,22 +199,47 @@ class AmqpTransport(Transport):
 
     def _retry(self, operation: Any) -> Any:
         self.connect()
-        return with_retries(operation, self.reconnect)
+        return with_retries(operation, self.reconnect, self.opts.retry_seconds)
 
     # -- declarations --------------------------------------------------------------------------
+    @property
+    def quorum(self) -> bool:
+        """Whether task, delay and dead-letter queues are quorum queues."""
+        return self.opts.queue_type == "quorum"
+
+    def queue_arguments(self, spec: QueueSpec) -> dict[str, Any]:
+        """The ``x-`` arguments of a task queue, as Celery 5.5 declares them."""
+        arguments: dict[str, Any] = {}
+        if spec.max_priority is not None:
+            if self.quorum:
+                raise TransportError(
+                    f"queue {spec.name!r}: quorum queues have no priorities (x-max-priority); "
+                    "declare it without max_priority or use queue_type='classic'"
+                )
+            arguments["x-max-priority"] = spec.max_priority
+        if self.quorum:
+            arguments["x-queue-type"] = "quorum"
+            if self.opts.delivery_limit is not None:
+                arguments["x-delivery-limit"] = self.opts.delivery_limit
+        return arguments
+
+    def declare_dead_letter(self, ch: BlockingChannel, name: str) -> None:
+        """Declare a dead-letter queue, of the transport's queue type."""
+        arguments = {"x-queue-type": "quorum"} if self.quorum else None
+        ch.queue_declare(name, durable=True, arguments=arguments)
+
     def declare_queue(self, spec: QueueSpec) -> None:
+        arguments = self.queue_arguments(spec)
+        if self.quorum and not spec.durable:
+            raise TransportError(f"queue {spec.name!r}: quorum queues are always durable")
+
         def declare() -> None:
             ch = self.connection().channel()
             try:
-                arguments: dict[str, Any] = {}
-                if spec.max_priority is not None:
-                    arguments["x-max-priority"] = spec.max_priority
-                if self.options.get("quorum"):
-                    arguments["x-queue-type"] = "quorum"
                 ch.exchange_declare(spec.name, "direct", durable=True)
                 ch.queue_declare(spec.name, durable=spec.durable, arguments=arguments or None)
                 ch.queue_bind(spec.name, spec.name, routing_key=spec.name)
-                ch.queue_declare(spec.dead_letter_queue, durable=True)
+                self.declare_dead_letter(ch, spec.dead_letter_queue)
                 ch.close()
             except pika.exceptions.ChannelClosedByBroker as exc:
                 raise TransportError(
@@ -198,6 +249,7 @@ class AmqpTransport(Transport):
 
         self._retry(declare)
         self._declared.add(spec.name)
+        self.specs[spec.name] = spec
 
     def declare_reply_queue(self, queue: str, exchange: str, routing_key: str) -> None:
         """Declared as Kombu's mailbox declares its reply exchange and queue (transient, the
@@ -222,16 +274,21 @@ class AmqpTransport(Transport):
         bucket = delay_bucket(delay)
         name = delay_queue(queue, bucket)
         if name not in self._declared:
-            self.confirm_ch.queue_declare(
-                name,
-                durable=True,
-                arguments={
-                    "x-message-ttl": bucket,
-                    "x-dead-letter-exchange": "",
-                    "x-dead-letter-routing-key": queue,
-                    "x-expires": bucket + 60_000,
-                },
-            )
+            arguments: dict[str, Any] = {
+                "x-message-ttl": bucket,
+                "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": queue,
+                "x-expires": bucket + 60_000,
+            }
+            if self.quorum:
+                # Dead-lettered at least once (a leader lost mid-move does not drop the
+                # message), which RabbitMQ allows only with publishes refused when full.
+                arguments |= {
+                    "x-queue-type": "quorum",
+                    "x-dead-letter-strategy": "at-least-once",
+                    "x-overflow": "reject-publish",
+                }
+            self.confirm_ch.queue_declare(name, durable=True, arguments=arguments)
             self._declared.add(name)
         return name
 

@@ -6,7 +6,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import redis
@@ -45,7 +45,7 @@ class RedisTransport(Transport):
     ``publish_window`` (default 0): see ``Transport.flush``.
     """
 
-    schemes = ("redis", "rediss")
+    schemes: ClassVar[tuple[str, ...]] = ("redis", "rediss")
     capabilities = Capabilities(
         priorities=True,
         priority_order="lower-first",
@@ -78,7 +78,7 @@ class RedisTransport(Transport):
         if self.client is not None:
             return
         self._check_reachable()
-        client = make_client(self._client_url, self._client_extra)
+        client = self._make_client()
         self.fetch_script = client.register_script(FETCH)
         self.settle_script = client.register_script(SETTLE)
         self.delayed_script = client.register_script(PUBLISH_DELAYED)
@@ -86,6 +86,9 @@ class RedisTransport(Transport):
         self.restorer = Restorer(client, self.keys, self.settings)
         self.sender = Sender(client, self.settings.publish_window)
         self.client = client
+
+    def _make_client(self) -> redis.Redis:
+        return make_client(self._client_url, self._client_extra)
 
     def _check_reachable(self) -> None:
         """One quick PING (no retries), so a wrong address fails at once and clearly."""
@@ -137,6 +140,11 @@ class RedisTransport(Transport):
         try:
             yield
         except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise self.unavailable(what, exc) from exc
+        except redis.ReadOnlyError as exc:
+            # The server we are on was made a replica (a failover): the topology changed, so
+            # drop our connections; the next call reconnects (through Sentinel, to the master).
+            self.connected().connection_pool.disconnect()
             raise self.unavailable(what, exc) from exc
         except redis.RedisError as exc:
             raise TransportError(f"Redis at {self.address}: could not {what}: {exc}") from exc

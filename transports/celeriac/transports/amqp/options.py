@@ -1,0 +1,123 @@
+"""Options of the RabbitMQ transport: keyword arguments (Celery's ``broker_transport_options``
+and broker settings) and URL query parameters, each applied or refused; none is dropped."""
+
+from __future__ import annotations
+
+import difflib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import TransportError
+from ..failover import FAILOVER_STRATEGIES
+
+__all__ = ["QUEUE_TYPES", "AmqpOptions", "parse_options"]
+
+log = logging.getLogger("celeriac.transports.amqp")
+
+#: Queue types, as Celery 5.5's ``task_default_queue_type`` names them.
+QUEUE_TYPES = ("classic", "quorum")
+#: Kombu/py-amqp options with no meaning here, accepted with one warning each: publishes are
+#: always confirmed, and retried on any node for ``retry_seconds``.
+_KOMBU_ONLY = frozenset((
+    "confirm_publish", "max_retries", "interval_start", "interval_step", "interval_max",
+    "client_properties", "login_method", "visibility_timeout", "polling_interval",
+))  # fmt: skip
+#: Options a URL's query string may carry (Kombu reads these from the URL too).
+_URL_OPTIONS = ("heartbeat", "connect_timeout", "failover_strategy")
+_warned: set[str] = set()
+
+
+@dataclass(frozen=True, slots=True)
+class AmqpOptions:
+    """What a RabbitMQ transport can be told (Celery's setting in brackets)."""
+
+    #: Messages a publishing thread may leave unconfirmed; 0: each publish waits (Transport.flush).
+    publish_window: int = 0
+    #: ``classic`` or ``quorum`` for task, delay and dead-letter queues [task_default_queue_type].
+    queue_type: str = "classic"
+    #: Deliveries of one message before a quorum queue drops or dead-letters it (x-delivery-limit).
+    delivery_limit: int | None = None
+    #: Seconds between AMQP heartbeats; 0 turns them off [broker_heartbeat].
+    heartbeat: float = 30.0
+    #: Seconds to wait for a node to accept the connection [broker_connection_timeout].
+    connect_timeout: float = 4.0
+    #: Order the nodes of a URL list are tried in [broker_failover_strategy].
+    failover_strategy: str = "round-robin"
+    #: Seconds an operation keeps trying (every node, backing off) before it gives up.
+    retry_seconds: float = 30.0
+
+
+_NUMBERS = {"publish_window": int, "delivery_limit": int, "heartbeat": float}
+_NUMBERS |= {"connect_timeout": float, "retry_seconds": float}
+_KNOWN = (*_NUMBERS, "queue_type", "quorum", "failover_strategy")
+
+
+def _number(name: str, value: Any, kind: type) -> Any:
+    if value is None and name == "delivery_limit":
+        return None
+    if isinstance(value, bool):
+        raise TransportError(f"RabbitMQ option {name}={value!r}: expected a number")
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise TransportError(f"RabbitMQ option {name}={value!r}: expected a number") from None
+    if number < 0 or (name in ("delivery_limit", "retry_seconds") and number <= 0):
+        raise TransportError(f"RabbitMQ option {name}={value!r}: must be more than 0")
+    return number
+
+
+def _flag(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no"):
+        return value.lower() in ("1", "true", "yes", "on")
+    raise TransportError(f"RabbitMQ option {name}={value!r}: expected true or false")
+
+
+def parse_options(options: Mapping[str, Any], query: Mapping[str, str]) -> AmqpOptions:
+    """Options from keyword arguments and a URL's query (the URL wins, as in Kombu)."""
+    for name in query:
+        if name not in _URL_OPTIONS:
+            raise TransportError(
+                f"unknown RabbitMQ URL parameter {name!r}; valid: {', '.join(_URL_OPTIONS)}, "
+                "and in amqps:// URLs ca_certs, certfile, keyfile, cert_reqs, server_hostname"
+            )
+    values: dict[str, Any] = {}
+    for name, value in {**options, **query}.items():
+        if name in _KOMBU_ONLY:
+            if name not in _warned:
+                _warned.add(name)
+                log.warning(
+                    "RabbitMQ option %s is Kombu's and has no effect here: publishes are always "
+                    "confirmed and retried on every node for retry_seconds",
+                    name,
+                )
+        elif name in _NUMBERS:
+            values[name] = _number(name, value, _NUMBERS[name])
+        elif name == "quorum":
+            if _flag(name, value):
+                values.setdefault("queue_type", "quorum")
+        elif name == "queue_type":
+            if value not in QUEUE_TYPES:
+                raise TransportError(
+                    f"RabbitMQ option queue_type={value!r}: use one of {', '.join(QUEUE_TYPES)}"
+                )
+            values[name] = value
+        elif name == "failover_strategy":
+            if value not in FAILOVER_STRATEGIES:
+                raise TransportError(
+                    f"RabbitMQ option failover_strategy={value!r}: use one of "
+                    f"{', '.join(FAILOVER_STRATEGIES)}"
+                )
+            values[name] = value
+        else:
+            close = difflib.get_close_matches(name, [*_KNOWN, *_KOMBU_ONLY], n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise TransportError(
+                f"unknown RabbitMQ transport option {name!r}{hint} (valid: {', '.join(_KNOWN)})"
+            )
+    if "delivery_limit" in values and values.get("queue_type") != "quorum":
+        raise TransportError("RabbitMQ option delivery_limit needs queue_type='quorum'")
+    return AmqpOptions(**values)
