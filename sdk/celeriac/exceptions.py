@@ -8,12 +8,14 @@ __all__ = [
     "CeleriacError",
     "ChordError",
     "Ignore",
+    "NotRegistered",
     "Reject",
     "RemoteError",
     "Retry",
     "SoftTimeLimitExceeded",
     "TaskRevokedError",
     "TimeLimitExceeded",
+    "WorkerLostError",
 ]
 
 
@@ -62,6 +64,14 @@ class SoftTimeLimitExceeded(CeleriacError):
 
 class TimeLimitExceeded(CeleriacError):
     """The task passed its hard time limit and was stopped."""
+
+
+class NotRegistered(CeleriacError, KeyError):
+    """The worker has no task of this name (as in Celery, also a ``KeyError``)."""
+
+
+class WorkerLostError(CeleriacError):
+    """The process running the task exited before the task finished."""
 
 
 class RemoteError(CeleriacError):
