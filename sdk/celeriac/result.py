@@ -27,15 +27,16 @@ def exception_from(exc: EncodedException, allowed: frozenset[str] = _SAFE_MODULE
     """The exception a result record describes: the same type where it is safe to import."""
     module_name = exc.exc_module or "builtins"
     cls: Any = None
-    if module_name in allowed or module_name.split(".")[0] in allowed:
+    if module_name == "celery.exceptions":
+        # Records name Celery's module for Celery's exceptions (§7.3); code written for Celeriac
+        # catches ours of the same name, so those come first (Celery's when we have none).
+        cls = getattr(importlib.import_module("celeriac.exceptions"), exc.exc_type, None)
+    if cls is None and (module_name in allowed or module_name.split(".")[0] in allowed):
         try:
             module = builtins if module_name == "builtins" else importlib.import_module(module_name)
             cls = getattr(module, exc.exc_type, None)
         except ImportError:
             cls = None
-        if cls is None and module_name == "celery.exceptions":
-            # Without Celery installed, its exceptions map onto ours of the same name.
-            cls = getattr(importlib.import_module("celeriac.exceptions"), exc.exc_type, None)
     if isinstance(cls, type) and issubclass(cls, BaseException):
         try:
             return cls(*exc.exc_message)

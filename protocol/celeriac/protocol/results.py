@@ -16,8 +16,10 @@ from .states import EXCEPTION_STATES
 from .validate import parse_time
 
 __all__ = [
+    "CELERY_EXCEPTIONS",
     "EncodedException",
     "ResultRecord",
+    "celery_exc_module",
     "chord_keys",
     "decode_result",
     "encode_result",
@@ -50,6 +52,52 @@ def chord_keys(group_id: str) -> tuple[str, str, str]:
     return base + ".j", base + ".t", base + ".s"
 
 
+#: The exception classes Celery 5.x exports from ``celery.exceptions`` (SPEC.md §7.3). A record
+#: names that module for them, so a Celery client rebuilds Celery's own class (its
+#: ``exception_to_python`` looks the module up in ``sys.modules``; a look-alike fails
+#: ``isinstance``).
+CELERY_EXCEPTIONS = frozenset(
+    (
+        "AlreadyRegistered",
+        "BackendError",
+        "BackendGetMetaError",
+        "BackendStoreError",
+        "CeleryError",
+        "ChordError",
+        "Ignore",
+        "ImproperlyConfigured",
+        "IncompleteStream",
+        "InvalidTaskError",
+        "MaxRetriesExceededError",
+        "NotConfigured",
+        "NotRegistered",
+        "OperationalError",
+        "QueueNotFound",
+        "Reject",
+        "Retry",
+        "SecurityError",
+        "SoftTimeLimitExceeded",
+        "TaskError",
+        "TaskPredicate",
+        "TaskRevokedError",
+        "Terminated",
+        "TimeLimitExceeded",
+        "TimeoutError",
+        "WorkerLostError",
+        "WorkerShutdown",
+        "WorkerTerminate",
+    )
+)
+_OWN_MODULES = ("celeriac.exceptions", "billiard.exceptions")
+
+
+def celery_exc_module(exc_type: str, exc_module: str | None) -> str | None:
+    """The module a record names for ``exc_type``: Celery's for the exceptions Celery defines."""
+    if exc_module in _OWN_MODULES and exc_type in CELERY_EXCEPTIONS:
+        return "celery.exceptions"
+    return exc_module
+
+
 @dataclass(frozen=True, slots=True)
 class EncodedException:
     """An exception as a result record carries it: type name, module and its arguments."""
@@ -61,14 +109,15 @@ class EncodedException:
     @classmethod
     def from_exception(cls, exc: BaseException) -> EncodedException:
         """Describe a live exception (its arguments must be serializable)."""
-        return cls(type(exc).__qualname__, tuple(exc.args), type(exc).__module__)
+        name = type(exc).__qualname__
+        return cls(name, tuple(exc.args), celery_exc_module(name, type(exc).__module__))
 
     def to_wire(self) -> dict[str, Any]:
-        """The mapping stored in the ``result`` field."""
+        """The mapping stored in the ``result`` field (Celery's module for Celery's exceptions)."""
         return {
             "exc_type": self.exc_type,
             "exc_message": list(self.exc_message),
-            "exc_module": self.exc_module,
+            "exc_module": celery_exc_module(self.exc_type, self.exc_module),
         }
 
 
