@@ -18,6 +18,7 @@ from celeriac.protocol.wire import mark_broker_delayed
 from celeriac.transports import QueueSpec, Transport, open_transport
 from celeriac.transports.registry import redact_url
 
+from .aio.app import AsyncAppMixin
 from .builtins import register_builtins
 from .config import Settings, environment, settings_from
 from .control import Control
@@ -59,7 +60,7 @@ def current_app() -> App:
     return _current
 
 
-class App:
+class App(AsyncAppMixin):
     """A Celeriac application: ``App("proj", broker="redis://...", backend="redis://...")``.
 
     Settings come from ``config`` (a mapping, or an object such as a module), then keyword
