@@ -39,6 +39,7 @@ class RedisAsyncWatcher:
         self._unsubscribe: set[str] = set()
         self._reader: asyncio.Task[None] | None = None
         self._closing = False
+        self._connecting = asyncio.Lock()
 
     async def wait(self, task_id: str, timeout: float | None) -> ResultRecord:
         """The record of ``task_id`` once it is ready; TimeoutError after ``timeout`` s."""
@@ -49,6 +50,11 @@ class RedisAsyncWatcher:
             async with asyncio.timeout(timeout):
                 if len(futures) == 1:
                     self._unsubscribe.discard(task_id)
+                    if self.pubsub.connection is None:
+                        # Once: concurrent first waiters would each take a pool connection.
+                        async with self._connecting:
+                            if self.pubsub.connection is None:
+                                await self.pubsub.connect()
                     await self.pubsub.subscribe(result_key(task_id))
                 if self._reader is None or self._reader.done():
                     self._reader = asyncio.create_task(self._read(), name="celeriac-redis-results")
