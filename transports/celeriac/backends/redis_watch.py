@@ -54,7 +54,7 @@ class RedisAsyncWatcher:
                         # Once: concurrent first waiters would each take a pool connection.
                         async with self._connecting:
                             if self.pubsub.connection is None:
-                                await self.pubsub.connect()
+                                await self.pubsub.connect()  # type: ignore[no-untyped-call]
                     await self.pubsub.subscribe(result_key(task_id))
                 if self._reader is None or self._reader.done():
                     self._reader = asyncio.create_task(self._read(), name="celeriac-redis-results")
