@@ -7,9 +7,9 @@ import fnmatch
 import logging
 import threading
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, overload
 
 from celeriac.backends import ResultBackend, open_backend
 from celeriac.protocol import ValidationError, encode_task, new_task_message
@@ -24,6 +24,7 @@ from .config import Settings, environment, settings_from
 from .control import Control
 from .result import AsyncResult
 from .task import Task, current_request
+from .task_types import BoundTaskDecorator, TaskDecorator
 
 if TYPE_CHECKING:
     from .canvas import Signature
@@ -98,15 +99,21 @@ class App(AsyncAppMixin):
 
     # -- tasks ---------------------------------------------------------------------------------
     @overload
+    def task(self, fn: Callable[P, Coroutine[Any, Any, R]]) -> Task[P, R]: ...
+    @overload
     def task(self, fn: Callable[P, R]) -> Task[P, R]: ...
     @overload
     def task(
-        self, *, name: str | None = None, bind: bool = False, **options: Any
-    ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+        self, *, name: str | None = None, bind: Literal[True], **options: Any
+    ) -> BoundTaskDecorator: ...
+    @overload
+    def task(
+        self, *, name: str | None = None, bind: Literal[False] = False, **options: Any
+    ) -> TaskDecorator: ...
 
     def task(
         self,
-        fn: Callable[P, R] | None = None,
+        fn: Callable[..., Any] | None = None,
         *,
         name: str | None = None,
         bind: bool = False,
@@ -114,9 +121,9 @@ class App(AsyncAppMixin):
     ) -> Any:
         """Register a function (sync or ``async def``) as a task; use bare or with options."""
 
-        def register(f: Callable[P, R]) -> Task[P, R]:
+        def register(f: Callable[..., Any]) -> Task[Any, Any]:
             task_name = name or f"{self.main or f.__module__}.{f.__name__}"
-            task: Task[P, R] = Task(self, f, task_name, bind=bind, **options)
+            task: Task[Any, Any] = Task(self, f, task_name, bind=bind, **options)
             self.tasks[task_name] = task
             return task
 
