@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from celeriac.protocol.results import EncodedException, ResultRecord
 from celeriac.protocol.states import FAILURE, PROPAGATE_STATES, READY_STATES, SUCCESS
 
+from .aio.results import AsyncGroupResultMixin, AsyncResultMixin
 from .exceptions import RemoteError
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ def exception_from(exc: EncodedException, allowed: frozenset[str] = _SAFE_MODULE
     return RemoteError(exc.exc_type, exc.exc_module, tuple(exc.exc_message))
 
 
-class AsyncResult(Generic[R]):
+class AsyncResult(AsyncResultMixin[R], Generic[R]):
     """The result of a task that was sent: its state, and its value once it is ready."""
 
     def __init__(self, task_id: str, app: App, parent: AsyncResult[Any] | None = None) -> None:
@@ -141,7 +142,7 @@ class AsyncResult(Generic[R]):
         self.app.control.revoke(self.id, terminate=terminate, signal=signal)
 
 
-class GroupResult:
+class GroupResult(AsyncGroupResultMixin):
     """The results of a group's tasks, in order."""
 
     def __init__(self, group_id: str, results: Sequence[AsyncResult[Any]], app: App) -> None:

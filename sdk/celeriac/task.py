@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from celeriac.protocol.results import ResultRecord
 
+from .aio.tasks import AsyncTaskMixin
 from .canvas import Signature
 from .exceptions import MaxRetriesExceededError, Retry
 
@@ -73,7 +74,7 @@ def current_request() -> Context:
     return _request.get(Context())
 
 
-class Task(Generic[P, R]):
+class Task(AsyncTaskMixin[P, R], Generic[P, R]):
     """A registered task. Call it to run it here; ``delay`` to have a worker run it."""
 
     def __init__(

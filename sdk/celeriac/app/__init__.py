@@ -11,9 +11,9 @@ import os
 import sys
 import threading
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, overload
 
 from celeriac.backends import ResultBackend, open_backend
 from celeriac.protocol import ValidationError, encode_task, new_task_message
@@ -22,6 +22,7 @@ from celeriac.protocol.wire import mark_broker_delayed
 from celeriac.transports import QueueSpec, Transport, open_transport
 from celeriac.transports.registry import redact_url
 
+from ..aio.app import AsyncAppMixin
 from ..builtins import register_builtins
 from ..config import Settings, environment, namespaced, settings_from
 from ..control import Control
@@ -29,6 +30,7 @@ from ..exceptions import AlreadyRegistered, ImproperlyConfigured
 from ..result import AsyncResult
 from ..signals import Signal
 from ..task import Task, current_request
+from ..task_types import BoundTaskDecorator, TaskDecorator
 
 if TYPE_CHECKING:
     from ..canvas import Signature
@@ -136,7 +138,7 @@ class _SharedTask:
         return repr(self._task())
 
 
-class App:
+class App(AsyncAppMixin):
     """A Celeriac application: ``App("proj", broker="redis://...", backend="redis://...")``.
 
     Settings come from ``config`` (a mapping, or an object such as a module), then keyword
@@ -338,15 +340,21 @@ class App:
 
     # -- tasks ---------------------------------------------------------------------------------
     @overload
+    def task(self, fn: Callable[P, Coroutine[Any, Any, R]]) -> Task[P, R]: ...
+    @overload
     def task(self, fn: Callable[P, R]) -> Task[P, R]: ...
     @overload
     def task(
-        self, *, name: str | None = None, bind: bool = False, **options: Any
-    ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+        self, *, name: str | None = None, bind: Literal[True], **options: Any
+    ) -> BoundTaskDecorator: ...
+    @overload
+    def task(
+        self, *, name: str | None = None, bind: Literal[False] = False, **options: Any
+    ) -> TaskDecorator: ...
 
     def task(
         self,
-        fn: Callable[P, R] | None = None,
+        fn: Callable[..., Any] | None = None,
         *,
         name: str | None = None,
         bind: bool = False,
@@ -354,7 +362,7 @@ class App:
     ) -> Any:
         """Register a function (sync or ``async def``) as a task; use bare or with options."""
 
-        def register(f: Callable[P, R]) -> Task[P, R]:
+        def register(f: Callable[..., Any]) -> Task[Any, Any]:
             task_name = name or self.gen_task_name(f.__name__, f.__module__)
             existing = self._tasks.get(task_name)
             if existing is not None and _origin(existing.fn) != _origin(f):
@@ -363,7 +371,7 @@ class App:
                     f"{_origin(f)} needs another name (name=...)"
                 )
             cls = options.pop("base", None) or self.Task
-            task: Task[P, R] = cls(self, f, task_name, bind=bind, **options)
+            task: Task[Any, Any] = cls(self, f, task_name, bind=bind, **options)
             self._tasks[task_name] = task
             return task
 

@@ -13,6 +13,8 @@ from typing import Any
 from celeriac.protocol.results import ResultRecord
 from celeriac.protocol.states import PENDING, PROPAGATE_STATES, READY_STATES, precedence
 
+from .watch import PollingWatcher, wait_future
+
 __all__ = [
     "ChordJoin",
     "ChordPart",
@@ -171,8 +173,28 @@ class ResultBackend(ABC):
             time.sleep(delay)  # polling a store with no notification; backs off to ``interval``
             delay = min(delay * 2, interval)
 
-    def close(self) -> None:  # noqa: B027 - most backends have nothing to release
+    async def wait_async(self, task_id: str, timeout: float | None = None) -> ResultRecord:
+        """Await until ``task_id`` is ready, never blocking the event loop; raises
+        TimeoutError after ``timeout`` seconds.
+
+        Polled from one thread per backend and process for every waiter; backends with a
+        notification channel (Redis pub/sub) override this with native asyncio I/O.
+        """
+        watcher: PollingWatcher | None = self.__dict__.get("_polling_watcher")
+        if watcher is None:
+            watcher = self.__dict__.setdefault("_polling_watcher", PollingWatcher(self.get))
+        return await wait_future(watcher.watch(task_id), task_id, timeout)
+
+    async def aclose(self) -> None:
+        """Release what asyncio callers of this event loop opened (the backend stays usable
+        from threads)."""
+        return None
+
+    def close(self) -> None:
         """Release connections."""
+        watcher: PollingWatcher | None = self.__dict__.pop("_polling_watcher", None)
+        if watcher is not None:
+            watcher.close()
 
     def __enter__(self) -> ResultBackend:
         return self

@@ -4,8 +4,10 @@ client wakes at once instead of polling."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
+import weakref
 from typing import Any
 
 import redis
@@ -23,6 +25,7 @@ from celeriac.transports.errors import BrokerUnavailable
 from celeriac.transports.registry import redact_url
 
 from .base import ChordJoin, ChordPart, ResultBackend, join_parts, pending
+from .redis_watch import RedisAsyncWatcher
 
 __all__ = ["RedisBackend"]
 
@@ -127,6 +130,9 @@ class RedisBackend(ResultBackend):
         self._chord = self.client.register_script(_CHORD_PART)
         self._take_token = self.client.register_script(_TAKE_TOKEN)
         self._chord_cleanup = self.client.register_script(_CHORD_CLEANUP)
+        # asyncio connections belong to one event loop, so each loop gets its own watcher.
+        self._watchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, RedisAsyncWatcher]
+        self._watchers = weakref.WeakKeyDictionary()
 
     def store(self, record: ResultRecord) -> None:
         ttl = 0 if self.expires is None else max(int(self.expires), 1)
@@ -161,6 +167,18 @@ class RedisBackend(ResultBackend):
         finally:
             pubsub.close()
         return record
+
+    async def wait_async(self, task_id: str, timeout: float | None = None) -> ResultRecord:
+        loop = asyncio.get_running_loop()
+        watcher = self._watchers.get(loop)
+        if watcher is None:
+            watcher = self._watchers[loop] = RedisAsyncWatcher(self.url)
+        return await watcher.wait(task_id, timeout)
+
+    async def aclose(self) -> None:
+        watcher = self._watchers.pop(asyncio.get_running_loop(), None)
+        if watcher is not None:
+            await watcher.aclose()
 
     def take_token(self, name: str, rate: float) -> float:
         wait_us = self._take_token(keys=[f"celeriac.rate.{name}"], args=[int(1_000_000 / rate)])
@@ -205,4 +223,5 @@ class RedisBackend(ResultBackend):
         return join
 
     def close(self) -> None:
+        super().close()
         self.client.close()

@@ -178,6 +178,7 @@ class RPCBackend(ResultBackend):
         )
 
     def close(self) -> None:
+        super().close()
         self._closing.set()
         if self._reader is not None:
             self._reader.join(5)

@@ -171,6 +171,7 @@ class SQLiteBackend(ResultBackend):
         self._db().execute("DELETE FROM results WHERE key = ?", (result_key(task_id),))
 
     def close(self) -> None:
+        super().close()
         db = getattr(self._local, "db", None)
         if db is not None:
             db.close()

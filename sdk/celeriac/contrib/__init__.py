@@ -1,0 +1,1 @@
+"""Helpers for web frameworks: ``celeriac.contrib.django``, ``celeriac.contrib.flask``."""

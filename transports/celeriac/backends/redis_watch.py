@@ -1,0 +1,135 @@
+"""Awaiting Redis results with redis-py's asyncio client: one pub/sub connection per event
+loop listens on every awaited ``celery-task-meta-<id>`` channel, so a thousand waiters cost
+one connection and no thread."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import redis.asyncio as aioredis
+
+from celeriac.protocol.results import ResultRecord, decode_result, result_key
+from celeriac.protocol.states import READY_STATES
+
+__all__ = ["RedisAsyncWatcher"]
+
+log = logging.getLogger("celeriac.backends")
+_PREFIX = result_key("")
+# Reads at most this many records at once, and keeps this many connections besides pub/sub.
+_BATCH = 500
+_CONNECTIONS = 8
+
+
+def _bytes(raw: bytes | str) -> bytes:
+    return raw.encode() if isinstance(raw, str) else raw
+
+
+class RedisAsyncWatcher:
+    """Waiters of one event loop: subscribe, then read the record, then wait for its message."""
+
+    def __init__(self, url: str) -> None:
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=_CONNECTIONS, socket_connect_timeout=5
+        )
+        self.client = aioredis.Redis(connection_pool=pool)
+        self.pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+        self._waiting: dict[str, list[asyncio.Future[ResultRecord]]] = {}
+        self._unsubscribe: set[str] = set()
+        self._reader: asyncio.Task[None] | None = None
+        self._closing = False
+        self._connecting = asyncio.Lock()
+
+    async def wait(self, task_id: str, timeout: float | None) -> ResultRecord:
+        """The record of ``task_id`` once it is ready; TimeoutError after ``timeout`` s."""
+        future: asyncio.Future[ResultRecord] = asyncio.get_running_loop().create_future()
+        futures = self._waiting.setdefault(task_id, [])
+        futures.append(future)
+        try:
+            async with asyncio.timeout(timeout):
+                if len(futures) == 1:
+                    self._unsubscribe.discard(task_id)
+                    if self.pubsub.connection is None:
+                        # Once: concurrent first waiters would each take a pool connection.
+                        async with self._connecting:
+                            if self.pubsub.connection is None:
+                                await self.pubsub.connect()  # type: ignore[no-untyped-call]
+                    await self.pubsub.subscribe(result_key(task_id))
+                if self._reader is None or self._reader.done():
+                    self._reader = asyncio.create_task(self._read(), name="celeriac-redis-results")
+                # Subscribed first, then read: a record written in between is not missed.
+                if not future.done():
+                    raw = await self.client.get(result_key(task_id))
+                    if raw is not None:
+                        self._offer(task_id, decode_result(_bytes(raw)))
+                return await future
+        except TimeoutError:
+            raise TimeoutError(f"task {task_id} not ready after {timeout} s") from None
+        finally:
+            left = self._waiting.get(task_id)
+            if left is not None:
+                if future in left:
+                    left.remove(future)
+                if not left:
+                    del self._waiting[task_id]
+                    self._unsubscribe.add(task_id)
+
+    def _offer(self, task_id: str, record: ResultRecord) -> None:
+        if record.status not in READY_STATES:
+            return
+        for future in self._waiting.pop(task_id, []):
+            if not future.done():
+                future.set_result(record)
+        self._unsubscribe.add(task_id)
+
+    async def _read(self) -> None:
+        # Runs while anyone waits, so a loop that ends without ``aclose`` has no task left.
+        try:
+            while self._waiting and not self._closing:
+                await self._drop_channels()
+                message = await self.pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
+                if message is None:
+                    await self._reread()  # quiet for a while: a message lost to a reconnect
+                elif message["type"] == "message":
+                    channel = message["channel"]
+                    name = channel.decode() if isinstance(channel, bytes) else channel
+                    self._offer(name[len(_PREFIX) :], decode_result(_bytes(message["data"])))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # every waiter learns what failed instead of hanging
+            log.warning("reading Redis result notifications failed: %s", exc)
+            waiting, self._waiting = self._waiting, {}
+            for futures in waiting.values():
+                for future in futures:
+                    if not future.done():
+                        future.set_exception(exc)
+
+    async def _drop_channels(self) -> None:
+        gone = [result_key(t) for t in self._unsubscribe if t not in self._waiting]
+        self._unsubscribe.clear()
+        if gone:
+            await self.pubsub.unsubscribe(*gone)
+
+    async def _reread(self) -> None:
+        ids = list(self._waiting)
+        for start in range(0, len(ids), _BATCH):
+            chunk = ids[start : start + _BATCH]
+            raws = await self.client.mget([result_key(t) for t in chunk])
+            for task_id, raw in zip(chunk, raws, strict=True):
+                if raw is not None:
+                    self._offer(task_id, decode_result(_bytes(raw)))
+
+    async def aclose(self) -> None:
+        """Stop listening and close both connections (waiters get CancelledError)."""
+        self._closing = True
+        if self._reader is not None and not self._reader.done():
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        for futures in self._waiting.values():
+            for future in futures:
+                future.cancel()
+        self._waiting.clear()
+        await self.pubsub.aclose()
+        await self.client.aclose()
