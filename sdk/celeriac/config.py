@@ -190,7 +190,7 @@ class Settings:
         if name not in _FIELD_NAMES and name != "not_applicable":
             self.update({name: value})  # raises, naming the closest valid setting
             return
-        if name == "broker_url":
+        if name == "broker_url" and isinstance(value, list | tuple):
             value = _coerce(name, value)
         object.__setattr__(self, name, value)
 

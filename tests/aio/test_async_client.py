@@ -87,7 +87,7 @@ def test_group_times_out_as_a_whole(running: tuple[App, Tasks]) -> None:
 
 @pytest.mark.parametrize("running", ["redis", "amqp"], indirect=True)
 def test_control_ping_and_inspect(running: tuple[App, Tasks]) -> None:
-    app, _ = running
+    app, tasks = running
 
     async def main() -> tuple[list[dict[str, object]], dict[str, object]]:
         me = [app.worker_hostname]  # type: ignore[attr-defined]  # the broker is shared
@@ -97,7 +97,7 @@ def test_control_ping_and_inspect(running: tuple[App, Tasks]) -> None:
 
     pongs, registered = run(main())
     assert len(pongs) == 1 and list(pongs[0].values()) == [{"ok": "pong"}]
-    assert ["aio.add" in names for names in registered.values()] == [True]
+    assert [tasks.add.name in names for names in registered.values()] == [True]
 
 
 @pytest.mark.parametrize("running", ["redis", "sqlite"], indirect=True)
