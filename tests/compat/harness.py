@@ -159,3 +159,20 @@ def found_app(side: str, app_dir: Path, spec: str) -> str:
     if done.returncode != 0:
         return f"error: {done.stderr.strip().splitlines()[-1] if done.stderr else done.returncode}"
     return done.stdout.strip()
+
+
+def script_both(source: str, timeout: float = 120) -> tuple[Any, Any]:
+    """Run a script written for Celery with Celery 5.7, and its import-renamed copy with
+    Celeriac; each prints one JSON line of observations."""
+    results = []
+    for python, text in (
+        (str(celery_env.ensure(quiet=True)), source),
+        (sys.executable, "\n".join(renamed(line) for line in source.splitlines())),
+    ):
+        done = subprocess.run(
+            [python, "-c", text], capture_output=True, text=True, timeout=timeout, cwd=HERE
+        )
+        if done.returncode != 0:
+            raise AssertionError(f"{python} failed:\n{done.stderr[-3000:]}")
+        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return results[0], results[1]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import fnmatch
 import importlib
 import importlib.util
@@ -16,12 +17,13 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from celeriac.backends import ResultBackend, open_backend
-from celeriac.protocol import ValidationError, encode_task, new_task_message
+from celeriac.protocol import TaskMessage, ValidationError, encode_task, new_task_message
 from celeriac.protocol.signing import sign
 from celeriac.protocol.wire import mark_broker_delayed
 from celeriac.transports import QueueSpec, Transport, open_transport
 from celeriac.transports.registry import redact_url
 
+from .. import signals
 from ..builtins import register_builtins
 from ..config import Settings, environment, namespaced, settings_from
 from ..control import Control
@@ -309,6 +311,7 @@ class App:
 
                 django.setup()  # as Celery's Django fix-up does, before task modules import
             self.on_after_configure.send(sender=self, source=self.conf)
+            signals.import_modules.send(sender=self)
             for module in (*self.conf.imports, *self.conf.include):
                 importlib.import_module(module)
             pending, self._pending_discovery = self._pending_discovery, []
@@ -548,13 +551,15 @@ class App:
             serializer=options.get("serializer") or self.conf.task_serializer,
             compression=options.get("compression") or self.conf.task_compression,
         )
+        queue = self.route(name, options.get("queue"))
+        if signals.before_task_publish:
+            message = _before_publish(message, queue)
         try:
             wire = encode_task(message)
         except ValidationError as exc:
             raise ValidationError(_argument_path(exc.path), exc.reason) from None
         if self.conf.security_signing_key:
             wire = sign(wire, self.conf.security_signing_key, self.conf.security_signing_key_id)
-        queue = self.route(name, options.get("queue"))
         self.declare(queue)
         if eta is not None and self.conf.task_eta_in_broker:
             # Due by our clock once the delay runs out, or already (the queue's declaration may
@@ -566,6 +571,14 @@ class App:
             )
         else:
             self.producer().publish(queue, wire)
+        if signals.after_task_publish:
+            signals.after_task_publish.send(
+                sender=name,
+                body=(list(message.args), dict(message.kwargs), message.embed.to_wire()),
+                headers=message.headers.to_wire(),
+                exchange="",
+                routing_key=queue,
+            )
         if self.conf.task_send_sent_event:
             from ..events import event, send_event
             from ..worker.execute import HOSTNAME
@@ -621,6 +634,28 @@ def _flush_windowed() -> None:
                 type(transport).__name__,
                 exc,
             )
+
+
+def _before_publish(message: TaskMessage, queue: str) -> TaskMessage:
+    """Send ``before_task_publish`` as Celery does; headers its receivers add (tracing ids,
+    say) go out with the message."""
+    headers = message.headers.to_wire()
+    given = dict(headers)
+    signals.before_task_publish.send(
+        sender=message.task,
+        body=(list(message.args), dict(message.kwargs), message.embed.to_wire()),
+        exchange="",
+        routing_key=queue,
+        headers=headers,
+        properties=message.properties.to_wire(),
+        declare=[],
+        retry_policy=None,
+    )
+    added = {k: v for k, v in headers.items() if k not in given}
+    if not added:
+        return message
+    extra = {**message.headers.extra, **added}
+    return message.replace(headers=dataclasses.replace(message.headers, extra=extra))
 
 
 def _import_object(path: str) -> Any:
