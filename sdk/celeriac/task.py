@@ -155,9 +155,14 @@ class Task(Generic[P, R]):
         """
         if self.options.get("typing", getattr(self.app, "strict_typing", True)):
             self._check_arguments(args or (), kwargs or {})
-        merged = {k: v for k, v in self.options.items() if k not in ("autoretry_for", "typing")}
+        merged = self.send_defaults()
         merged.update(options)
         return self.app.send_task(self.name, args or (), kwargs or {}, **merged)
+
+    def send_defaults(self) -> dict[str, Any]:
+        """The options each call of this task is sent with unless the call says otherwise
+        (its queue, priority, limits, ...: what ``@app.task(...)`` was given)."""
+        return {k: v for k, v in self.options.items() if k not in ("autoretry_for", "typing")}
 
     def _check_arguments(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
         if "_signature" not in self.__dict__:

@@ -9,6 +9,7 @@ import importlib
 import importlib.util
 import logging
 import os
+import re
 import sys
 import threading
 import weakref
@@ -25,7 +26,7 @@ from celeriac.transports.registry import redact_url
 
 from .. import signals
 from ..builtins import register_builtins
-from ..config import Settings, environment, namespaced, settings_from
+from ..config import ConfigError, Settings, environment, namespaced, settings_from
 from ..control import Control
 from ..exceptions import AlreadyRegistered, ImproperlyConfigured
 from ..result import AsyncResult
@@ -456,13 +457,25 @@ class App:
             self._backend = None
 
     # -- sending -------------------------------------------------------------------------------
-    def route(self, name: str, queue: str | None = None) -> str:
-        """The queue a call of task ``name`` goes to: explicit, else task_routes, else default."""
+    def route(
+        self,
+        name: str,
+        queue: str | None = None,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> str:
+        """The queue a call of task ``name`` goes to: explicit, else ``task_routes``, else the
+        default queue. ``task_routes`` is Celery's: a mapping of names, globs (``"proj.*"``) or
+        compiled regexes to a queue name or ``{"queue": ...}``, or a list of such mappings and
+        router functions ``(name, args, kwargs, options, task=None, **kw)``, tried in order."""
         if queue:
             return queue
-        for pattern, target in self.conf.task_routes.items():
-            if fnmatch.fnmatchcase(name, pattern):
-                return target if isinstance(target, str) else str(target["queue"])
+        routers = self.conf.task_routes
+        for router in [routers] if isinstance(routers, Mapping) else list(routers or ()):
+            target = _apply_router(router, name, args, kwargs or {}, options or {}, self)
+            if target:
+                return target
         return self.conf.task_default_queue
 
     def signature(
@@ -551,7 +564,7 @@ class App:
             serializer=options.get("serializer") or self.conf.task_serializer,
             compression=options.get("compression") or self.conf.task_compression,
         )
-        queue = self.route(name, options.get("queue"))
+        queue = self.route(name, options.get("queue"), args, kwargs, options)
         if signals.before_task_publish:
             message = _before_publish(message, queue)
         try:
@@ -634,6 +647,39 @@ def _flush_windowed() -> None:
                 type(transport).__name__,
                 exc,
             )
+
+
+def _apply_router(
+    router: Any,
+    name: str,
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any],
+    options: Mapping[str, Any],
+    app: App,
+) -> str | None:
+    """The queue one of ``task_routes``' routers gives ``name``, if any."""
+    if isinstance(router, str):
+        router = _import_object(router)  # "module:function", as Celery allows
+    if callable(router):
+        target = router(name, args, kwargs, options, task=app._tasks.get(name))
+    elif isinstance(router, Mapping):
+        target = None
+        for pattern, value in router.items():
+            if isinstance(pattern, re.Pattern):
+                matched = pattern.match(name) is not None
+            else:
+                matched = fnmatch.fnmatchcase(name, str(pattern))
+            if matched:
+                target = value
+                break
+    else:
+        raise ConfigError(f"task_routes: {router!r} is not a mapping or a router function")
+    if target is None or isinstance(target, str):
+        return target
+    if isinstance(target, Mapping):
+        queue = target.get("queue") or target.get("routing_key")
+        return None if queue is None else str(getattr(queue, "name", queue))
+    raise ConfigError(f"task_routes: route {target!r} for {name} is not a queue name or a dict")
 
 
 def _before_publish(message: TaskMessage, queue: str) -> TaskMessage:
