@@ -64,8 +64,11 @@ def test_include_pkg_behaves_the_same() -> None:
         "proj.custom_name",
         "proj.tasks.add",
         "proj.tasks.mul",
+        "proj.tasks.waits_inside",
         "proj.tasks.whoami",
     ]
+    assert celery["get() inside a task"].startswith("RuntimeError: Never call result.get()")
+    assert celery["timeout type"] == ["exceptions", "TimeoutError"]
     assert celeriac == celery
 
 

@@ -6,7 +6,23 @@ from proj import tasks
 from proj.billing import tasks as billing
 from proj.celery import app
 
+# The two copies run this file as it is: whichever package is installed provides the result API.
+try:
+    from celery.result import AsyncResult, ResultSet
+except ImportError:
+    from celeriac.result import AsyncResult, ResultSet
+
 TIMEOUT = 60
+
+
+def _timeout_type():
+    try:
+        tasks.add.apply_async((1, 1), countdown=30).get(timeout=0.2)
+    except Exception as exc:
+        return [type(exc).__module__.split(".")[-1], type(exc).__name__]
+    return None
+
+
 done = tasks.add.delay(1, 1)
 done.get(timeout=TIMEOUT)
 print(
@@ -21,6 +37,11 @@ print(
             "whoami": tasks.whoami.delay().get(timeout=TIMEOUT),
             "state": done.state,
             "local call": tasks.mul(6, 7),
+            "get() inside a task": tasks.waits_inside.delay().get(timeout=TIMEOUT),
+            "timeout type": _timeout_type(),
+            "date_done set": done.date_done is not None,
+            "AsyncResult(id)": AsyncResult(done.id).get(timeout=TIMEOUT),
+            "ResultSet": ResultSet([tasks.add.delay(i, i) for i in range(3)]).get(timeout=TIMEOUT),
         },
         sort_keys=True,
     )
