@@ -66,7 +66,9 @@ def test_include_pkg_behaves_the_same() -> None:
         "proj.tasks.mul",
         "proj.tasks.waits_inside",
         "proj.tasks.whoami",
+        "proj.tasks.xsum",
     ]
+    assert celery["group | task | task"] == 16
     assert celery["get() inside a task"].startswith("RuntimeError: Never call result.get()")
     assert celery["timeout type"] == ["exceptions", "TimeoutError"]
     assert celeriac == celery

@@ -27,3 +27,8 @@ def waits_inside():
         return add.delay(1, 1).get(timeout=10)
     except RuntimeError as exc:
         return f"RuntimeError: {str(exc).splitlines()[0]}"
+
+
+@app.task
+def xsum(numbers):
+    return sum(numbers)
