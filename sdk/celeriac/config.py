@@ -55,6 +55,17 @@ class Settings:
     task_max_retries: int | None = 3
     task_default_rate_limit: str | None = None
     task_always_eager: bool = False
+    #: A send that fails because the broker is unreachable is tried again on a new connection
+    #: (Celery's names and defaults; ``apply_async(retry=, retry_policy=)`` per call).
+    task_publish_retry: bool = True
+    task_publish_retry_policy: Mapping[str, Any] = field(
+        default_factory=lambda: {
+            "max_retries": 3,
+            "interval_start": 0,
+            "interval_step": 0.2,
+            "interval_max": 0.2,
+        }
+    )
     #: Countdown/ETA tasks wait in the broker (delayed delivery), not in a worker's memory.
     #: Turn off when real Celery workers consume the queues on Redis or SQS: they only honour
     #: the ``eta`` header, and never look in Celeriac's delayed set.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import dataclasses
 import fnmatch
 import importlib
@@ -12,6 +13,7 @@ import os
 import re
 import sys
 import threading
+import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -22,6 +24,7 @@ from celeriac.protocol import TaskMessage, ValidationError, encode_task, new_tas
 from celeriac.protocol.signing import sign
 from celeriac.protocol.wire import mark_broker_delayed
 from celeriac.transports import QueueSpec, Transport, open_transport
+from celeriac.transports.errors import BrokerUnavailable
 from celeriac.transports.registry import redact_url
 
 from .. import signals
@@ -47,7 +50,8 @@ _SEND_OPTIONS = frozenset(
         "serializer compression retries time_limit soft_time_limit ignore_result group_id "
         "group_index chord chain root_id parent_id reply_to exchange max_retries "
         "default_retry_delay retry_backoff retry_backoff_max retry_jitter rate_limit acks_late "
-        "reject_on_worker_lost track_started dont_autoretry_for retry_kwargs global_rate_limit"
+        "reject_on_worker_lost track_started dont_autoretry_for retry_kwargs global_rate_limit "
+        "retry retry_policy add_to_parent"
     ).split()
 )
 # Task options that shape how a worker runs the task, not the message itself.
@@ -425,6 +429,13 @@ class App:
                 _flush_at_exit(transport)
         return transport
 
+    def _drop_producer(self) -> None:
+        transport: Transport | None = getattr(self._local, "transport", None)
+        self._local.transport = None
+        if transport is not None:
+            with contextlib.suppress(Exception):
+                transport.close()
+
     def flush(self) -> None:
         """Return once the broker acknowledged every task this thread sent (with the transport
         option ``publish_window``, ``delay`` returns before that; see ``Transport.flush``)."""
@@ -573,17 +584,35 @@ class App:
             raise ValidationError(_argument_path(exc.path), exc.reason) from None
         if self.conf.security_signing_key:
             wire = sign(wire, self.conf.security_signing_key, self.conf.security_signing_key_id)
-        self.declare(queue)
-        if eta is not None and self.conf.task_eta_in_broker:
-            # Due by our clock once the delay runs out, or already (the queue's declaration may
-            # have taken longer than a short countdown): marked either way, so a worker whose
-            # clock lags does not hold a due task for the difference (SPEC.md §2.9).
-            delay = (eta - datetime.now(UTC)).total_seconds()
-            self.producer().publish(
-                queue, mark_broker_delayed(wire), delay=delay if delay > 0 else None
-            )
-        else:
-            self.producer().publish(queue, wire)
+        retry = options.get("retry", self.conf.task_publish_retry)
+        policy = {**self.conf.task_publish_retry_policy, **(options.get("retry_policy") or {})}
+        for attempt in range(int(policy.get("max_retries") or 0) + 1 if retry else 1):
+            try:
+                self.declare(queue)
+                if eta is not None and self.conf.task_eta_in_broker:
+                    # Due by our clock once the delay runs out, or already (the queue's
+                    # declaration may have taken longer than a short countdown): marked either
+                    # way, so a worker whose clock lags does not hold a due task for the
+                    # difference (SPEC.md §2.9).
+                    delay = (eta - datetime.now(UTC)).total_seconds()
+                    self.producer().publish(
+                        queue, mark_broker_delayed(wire), delay=delay if delay > 0 else None
+                    )
+                else:
+                    self.producer().publish(queue, wire)
+                break
+            except (BrokerUnavailable, ConnectionError) as exc:
+                if not retry or attempt >= int(policy.get("max_retries") or 0):
+                    raise
+                # A new connection for the next attempt; Celery's retry_policy spacing.
+                self._drop_producer()
+                wait = float(policy.get("interval_start", 0)) + attempt * float(
+                    policy.get("interval_step", 0.2)
+                )
+                logging.getLogger("celeriac").warning(
+                    "sending %s: %s; again in %.1f s", name, exc, wait
+                )
+                time.sleep(min(wait, float(policy.get("interval_max", 0.2))))
         if signals.after_task_publish:
             signals.after_task_publish.send(
                 sender=name,
