@@ -324,6 +324,33 @@ class App:
                 self._discover(packages, related_name)
             self.on_after_finalize.send(sender=self)
 
+    def start(self, argv: Sequence[str] | None = None) -> int | None:
+        """Run the ``celeriac`` command line for this app (Celery's ``app.start``):
+        ``app.start(["worker", "-l", "info"])``; without ``argv``, the process's arguments.
+        Returns the exit code of a command that exits."""
+        import click
+
+        from ..cli import main
+        from ..cli.loading import preloaded
+
+        args = list(sys.argv[1:] if argv is None else argv)
+        with preloaded(self):
+            try:
+                main.main(args=args, standalone_mode=False)
+            except click.exceptions.Exit as exc:
+                return int(exc.exit_code)
+        return None
+
+    def worker_main(self, argv: Sequence[str] | None = None) -> int | None:
+        """Start a worker for this app: ``app.worker_main(["worker", "-l", "info"])``."""
+        args = list(sys.argv[1:] if argv is None else argv)
+        if "worker" not in args:
+            raise ValueError(
+                "The worker sub-command must be specified in argv.\n"
+                "Use app.start() to programmatically start other commands."
+            )
+        return self.start(args)
+
     def register_task(self, task: Task[Any, Any]) -> Task[Any, Any]:
         """Register a task object made elsewhere (Celery's ``app.register_task``)."""
         self._tasks[task.name] = task
