@@ -116,14 +116,23 @@ def drive(python: str, app_dir: Path, driver: str, env: Mapping[str, str], log: 
 
 
 def run_both(
-    layout: str, spec: str, driver: str, broker: str, backend: str, django: bool = False
+    layout: str,
+    spec: str,
+    driver: str,
+    broker: str,
+    backend: str,
+    django: bool = False,
+    celeriac_urls: tuple[str, str] | None = None,
 ) -> tuple[Any, Any]:
-    """The driver's observations with Celery 5.7 (client and worker) and with Celeriac."""
+    """The driver's observations with Celery 5.7 (client and worker) and with Celeriac, both
+    on ``broker``/``backend``, or Celeriac on ``celeriac_urls`` (a broker Celery cannot use,
+    SQLite, compared with Celery's run on ``broker``)."""
     theirs, ours = copies(layout)
     observed = []
     for side, app_dir in (("celery", theirs), ("celeriac", ours)):
         queue = f"compat.{layout}.{side}.{uuid.uuid4().hex[:8]}"
-        env = {"COMPAT_BROKER_URL": broker, "COMPAT_BACKEND_URL": backend, "COMPAT_QUEUE": queue}
+        urls = celeriac_urls if side == "celeriac" and celeriac_urls else (broker, backend)
+        env = {"COMPAT_BROKER_URL": urls[0], "COMPAT_BACKEND_URL": urls[1], "COMPAT_QUEUE": queue}
         if side == "celery":
             if django:
                 app_dir = with_django(app_dir)

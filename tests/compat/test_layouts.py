@@ -1,7 +1,7 @@
 """Example apps laid out as Celery users lay them out, each kept as a Celery copy and a
 Celeriac copy: the copies differ only in import lines, ``-A`` finds the same app in both, and
-real Celery 5.7 and real Celeriac (client and worker, on Redis) give the driver the same
-observations."""
+real Celery 5.7 (client and worker, on Redis) and real Celeriac (on Redis, and on SQLite) give
+the driver the same observations."""
 
 from __future__ import annotations
 
@@ -54,10 +54,22 @@ def test_dash_a_finds_the_same_app(layout: str, spec: str) -> None:
     assert found_app("celeriac", ours, spec) == found
 
 
-def test_include_pkg_behaves_the_same() -> None:
+@pytest.fixture(params=["redis", "sqlite"])
+def ours_on(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str] | None:
+    """Celeriac's broker and backend: Redis, as Celery's, or SQLite files (which Celery
+    cannot use: its run on Redis is the reference)."""
     require("redis")
+    if request.param == "redis":
+        return None
+    return f"sqlite:///{tmp_path}/broker.db", f"sqlite:///{tmp_path}/results.db"
+
+
+BACKEND = REDIS_URL.rsplit("/", 1)[0] + "/4"
+
+
+def test_include_pkg_behaves_the_same(ours_on: tuple[str, str] | None) -> None:
     celery, celeriac = run_both(
-        "include_pkg", "proj", "include_pkg.py", REDIS_URL, REDIS_URL.rsplit("/", 1)[0] + "/4"
+        "include_pkg", "proj", "include_pkg.py", REDIS_URL, BACKEND, celeriac_urls=ours_on
     )
     assert celery["names"] == [
         "proj.billing.tasks.add",
@@ -74,24 +86,23 @@ def test_include_pkg_behaves_the_same() -> None:
     assert celeriac == celery
 
 
-def test_flask_ctx_behaves_the_same() -> None:
-    require("redis")
+def test_flask_ctx_behaves_the_same(ours_on: tuple[str, str] | None) -> None:
     celery, celeriac = run_both(
-        "flask_ctx", "make_celery", "flask_ctx.py", REDIS_URL, REDIS_URL.rsplit("/", 1)[0] + "/4"
+        "flask_ctx", "make_celery", "flask_ctx.py", REDIS_URL, BACKEND, celeriac_urls=ours_on
     )
     assert celery["add"] == {"sum": 5, "in_context": "flaskr"}  # the base class's __call__ ran
     assert celeriac == celery
 
 
-def test_django_proj_behaves_the_same() -> None:
-    require("redis")
+def test_django_proj_behaves_the_same(ours_on: tuple[str, str] | None) -> None:
     celery, celeriac = run_both(
         "django_proj",
         "mysite",
         "django_proj.py",
         REDIS_URL,
-        REDIS_URL.rsplit("/", 1)[0] + "/4",
+        BACKEND,
         django=True,
+        celeriac_urls=ours_on,
     )
     assert celery["setting in the worker"] == "compat-suite"  # Django was set up in the worker
     assert celery["broker"] is True  # CELERY_BROKER_URL, not the unprefixed BROKER_URL
