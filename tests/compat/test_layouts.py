@@ -10,14 +10,22 @@ from pathlib import Path
 import pytest
 
 from tests.brokers import REDIS_URL, require
-from tests.compat.harness import copies, differences, found_app, run_both, with_django
+from tests.compat.harness import (
+    beat_both,
+    copies,
+    differences,
+    found_app,
+    run_both,
+    with_django,
+)
 
-LAYOUTS = ["include_pkg", "flask_ctx", "django_proj"]
+LAYOUTS = ["include_pkg", "flask_ctx", "django_proj", "beat_routes"]
 #: The ways a user names each layout's app to ``-A``.
 SPECS = {
     "include_pkg": ["proj", "proj.celery", "proj.celery:app", "proj.celery.app"],
     "flask_ctx": ["make_celery", "make_celery:celery_app", "make_celery.celery_app"],
     "django_proj": ["mysite", "mysite.celery", "mysite:celery_app", "mysite.celery_app"],
+    "beat_routes": ["proj", "proj.celery:app"],
 }
 
 
@@ -106,4 +114,16 @@ def test_django_proj_behaves_the_same(ours_on: tuple[str, str] | None) -> None:
     )
     assert celery["setting in the worker"] == "compat-suite"  # Django was set up in the worker
     assert celery["broker"] is True  # CELERY_BROKER_URL, not the unprefixed BROKER_URL
+    assert celeriac == celery
+
+
+def test_beat_routes_like_a_client() -> None:
+    require("redis")
+    celery, celeriac = beat_both("beat_routes", "proj", REDIS_URL, BACKEND, entries=4)
+    assert celery == [
+        "proj.tasks.cleanup cleanup Q.maint",  # task_routes
+        "proj.tasks.record default Q",  # the default queue
+        "proj.tasks.record entry option Q.entry",  # the entry's options
+        "proj.tasks.report report Q.reports",  # the task's own queue
+    ]
     assert celeriac == celery
