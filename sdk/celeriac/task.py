@@ -65,6 +65,15 @@ class Context:
         return self.id is None
 
 
+def _class_options(cls: type) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        if klass is Task or not issubclass(klass, Task):
+            continue
+        found.update({k: v for k, v in vars(klass).items() if k in TASK_OPTIONS})
+    return found
+
+
 _request: contextvars.ContextVar[Context] = contextvars.ContextVar("celeriac_request")
 
 
@@ -86,7 +95,9 @@ class Task(Generic[P, R]):
         self.fn = fn
         self.name = name
         self.bind = bind
-        self.options = options
+        # Options a base class sets as class attributes (``autoretry_for = (IOError,)``, as
+        # Celery's docs show), under the decorator's own.
+        self.options = {**_class_options(type(self)), **options}
         self.__doc__ = fn.__doc__
         self.__name__ = getattr(fn, "__name__", name)
         self.__qualname__ = getattr(fn, "__qualname__", name)
@@ -278,7 +289,8 @@ class Task(Generic[P, R]):
             link=request.callbacks,
             link_error=request.errbacks,
             chain=request.chain,
-            **options,
+            # Back to the queue it came from, as Celery's retry does.
+            **{"queue": request.delivery_info.get("routing_key"), **options},
         )
         raise Retry(exc=exc, when=delay)
 

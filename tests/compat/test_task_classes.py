@@ -155,3 +155,35 @@ def test_used_up_retries_raise_max_retries_exceeded(app: App) -> None:
             result.get(timeout=10)
     finally:
         stop_worker(worker)
+
+
+class RetryingBase(Task):  # type: ignore[type-arg]
+    """Celery's documented pattern: task options as class attributes of a base class."""
+
+    autoretry_for = (ConnectionError,)
+    max_retries = 2
+    default_retry_delay = 0.01
+    queue = "from-the-base"
+
+
+def test_a_base_class_sets_options_as_class_attributes(app: App) -> None:
+    attempts: list[int] = []
+
+    @app.task(base=RetryingBase, bind=True)
+    def flaky(self: Task) -> int:  # type: ignore[type-arg]
+        attempts.append(self.request.retries)
+        if len(attempts) < 3:
+            raise ConnectionError("down")
+        return len(attempts)
+
+    @app.task(base=RetryingBase, queue="from-the-decorator")
+    def routed() -> None: ...
+
+    assert flaky.option("max_retries") == 2
+    assert routed.send_defaults()["queue"] == "from-the-decorator"
+    worker = run_worker(app, concurrency=1, queues=["from-the-base"])
+    try:
+        assert flaky.delay().get(timeout=10) == 3  # two automatic retries, then success
+    finally:
+        stop_worker(worker)
+    assert attempts == [0, 1, 2]
