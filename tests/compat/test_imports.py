@@ -20,7 +20,7 @@ IMPORTS = [
     ("celery", name)
     for name in (
         "Celery Task chain chord group signature subtask shared_task states current_app "
-        "maybe_signature"
+        "current_task maybe_signature"
     ).split()
 ] + [
     ("celery.app.task", "Task"),
@@ -194,3 +194,15 @@ def test_signature_takes_call_options_as_keywords() -> None:
     assert celeriac.subtask is celeriac.signature
     assert celeriac.maybe_signature(None) is None
     assert celeriac.maybe_signature(dict(sig)) == sig
+
+
+def test_current_task_is_the_running_task() -> None:
+    name = uuid.uuid4().hex[:8]
+    app = App("cur", broker=f"memory://{name}", backend=f"memory://{name}")
+
+    @app.task
+    def who() -> str:
+        return f"{celeriac.current_task.name} {celeriac.current_task.request.id}"
+
+    assert not celeriac.current_task
+    assert who.apply(task_id="t-1").get(timeout=1) == f"{who.name} t-1"

@@ -39,7 +39,7 @@ from ..task import Task, current_request
 if TYPE_CHECKING:
     from ..canvas import Signature
 
-__all__ = ["App", "Celery", "current_app", "shared_task"]
+__all__ = ["App", "Celery", "current_app", "current_task", "shared_task"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -96,6 +96,30 @@ class _CurrentApp:
 
 
 current_app = _CurrentApp()
+
+
+class _CurrentTask:
+    """``celeriac.current_task``: the task running in this thread or asyncio task (false when
+    none is), as Celery's proxy: ``current_task.request.id``, ``current_task.update_state``."""
+
+    def _task(self) -> Task[Any, Any] | None:
+        name = current_request().task
+        return None if name is None else get_current_app()._tasks.get(name)
+
+    def __getattr__(self, name: str) -> Any:
+        task = self._task()
+        if task is None:
+            raise AttributeError(f"no task is running here, so it has no {name!r}")
+        return getattr(task, name)
+
+    def __bool__(self) -> bool:
+        return self._task() is not None
+
+    def __repr__(self) -> str:
+        return repr(self._task())
+
+
+current_task = _CurrentTask()
 
 
 def shared_task(*args: Any, **options: Any) -> Any:
