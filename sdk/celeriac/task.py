@@ -65,6 +65,19 @@ class Context:
         return self.id is None
 
 
+def _retried(retry_for: Sequence[type], options: Mapping[str, Any]) -> type:
+    """A class that ``isinstance`` finds an exception to be when ``autoretry_for`` names its
+    type and ``dont_autoretry_for`` does not: whoever retries automatically by an isinstance
+    check of ``option("autoretry_for")`` then honours both, as Celery does."""
+    retry, dont = tuple(retry_for), tuple(options.get("dont_autoretry_for") or ())
+
+    class Match(type):
+        def __instancecheck__(cls, exc: Any) -> bool:
+            return isinstance(exc, retry) and not isinstance(exc, dont)
+
+    return Match("AutoRetried", (Exception,), {})
+
+
 def _class_options(cls: type) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for klass in reversed(cls.__mro__):
@@ -109,6 +122,8 @@ class Task(Generic[P, R]):
 
     def option(self, key: str, default: Any = None) -> Any:
         """A task option, else the app's ``task_<key>`` setting, else ``default``."""
+        if key == "autoretry_for" and self.options.get("dont_autoretry_for"):
+            return (_retried(self.options.get("autoretry_for") or (), self.options),)
         if key in self.options:
             return self.options[key]
         return getattr(self.app.conf, f"task_{key}", default)

@@ -187,3 +187,29 @@ def test_a_base_class_sets_options_as_class_attributes(app: App) -> None:
     finally:
         stop_worker(worker)
     assert attempts == [0, 1, 2]
+
+
+def test_dont_autoretry_for_excludes_from_autoretry_for(app: App) -> None:
+    attempts: list[str] = []
+
+    @app.task(
+        bind=True,
+        autoretry_for=(OSError,),
+        dont_autoretry_for=(FileNotFoundError,),
+        max_retries=3,
+        default_retry_delay=0.01,
+    )
+    def fails(self: Task, kind: str) -> None:  # type: ignore[type-arg]
+        attempts.append(kind)
+        raise FileNotFoundError(kind) if kind == "missing" else ConnectionError(kind)
+
+    worker = run_worker(app, concurrency=1)
+    try:
+        with pytest.raises(FileNotFoundError):
+            fails.delay("missing").get(timeout=10)
+        with pytest.raises(ConnectionError):
+            fails.delay("down").get(timeout=10)
+    finally:
+        stop_worker(worker)
+    assert attempts.count("missing") == 1  # not retried
+    assert attempts.count("down") == 4  # retried max_retries times
