@@ -213,3 +213,13 @@ def test_dont_autoretry_for_excludes_from_autoretry_for(app: App) -> None:
         stop_worker(worker)
     assert attempts.count("missing") == 1  # not retried
     assert attempts.count("down") == 4  # retried max_retries times
+
+
+def test_a_class_overriding_outcome_hooks_is_warned_they_are_not_called_yet(app: App) -> None:
+    from celeriac.task import HookNotCalled
+
+    class Hooked(Task):  # type: ignore[type-arg]
+        def on_failure(self, *args: Any, **kwargs: Any) -> None: ...
+
+    with pytest.warns(HookNotCalled, match="on_failure"):
+        app.task(base=Hooked, name=f"hooked.{uuid.uuid4().hex}")(lambda: None)
