@@ -28,6 +28,7 @@ IMPORTS = [
     ("celery.app.base", "Celery"),
     ("celery.utils.log", "get_task_logger"),
     ("celery.utils.log", "get_logger"),
+    ("celery.contrib.testing.worker", "start_worker"),
     ("celery.schedules", "crontab"),
     ("celery.schedules", "schedule"),
     ("celery.result", "AsyncResult"),

@@ -1,0 +1,1 @@
+"""Helpers under Celery's ``celery.contrib`` paths."""
