@@ -26,7 +26,8 @@ def test_each_entry_goes_where_a_client_call_would() -> None:
         backend=None,
         beat_lock_url=f"memory://beat-lock-{name}",
         task_routes=[
-            {"proj.tasks.cleanup": {"queue": "maint"}, re.compile(r".*\.regex_\w+"): "by-regex"},
+            [("proj.tasks.cleanup", {"queue": "maint"})],  # ordered (pattern, route) pairs
+            {re.compile(r".*\.regex_\w+"): "by-regex"},
             _router,
         ],
     )

@@ -165,8 +165,12 @@ def test_task_names_are_module_path_and_function() -> None:
     @app.task(name="custom.name")
     def other() -> None: ...
 
+    @app.task(shared=False, lazy=False)  # Celery's registration switches are accepted
+    def unshared() -> None: ...
+
     assert add.name == f"{__name__}.add"
     assert other.name == "custom.name"
+    assert app.tasks[f"{__name__}.unshared"] is unshared
     # A function of the script being run takes the app's main name, as in Celery.
     assert app.gen_task_name("add", "__main__") == "proj.add"
     assert App(broker="memory://names2", backend=None).gen_task_name("f", "__main__") == (

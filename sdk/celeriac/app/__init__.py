@@ -413,6 +413,10 @@ class App:
     ) -> Any:
         """Register a function (sync or ``async def``) as a task; use bare or with options."""
 
+        # Celery's registration switches: tasks are registered on this app, at once, either way.
+        options.pop("shared", None)
+        options.pop("lazy", None)
+
         def register(f: Callable[P, R]) -> Task[P, R]:
             task_name = name or self.gen_task_name(f.__name__, f.__module__)
             existing = self._tasks.get(task_name)
@@ -742,9 +746,10 @@ def _apply_router(
         router = _import_object(router)  # "module:function", as Celery allows
     if callable(router):
         target = router(name, args, kwargs, options, task=app._tasks.get(name))
-    elif isinstance(router, Mapping):
+    elif isinstance(router, Mapping) or _pairs(router):
         target = None
-        for pattern, value in router.items():
+        # A mapping, or a list of (pattern, route) pairs: Celery's way to keep them in order.
+        for pattern, value in router.items() if isinstance(router, Mapping) else router:
             if isinstance(pattern, re.Pattern):
                 matched = pattern.match(name) is not None
             else:
@@ -760,6 +765,12 @@ def _apply_router(
         queue = target.get("queue") or target.get("routing_key")
         return None if queue is None else str(getattr(queue, "name", queue))
     raise ConfigError(f"task_routes: route {target!r} for {name} is not a queue name or a dict")
+
+
+def _pairs(value: Any) -> bool:
+    return isinstance(value, list | tuple) and all(
+        isinstance(item, list | tuple) and len(item) == 2 for item in value
+    )
 
 
 def _before_publish(message: TaskMessage, queue: str) -> TaskMessage:
