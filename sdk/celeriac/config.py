@@ -28,6 +28,19 @@ class NotApplicableSetting(UserWarning):
     """A Celery setting Celeriac accepts but has no use for (warned once per name)."""
 
 
+# Kombu's other names for the brokers Celeriac serves (``pyamqp://`` is the URL of Celery's
+# first-steps guide), as the scheme Celeriac's transport is registered under.
+_BROKER_ALIASES = {"pyamqp": "amqp", "librabbitmq": "amqp", "confluentkafka": "kafka"}
+
+
+def _unaliased(url: Any) -> Any:
+    if isinstance(url, str):
+        scheme, sep, rest = url.partition("://")
+        if sep and scheme in _BROKER_ALIASES:
+            return f"{_BROKER_ALIASES[scheme]}://{rest}"
+    return url
+
+
 @dataclass(slots=True)
 class Settings:
     """Every setting, with its default. Names are Celery's where the meaning is the same."""
@@ -148,6 +161,8 @@ class Settings:
         if name not in _FIELD_NAMES and name != "not_applicable":
             self.update({name: value})  # raises, naming the closest valid setting
             return
+        if name == "broker_url":
+            value = _unaliased(value)
         object.__setattr__(self, name, value)
 
     def __getattr__(self, name: str) -> Any:
@@ -253,6 +268,8 @@ def _canonical(name: str) -> str:
 
 def _coerce(name: str, value: Any) -> Any:
     """Check a value against the setting's type; strings from the environment are converted."""
+    if name == "broker_url":
+        value = _unaliased(value)
     kind = str(_FIELDS[name].type)
     if isinstance(value, str) and not kind.startswith("str"):
         text = value.strip()

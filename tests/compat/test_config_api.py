@@ -180,3 +180,13 @@ def test_start_runs_the_command_line_for_the_app() -> None:
     assert [decode_task(d.message).args for d in deliveries] == [(1, 2)]
     with pytest.raises(ValueError, match="worker sub-command"):
         app.worker_main(["status"])
+
+
+def test_kombus_other_broker_schemes_name_the_same_brokers() -> None:
+    assert App("a", broker="pyamqp://guest@localhost//").conf.broker_url == (
+        "amqp://guest@localhost//"
+    )
+    assert App("b", broker="confluentkafka://k:9092").conf.broker_url == "kafka://k:9092"
+    app = App("c")
+    app.conf.broker_url = "librabbitmq://h//"
+    assert app.conf.broker_url == "amqp://h//"
