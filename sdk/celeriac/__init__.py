@@ -17,6 +17,14 @@ from .canvas import Signature, chain, chord, group, maybe_signature, signature, 
 from .result import AsyncResult, GroupResult
 from .task import Task
 
+
+def uuid() -> str:
+    """A new task id (Celery's ``celery.uuid``)."""
+    import uuid as _uuid
+
+    return str(_uuid.uuid4())
+
+
 __all__ = [
     "App",
     "AsyncResult",
@@ -34,4 +42,5 @@ __all__ = [
     "signature",
     "states",
     "subtask",
+    "uuid",
 ]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import builtins
+import contextlib
+import contextvars
 import importlib
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -16,7 +18,41 @@ from .exceptions import TimeoutError as ResultTimeout
 if TYPE_CHECKING:
     from .app import App
 
-__all__ = ["AsyncResult", "GroupResult", "ResultSet", "exception_from"]
+__all__ = [
+    "AsyncResult",
+    "GroupResult",
+    "ResultSet",
+    "allow_join_result",
+    "denied_join_result",
+    "exception_from",
+]
+
+# Whether result.get() may wait inside a running task: None follows the default (it may not,
+# in a worker); allow_join_result/denied_join_result set it for a block.
+_join_allowed: contextvars.ContextVar[bool | None] = contextvars.ContextVar(
+    "celeriac_join_allowed", default=None
+)
+
+
+@contextlib.contextmanager
+def allow_join_result() -> Iterator[None]:
+    """Within the block, ``get()`` inside a task waits instead of raising (Celery's)."""
+    token = _join_allowed.set(True)
+    try:
+        yield
+    finally:
+        _join_allowed.reset(token)
+
+
+@contextlib.contextmanager
+def denied_join_result() -> Iterator[None]:
+    """Within the block, ``get()`` raises as it does inside a task (Celery's)."""
+    token = _join_allowed.set(False)
+    try:
+        yield
+    finally:
+        _join_allowed.reset(token)
+
 
 R = TypeVar("R")
 # Modules whose exceptions may be rebuilt by name; anything else becomes a RemoteError, so a
@@ -297,8 +333,10 @@ class GroupResult(ResultSet):
 def _refuse_inside_a_task() -> None:
     from .task import current_request
 
+    allowed = _join_allowed.get()
     request = current_request()
-    if request.id is not None and not request.is_eager:
+    inside = request.id is not None and not request.is_eager
+    if allowed is False or (inside and not allowed):
         raise RuntimeError(
             "Never call result.get() within a task!\n"
             "See https://docs.celeryq.dev/en/latest/userguide/tasks.html"

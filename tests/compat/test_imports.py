@@ -20,7 +20,7 @@ IMPORTS = [
     ("celery", name)
     for name in (
         "Celery Task chain chord group signature subtask shared_task states current_app "
-        "current_task maybe_signature"
+        "current_task maybe_signature uuid"
     ).split()
 ] + [
     ("celery.app.task", "Task"),
@@ -33,6 +33,11 @@ IMPORTS = [
     ("celery.schedules", "schedule"),
     ("celery.result", "AsyncResult"),
     ("celery.result", "GroupResult"),
+    ("celery.result", "ResultSet"),
+    ("celery.result", "allow_join_result"),
+    ("celery.result", "denied_join_result"),
+    ("celery.schedules", "solar"),
+    ("celery.schedules", "maybe_schedule"),
     ("celery.canvas", "Signature"),
     ("celery.canvas", "chain"),
     ("celery.canvas", "group"),
@@ -211,3 +216,35 @@ def test_current_task_is_the_running_task() -> None:
 
     assert not celeriac.current_task
     assert who.apply(task_id="t-1").get(timeout=1) == f"{who.name} t-1"
+
+
+def test_allow_join_result_lets_a_task_wait() -> None:
+    from celeriac.result import allow_join_result, denied_join_result
+    from celeriac.worker.consumer import run_worker, stop_worker
+
+    name = uuid.uuid4().hex[:8]
+    app = App("join", broker=f"memory://{name}", backend=f"memory://{name}")
+
+    @app.task
+    def inner() -> int:
+        return 7
+
+    @app.task
+    def outer() -> int:
+        with allow_join_result():
+            return int(inner.delay().get(timeout=10)) + 1
+
+    worker = run_worker(app, concurrency=2)
+    try:
+        assert outer.delay().get(timeout=10) == 8
+    finally:
+        stop_worker(worker)
+    with denied_join_result(), pytest.raises(RuntimeError, match="Never call"):
+        inner.delay().get(timeout=1)
+
+
+def test_solar_is_refused_with_a_clear_error() -> None:
+    from celeriac.schedules import solar
+
+    with pytest.raises(NotImplementedError, match="no solar schedules"):
+        solar("sunrise", 52.5, 13.4)
