@@ -119,11 +119,12 @@ def test_django_proj_behaves_the_same(ours_on: tuple[str, str] | None) -> None:
 
 def test_beat_routes_like_a_client() -> None:
     require("redis")
-    celery, celeriac = beat_both("beat_routes", "proj", REDIS_URL, BACKEND, entries=4)
+    celery, celeriac = beat_both("beat_routes", "proj", REDIS_URL, BACKEND, entries=5)
     assert celery == [
         "proj.tasks.cleanup cleanup Q.maint",  # task_routes
         "proj.tasks.record default Q",  # the default queue
         "proj.tasks.record entry option Q.entry",  # the entry's options
+        "proj.tasks.record periodic task Q",  # add_periodic_task in on_after_configure
         "proj.tasks.report report Q.reports",  # the task's own queue
     ]
     assert celeriac == celery

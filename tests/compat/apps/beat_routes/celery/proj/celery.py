@@ -25,3 +25,10 @@ app.conf.update(
         "default": {"task": "proj.tasks.record", "schedule": 1.0, "args": ["default"]},
     },
 )
+
+
+@app.on_after_configure.connect
+def setup_periodic_tasks(sender, **kwargs):
+    sender.add_periodic_task(
+        1.0, sender.signature("proj.tasks.record", ("periodic task",)), name="added"
+    )
