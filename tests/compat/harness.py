@@ -143,6 +143,8 @@ def run_both(
         queue = f"compat.{layout}.{side}.{uuid.uuid4().hex[:8]}"
         urls = celeriac_urls if side == "celeriac" and celeriac_urls else (broker, backend)
         env = {"COMPAT_BROKER_URL": urls[0], "COMPAT_BACKEND_URL": urls[1], "COMPAT_QUEUE": queue}
+        # A file the apps' workers may write what they saw to, for the driver to read.
+        env["COMPAT_LEDGER"] = tempfile.mkstemp(prefix=f"compat-{layout}-{side}-")[1]
         if side == "celery":
             if django:
                 app_dir = with_django(app_dir)

@@ -19,13 +19,14 @@ from tests.compat.harness import (
     with_django,
 )
 
-LAYOUTS = ["include_pkg", "flask_ctx", "django_proj", "beat_routes"]
+LAYOUTS = ["include_pkg", "flask_ctx", "django_proj", "beat_routes", "signals_app"]
 #: The ways a user names each layout's app to ``-A``.
 SPECS = {
     "include_pkg": ["proj", "proj.celery", "proj.celery:app", "proj.celery.app"],
     "flask_ctx": ["make_celery", "make_celery:celery_app", "make_celery.celery_app"],
     "django_proj": ["mysite", "mysite.celery", "mysite:celery_app", "mysite.celery_app"],
     "beat_routes": ["proj", "proj.celery:app"],
+    "signals_app": ["proj"],
 }
 
 
@@ -126,5 +127,23 @@ def test_beat_routes_like_a_client() -> None:
         "proj.tasks.record entry option Q.entry",  # the entry's options
         "proj.tasks.record periodic task Q",  # add_periodic_task in on_after_configure
         "proj.tasks.report report Q.reports",  # the task's own queue
+    ]
+    assert celeriac == celery
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="worker-side signal arguments (the worker core, issue 17): task_postrun lacks args, "
+    "kwargs and retval; task_success sends task_id where Celery sends runtime; task_failure "
+    "and task_retry send no einfo; task_retry's reason is the cause, Celery's the Retry",
+)
+def test_signals_app_behaves_the_same() -> None:
+    require("redis")
+    celery, celeriac = run_both("signals_app", "proj", "signals_app.py", REDIS_URL, BACKEND)
+    assert [line[0] for line in celery] == [
+        *("task_prerun", "task_success", "task_postrun"),
+        *("task_prerun", "task_failure", "task_postrun"),
+        *("task_prerun", "task_retry", "task_postrun"),
+        *("task_prerun", "task_success", "task_postrun"),
     ]
     assert celeriac == celery
