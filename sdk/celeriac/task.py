@@ -123,8 +123,27 @@ class Task(Generic[P, R]):
     """A registered task. Call it to run it here; ``delay`` to have a worker run it."""
 
     def __init__(
-        self, app: App, fn: Callable[..., R], name: str, bind: bool = False, **options: Any
+        self,
+        app: App | None = None,
+        fn: Callable[..., R] | None = None,
+        name: str | None = None,
+        bind: bool = False,
+        **options: Any,
     ) -> None:
+        if fn is None:
+            # A class-based task (``class Add(Task): def run(self, x, y)``, then
+            # ``app.register_task(Add())``): its ``run`` is the body, named as Celery names it.
+            if type(self).run is Task.run:
+                raise TypeError(f"{type(self).__qualname__} defines no run() and got no function")
+            fn = self.run
+        if app is None:
+            from .app import get_current_app
+
+            app = get_current_app()
+        if name is None:
+            name = getattr(type(self), "name", None) or app.gen_task_name(
+                type(self).__name__, type(self).__module__
+            )
         unknown = set(options) - TASK_OPTIONS
         if unknown:
             raise TypeError(f"unknown task option(s) {sorted(unknown)} for task {name!r}")

@@ -223,3 +223,33 @@ def test_a_class_overriding_outcome_hooks_is_warned_they_are_not_called_yet(app:
 
     with pytest.warns(HookNotCalled, match="on_failure"):
         app.task(base=Hooked, name=f"hooked.{uuid.uuid4().hex}")(lambda: None)
+
+
+class Multiply(Task):  # type: ignore[type-arg]
+    """A class-based task: Celery's ``class ...(Task): def run(...)`` + ``register_task``."""
+
+    def run(self, x: int, y: int) -> int:
+        return x * y
+
+
+class Named(Task):  # type: ignore[type-arg]
+    name = "proj.named"
+
+    def run(self) -> str:
+        return self.name
+
+
+def test_class_based_tasks_register_and_run(app: App) -> None:
+    multiply = app.register_task(Multiply)
+    named = app.register_task(Named(app))
+    assert multiply.name == f"{__name__}.Multiply"
+    assert named.name == "proj.named"
+    assert multiply(3, 4) == 12
+    worker = run_worker(app, concurrency=1)
+    try:
+        assert multiply.delay(6, 7).get(timeout=10) == 42
+        assert app.send_task("proj.named").get(timeout=10) == "proj.named"
+    finally:
+        stop_worker(worker)
+    with pytest.raises(TypeError, match="Multiply"):
+        multiply.delay(1)  # arguments checked against run()

@@ -375,8 +375,14 @@ class App:
             )
         return self.start(args)
 
-    def register_task(self, task: Task[Any, Any]) -> Task[Any, Any]:
-        """Register a task object made elsewhere (Celery's ``app.register_task``)."""
+    def register_task(self, task: Task[Any, Any] | type[Task[Any, Any]]) -> Task[Any, Any]:
+        """Register a task object, or a class-based task (Celery's ``app.register_task``)."""
+        if isinstance(task, type):
+            task = task(self)
+        task.app = self
+        existing = self._tasks.get(task.name)
+        if existing is not None and existing is not task and type(existing) is not type(task):
+            raise AlreadyRegistered(f"task name {task.name!r} is taken by {existing!r}")
         self._tasks[task.name] = task
         return task
 
