@@ -120,9 +120,15 @@ class Signature(dict[str, Any]):
     def apply_async(
         self, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
     ) -> AsyncResult[Any]:
-        """Send the call (arguments given here are added in front of the signature's)."""
+        """Send the call (arguments given here are added in front of the signature's).
+
+        A task registered here has its arguments checked first, as ``Task.apply_async`` does.
+        """
         app = self._require_app()
         sig = self.clone(args, kwargs, **options)
+        task = app._tasks.get(sig.name)
+        if task is not None and task.options.get("typing", app.strict_typing):
+            task._check_arguments(sig["args"], sig["kwargs"])
         opts = dict(sig["options"])
         return app.send_task(sig.name, sig["args"], sig["kwargs"], **opts)
 

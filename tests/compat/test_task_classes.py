@@ -253,3 +253,13 @@ def test_class_based_tasks_register_and_run(app: App) -> None:
         stop_worker(worker)
     with pytest.raises(TypeError, match="Multiply"):
         multiply.delay(1)  # arguments checked against run()
+
+
+def test_signatures_check_arguments_when_sent(app: App) -> None:
+    @app.task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    with pytest.raises(TypeError, match="add"):
+        add.s(1).delay(2, 3)
+    assert add.s(1).delay(2).id  # fits: sent
