@@ -168,11 +168,13 @@ class _SharedTask:
 
 
 class App:
-    """A Celeriac application: ``App("proj", broker="redis://...", backend="redis://...")``.
+    """A Celeriac application: ``App("proj", broker="redis://...", backend="redis://...")``,
+    also importable as ``Celery``, with Celery's constructor arguments.
 
-    Settings come from ``config`` (a mapping, or an object such as a module), then keyword
-    arguments, then ``CELERIAC_*`` environment variables. With no broker or backend given,
-    both are SQLite files in the working directory, so nothing needs a server.
+    ``main`` names the app (and the tasks of a script run as ``__main__``). Settings come from
+    ``config`` (a mapping, or an object such as a module), then ``config_from_object``, then
+    keyword arguments, then ``CELERIAC_*`` environment variables. With no broker or backend
+    given, both are SQLite files in the working directory, so nothing needs a server.
     """
 
     def __init__(
