@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 from celeriac.protocol.results import ResultRecord
 
 from .canvas import Signature
-from .exceptions import MaxRetriesExceededError, Retry
+from .exceptions import Ignore, MaxRetriesExceededError, Retry
 
 if TYPE_CHECKING:
     from .app import App
@@ -297,6 +297,12 @@ class Task(Generic[P, R]):
 
         return run_eagerly(self, tuple(args or ()), dict(kwargs or {}), options)
 
+    def subtask(
+        self, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
+    ) -> Signature:
+        """Celery's older name for ``signature``."""
+        return self.signature(args, kwargs, **options)
+
     def s(self, *args: Any, **kwargs: Any) -> Signature:
         """A signature of this task (partial arguments)."""
         return Signature(self.name, args, kwargs, app=self.app)
@@ -400,6 +406,36 @@ class Task(Generic[P, R]):
         if self.option("retry_jitter", True):
             delay = random.uniform(0, delay)
         return delay
+
+    def AsyncResult(self, task_id: str) -> AsyncResult[R]:
+        """The result handle of a call of this task (Celery's ``task.AsyncResult(id)``)."""
+        from .result import AsyncResult
+
+        return AsyncResult(task_id, self.app, task_name=self.name)
+
+    def replace(self, sig: Signature) -> None:
+        """End this run and have ``sig`` take its place: it runs under this task's id, in its
+        group, chord and chain, so whoever waits for this result gets ``sig``'s (Celery's
+        ``Task.replace``). Raises ``Ignore`` to end the run; call it as the last thing."""
+        from .canvas import chain, chord, group
+
+        request = self.request
+        if request.called_directly:
+            raise RuntimeError("replace() works only inside a task run by a worker or apply()")
+        if isinstance(sig, group | chord | chain):
+            raise NotImplementedError("replace() with a group, chord or chain is not supported yet")
+        sig.clone().apply_async(
+            task_id=request.id,
+            group_id=request.group,
+            group_index=request.group_index,
+            chord=request.chord,
+            chain=request.chain,
+            link=request.callbacks,
+            link_error=request.errbacks,
+            root_id=request.root_id,
+            parent_id=request.parent_id,
+        )
+        raise Ignore("Replaced by new task")
 
     def update_state(
         self, task_id: str | None = None, state: str = "PROGRESS", meta: Any = None

@@ -263,3 +263,26 @@ def test_signatures_check_arguments_when_sent(app: App) -> None:
     with pytest.raises(TypeError, match="add"):
         add.s(1).delay(2, 3)
     assert add.s(1).delay(2).id  # fits: sent
+
+
+def test_replace_hands_the_run_and_its_id_to_a_signature(app: App) -> None:
+    @app.task
+    def double(x: int) -> int:
+        return 2 * x
+
+    @app.task
+    def add_one(x: int) -> int:
+        return x + 1
+
+    @app.task(bind=True)
+    def outer(self: Task, x: int) -> None:  # type: ignore[type-arg]
+        self.replace(double.s(x))
+
+    worker = run_worker(app, concurrency=2)
+    try:
+        sent = outer.delay(5)
+        assert sent.get(timeout=10) == 10  # the replacement's result, under outer's id
+        assert outer.AsyncResult(sent.id).get(timeout=10) == 10
+        assert (outer.s(3) | add_one.s()).delay().get(timeout=10) == 7  # the chain goes on
+    finally:
+        stop_worker(worker)
