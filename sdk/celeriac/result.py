@@ -155,6 +155,37 @@ class AsyncResult(Generic[R]):
         """When the task finished (None until it is ready)."""
         return self._record().date_done
 
+    # What ``result_extended`` stores with a result (None without it), as Celery's.
+    @property
+    def name(self) -> str | None:
+        """The task's name."""
+        return self._record().extended.get("name") or self.task_name
+
+    @property
+    def args(self) -> Any:
+        """The positional arguments the task was called with."""
+        return self._record().extended.get("args")
+
+    @property
+    def kwargs(self) -> Any:
+        """The keyword arguments the task was called with."""
+        return self._record().extended.get("kwargs")
+
+    @property
+    def worker(self) -> str | None:
+        """The worker that ran the task."""
+        return self._record().extended.get("worker")
+
+    @property
+    def retries(self) -> int | None:
+        """How often the task was retried."""
+        return self._record().extended.get("retries")
+
+    @property
+    def queue(self) -> str | None:
+        """The queue the task came from."""
+        return self._record().extended.get("queue")
+
     def get(
         self,
         timeout: float | None = None,
