@@ -248,3 +248,18 @@ def test_solar_is_refused_with_a_clear_error() -> None:
 
     with pytest.raises(NotImplementedError, match="no solar schedules"):
         solar("sunrise", 52.5, 13.4)
+
+
+def test_app_tasks_is_celerys_registry() -> None:
+    app = App("registry", broker="memory://registry", backend=None)
+
+    @app.task
+    def job() -> None: ...
+
+    with pytest.raises(exc.NotRegistered):
+        app.tasks["proj.tasks.missing"]
+    assert job.name in app.tasks.regular()
+    app.tasks.unregister(job)
+    assert job.name not in app.tasks
+    app.tasks.register(job)
+    assert app.tasks[job.name] is job

@@ -31,7 +31,7 @@ from .. import signals
 from ..builtins import register_builtins
 from ..config import ConfigError, Settings, environment, namespaced, settings_from
 from ..control import Control
-from ..exceptions import AlreadyRegistered, ImproperlyConfigured
+from ..exceptions import AlreadyRegistered, ImproperlyConfigured, NotRegistered
 from ..result import AsyncResult
 from ..signals import Signal
 from ..task import Task, current_request
@@ -39,7 +39,7 @@ from ..task import Task, current_request
 if TYPE_CHECKING:
     from ..canvas import Signature
 
-__all__ = ["App", "Celery", "current_app", "current_task", "shared_task"]
+__all__ = ["App", "Celery", "TaskRegistry", "current_app", "current_task", "shared_task"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -167,6 +167,33 @@ class _SharedTask:
         return repr(self._task())
 
 
+class TaskRegistry(dict[str, Task[Any, Any]]):
+    """An app's tasks by name (Celery's ``TaskRegistry``): a dict whose missing names raise
+    ``NotRegistered`` (a KeyError)."""
+
+    def __missing__(self, name: str) -> Task[Any, Any]:
+        raise NotRegistered(name)
+
+    def register(self, task: Task[Any, Any]) -> None:
+        """Add a task object under its name."""
+        self[task.name] = task
+
+    def unregister(self, name: str | Task[Any, Any]) -> None:
+        """Remove a task, by name or itself; NotRegistered if it is not here."""
+        key = name if isinstance(name, str) else name.name
+        if key not in self:
+            raise NotRegistered(key)
+        del self[key]
+
+    def regular(self) -> dict[str, Task[Any, Any]]:
+        """Every task (Celeriac has no separate periodic task type)."""
+        return dict(self)
+
+    def periodic(self) -> dict[str, Task[Any, Any]]:
+        """None: periodic calls are beat entries, not a kind of task."""
+        return {}
+
+
 class App:
     """A Celeriac application: ``App("proj", broker="redis://...", backend="redis://...")``,
     also importable as ``Celery``, with Celery's constructor arguments.
@@ -234,7 +261,7 @@ class App:
         #: What the constructor was given: it wins over ``config_from_object``, as in Celery.
         self._given = dict(settings)
         self.conf: Settings = settings_from(settings, base=conf, environ=environment())
-        self._tasks: dict[str, Task[Any, Any]] = {}
+        self._tasks: TaskRegistry = TaskRegistry()
         #: The class ``@app.task`` makes tasks of (Celery's ``app.Task``); assignable, or set
         #: with ``task_cls=``, for a base class every task of the app shares.
         self.Task: type[Task[Any, Any]] = _load_task_cls(task_cls) if task_cls else Task
@@ -258,7 +285,7 @@ class App:
                 self._register_shared(fn, options)
 
     @property
-    def tasks(self) -> dict[str, Task[Any, Any]]:
+    def tasks(self) -> TaskRegistry:
         """The registered tasks by name; reading it finalizes the app (imports ``include``
         modules, runs pending ``autodiscover_tasks``), as Celery's ``app.tasks`` does."""
         if not self.finalized and self.autofinalize:
