@@ -12,10 +12,18 @@ __path__ = extend_path(__path__, __name__)
 __version__ = "0.1.0.dev0"
 
 from . import states
-from .app import App, Celery, current_app, shared_task
+from .app import App, Celery, current_app, current_task, shared_task
 from .canvas import Signature, chain, chord, group, maybe_signature, signature, subtask
 from .result import AsyncResult, GroupResult
 from .task import Task
+
+
+def uuid() -> str:
+    """A new task id (Celery's ``celery.uuid``)."""
+    import uuid as _uuid
+
+    return str(_uuid.uuid4())
+
 
 __all__ = [
     "App",
@@ -27,10 +35,12 @@ __all__ = [
     "chain",
     "chord",
     "current_app",
+    "current_task",
     "group",
     "maybe_signature",
     "shared_task",
     "signature",
     "states",
     "subtask",
+    "uuid",
 ]

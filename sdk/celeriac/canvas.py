@@ -120,15 +120,44 @@ class Signature(dict[str, Any]):
     def apply_async(
         self, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
     ) -> AsyncResult[Any]:
-        """Send the call (arguments given here are added in front of the signature's)."""
+        """Send the call (arguments given here are added in front of the signature's).
+
+        A task registered here has its arguments checked first, as ``Task.apply_async`` does.
+        """
         app = self._require_app()
         sig = self.clone(args, kwargs, **options)
+        task = app._tasks.get(sig.name)
+        if task is not None and task.options.get("typing", app.strict_typing):
+            task._check_arguments(sig["args"], sig["kwargs"])
         opts = dict(sig["options"])
         return app.send_task(sig.name, sig["args"], sig["kwargs"], **opts)
 
     def delay(self, *args: Any, **kwargs: Any) -> AsyncResult[Any]:
         """Send the call with extra arguments."""
         return self.apply_async(args, kwargs)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the task here, now, as a function call (Celery's ``sig()``); arguments given
+        here are added in front of the signature's."""
+        sig = self.clone(args, kwargs)
+        return self._task()(*sig["args"], **sig["kwargs"])
+
+    def apply(
+        self, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
+    ) -> AsyncResult[Any]:
+        """Run the task here, as a worker would, and return its stored result."""
+        sig = self.clone(args, kwargs, **options)
+        result: AsyncResult[Any] = self._task().apply(sig["args"], sig["kwargs"], **sig["options"])
+        return result
+
+    def _task(self) -> Any:
+        app = self._require_app()
+        task = app.tasks.get(self.name)
+        if task is None:
+            raise KeyError(
+                f"task {self.name!r} is not registered with {app!r}, so it cannot run here"
+            )
+        return task
 
     def __or__(self, other: Signature) -> chain:  # type: ignore[override]
         return chain(self, other)
@@ -152,33 +181,54 @@ class chain(Signature):
     def __init__(self, *tasks: Signature | Iterable[Signature], app: App | None = None) -> None:
         flat: list[Signature] = []
         for t in tasks:
-            flat.extend(
+            for step in (
                 t["kwargs"]["tasks"]
                 if isinstance(t, chain)
                 else [t]
                 if isinstance(t, Signature)
                 else list(t)
-            )
+            ):
+                step = _typed(step)
+                last = flat[-1] if flat else None
+                if isinstance(last, group) and not isinstance(step, group):
+                    # A group followed by a step is a chord, as in Celery.
+                    flat.pop()
+                    step = chord(last.tasks, step, app=app or step._app)
+                flat.append(step)
         super().__init__("celery.chain", (), {"tasks": flat}, subtask_type="chain", app=app)
 
     @property
     def tasks(self) -> list[Signature]:
         """The steps, first to run first."""
-        return [
-            Signature(t) if not isinstance(t, Signature) else t for t in self["kwargs"]["tasks"]
-        ]
+        return [_typed(t) for t in self["kwargs"]["tasks"]]
 
     def apply_async(
         self, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
     ) -> AsyncResult[Any]:
         """Send the first step; the rest travel in its message's ``chain`` (last to run first)."""
-        steps = [t.clone() for t in self.tasks]
+        steps = [t.clone() if type(t) is Signature else t for t in self.tasks]
         if not steps:
             raise ValueError("an empty chain has nothing to run")
         app = self._require_app()
+        for step in steps[1:]:
+            if type(step) is not Signature:
+                raise NotImplementedError(
+                    f"a {step['subtask_type']} after the first step of a chain is not supported "
+                    "yet; start the chain with it, or end it with a group followed by one task"
+                )
         for step in steps:
             step.freeze()
         first, rest = steps[0], steps[1:]
+        if isinstance(first, chord):
+            # The chord's body carries the rest of the chain, as Celery sends it.
+            result = first.apply_async(args, kwargs, _then=rest, **options)
+            for step in rest:
+                result = app.AsyncResult(step.id or "", parent=result)
+            return result
+        if isinstance(first, group):
+            if rest:
+                raise NotImplementedError("a group followed by steps is a chord: use chord()")
+            return first.apply_async(args, kwargs, **options)  # type: ignore[return-value]
         first = first.clone(args, kwargs, **options)
         result = app.send_task(
             first.name,
@@ -207,9 +257,20 @@ class group(Signature):
     @property
     def tasks(self) -> list[Signature]:
         """The members, in order."""
-        return [
-            Signature(t) if not isinstance(t, Signature) else t for t in self["kwargs"]["tasks"]
-        ]
+        return [_typed(t) for t in self["kwargs"]["tasks"]]
+
+    def __or__(self, other: Signature) -> Any:  # type: ignore[override]
+        """``group | task`` is a chord, as in Celery; ``group | group`` a chain."""
+        if isinstance(other, group):
+            return chain(self, other, app=self._app)
+        if isinstance(other, chain):
+            steps = other.tasks
+            return chain(chord(self.tasks, steps[0], app=self._app), *steps[1:], app=self._app)
+        return chord(self.tasks, other, app=self._app)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> list[Any]:
+        """Run every member here, in order (Celery's ``group()``... of signatures)."""
+        return [task(*args, **kwargs) for task in self.tasks]
 
     def apply_async(  # type: ignore[override]
         self, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
@@ -249,13 +310,33 @@ class chord(Signature):
             app=app,
         )
 
+    def on_error(self, errback: Signature) -> Signature:
+        """Run ``errback`` if the chord fails (a header task, or the body), as Celery's."""
+        body = Signature(self["kwargs"]["body"])
+        body.link_error(errback)
+        self["kwargs"]["body"] = body
+        return errback
+
     def apply_async(
-        self, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
+        self,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        _then: Sequence[Signature] | None = None,
+        **options: Any,
     ) -> AsyncResult[Any]:
         """Send the header tasks, each carrying the body; the last to finish sends the body."""
         app = self._require_app()
         header = [Signature(t) for t in self["kwargs"]["header"]]
         body = Signature(self["kwargs"]["body"]).clone()
+        if _then:
+            # What runs after the body, each step a callback of the one before, so it runs
+            # with the previous result, and only if that succeeded.
+            following: Signature | None = None
+            for step in reversed(_then):
+                if following is not None:
+                    step["options"]["link"] = [following]
+                following = step
+            body["options"]["link"] = [*body["options"].get("link", []), following]
         body_id = body.freeze()
         group_id = str(uuid.uuid4())
         body["chord_size"] = len(header)
@@ -279,6 +360,21 @@ class chord(Signature):
                 **sig["options"],
             )
         return app.AsyncResult(body_id)
+
+
+def _typed(value: Mapping[str, Any]) -> Signature:
+    """A signature as its own canvas class (a chain, group or chord stays one)."""
+    if isinstance(value, Signature):
+        return value
+    kind = value.get("subtask_type")
+    sig = Signature(value)
+    if kind == "group":
+        return group(sig["kwargs"]["tasks"])
+    if kind == "chord":
+        return chord(sig["kwargs"]["header"], Signature(sig["kwargs"]["body"]))
+    if kind == "chain":
+        return chain(sig["kwargs"]["tasks"])
+    return sig
 
 
 #: Celery's older name for ``signature``.

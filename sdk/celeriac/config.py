@@ -29,6 +29,19 @@ class NotApplicableSetting(UserWarning):
     """A Celery setting Celeriac accepts but has no use for (warned once per name)."""
 
 
+# Kombu's other names for the brokers Celeriac serves (``pyamqp://`` is the URL of Celery's
+# first-steps guide), as the scheme Celeriac's transport is registered under.
+_BROKER_ALIASES = {"pyamqp": "amqp", "librabbitmq": "amqp", "confluentkafka": "kafka"}
+
+
+def _unaliased(url: Any) -> Any:
+    if isinstance(url, str):
+        scheme, sep, rest = url.partition("://")
+        if sep and scheme in _BROKER_ALIASES:
+            return f"{_BROKER_ALIASES[scheme]}://{rest}"
+    return url
+
+
 @dataclass(slots=True)
 class Settings:
     """Every setting, with its default. Names are Celery's where the meaning is the same."""
@@ -68,6 +81,17 @@ class Settings:
     task_max_retries: int | None = 3
     task_default_rate_limit: str | None = None
     task_always_eager: bool = False
+    #: A send that fails because the broker is unreachable is tried again on a new connection
+    #: (Celery's names and defaults; ``apply_async(retry=, retry_policy=)`` per call).
+    task_publish_retry: bool = True
+    task_publish_retry_policy: Mapping[str, Any] = field(
+        default_factory=lambda: {
+            "max_retries": 3,
+            "interval_start": 0,
+            "interval_step": 0.2,
+            "interval_max": 0.2,
+        }
+    )
     #: Countdown/ETA tasks wait in the broker (delayed delivery), not in a worker's memory.
     #: Turn off when real Celery workers consume the queues on Redis or SQS: they only honour
     #: the ``eta`` header, and never look in Celeriac's delayed set.
@@ -190,8 +214,10 @@ class Settings:
         if name not in _FIELD_NAMES and name != "not_applicable":
             self.update({name: value})  # raises, naming the closest valid setting
             return
-        if name == "broker_url" and isinstance(value, list | tuple):
-            value = _coerce(name, value)
+        if name == "broker_url":
+            value = _unaliased(value)
+            if isinstance(value, list | tuple):
+                value = _coerce(name, value)
         object.__setattr__(self, name, value)
 
     def __getattr__(self, name: str) -> Any:
@@ -298,6 +324,8 @@ def _canonical(name: str) -> str:
 
 def _coerce(name: str, value: Any) -> Any:
     """Check a value against the setting's type; strings from the environment are converted."""
+    if name == "broker_url":
+        value = _unaliased(value)
     kind = str(_FIELDS[name].type)
     if name == "broker_url" and isinstance(value, list | tuple):
         # Celery's other spelling of a failover list: kept as one ``;``-separated string.

@@ -1,8 +1,10 @@
-"""Reading results: AsyncResult and GroupResult, as in Celery."""
+"""Reading results: AsyncResult, ResultSet and GroupResult, as in Celery."""
 
 from __future__ import annotations
 
 import builtins
+import contextlib
+import contextvars
 import importlib
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -12,11 +14,46 @@ from celeriac.protocol.states import FAILURE, PROPAGATE_STATES, READY_STATES, SU
 
 from .aio.results import AsyncGroupResultMixin, AsyncResultMixin
 from .exceptions import RemoteError
+from .exceptions import TimeoutError as ResultTimeout
 
 if TYPE_CHECKING:
     from .app import App
 
-__all__ = ["AsyncResult", "GroupResult", "exception_from"]
+__all__ = [
+    "AsyncResult",
+    "GroupResult",
+    "ResultSet",
+    "allow_join_result",
+    "denied_join_result",
+    "exception_from",
+]
+
+# Whether result.get() may wait inside a running task: None follows the default (it may not,
+# in a worker); allow_join_result/denied_join_result set it for a block.
+_join_allowed: contextvars.ContextVar[bool | None] = contextvars.ContextVar(
+    "celeriac_join_allowed", default=None
+)
+
+
+@contextlib.contextmanager
+def allow_join_result() -> Iterator[None]:
+    """Within the block, ``get()`` inside a task waits instead of raising (Celery's)."""
+    token = _join_allowed.set(True)
+    try:
+        yield
+    finally:
+        _join_allowed.reset(token)
+
+
+@contextlib.contextmanager
+def denied_join_result() -> Iterator[None]:
+    """Within the block, ``get()`` raises as it does inside a task (Celery's)."""
+    token = _join_allowed.set(False)
+    try:
+        yield
+    finally:
+        _join_allowed.reset(token)
+
 
 R = TypeVar("R")
 # Modules whose exceptions may be rebuilt by name; anything else becomes a RemoteError, so a
@@ -49,10 +86,25 @@ def exception_from(exc: EncodedException, allowed: frozenset[str] = _SAFE_MODULE
 class AsyncResult(AsyncResultMixin[R], Generic[R]):
     """The result of a task that was sent: its state, and its value once it is ready."""
 
-    def __init__(self, task_id: str, app: App, parent: AsyncResult[Any] | None = None) -> None:
+    def __init__(
+        self,
+        task_id: str,
+        app: App | None = None,
+        parent: AsyncResult[Any] | None = None,
+        *,
+        backend: Any = None,
+        task_name: str | None = None,
+    ) -> None:
+        if backend is not None:
+            raise TypeError("AsyncResult(backend=...): results are read from the app's backend")
+        if app is None:
+            from .app import get_current_app
+
+            app = get_current_app()  # AsyncResult(task_id) reads from the current app, as Celery
         self.id = task_id
         self.app = app
         self.parent = parent
+        self.task_name = task_name
 
     def __repr__(self) -> str:
         return f"<AsyncResult: {self.id}>"
@@ -100,12 +152,69 @@ class AsyncResult(AsyncResultMixin[R], Generic[R]):
         """True when the task failed."""
         return self.state == FAILURE
 
-    def get(self, timeout: float | None = None, propagate: bool = True) -> R:
+    @property
+    def date_done(self) -> Any:
+        """When the task finished (None until it is ready)."""
+        return self._record().date_done
+
+    # What ``result_extended`` stores with a result (None without it), as Celery's.
+    @property
+    def name(self) -> str | None:
+        """The task's name."""
+        return self._record().extended.get("name") or self.task_name
+
+    @property
+    def args(self) -> Any:
+        """The positional arguments the task was called with."""
+        return self._record().extended.get("args")
+
+    @property
+    def kwargs(self) -> Any:
+        """The keyword arguments the task was called with."""
+        return self._record().extended.get("kwargs")
+
+    @property
+    def worker(self) -> str | None:
+        """The worker that ran the task."""
+        return self._record().extended.get("worker")
+
+    @property
+    def retries(self) -> int | None:
+        """How often the task was retried."""
+        return self._record().extended.get("retries")
+
+    @property
+    def queue(self) -> str | None:
+        """The queue the task came from."""
+        return self._record().extended.get("queue")
+
+    def get(
+        self,
+        timeout: float | None = None,
+        propagate: bool = True,
+        interval: float = 0.5,
+        no_ack: bool = True,
+        follow_parents: bool = True,
+        disable_sync_subtasks: bool = True,
+    ) -> R:
         """Wait for the result; re-raise the task's exception when ``propagate``.
 
-        Raises TimeoutError after ``timeout`` seconds.
+        Raises ``celeriac.exceptions.TimeoutError`` (also a built-in TimeoutError) after
+        ``timeout`` seconds. Inside a task run by a worker it raises RuntimeError, as Celery
+        does (waiting there can deadlock the worker), unless ``disable_sync_subtasks=False``.
+        With ``follow_parents``, a failed parent's error is raised first. ``interval`` and
+        ``no_ack`` are accepted for Celery's sake: backends here wait without polling.
         """
-        record = self.app.backend.wait(self.id, timeout=timeout)
+        if disable_sync_subtasks:
+            _refuse_inside_a_task()
+        if follow_parents and propagate and self.parent is not None:
+            self.parent._raise_if_failed()
+        try:
+            record = self.app.backend.wait(self.id, timeout=timeout)
+        except ResultTimeout:
+            raise
+        except builtins.TimeoutError as late:
+            raise ResultTimeout(str(late) or "The operation timed out.") from None
         if record.status in PROPAGATE_STATES and record.exception is not None:
             exc = exception_from(record.exception)
             if propagate:
@@ -115,6 +224,13 @@ class AsyncResult(AsyncResultMixin[R], Generic[R]):
         return value
 
     wait = get
+
+    def _raise_if_failed(self) -> None:
+        if self.parent is not None:
+            self.parent._raise_if_failed()
+        record = self._record()
+        if record.status in PROPAGATE_STATES and record.exception is not None:
+            raise exception_from(record.exception)
 
     def iter_progress(self, timeout: float | None = None, interval: float = 0.1) -> Iterator[Any]:
         """Yield each new progress meta (``update_state``) until the task is ready."""
@@ -142,19 +258,44 @@ class AsyncResult(AsyncResultMixin[R], Generic[R]):
         self.app.control.revoke(self.id, terminate=terminate, signal=signal)
 
 
-class GroupResult(AsyncGroupResultMixin):
-    """The results of a group's tasks, in order."""
+class ResultSet:
+    """Several results read together (Celery's ``ResultSet``)."""
 
-    def __init__(self, group_id: str, results: Sequence[AsyncResult[Any]], app: App) -> None:
-        self.id = group_id
+    def __init__(self, results: Sequence[AsyncResult[Any]], app: App | None = None) -> None:
         self.results = list(results)
-        self.app = app
+        self.app = app if app is not None else (self.results[0].app if self.results else None)
 
     def __len__(self) -> int:
         return len(self.results)
 
     def __iter__(self) -> Iterator[AsyncResult[Any]]:
         return iter(self.results)
+
+    def __getitem__(self, index: int) -> AsyncResult[Any]:
+        return self.results[index]
+
+    def add(self, result: AsyncResult[Any]) -> None:
+        """Add a result (once)."""
+        if result not in self.results:
+            self.results.append(result)
+
+    def remove(self, result: AsyncResult[Any] | str) -> None:
+        """Remove a result, or the result of a task id; KeyError if it is not here."""
+        found = [r for r in self.results if r == result or r.id == result]
+        if not found:
+            raise KeyError(result)
+        self.results.remove(found[0])
+
+    def discard(self, result: AsyncResult[Any] | str) -> None:
+        """Remove a result if it is here."""
+        try:
+            self.remove(result)
+        except KeyError:
+            pass
+
+    def clear(self) -> None:
+        """Remove every result."""
+        self.results.clear()
 
     def ready(self) -> bool:
         """True when every task is ready."""
@@ -164,19 +305,73 @@ class GroupResult(AsyncGroupResultMixin):
         """True when every task succeeded."""
         return all(r.successful() for r in self.results)
 
+    def failed(self) -> bool:
+        """True when any task failed."""
+        return any(r.failed() for r in self.results)
+
+    def waiting(self) -> bool:
+        """True when any task is not ready yet."""
+        return not self.ready()
+
     def completed_count(self) -> int:
         """How many tasks succeeded."""
         return sum(r.successful() for r in self.results)
 
-    def get(self, timeout: float | None = None, propagate: bool = True) -> list[Any]:
-        """Every result, in the order of the group (waiting at most ``timeout`` in all)."""
+    def forget(self) -> None:
+        """Delete every stored result."""
+        for r in self.results:
+            r.forget()
+
+    def revoke(self, terminate: bool = False, signal: str = "SIGTERM") -> None:
+        """Revoke every task."""
+        for r in self.results:
+            r.revoke(terminate=terminate, signal=signal)
+
+    def get(
+        self,
+        timeout: float | None = None,
+        propagate: bool = True,
+        interval: float = 0.5,
+        disable_sync_subtasks: bool = True,
+        **options: Any,
+    ) -> list[Any]:
+        """Every result, in order (waiting at most ``timeout`` in all)."""
         import time
 
+        if disable_sync_subtasks:
+            _refuse_inside_a_task()
         deadline = None if timeout is None else time.monotonic() + timeout
         out = []
         for r in self.results:
             left = None if deadline is None else max(deadline - time.monotonic(), 0.001)
-            out.append(r.get(timeout=left, propagate=propagate))
+            out.append(r.get(timeout=left, propagate=propagate, disable_sync_subtasks=False))
         return out
 
     join = get
+
+
+class GroupResult(AsyncGroupResultMixin, ResultSet):
+    """The results of a group's tasks, in order."""
+
+    def __init__(
+        self, group_id: str, results: Sequence[AsyncResult[Any]], app: App | None = None
+    ) -> None:
+        super().__init__(results, app)
+        self.id = group_id
+
+    def __repr__(self) -> str:
+        return f"<GroupResult: {self.id} [{', '.join(r.id for r in self.results)}]>"
+
+
+def _refuse_inside_a_task() -> None:
+    from .task import current_request
+
+    allowed = _join_allowed.get()
+    request = current_request()
+    inside = request.id is not None and not request.is_eager
+    if allowed is False or (inside and not allowed):
+        raise RuntimeError(
+            "Never call result.get() within a task!\n"
+            "See https://docs.celeryq.dev/en/latest/userguide/tasks.html"
+            "#avoid-launching-synchronous-subtasks"
+        )

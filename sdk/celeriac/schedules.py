@@ -31,7 +31,15 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
-__all__ = ["BaseSchedule", "clocked", "crontab", "maybe_schedule", "schedule", "zone_of"]
+__all__ = [
+    "BaseSchedule",
+    "clocked",
+    "crontab",
+    "maybe_schedule",
+    "schedule",
+    "solar",
+    "zone_of",
+]
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
@@ -330,3 +338,14 @@ def maybe_schedule(value: Any, name: str = "?") -> BaseSchedule:
         f"beat_schedule[{name!r}]['schedule'] is {value!r}; use seconds (10.0), a timedelta, "
         "a datetime (once), or celeriac.schedules.crontab(...)"
     )
+
+
+class solar:
+    """Celery's sunrise/sunset schedule, which Celeriac does not have: making one is an error
+    that says so (rather than a schedule that never fires)."""
+
+    def __init__(self, event: str, lat: float, lon: float, **kwargs: Any) -> None:
+        raise NotImplementedError(
+            f"solar({event!r}, ...): Celeriac has no solar schedules; use crontab() at the "
+            "times you need, or clocked() for single moments"
+        )

@@ -1,25 +1,59 @@
-"""Signals sent around task execution, with Celery's names and arguments."""
+"""Signals with Celery's names and arguments (``celery.signals``): every one of Celery's can be
+imported and connected to. Those Celeriac does not send yet say so, once, when a receiver is
+connected (``UnsentSignal``), instead of the receiver silently never being called."""
 
 from __future__ import annotations
 
 import logging
 import threading
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 __all__ = [
     "Signal",
+    "UnsentSignal",
+    "after_setup_logger",
+    "after_setup_task_logger",
+    "after_task_publish",
+    "beat_embedded_init",
+    "beat_init",
+    "before_task_publish",
+    "celeryd_after_setup",
+    "celeryd_init",
+    "eventlet_pool_apply",
+    "eventlet_pool_postshutdown",
+    "eventlet_pool_preshutdown",
+    "eventlet_pool_started",
+    "heartbeat_sent",
+    "import_modules",
+    "setup_logging",
     "task_failure",
+    "task_internal_error",
     "task_postrun",
     "task_prerun",
+    "task_received",
+    "task_rejected",
     "task_retry",
     "task_revoked",
+    "task_sent",
     "task_success",
+    "task_unknown",
+    "user_preload_options",
+    "worker_before_create_process",
+    "worker_init",
+    "worker_process_init",
+    "worker_process_shutdown",
     "worker_ready",
     "worker_shutdown",
+    "worker_shutting_down",
 ]
 
 log = logging.getLogger("celeriac.signals")
+
+
+class UnsentSignal(UserWarning):
+    """A receiver was connected to a signal that Celeriac does not send."""
 
 
 class Signal:
@@ -30,8 +64,10 @@ class Signal:
     ``weak`` says: one connected with ``weak=True`` is never dropped early.
     """
 
-    def __init__(self, name: str, providing_args: Any = None) -> None:
+    def __init__(self, name: str, providing_args: Any = None, sent: str | None = None) -> None:
         self.name = name
+        #: Why no receiver will be called, for a signal Celeriac does not send (else None).
+        self.unsent = sent
         self._receivers: list[tuple[Callable[..., Any], Any, Any]] = []
         self._lock = threading.Lock()
 
@@ -50,6 +86,8 @@ class Signal:
                 return fn
 
             return decorate
+        if self.unsent:
+            warnings.warn(f"signal {self.name}: {self.unsent}", UnsentSignal, stacklevel=2)
         key = dispatch_uid if dispatch_uid is not None else receiver
         with self._lock:
             if not any(k == key and s is sender for _, s, k in self._receivers):
@@ -97,6 +135,7 @@ def _matches(wanted: Any, sender: Any) -> bool:
     return name is not None and (wanted == name or getattr(wanted, "name", None) == name)
 
 
+# -- sent by Celeriac ---------------------------------------------------------------------
 task_prerun = Signal("task_prerun")
 task_postrun = Signal("task_postrun")
 task_success = Signal("task_success")
@@ -105,3 +144,33 @@ task_retry = Signal("task_retry")
 task_revoked = Signal("task_revoked")
 worker_ready = Signal("worker_ready")
 worker_shutdown = Signal("worker_shutdown")
+before_task_publish = Signal("before_task_publish")
+after_task_publish = Signal("after_task_publish")
+import_modules = Signal("import_modules")
+
+# -- not sent yet: connecting warns --------------------------------------------------------
+_NOT_YET = "Celeriac does not send this signal yet; receivers connected to it are not called"
+task_received = Signal("task_received", sent=_NOT_YET)
+task_internal_error = Signal("task_internal_error", sent=_NOT_YET)
+task_rejected = Signal("task_rejected", sent=_NOT_YET)
+task_unknown = Signal("task_unknown", sent=_NOT_YET)
+task_sent = Signal("task_sent", sent=_NOT_YET)
+celeryd_init = Signal("celeryd_init", sent=_NOT_YET)
+celeryd_after_setup = Signal("celeryd_after_setup", sent=_NOT_YET)
+worker_init = Signal("worker_init", sent=_NOT_YET)
+worker_before_create_process = Signal("worker_before_create_process", sent=_NOT_YET)
+worker_process_init = Signal("worker_process_init", sent=_NOT_YET)
+worker_process_shutdown = Signal("worker_process_shutdown", sent=_NOT_YET)
+worker_shutting_down = Signal("worker_shutting_down", sent=_NOT_YET)
+heartbeat_sent = Signal("heartbeat_sent", sent=_NOT_YET)
+setup_logging = Signal("setup_logging", sent=_NOT_YET)
+after_setup_logger = Signal("after_setup_logger", sent=_NOT_YET)
+after_setup_task_logger = Signal("after_setup_task_logger", sent=_NOT_YET)
+beat_init = Signal("beat_init", sent=_NOT_YET)
+beat_embedded_init = Signal("beat_embedded_init", sent=_NOT_YET)
+user_preload_options = Signal("user_preload_options", sent=_NOT_YET)
+_NO_EVENTLET = "Celeriac has no eventlet pool, so this signal is never sent"
+eventlet_pool_started = Signal("eventlet_pool_started", sent=_NO_EVENTLET)
+eventlet_pool_preshutdown = Signal("eventlet_pool_preshutdown", sent=_NO_EVENTLET)
+eventlet_pool_postshutdown = Signal("eventlet_pool_postshutdown", sent=_NO_EVENTLET)
+eventlet_pool_apply = Signal("eventlet_pool_apply", sent=_NO_EVENTLET)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import inspect
 import random
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -14,13 +15,13 @@ from celeriac.protocol.results import ResultRecord
 
 from .aio.tasks import AsyncTaskMixin
 from .canvas import Signature
-from .exceptions import MaxRetriesExceededError, Retry
+from .exceptions import Ignore, MaxRetriesExceededError, Retry
 
 if TYPE_CHECKING:
     from .app import App
     from .result import AsyncResult
 
-__all__ = ["Context", "Task", "current_request"]
+__all__ = ["Context", "HookNotCalled", "Task", "current_request"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -66,6 +67,51 @@ class Context:
         return self.id is None
 
 
+def _retried(retry_for: Sequence[type], options: Mapping[str, Any]) -> type:
+    """A class that ``isinstance`` finds an exception to be when ``autoretry_for`` names its
+    type and ``dont_autoretry_for`` does not: whoever retries automatically by an isinstance
+    check of ``option("autoretry_for")`` then honours both, as Celery does."""
+    retry, dont = tuple(retry_for), tuple(options.get("dont_autoretry_for") or ())
+
+    class Match(type):
+        def __instancecheck__(cls, exc: Any) -> bool:
+            return isinstance(exc, retry) and not isinstance(exc, dont)
+
+    return Match("AutoRetried", (Exception,), {})
+
+
+class HookNotCalled(UserWarning):
+    """A task class overrides an outcome hook the worker does not call yet."""
+
+
+_HOOKS = ("on_success", "on_failure", "on_retry", "after_return")
+_warned_classes: set[type] = set()
+
+
+def _warn_uncalled_hooks(cls: type) -> None:
+    if cls is Task or cls in _warned_classes:
+        return
+    _warned_classes.add(cls)
+    overridden = [hook for hook in _HOOKS if getattr(cls, hook) is not getattr(Task, hook)]
+    if overridden:
+        warnings.warn(
+            f"task class {cls.__qualname__} overrides {', '.join(overridden)}: Celeriac's worker "
+            "does not call these hooks yet (before_start and __call__ are called); use the "
+            "task_success/task_failure/task_retry signals meanwhile",
+            HookNotCalled,
+            stacklevel=4,
+        )
+
+
+def _class_options(cls: type) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        if klass is Task or not issubclass(klass, Task):
+            continue
+        found.update({k: v for k, v in vars(klass).items() if k in TASK_OPTIONS})
+    return found
+
+
 _request: contextvars.ContextVar[Context] = contextvars.ContextVar("celeriac_request")
 
 
@@ -78,8 +124,27 @@ class Task(AsyncTaskMixin[P, R], Generic[P, R]):
     """A registered task. Call it to run it here; ``delay`` to have a worker run it."""
 
     def __init__(
-        self, app: App, fn: Callable[..., R], name: str, bind: bool = False, **options: Any
+        self,
+        app: App | None = None,
+        fn: Callable[..., R] | None = None,
+        name: str | None = None,
+        bind: bool = False,
+        **options: Any,
     ) -> None:
+        if fn is None:
+            # A class-based task (``class Add(Task): def run(self, x, y)``, then
+            # ``app.register_task(Add())``): its ``run`` is the body, named as Celery names it.
+            if type(self).run is Task.run:
+                raise TypeError(f"{type(self).__qualname__} defines no run() and got no function")
+            fn = self.run
+        if app is None:
+            from .app import get_current_app
+
+            app = get_current_app()
+        if name is None:
+            name = getattr(type(self), "name", None) or app.gen_task_name(
+                type(self).__name__, type(self).__module__
+            )
         unknown = set(options) - TASK_OPTIONS
         if unknown:
             raise TypeError(f"unknown task option(s) {sorted(unknown)} for task {name!r}")
@@ -87,7 +152,10 @@ class Task(AsyncTaskMixin[P, R], Generic[P, R]):
         self.fn = fn
         self.name = name
         self.bind = bind
-        self.options = options
+        # Options a base class sets as class attributes (``autoretry_for = (IOError,)``, as
+        # Celery's docs show), under the decorator's own.
+        self.options = {**_class_options(type(self)), **options}
+        _warn_uncalled_hooks(type(self))
         self.__doc__ = fn.__doc__
         self.__name__ = getattr(fn, "__name__", name)
         self.__qualname__ = getattr(fn, "__qualname__", name)
@@ -99,6 +167,8 @@ class Task(AsyncTaskMixin[P, R], Generic[P, R]):
 
     def option(self, key: str, default: Any = None) -> Any:
         """A task option, else the app's ``task_<key>`` setting, else ``default``."""
+        if key == "autoretry_for" and self.options.get("dont_autoretry_for"):
+            return (_retried(self.options.get("autoretry_for") or (), self.options),)
         if key in self.options:
             return self.options[key]
         return getattr(self.app.conf, f"task_{key}", default)
@@ -128,6 +198,44 @@ class Task(AsyncTaskMixin[P, R], Generic[P, R]):
     def before_start(self, task_id: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
         """Hook: called by the worker just before the task runs (override in a base class)."""
 
+    # Celery's outcome hooks, for base classes to override and call up to. The worker does not
+    # call them yet: a class overriding one is warned about when its task is made.
+    def on_success(
+        self, retval: Any, task_id: str, args: Sequence[Any], kwargs: Mapping[str, Any]
+    ) -> None:
+        """Hook: after the task succeeded (not called by the worker yet)."""
+
+    def on_failure(
+        self,
+        exc: BaseException,
+        task_id: str,
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        einfo: Any,
+    ) -> None:
+        """Hook: after the task failed (not called by the worker yet)."""
+
+    def on_retry(
+        self,
+        exc: BaseException,
+        task_id: str,
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        einfo: Any,
+    ) -> None:
+        """Hook: after the task was sent for a retry (not called by the worker yet)."""
+
+    def after_return(
+        self,
+        status: str,
+        retval: Any,
+        task_id: str,
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        einfo: Any,
+    ) -> None:
+        """Hook: after the task returned, whatever its outcome (not called by the worker yet)."""
+
     def run_with(self, request: Context, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
         """Run the task with ``request`` as ``self.request`` (what a worker does): the
         ``before_start`` hook, then ``__call__``, so overrides of either take part."""
@@ -156,9 +264,14 @@ class Task(AsyncTaskMixin[P, R], Generic[P, R]):
         """
         if self.options.get("typing", getattr(self.app, "strict_typing", True)):
             self._check_arguments(args or (), kwargs or {})
-        merged = {k: v for k, v in self.options.items() if k not in ("autoretry_for", "typing")}
+        merged = self.send_defaults()
         merged.update(options)
         return self.app.send_task(self.name, args or (), kwargs or {}, **merged)
+
+    def send_defaults(self) -> dict[str, Any]:
+        """The options each call of this task is sent with unless the call says otherwise
+        (its queue, priority, limits, ...: what ``@app.task(...)`` was given)."""
+        return {k: v for k, v in self.options.items() if k not in ("autoretry_for", "typing")}
 
     def _check_arguments(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
         if "_signature" not in self.__dict__:
@@ -184,6 +297,12 @@ class Task(AsyncTaskMixin[P, R], Generic[P, R]):
         from .worker.execute import run_eagerly
 
         return run_eagerly(self, tuple(args or ()), dict(kwargs or {}), options)
+
+    def subtask(
+        self, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
+    ) -> Signature:
+        """Celery's older name for ``signature``."""
+        return self.signature(args, kwargs, **options)
 
     def s(self, *args: Any, **kwargs: Any) -> Signature:
         """A signature of this task (partial arguments)."""
@@ -274,7 +393,8 @@ class Task(AsyncTaskMixin[P, R], Generic[P, R]):
             link=request.callbacks,
             link_error=request.errbacks,
             chain=request.chain,
-            **options,
+            # Back to the queue it came from, as Celery's retry does.
+            **{"queue": request.delivery_info.get("routing_key"), **options},
         )
         raise Retry(exc=exc, when=delay)
 
@@ -287,6 +407,36 @@ class Task(AsyncTaskMixin[P, R], Generic[P, R]):
         if self.option("retry_jitter", True):
             delay = random.uniform(0, delay)
         return delay
+
+    def AsyncResult(self, task_id: str) -> AsyncResult[R]:
+        """The result handle of a call of this task (Celery's ``task.AsyncResult(id)``)."""
+        from .result import AsyncResult
+
+        return AsyncResult(task_id, self.app, task_name=self.name)
+
+    def replace(self, sig: Signature) -> None:
+        """End this run and have ``sig`` take its place: it runs under this task's id, in its
+        group, chord and chain, so whoever waits for this result gets ``sig``'s (Celery's
+        ``Task.replace``). Raises ``Ignore`` to end the run; call it as the last thing."""
+        from .canvas import chain, chord, group
+
+        request = self.request
+        if request.called_directly:
+            raise RuntimeError("replace() works only inside a task run by a worker or apply()")
+        if isinstance(sig, group | chord | chain):
+            raise NotImplementedError("replace() with a group, chord or chain is not supported yet")
+        sig.clone().apply_async(
+            task_id=request.id,
+            group_id=request.group,
+            group_index=request.group_index,
+            chord=request.chord,
+            chain=request.chain,
+            link=request.callbacks,
+            link_error=request.errbacks,
+            root_id=request.root_id,
+            parent_id=request.parent_id,
+        )
+        raise Ignore("Replaced by new task")
 
     def update_state(
         self, task_id: str | None = None, state: str = "PROGRESS", meta: Any = None

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -74,11 +75,20 @@ def with_django(app_dir: Path) -> Path:
 
 @contextlib.contextmanager
 def celeriac_worker(app_dir: Path, spec: str, env: Mapping[str, str], queue: str) -> Iterator[Path]:
-    """A real ``celeriac worker -A <spec>`` on ``app_dir``, stopped warm at the end."""
-    log = Path(tempfile.mkstemp(prefix="compat-celeriac-", suffix=".log")[1])
+    """A real ``celeriac worker -A <spec>`` on ``app_dir`` consuming ``queue`` (comma-separated
+    names), stopped warm at the end."""
+    with _process(app_dir, [CELERIAC, "worker", "-A", spec, "-Q", queue, "-c", "2"], env) as log:
+        yield log
+
+
+@contextlib.contextmanager
+def _process(app_dir: Path, command: list[str], env: Mapping[str, str]) -> Iterator[Path]:
+    """A command run on ``app_dir`` with its output in a log file; SIGTERM (then SIGKILL) at
+    the end."""
+    log = Path(tempfile.mkstemp(prefix="compat-", suffix=".log")[1])
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [CELERIAC, "worker", "-A", spec, "-Q", queue, "-c", "2", "-l", "info"],
+            [*command, "-l", "info"],
             cwd=app_dir,
             env={**os.environ, **env, "PYTHONPATH": str(app_dir)},
             stdout=out,
@@ -116,14 +126,25 @@ def drive(python: str, app_dir: Path, driver: str, env: Mapping[str, str], log: 
 
 
 def run_both(
-    layout: str, spec: str, driver: str, broker: str, backend: str, django: bool = False
+    layout: str,
+    spec: str,
+    driver: str,
+    broker: str,
+    backend: str,
+    django: bool = False,
+    celeriac_urls: tuple[str, str] | None = None,
 ) -> tuple[Any, Any]:
-    """The driver's observations with Celery 5.7 (client and worker) and with Celeriac."""
+    """The driver's observations with Celery 5.7 (client and worker) and with Celeriac, both
+    on ``broker``/``backend``, or Celeriac on ``celeriac_urls`` (a broker Celery cannot use,
+    SQLite, compared with Celery's run on ``broker``)."""
     theirs, ours = copies(layout)
     observed = []
     for side, app_dir in (("celery", theirs), ("celeriac", ours)):
         queue = f"compat.{layout}.{side}.{uuid.uuid4().hex[:8]}"
-        env = {"COMPAT_BROKER_URL": broker, "COMPAT_BACKEND_URL": backend, "COMPAT_QUEUE": queue}
+        urls = celeriac_urls if side == "celeriac" and celeriac_urls else (broker, backend)
+        env = {"COMPAT_BROKER_URL": urls[0], "COMPAT_BACKEND_URL": urls[1], "COMPAT_QUEUE": queue}
+        # A file the apps' workers may write what they saw to, for the driver to read.
+        env["COMPAT_LEDGER"] = tempfile.mkstemp(prefix=f"compat-{layout}-{side}-")[1]
         if side == "celery":
             if django:
                 app_dir = with_django(app_dir)
@@ -159,3 +180,74 @@ def found_app(side: str, app_dir: Path, spec: str) -> str:
     if done.returncode != 0:
         return f"error: {done.stderr.strip().splitlines()[-1] if done.stderr else done.returncode}"
     return done.stdout.strip()
+
+
+def script_both(source: str, timeout: float = 120) -> tuple[Any, Any]:
+    """Run a script written for Celery with Celery 5.7, and its import-renamed copy with
+    Celeriac; each prints one JSON line of observations."""
+    results = []
+    for python, text in (
+        (str(celery_env.ensure(quiet=True)), source),
+        (sys.executable, "\n".join(renamed(line) for line in source.splitlines())),
+    ):
+        done = subprocess.run(
+            [python, "-c", text], capture_output=True, text=True, timeout=timeout, cwd=HERE
+        )
+        if done.returncode != 0:
+            raise AssertionError(f"{python} failed:\n{done.stderr[-3000:]}")
+        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return results[0], results[1]
+
+
+def _wait_for_lines(path: Path, wanted: int, timeout: float = 45) -> list[str]:
+    deadline = time.monotonic() + timeout
+    lines: list[str] = []
+    while time.monotonic() < deadline:
+        lines = sorted(set(path.read_text().splitlines())) if path.exists() else []
+        if len(lines) >= wanted:
+            return lines
+        time.sleep(0.1)  # a ledger file the worker appends to: nothing to block on
+    return lines
+
+
+def beat_both(layout: str, spec: str, broker: str, backend: str, entries: int) -> tuple[Any, Any]:
+    """Run a beat and a worker of each side for a few ticks; the distinct ``task what queue``
+    lines the tasks wrote to a ledger (the queue with the run's prefix replaced by ``Q``)."""
+    theirs, ours = copies(layout)
+    observed = []
+    for side, app_dir in (("celery", theirs), ("celeriac", ours)):
+        work = Path(tempfile.mkdtemp(prefix=f"compat-beat-{side}-"))
+        queue = f"compat.{layout}.{side}.{uuid.uuid4().hex[:8]}"
+        queues = ",".join(f"{queue}{suffix}" for suffix in ("", ".maint", ".entry", ".reports"))
+        env = {
+            "COMPAT_BROKER_URL": broker,
+            "COMPAT_BACKEND_URL": backend,
+            "COMPAT_QUEUE": queue,
+            "COMPAT_LEDGER": str(work / "ledger.txt"),
+            "CELERIAC_BEAT_LOCK_KEY": f"compat-beat-{queue}",
+        }
+        if side == "celery":
+            python = str(celery_env.ensure(quiet=True))
+            beat = [python, "-m", "celery", "-A", spec, "beat", "-s", str(work / "schedule")]
+            with (
+                celery_env.CeleryWorker(
+                    app_dir,
+                    spec,
+                    broker_url=broker,
+                    backend_url=backend,
+                    queues=queues.split(","),
+                    env=env,
+                ),
+                _process(app_dir, beat, env) as log,
+            ):
+                lines = _wait_for_lines(work / "ledger.txt", entries)
+        else:
+            with (
+                celeriac_worker(app_dir, spec, env, queues),
+                _process(app_dir, [CELERIAC, "beat", "-A", spec], env) as log,
+            ):
+                lines = _wait_for_lines(work / "ledger.txt", entries)
+        if len(lines) < entries:
+            raise AssertionError(f"{side}: {lines}\nbeat log:\n{log.read_text()[-3000:]}")
+        observed.append([line.replace(queue, "Q") for line in lines])
+    return observed[0], observed[1]

@@ -166,3 +166,27 @@ def test_set_default_is_used_when_no_app_is_current() -> None:
 def test_unsupported_constructor_arguments_are_refused() -> None:
     with pytest.raises(TypeError, match="loader"):
         App("x", loader="celery.loaders.app:AppLoader")
+
+
+def test_start_runs_the_command_line_for_the_app() -> None:
+    name = f"memory://start-{uuid.uuid4().hex[:8]}"
+    app = App("started", broker=name, backend=None)
+    assert app.start(["call", "proj.tasks.add", "--args", "[1, 2]"]) is None
+    app.declare("celery")
+    consumer = app.producer().consumer(["celery"])
+    deliveries = consumer.fetch(10, timeout=1)
+    from celeriac.protocol import decode_task
+
+    assert [decode_task(d.message).args for d in deliveries] == [(1, 2)]
+    with pytest.raises(ValueError, match="worker sub-command"):
+        app.worker_main(["status"])
+
+
+def test_kombus_other_broker_schemes_name_the_same_brokers() -> None:
+    assert App("a", broker="pyamqp://guest@localhost//").conf.broker_url == (
+        "amqp://guest@localhost//"
+    )
+    assert App("b", broker="confluentkafka://k:9092").conf.broker_url == "kafka://k:9092"
+    app = App("c")
+    app.conf.broker_url = "librabbitmq://h//"
+    assert app.conf.broker_url == "amqp://h//"

@@ -20,7 +20,7 @@ IMPORTS = [
     ("celery", name)
     for name in (
         "Celery Task chain chord group signature subtask shared_task states current_app "
-        "maybe_signature"
+        "current_task maybe_signature uuid"
     ).split()
 ] + [
     ("celery.app.task", "Task"),
@@ -28,10 +28,16 @@ IMPORTS = [
     ("celery.app.base", "Celery"),
     ("celery.utils.log", "get_task_logger"),
     ("celery.utils.log", "get_logger"),
+    ("celery.contrib.testing.worker", "start_worker"),
     ("celery.schedules", "crontab"),
     ("celery.schedules", "schedule"),
     ("celery.result", "AsyncResult"),
     ("celery.result", "GroupResult"),
+    ("celery.result", "ResultSet"),
+    ("celery.result", "allow_join_result"),
+    ("celery.result", "denied_join_result"),
+    ("celery.schedules", "solar"),
+    ("celery.schedules", "maybe_schedule"),
     ("celery.canvas", "Signature"),
     ("celery.canvas", "chain"),
     ("celery.canvas", "group"),
@@ -164,8 +170,12 @@ def test_task_names_are_module_path_and_function() -> None:
     @app.task(name="custom.name")
     def other() -> None: ...
 
+    @app.task(shared=False, lazy=False)  # Celery's registration switches are accepted
+    def unshared() -> None: ...
+
     assert add.name == f"{__name__}.add"
     assert other.name == "custom.name"
+    assert app.tasks[f"{__name__}.unshared"] is unshared
     # A function of the script being run takes the app's main name, as in Celery.
     assert app.gen_task_name("add", "__main__") == "proj.add"
     assert App(broker="memory://names2", backend=None).gen_task_name("f", "__main__") == (
@@ -194,3 +204,62 @@ def test_signature_takes_call_options_as_keywords() -> None:
     assert celeriac.subtask is celeriac.signature
     assert celeriac.maybe_signature(None) is None
     assert celeriac.maybe_signature(dict(sig)) == sig
+
+
+def test_current_task_is_the_running_task() -> None:
+    name = uuid.uuid4().hex[:8]
+    app = App("cur", broker=f"memory://{name}", backend=f"memory://{name}")
+
+    @app.task
+    def who() -> str:
+        return f"{celeriac.current_task.name} {celeriac.current_task.request.id}"
+
+    assert not celeriac.current_task
+    assert who.apply(task_id="t-1").get(timeout=1) == f"{who.name} t-1"
+
+
+def test_allow_join_result_lets_a_task_wait() -> None:
+    from celeriac.result import allow_join_result, denied_join_result
+    from celeriac.worker.consumer import run_worker, stop_worker
+
+    name = uuid.uuid4().hex[:8]
+    app = App("join", broker=f"memory://{name}", backend=f"memory://{name}")
+
+    @app.task
+    def inner() -> int:
+        return 7
+
+    @app.task
+    def outer() -> int:
+        with allow_join_result():
+            return int(inner.delay().get(timeout=10)) + 1
+
+    worker = run_worker(app, concurrency=2)
+    try:
+        assert outer.delay().get(timeout=10) == 8
+    finally:
+        stop_worker(worker)
+    with denied_join_result(), pytest.raises(RuntimeError, match="Never call"):
+        inner.delay().get(timeout=1)
+
+
+def test_solar_is_refused_with_a_clear_error() -> None:
+    from celeriac.schedules import solar
+
+    with pytest.raises(NotImplementedError, match="no solar schedules"):
+        solar("sunrise", 52.5, 13.4)
+
+
+def test_app_tasks_is_celerys_registry() -> None:
+    app = App("registry", broker="memory://registry", backend=None)
+
+    @app.task
+    def job() -> None: ...
+
+    with pytest.raises(exc.NotRegistered):
+        app.tasks["proj.tasks.missing"]
+    assert job.name in app.tasks.regular()
+    app.tasks.unregister(job)
+    assert job.name not in app.tasks
+    app.tasks.register(job)
+    assert app.tasks[job.name] is job

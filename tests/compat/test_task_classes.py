@@ -155,3 +155,134 @@ def test_used_up_retries_raise_max_retries_exceeded(app: App) -> None:
             result.get(timeout=10)
     finally:
         stop_worker(worker)
+
+
+class RetryingBase(Task):  # type: ignore[type-arg]
+    """Celery's documented pattern: task options as class attributes of a base class."""
+
+    autoretry_for = (ConnectionError,)
+    max_retries = 2
+    default_retry_delay = 0.01
+    queue = "from-the-base"
+
+
+def test_a_base_class_sets_options_as_class_attributes(app: App) -> None:
+    attempts: list[int] = []
+
+    @app.task(base=RetryingBase, bind=True)
+    def flaky(self: Task) -> int:  # type: ignore[type-arg]
+        attempts.append(self.request.retries)
+        if len(attempts) < 3:
+            raise ConnectionError("down")
+        return len(attempts)
+
+    @app.task(base=RetryingBase, queue="from-the-decorator")
+    def routed() -> None: ...
+
+    assert flaky.option("max_retries") == 2
+    assert routed.send_defaults()["queue"] == "from-the-decorator"
+    worker = run_worker(app, concurrency=1, queues=["from-the-base"])
+    try:
+        assert flaky.delay().get(timeout=10) == 3  # two automatic retries, then success
+    finally:
+        stop_worker(worker)
+    assert attempts == [0, 1, 2]
+
+
+def test_dont_autoretry_for_excludes_from_autoretry_for(app: App) -> None:
+    attempts: list[str] = []
+
+    @app.task(
+        bind=True,
+        autoretry_for=(OSError,),
+        dont_autoretry_for=(FileNotFoundError,),
+        max_retries=3,
+        default_retry_delay=0.01,
+    )
+    def fails(self: Task, kind: str) -> None:  # type: ignore[type-arg]
+        attempts.append(kind)
+        raise FileNotFoundError(kind) if kind == "missing" else ConnectionError(kind)
+
+    worker = run_worker(app, concurrency=1)
+    try:
+        with pytest.raises(FileNotFoundError):
+            fails.delay("missing").get(timeout=10)
+        with pytest.raises(ConnectionError):
+            fails.delay("down").get(timeout=10)
+    finally:
+        stop_worker(worker)
+    assert attempts.count("missing") == 1  # not retried
+    assert attempts.count("down") == 4  # retried max_retries times
+
+
+def test_a_class_overriding_outcome_hooks_is_warned_they_are_not_called_yet(app: App) -> None:
+    from celeriac.task import HookNotCalled
+
+    class Hooked(Task):  # type: ignore[type-arg]
+        def on_failure(self, *args: Any, **kwargs: Any) -> None: ...
+
+    with pytest.warns(HookNotCalled, match="on_failure"):
+        app.task(base=Hooked, name=f"hooked.{uuid.uuid4().hex}")(lambda: None)
+
+
+class Multiply(Task):  # type: ignore[type-arg]
+    """A class-based task: Celery's ``class ...(Task): def run(...)`` + ``register_task``."""
+
+    def run(self, x: int, y: int) -> int:
+        return x * y
+
+
+class Named(Task):  # type: ignore[type-arg]
+    name = "proj.named"
+
+    def run(self) -> str:
+        return self.name
+
+
+def test_class_based_tasks_register_and_run(app: App) -> None:
+    multiply = app.register_task(Multiply)
+    named = app.register_task(Named(app))
+    assert multiply.name == f"{__name__}.Multiply"
+    assert named.name == "proj.named"
+    assert multiply(3, 4) == 12
+    worker = run_worker(app, concurrency=1)
+    try:
+        assert multiply.delay(6, 7).get(timeout=10) == 42
+        assert app.send_task("proj.named").get(timeout=10) == "proj.named"
+    finally:
+        stop_worker(worker)
+    with pytest.raises(TypeError, match="Multiply"):
+        multiply.delay(1)  # arguments checked against run()
+
+
+def test_signatures_check_arguments_when_sent(app: App) -> None:
+    @app.task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    with pytest.raises(TypeError, match="add"):
+        add.s(1).delay(2, 3)
+    assert add.s(1).delay(2).id  # fits: sent
+
+
+def test_replace_hands_the_run_and_its_id_to_a_signature(app: App) -> None:
+    @app.task
+    def double(x: int) -> int:
+        return 2 * x
+
+    @app.task
+    def add_one(x: int) -> int:
+        return x + 1
+
+    @app.task(bind=True)
+    def outer(self: Task, x: int) -> None:  # type: ignore[type-arg]
+        self.replace(double.s(x))
+
+    worker = run_worker(app, concurrency=2)
+    try:
+        sent = outer.delay(5)
+        assert sent.get(timeout=10) == 10  # the replacement's result, under outer's id
+        assert outer.AsyncResult(sent.id).get(timeout=10) == 10
+        assert (outer.s(3) | add_one.s()).delay().get(timeout=10) == 7  # the chain goes on
+    finally:
+        stop_worker(worker)

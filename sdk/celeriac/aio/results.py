@@ -64,7 +64,7 @@ class AsyncGroupResultMixin:
 
     if TYPE_CHECKING:
         results: list[AsyncResult[Any]]
-        app: App
+        app: App | None
 
     async def aget(self, timeout: float | None = None, propagate: bool = True) -> list[Any]:
         """Every result, in the order of the group (awaiting at most ``timeout`` in all)."""

@@ -3,30 +3,36 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
+import dataclasses
 import fnmatch
 import importlib
 import importlib.util
 import logging
 import os
+import re
 import sys
 import threading
+import time
 import weakref
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, overload
 
 from celeriac.backends import ResultBackend, open_backend
-from celeriac.protocol import ValidationError, encode_task, new_task_message
+from celeriac.protocol import TaskMessage, ValidationError, encode_task, new_task_message
 from celeriac.protocol.signing import sign
 from celeriac.protocol.wire import mark_broker_delayed
 from celeriac.transports import QueueSpec, Transport, open_transport
+from celeriac.transports.errors import BrokerUnavailable
 from celeriac.transports.registry import redact_url
 
+from .. import signals
 from ..aio.app import AsyncAppMixin
 from ..builtins import register_builtins
-from ..config import Settings, environment, namespaced, settings_from
+from ..config import ConfigError, Settings, environment, namespaced, settings_from
 from ..control import Control
-from ..exceptions import AlreadyRegistered, ImproperlyConfigured
+from ..exceptions import AlreadyRegistered, ImproperlyConfigured, NotRegistered
 from ..result import AsyncResult
 from ..signals import Signal
 from ..task import Task, current_request
@@ -35,7 +41,7 @@ from ..task_types import BoundTaskDecorator, TaskDecorator
 if TYPE_CHECKING:
     from ..canvas import Signature
 
-__all__ = ["App", "Celery", "current_app", "shared_task"]
+__all__ = ["App", "Celery", "TaskRegistry", "current_app", "current_task", "shared_task"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -46,7 +52,8 @@ _SEND_OPTIONS = frozenset(
         "serializer compression retries time_limit soft_time_limit ignore_result group_id "
         "group_index chord chain root_id parent_id reply_to exchange max_retries "
         "default_retry_delay retry_backoff retry_backoff_max retry_jitter rate_limit acks_late "
-        "reject_on_worker_lost track_started dont_autoretry_for retry_kwargs global_rate_limit"
+        "reject_on_worker_lost track_started dont_autoretry_for retry_kwargs global_rate_limit "
+        "retry retry_policy add_to_parent"
     ).split()
 )
 # Task options that shape how a worker runs the task, not the message itself.
@@ -91,6 +98,30 @@ class _CurrentApp:
 
 
 current_app = _CurrentApp()
+
+
+class _CurrentTask:
+    """``celeriac.current_task``: the task running in this thread or asyncio task (false when
+    none is), as Celery's proxy: ``current_task.request.id``, ``current_task.update_state``."""
+
+    def _task(self) -> Task[Any, Any] | None:
+        name = current_request().task
+        return None if name is None else get_current_app()._tasks.get(name)
+
+    def __getattr__(self, name: str) -> Any:
+        task = self._task()
+        if task is None:
+            raise AttributeError(f"no task is running here, so it has no {name!r}")
+        return getattr(task, name)
+
+    def __bool__(self) -> bool:
+        return self._task() is not None
+
+    def __repr__(self) -> str:
+        return repr(self._task())
+
+
+current_task = _CurrentTask()
 
 
 def shared_task(*args: Any, **options: Any) -> Any:
@@ -138,12 +169,41 @@ class _SharedTask:
         return repr(self._task())
 
 
-class App(AsyncAppMixin):
-    """A Celeriac application: ``App("proj", broker="redis://...", backend="redis://...")``.
+class TaskRegistry(dict[str, Task[Any, Any]]):
+    """An app's tasks by name (Celery's ``TaskRegistry``): a dict whose missing names raise
+    ``NotRegistered`` (a KeyError)."""
 
-    Settings come from ``config`` (a mapping, or an object such as a module), then keyword
-    arguments, then ``CELERIAC_*`` environment variables. With no broker or backend given,
-    both are SQLite files in the working directory, so nothing needs a server.
+    def __missing__(self, name: str) -> Task[Any, Any]:
+        raise NotRegistered(name)
+
+    def register(self, task: Task[Any, Any]) -> None:
+        """Add a task object under its name."""
+        self[task.name] = task
+
+    def unregister(self, name: str | Task[Any, Any]) -> None:
+        """Remove a task, by name or itself; NotRegistered if it is not here."""
+        key = name if isinstance(name, str) else name.name
+        if key not in self:
+            raise NotRegistered(key)
+        del self[key]
+
+    def regular(self) -> dict[str, Task[Any, Any]]:
+        """Every task (Celeriac has no separate periodic task type)."""
+        return dict(self)
+
+    def periodic(self) -> dict[str, Task[Any, Any]]:
+        """None: periodic calls are beat entries, not a kind of task."""
+        return {}
+
+
+class App(AsyncAppMixin):
+    """A Celeriac application: ``App("proj", broker="redis://...", backend="redis://...")``,
+    also importable as ``Celery``, with Celery's constructor arguments.
+
+    ``main`` names the app (and the tasks of a script run as ``__main__``). Settings come from
+    ``config`` (a mapping, or an object such as a module), then ``config_from_object``, then
+    keyword arguments, then ``CELERIAC_*`` environment variables. With no broker or backend
+    given, both are SQLite files in the working directory, so nothing needs a server.
     """
 
     def __init__(
@@ -203,7 +263,7 @@ class App(AsyncAppMixin):
         #: What the constructor was given: it wins over ``config_from_object``, as in Celery.
         self._given = dict(settings)
         self.conf: Settings = settings_from(settings, base=conf, environ=environment())
-        self._tasks: dict[str, Task[Any, Any]] = {}
+        self._tasks: TaskRegistry = TaskRegistry()
         #: The class ``@app.task`` makes tasks of (Celery's ``app.Task``); assignable, or set
         #: with ``task_cls=``, for a base class every task of the app shares.
         self.Task: type[Task[Any, Any]] = _load_task_cls(task_cls) if task_cls else Task
@@ -227,7 +287,7 @@ class App(AsyncAppMixin):
                 self._register_shared(fn, options)
 
     @property
-    def tasks(self) -> dict[str, Task[Any, Any]]:
+    def tasks(self) -> TaskRegistry:
         """The registered tasks by name; reading it finalizes the app (imports ``include``
         modules, runs pending ``autodiscover_tasks``), as Celery's ``app.tasks`` does."""
         if not self.finalized and self.autofinalize:
@@ -311,6 +371,7 @@ class App(AsyncAppMixin):
 
                 django.setup()  # as Celery's Django fix-up does, before task modules import
             self.on_after_configure.send(sender=self, source=self.conf)
+            signals.import_modules.send(sender=self)
             for module in (*self.conf.imports, *self.conf.include):
                 importlib.import_module(module)
             pending, self._pending_discovery = self._pending_discovery, []
@@ -318,8 +379,41 @@ class App(AsyncAppMixin):
                 self._discover(packages, related_name)
             self.on_after_finalize.send(sender=self)
 
-    def register_task(self, task: Task[Any, Any]) -> Task[Any, Any]:
-        """Register a task object made elsewhere (Celery's ``app.register_task``)."""
+    def start(self, argv: Sequence[str] | None = None) -> int | None:
+        """Run the ``celeriac`` command line for this app (Celery's ``app.start``):
+        ``app.start(["worker", "-l", "info"])``; without ``argv``, the process's arguments.
+        Returns the exit code of a command that exits."""
+        import click
+
+        from ..cli import main
+        from ..cli.loading import preloaded
+
+        args = list(sys.argv[1:] if argv is None else argv)
+        with preloaded(self):
+            try:
+                main.main(args=args, standalone_mode=False)
+            except click.exceptions.Exit as exc:
+                return int(exc.exit_code)
+        return None
+
+    def worker_main(self, argv: Sequence[str] | None = None) -> int | None:
+        """Start a worker for this app: ``app.worker_main(["worker", "-l", "info"])``."""
+        args = list(sys.argv[1:] if argv is None else argv)
+        if "worker" not in args:
+            raise ValueError(
+                "The worker sub-command must be specified in argv.\n"
+                "Use app.start() to programmatically start other commands."
+            )
+        return self.start(args)
+
+    def register_task(self, task: Task[Any, Any] | type[Task[Any, Any]]) -> Task[Any, Any]:
+        """Register a task object, or a class-based task (Celery's ``app.register_task``)."""
+        if isinstance(task, type):
+            task = task(self)
+        task.app = self
+        existing = self._tasks.get(task.name)
+        if existing is not None and existing is not task and type(existing) is not type(task):
+            raise AlreadyRegistered(f"task name {task.name!r} is taken by {existing!r}")
         self._tasks[task.name] = task
         return task
 
@@ -361,6 +455,10 @@ class App(AsyncAppMixin):
         **options: Any,
     ) -> Any:
         """Register a function (sync or ``async def``) as a task; use bare or with options."""
+
+        # Celery's registration switches: tasks are registered on this app, at once, either way.
+        options.pop("shared", None)
+        options.pop("lazy", None)
 
         def register(f: Callable[..., Any]) -> Task[Any, Any]:
             task_name = name or self.gen_task_name(f.__name__, f.__module__)
@@ -429,6 +527,13 @@ class App(AsyncAppMixin):
                 _flush_at_exit(transport)
         return transport
 
+    def _drop_producer(self) -> None:
+        transport: Transport | None = getattr(self._local, "transport", None)
+        self._local.transport = None
+        if transport is not None:
+            with contextlib.suppress(Exception):
+                transport.close()
+
     def flush(self) -> None:
         """Return once the broker acknowledged every task this thread sent (with the transport
         option ``publish_window``, ``delay`` returns before that; see ``Transport.flush``)."""
@@ -461,13 +566,25 @@ class App(AsyncAppMixin):
             self._backend = None
 
     # -- sending -------------------------------------------------------------------------------
-    def route(self, name: str, queue: str | None = None) -> str:
-        """The queue a call of task ``name`` goes to: explicit, else task_routes, else default."""
+    def route(
+        self,
+        name: str,
+        queue: str | None = None,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> str:
+        """The queue a call of task ``name`` goes to: explicit, else ``task_routes``, else the
+        default queue. ``task_routes`` is Celery's: a mapping of names, globs (``"proj.*"``) or
+        compiled regexes to a queue name or ``{"queue": ...}``, or a list of such mappings and
+        router functions ``(name, args, kwargs, options, task=None, **kw)``, tried in order."""
         if queue:
             return queue
-        for pattern, target in self.conf.task_routes.items():
-            if fnmatch.fnmatchcase(name, pattern):
-                return target if isinstance(target, str) else str(target["queue"])
+        routers = self.conf.task_routes
+        for router in [routers] if isinstance(routers, Mapping) else list(routers or ()):
+            target = _apply_router(router, name, args, kwargs or {}, options or {}, self)
+            if target:
+                return target
         return self.conf.task_default_queue
 
     def signature(
@@ -556,24 +673,52 @@ class App(AsyncAppMixin):
             serializer=options.get("serializer") or self.conf.task_serializer,
             compression=options.get("compression") or self.conf.task_compression,
         )
+        queue = self.route(name, options.get("queue"), args, kwargs, options)
+        if signals.before_task_publish:
+            message = _before_publish(message, queue)
         try:
             wire = encode_task(message)
         except ValidationError as exc:
             raise ValidationError(_argument_path(exc.path), exc.reason) from None
         if self.conf.security_signing_key:
             wire = sign(wire, self.conf.security_signing_key, self.conf.security_signing_key_id)
-        queue = self.route(name, options.get("queue"))
-        self.declare(queue)
-        if eta is not None and self.conf.task_eta_in_broker:
-            # Due by our clock once the delay runs out, or already (the queue's declaration may
-            # have taken longer than a short countdown): marked either way, so a worker whose
-            # clock lags does not hold a due task for the difference (SPEC.md §2.9).
-            delay = (eta - datetime.now(UTC)).total_seconds()
-            self.producer().publish(
-                queue, mark_broker_delayed(wire), delay=delay if delay > 0 else None
+        retry = options.get("retry", self.conf.task_publish_retry)
+        policy = {**self.conf.task_publish_retry_policy, **(options.get("retry_policy") or {})}
+        for attempt in range(int(policy.get("max_retries") or 0) + 1 if retry else 1):
+            try:
+                self.declare(queue)
+                if eta is not None and self.conf.task_eta_in_broker:
+                    # Due by our clock once the delay runs out, or already (the queue's
+                    # declaration may have taken longer than a short countdown): marked either
+                    # way, so a worker whose clock lags does not hold a due task for the
+                    # difference (SPEC.md §2.9).
+                    delay = (eta - datetime.now(UTC)).total_seconds()
+                    self.producer().publish(
+                        queue, mark_broker_delayed(wire), delay=delay if delay > 0 else None
+                    )
+                else:
+                    self.producer().publish(queue, wire)
+                break
+            except (BrokerUnavailable, ConnectionError) as exc:
+                if not retry or attempt >= int(policy.get("max_retries") or 0):
+                    raise
+                # A new connection for the next attempt; Celery's retry_policy spacing.
+                self._drop_producer()
+                wait = float(policy.get("interval_start", 0)) + attempt * float(
+                    policy.get("interval_step", 0.2)
+                )
+                logging.getLogger("celeriac").warning(
+                    "sending %s: %s; again in %.1f s", name, exc, wait
+                )
+                time.sleep(min(wait, float(policy.get("interval_max", 0.2))))
+        if signals.after_task_publish:
+            signals.after_task_publish.send(
+                sender=name,
+                body=(list(message.args), dict(message.kwargs), message.embed.to_wire()),
+                headers=message.headers.to_wire(),
+                exchange="",
+                routing_key=queue,
             )
-        else:
-            self.producer().publish(queue, wire)
         if self.conf.task_send_sent_event:
             from ..events import event, send_event
             from ..worker.execute import HOSTNAME
@@ -629,6 +774,68 @@ def _flush_windowed() -> None:
                 type(transport).__name__,
                 exc,
             )
+
+
+def _apply_router(
+    router: Any,
+    name: str,
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any],
+    options: Mapping[str, Any],
+    app: App,
+) -> str | None:
+    """The queue one of ``task_routes``' routers gives ``name``, if any."""
+    if isinstance(router, str):
+        router = _import_object(router)  # "module:function", as Celery allows
+    if callable(router):
+        target = router(name, args, kwargs, options, task=app._tasks.get(name))
+    elif isinstance(router, Mapping) or _pairs(router):
+        target = None
+        # A mapping, or a list of (pattern, route) pairs: Celery's way to keep them in order.
+        for pattern, value in router.items() if isinstance(router, Mapping) else router:
+            if isinstance(pattern, re.Pattern):
+                matched = pattern.match(name) is not None
+            else:
+                matched = fnmatch.fnmatchcase(name, str(pattern))
+            if matched:
+                target = value
+                break
+    else:
+        raise ConfigError(f"task_routes: {router!r} is not a mapping or a router function")
+    if target is None or isinstance(target, str):
+        return target
+    if isinstance(target, Mapping):
+        queue = target.get("queue") or target.get("routing_key")
+        return None if queue is None else str(getattr(queue, "name", queue))
+    raise ConfigError(f"task_routes: route {target!r} for {name} is not a queue name or a dict")
+
+
+def _pairs(value: Any) -> bool:
+    return isinstance(value, list | tuple) and all(
+        isinstance(item, list | tuple) and len(item) == 2 for item in value
+    )
+
+
+def _before_publish(message: TaskMessage, queue: str) -> TaskMessage:
+    """Send ``before_task_publish`` as Celery does; headers its receivers add (tracing ids,
+    say) go out with the message."""
+    headers = message.headers.to_wire()
+    given = dict(headers)
+    signals.before_task_publish.send(
+        sender=message.task,
+        body=(list(message.args), dict(message.kwargs), message.embed.to_wire()),
+        exchange="",
+        routing_key=queue,
+        headers=headers,
+        properties=message.properties.to_wire(),
+        declare=[],
+        retry_policy=None,
+    )
+    added = {k: v for k, v in headers.items() if k not in given}
+    if not added:
+        return message
+    extra = {**message.headers.extra, **added}
+    return message.replace(headers=dataclasses.replace(message.headers, extra=extra))
 
 
 def _import_object(path: str) -> Any:

@@ -248,7 +248,11 @@ class Beat:
 
     def _send(self, entry: Entry, tick: datetime) -> None:
         """Send one tick of ``entry`` (after it was recorded): at most once."""
-        options = dict(entry.options)
+        # Routed as a client's call of the task would be (Celery's beat calls apply_async of
+        # the registered task): its own options (queue, ...), then the entry's, then
+        # task_routes in send_task.
+        task = self.app.tasks.get(entry.task)
+        options = {**(task.send_defaults() if task is not None else {}), **entry.options}
         headers = dict(options.pop("headers", None) or {})
         headers[TICK_HEADER] = tick.isoformat()
         headers[ENTRY_HEADER] = entry.name

@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
+from collections.abc import Iterator
 from types import ModuleType
 
 import click
 
 from ..app import App
 
-__all__ = ["app_option", "find_app", "load_app"]
+__all__ = ["app_option", "find_app", "load_app", "preloaded"]
+
+# The app ``App.start``/``App.worker_main`` run the command line for, used when no -A is given.
+_preloaded: list[App] = []
+
+
+@contextlib.contextmanager
+def preloaded(app: App) -> Iterator[None]:
+    """Within the block, commands given no ``-A`` use ``app`` (``App.start`` runs them so)."""
+    _preloaded.append(app)
+    try:
+        yield
+    finally:
+        _preloaded.remove(app)
 
 
 def find_app(spec: str) -> App:
@@ -73,6 +88,12 @@ def _app_in(module: ModuleType, spec: str) -> App:
 def load_app(spec: str | None, broker: str | None = None) -> App:
     """Import the app named by ``spec`` and finalize it (its ``include``/``imports`` modules
     and discovered tasks are imported); without a spec, an App with the default settings."""
+    if spec is None and _preloaded:
+        app = _preloaded[-1]
+        if broker:
+            app.conf = app.conf.replace(broker_url=broker)
+        app.finalize()
+        return app
     if spec is None:
         return App(broker=broker) if broker else App()
     if os.getcwd() not in sys.path:

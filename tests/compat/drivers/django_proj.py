@@ -14,6 +14,8 @@ from mysite import celery_app  # noqa: E402
 from polls import tasks  # noqa: E402
 
 TIMEOUT = 60
+extended = tasks.add.delay(4, 5)
+extended.get(timeout=TIMEOUT)
 print(
     json.dumps(
         {
@@ -27,6 +29,7 @@ print(
             ),
             "by name": celery_app.send_task("polls.tasks.add", (5, 5)).get(timeout=TIMEOUT),
             "debug_task name": celery_app.tasks["mysite.celery.debug_task"].name,
+            "result_extended": [extended.name, extended.args, extended.kwargs, extended.retries],
         },
         sort_keys=True,
     )

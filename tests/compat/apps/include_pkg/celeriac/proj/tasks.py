@@ -19,3 +19,16 @@ def renamed():
 @app.task(bind=True)
 def whoami(self):
     return {"task": self.request.task, "retries": self.request.retries}
+
+
+@app.task
+def waits_inside():
+    try:
+        return add.delay(1, 1).get(timeout=10)
+    except RuntimeError as exc:
+        return f"RuntimeError: {str(exc).splitlines()[0]}"
+
+
+@app.task
+def xsum(numbers):
+    return sum(numbers)

@@ -1,0 +1,1 @@
+"""Testing helpers under Celery's ``celery.contrib.testing`` path."""

@@ -1,0 +1,98 @@
+import json
+import os
+
+from celery.signals import task_failure, task_postrun, task_prerun, task_retry, task_success
+
+from .celery import app
+
+
+def _record(signal, **fields):
+    with open(os.environ["COMPAT_LEDGER"], "a") as ledger:
+        ledger.write(json.dumps([signal, fields], sort_keys=True, default=repr) + "\n")
+
+
+def _others(extra):
+    return sorted(k for k in extra if k != "signal")
+
+
+@task_prerun.connect
+def prerun(sender=None, task_id=None, task=None, args=None, kwargs=None, **extra):
+    _record(
+        "task_prerun",
+        sender=sender.name,
+        task=task.name,
+        args=list(args),
+        kwargs=kwargs,
+        others=_others(extra),
+    )
+
+
+@task_postrun.connect
+def postrun(
+    sender=None, task_id=None, task=None, args=None, kwargs=None, retval=None, state=None, **extra
+):
+    _record(
+        "task_postrun",
+        sender=sender.name,
+        args=list(args),
+        kwargs=kwargs,
+        retval=repr(retval),
+        state=state,
+        others=_others(extra),
+    )
+
+
+@task_success.connect
+def success(sender=None, result=None, **extra):
+    _record("task_success", sender=sender.name, result=result, others=_others(extra))
+
+
+@task_failure.connect
+def failure(
+    sender=None,
+    task_id=None,
+    exception=None,
+    args=None,
+    kwargs=None,
+    traceback=None,
+    einfo=None,
+    **extra,
+):
+    _record(
+        "task_failure",
+        sender=sender.name,
+        exception=repr(exception),
+        args=list(args),
+        kwargs=kwargs,
+        einfo=einfo is not None,
+        others=_others(extra),
+    )
+
+
+@task_retry.connect
+def retried(sender=None, request=None, reason=None, einfo=None, **extra):
+    _record(
+        "task_retry",
+        sender=sender.name,
+        reason=repr(reason),
+        request_retries=request.retries,
+        einfo=einfo is not None,
+        others=_others(extra),
+    )
+
+
+@app.task
+def add(x, y):
+    return x + y
+
+
+@app.task
+def boom():
+    raise ValueError("boom")
+
+
+@app.task(bind=True, max_retries=1, default_retry_delay=0.1)
+def again(self):
+    if self.request.retries == 0:
+        raise self.retry(exc=KeyError("k"))
+    return "done"
