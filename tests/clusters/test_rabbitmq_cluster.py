@@ -51,6 +51,7 @@ def check(figures: Figures) -> None:
     assert figures.lost == 0, figures
     assert figures.duplicated <= figures.bound, figures
     assert figures.resume_s < 10.0, figures
+    assert figures.ran_after > 0, figures  # the fault landed before the drain ended
 
 
 def test_killing_the_node_the_worker_is_on(rabbitmq_cluster: list[str], tmp_path: Path) -> None:

@@ -132,9 +132,11 @@ class SentinelTransport(RedisTransport):
         )
 
     def _make_client(self) -> redis.Redis:
+        # A failover takes a few seconds (down-after, vote, promotion): retry often enough to
+        # be back within half a second of the new master, for about ten seconds in all.
         client: redis.Redis = self._sentinel().master_for(
             self.master_name,
-            retry=Retry(ExponentialWithJitterBackoff(cap=2.0, base=0.1), retries=8),
+            retry=Retry(ExponentialWithJitterBackoff(cap=0.5, base=0.05), retries=24),
         )
         return client
 
