@@ -118,7 +118,7 @@ def drain_with_fault(
                 "-c",
                 str(CONCURRENCY),
                 "-l",
-                "warning",
+                os.environ.get("CLUSTER_WORKER_LOGLEVEL", "warning"),
             ],
             env=env,
             cwd=REPO,

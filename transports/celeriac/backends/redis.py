@@ -224,7 +224,7 @@ class SentinelBackend(RedisBackend):
     def _make_client(self, url: str, options: dict[str, Any]) -> redis.Redis:
         from redis.sentinel import Sentinel
 
-        from celeriac.transports.redis.sentinel import sentinel_hosts
+        from celeriac.transports.redis.sentinel import master_client, sentinel_hosts
 
         unknown = sorted(set(options) - {"expires", "master_name", "sentinel_kwargs"})
         if unknown:
@@ -240,5 +240,4 @@ class SentinelBackend(RedisBackend):
         sentinel = Sentinel(
             hosts, sentinel_kwargs=sentinel_kwargs, socket_connect_timeout=5, **master
         )
-        client: redis.Redis = sentinel.master_for(master_name)
-        return client
+        return master_client(sentinel, master_name)
