@@ -130,6 +130,7 @@ def drain_with_fault(
             lambda: len(runs(ledger)) >= tasks * fault_after, 120, "the worker draining", 0.05
         )
         fault_at = time.time()
+        figures.extra["ran_before"] = len(runs(ledger))
         back_at = fault(queue)
         figures.extra["fault_took_s"] = round(back_at - fault_at, 2)
         try:
@@ -155,5 +156,6 @@ def drain_with_fault(
     after = [t for t in times if t >= back_at]
     figures.resume_s = (after[0] - back_at) if after else float("inf")
     figures.ran_after = len(after)
+    figures.extra["ran_before_back"] = sum(1 for _, t in rows if t < back_at)
     figures.extra["log"] = str(log)
     return figures
