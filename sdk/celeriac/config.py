@@ -49,6 +49,9 @@ class Settings:
     #: One URL, or several (a cluster) as a list or one string separated by ``;``.
     broker_url: str = DEFAULT_BROKER
     result_backend: str | None = DEFAULT_BACKEND
+    #: Options of the result backend (Celery's name): ``master_name`` and ``sentinel_kwargs``
+    #: for a ``sentinel://`` backend.
+    result_backend_transport_options: Mapping[str, Any] = field(default_factory=dict)
     broker_transport_options: Mapping[str, Any] = field(default_factory=dict)
     #: A worker waits for an unreachable broker at start, retrying with backoff (Celery's names).
     broker_connection_retry_on_startup: bool = True

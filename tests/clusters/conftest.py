@@ -14,7 +14,17 @@ import pytest
 from .drain import REPO, Figures
 
 FIGURES: list[Figures] = []
-_COLUMNS = ("topology", "scenario", "tasks", "lost", "duplicated", "bound", "outage_s", "resume_s")
+_COLUMNS = (
+    "topology",
+    "scenario",
+    "tasks",
+    "lost",
+    "duplicated",
+    "bound",
+    "outage_s",
+    "resume_s",
+    "ran_after",
+)
 
 
 def services(*args: str, timeout: float = 180) -> str:

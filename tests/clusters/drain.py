@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -22,7 +23,13 @@ from celeriac import App
 from tests.waiting import eventually
 
 REPO = Path(__file__).resolve().parents[2]
-CELERIAC = str(Path(sys.executable).with_name("celeriac"))
+#: The worker CLI, with every thread's stack written to its log on SIGUSR1 (for a stuck one).
+WORKER = [
+    sys.executable,
+    "-c",
+    "import faulthandler, signal, sys; faulthandler.register(signal.SIGUSR1); "
+    "from celeriac.cli import main; sys.argv[0] = 'celeriac'; main()",
+]
 #: Worker threads and prefetch multiplier: at most CONCURRENCY * PREFETCH deliveries are out
 #: (unacked) at any moment, so at most that many can run twice after a fault.
 CONCURRENCY = 4
@@ -44,6 +51,8 @@ class Figures:
     outage_s: float = 0.0
     #: From the cluster having a leader/master again to the first task run after it (s).
     resume_s: float = 0.0
+    #: Task runs after that moment (so the fault did land mid-drain).
+    ran_after: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def cell(self, name: str) -> str:
@@ -102,14 +111,14 @@ def drain_with_fault(
     with log.open("ab") as out:
         worker = subprocess.Popen(
             [
-                CELERIAC,
+                *WORKER,
                 "worker",
                 "-A",
                 "tests.faults.app:app",
                 "-c",
                 str(CONCURRENCY),
                 "-l",
-                "warning",
+                os.environ.get("CLUSTER_WORKER_LOGLEVEL", "warning"),
             ],
             env=env,
             cwd=REPO,
@@ -121,12 +130,14 @@ def drain_with_fault(
             lambda: len(runs(ledger)) >= tasks * fault_after, 120, "the worker draining", 0.05
         )
         fault_at = time.time()
+        figures.extra["ran_before"] = len(runs(ledger))
         back_at = fault(queue)
         figures.extra["fault_took_s"] = round(back_at - fault_at, 2)
         try:
             eventually(lambda: ids <= {i for i, _ in runs(ledger)}, timeout, "all ran", 0.2)
         except AssertionError:
-            pass  # counted below as lost
+            worker.send_signal(signal.SIGUSR1)  # its stacks, in its log, to see where it waits
+            # counted below as lost
     finally:
         worker.terminate()
         try:
@@ -144,5 +155,7 @@ def drain_with_fault(
     figures.outage_s = max((b - a for a, b in itertools.pairwise(edges)), default=0.0)
     after = [t for t in times if t >= back_at]
     figures.resume_s = (after[0] - back_at) if after else float("inf")
+    figures.ran_after = len(after)
+    figures.extra["ran_before_back"] = sum(1 for _, t in rows if t < back_at)
     figures.extra["log"] = str(log)
     return figures

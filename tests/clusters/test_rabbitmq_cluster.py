@@ -4,6 +4,7 @@ leader, mid-drain; nothing is lost, only in-flight deliveries run twice, work re
 from __future__ import annotations
 
 import re
+import threading
 import time
 from pathlib import Path
 
@@ -51,6 +52,7 @@ def check(figures: Figures) -> None:
     assert figures.lost == 0, figures
     assert figures.duplicated <= figures.bound, figures
     assert figures.resume_s < 10.0, figures
+    assert figures.ran_after > 0, figures  # the fault landed before the drain ended
 
 
 def test_killing_the_node_the_worker_is_on(rabbitmq_cluster: list[str], tmp_path: Path) -> None:
@@ -84,4 +86,27 @@ def test_killing_the_queue_leader(rabbitmq_cluster: list[str], tmp_path: Path) -
         )
     finally:
         restart(1)
+    check(figures)
+
+
+def test_a_classic_queue_whose_node_dies_is_consumed_again_once_it_is_back(
+    rabbitmq_cluster: list[str], tmp_path: Path
+) -> None:
+    """A classic queue lives on one node. While that node is down the worker, on another node,
+    gets basic.cancel and keeps trying to consume (it used to stall until restarted by hand).
+
+    A SIGKILLed node forgets the acks of its classic queues that were not yet synced to disk,
+    so tasks acked before the node is back can run again: the bound is what ran until then
+    plus what was in flight (a quorum queue has no such window: see the tests above)."""
+    n1, n2, n3 = rabbitmq_cluster
+    figures = Figures("rabbitmq 3 nodes, classic", "queue's node down 3 s, then back")
+
+    def fault(queue: str) -> float:
+        services("kill", "rabbitmq", "1")  # the queue was declared there, by the client
+        threading.Event().wait(3.0)  # the outage's length: a shape of the fault, not a sync
+        restart(1)
+        return time.time()
+
+    drain_with_fault(tmp_path, figures, f"{n1};{n2};{n3}", f"{n2};{n3};{n1}", {}, fault)
+    figures.bound += figures.extra["ran_before_back"]
     check(figures)

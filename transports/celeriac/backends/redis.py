@@ -21,7 +21,7 @@ from celeriac.protocol.results import (
 )
 from celeriac.protocol.serializers import dumps, loads
 from celeriac.protocol.states import READY_STATES
-from celeriac.transports.errors import BrokerUnavailable
+from celeriac.transports.errors import BrokerUnavailable, TransportError
 from celeriac.transports.registry import redact_url
 
 from .base import ChordJoin, ChordPart, ResultBackend, join_parts, pending
@@ -119,7 +119,7 @@ class RedisBackend(ResultBackend):
     def __init__(self, url: str, **options: Any) -> None:
         super().__init__(url, **options)
         try:
-            self.client = redis.Redis.from_url(url, socket_connect_timeout=5)
+            self.client = self._make_client(url, options)
             self.client.ping()
         except redis.RedisError as exc:
             raise BrokerUnavailable(
@@ -133,6 +133,12 @@ class RedisBackend(ResultBackend):
         # asyncio connections belong to one event loop, so each loop gets its own watcher.
         self._watchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, RedisAsyncWatcher]
         self._watchers = weakref.WeakKeyDictionary()
+
+    def _make_client(self, url: str, options: dict[str, Any]) -> redis.Redis:
+        unknown = sorted(set(options) - {"expires"})
+        if unknown:
+            raise TransportError(f"unknown Redis result backend option(s): {', '.join(unknown)}")
+        return redis.Redis.from_url(url, socket_connect_timeout=5)
 
     def store(self, record: ResultRecord) -> None:
         ttl = 0 if self.expires is None else max(int(self.expires), 1)
@@ -225,3 +231,32 @@ class RedisBackend(ResultBackend):
     def close(self) -> None:
         super().close()
         self.client.close()
+
+
+class SentinelBackend(RedisBackend):
+    """Results on the Redis master the sentinels name (Celery's ``sentinel://`` backend):
+    ``result_backend = "sentinel://:pw@s1:26379/1;sentinel://s2:26379"`` with
+    ``result_backend_transport_options = {"master_name": "mymaster"}`` (and optionally
+    ``sentinel_kwargs``). After a failover the next call reaches the new master; READONLY from
+    a demoted one is a connection error, retried like any other."""
+
+    def _make_client(self, url: str, options: dict[str, Any]) -> redis.Redis:
+        from redis.sentinel import Sentinel
+
+        from celeriac.transports.redis.sentinel import master_client, sentinel_hosts
+
+        unknown = sorted(set(options) - {"expires", "master_name", "sentinel_kwargs"})
+        if unknown:
+            raise TransportError(f"unknown Sentinel result backend option(s): {', '.join(unknown)}")
+        master_name = options.get("master_name")
+        if not master_name:
+            raise TransportError(
+                "the sentinel:// result backend needs master_name in "
+                "result_backend_transport_options (the name the sentinels monitor the master by)"
+            )
+        hosts, master = sentinel_hosts(url)
+        sentinel_kwargs = {"socket_connect_timeout": 5, **(options.get("sentinel_kwargs") or {})}
+        sentinel = Sentinel(
+            hosts, sentinel_kwargs=sentinel_kwargs, socket_connect_timeout=5, **master
+        )
+        return master_client(sentinel, master_name)

@@ -47,11 +47,25 @@ class AmqpOptions:
     failover_strategy: str = "round-robin"
     #: Seconds an operation keeps trying (every node, backing off) before it gives up.
     retry_seconds: float = 30.0
+    #: Countdowns through Celery 5.5's ``celery_delayed_*`` topology (whole seconds) instead of
+    #: per-delay TTL queues; None: on with quorum queues, as Celery does.
+    native_delayed_delivery: bool | None = None
+    #: Type of the exchange named after each task queue: ``direct`` (Celery's default) or
+    #: ``topic`` (what Celery needs to use native delayed delivery on a queue).
+    exchange_type: str = "direct"
+
+    @property
+    def native_delay(self) -> bool:
+        """Whether countdowns go through the ``celery_delayed_*`` topology."""
+        if self.native_delayed_delivery is None:
+            return self.queue_type == "quorum"
+        return self.native_delayed_delivery
 
 
 _NUMBERS = {"publish_window": int, "delivery_limit": int, "heartbeat": float}
 _NUMBERS |= {"connect_timeout": float, "retry_seconds": float}
-_KNOWN = (*_NUMBERS, "queue_type", "quorum", "failover_strategy")
+_KNOWN = (*_NUMBERS, "queue_type", "quorum", "failover_strategy", "native_delayed_delivery")
+_KNOWN += ("exchange_type",)
 
 
 def _number(name: str, value: Any, kind: type) -> Any:
@@ -96,6 +110,14 @@ def parse_options(options: Mapping[str, Any], query: Mapping[str, str]) -> AmqpO
                 )
         elif name in _NUMBERS:
             values[name] = _number(name, value, _NUMBERS[name])
+        elif name == "native_delayed_delivery":
+            values[name] = None if value is None else _flag(name, value)
+        elif name == "exchange_type":
+            if value not in ("direct", "topic"):
+                raise TransportError(
+                    f"RabbitMQ option exchange_type={value!r}: use 'direct' or 'topic'"
+                )
+            values[name] = value
         elif name == "quorum":
             if _flag(name, value):
                 values.setdefault("queue_type", "quorum")

@@ -21,6 +21,8 @@ from ..errors import BrokerUnavailable, TransportError
 from ..failover import Failover, split_urls
 from ..registry import redact_url
 from .connection import connect, option_query, with_retries
+from .native_delay import ENTRY_EXCHANGE, MAX_DELAY_S, bind_queue, declare_topology
+from .native_delay import routing_key as native_routing_key
 from .options import parse_options
 
 __all__ = ["AmqpTransport", "delay_queue"]
@@ -236,10 +238,13 @@ class AmqpTransport(Transport):
         def declare() -> None:
             ch = self.connection().channel()
             try:
-                ch.exchange_declare(spec.name, "direct", durable=True)
+                ch.exchange_declare(spec.name, self.opts.exchange_type, durable=True)
                 ch.queue_declare(spec.name, durable=spec.durable, arguments=arguments or None)
                 ch.queue_bind(spec.name, spec.name, routing_key=spec.name)
                 self.declare_dead_letter(ch, spec.dead_letter_queue)
+                if self.opts.native_delay:
+                    self._native_topology(ch)
+                    bind_queue(ch, spec.name, spec.name)
                 ch.close()
             except pika.exceptions.ChannelClosedByBroker as exc:
                 raise TransportError(
@@ -270,6 +275,16 @@ class AmqpTransport(Transport):
         self._retry(declare)
         self._declared.add(queue)
 
+    def _native_topology(self, ch: BlockingChannel) -> None:
+        """Declare Celery's delayed-delivery levels once per connection."""
+        if "celery_delayed_delivery" not in self._declared:
+            declare_topology(ch, self.opts.queue_type)
+            self._declared.add("celery_delayed_delivery")
+
+    def _native_delayed(self, queue: str, delay: float) -> bool:
+        """Whether this delay goes through Celery's topology (else a TTL queue)."""
+        return self.opts.native_delay and delay <= MAX_DELAY_S
+
     def _delay_target(self, queue: str, delay: float) -> str:
         bucket = delay_bucket(delay)
         name = delay_queue(queue, bucket)
@@ -299,6 +314,18 @@ class AmqpTransport(Transport):
             return
 
         def send() -> None:
+            if delay and delay > 0 and self._native_delayed(queue, delay):
+                self._native_topology(self.confirm_ch)
+                # The queue must be bound to the delivery exchange, or the message is dropped
+                # at the end of its delay: bind it (again; binding is idempotent) if unsure.
+                if queue not in self.specs:
+                    bind_queue(self.confirm_ch, queue, queue)
+                    self.specs[queue] = QueueSpec(queue)
+                key = native_routing_key(delay, queue)
+                self.confirm_ch.basic_publish(
+                    ENTRY_EXCHANGE, key, message.body, properties(message), mandatory=True
+                )
+                return
             target = self._delay_target(queue, delay) if delay and delay > 0 else queue
             self.confirm_ch.basic_publish(
                 "", target, message.body, properties(message), mandatory=True

@@ -24,7 +24,7 @@ from ..capabilities import Capabilities
 from ..errors import BrokerUnavailable, TransportError
 from ..registry import redact_url
 from .consumer import KafkaQueueConsumer
-from .options import parse_options
+from .options import parse_options, security_config
 from .subscription import KafkaSubscription
 from .topics import broadcast_topic, check_queue_name, delay_topic, group_id
 
@@ -103,6 +103,7 @@ class KafkaTransport(Transport):
             "request_timeout_ms": s.request_timeout_ms,
             "bootstrap_timeout_ms": int(s.connect_timeout * 1000),
             "reconnect_backoff_max_ms": 2000,
+            **security_config(self.url, s),
         }
 
     def connect(self) -> None:
@@ -118,6 +119,7 @@ class KafkaTransport(Transport):
                 batch_size=256 * 1024,
                 max_request_size=self.settings.max_message_bytes + 64 * 1024,
                 max_block_ms=int(_PUBLISH_TIMEOUT_S * 1000),
+                enable_idempotence=self.settings.enable_idempotence,
             )
         except kerrors.KafkaError as exc:
             self.close()

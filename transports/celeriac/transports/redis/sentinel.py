@@ -17,8 +17,9 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import redis
 from redis.backoff import ExponentialWithJitterBackoff
+from redis.connection import SSLConnection
 from redis.retry import Retry
-from redis.sentinel import MasterNotFoundError, Sentinel
+from redis.sentinel import MasterNotFoundError, Sentinel, SentinelManagedConnection
 
 from ..errors import BrokerUnavailable, TransportError
 from ..failover import split_urls
@@ -27,10 +28,41 @@ from .keys import Keys
 from .options import parse_options
 from .transport import RedisTransport
 
-__all__ = ["SentinelTransport", "sentinel_hosts"]
+__all__ = ["SentinelTransport", "master_client", "sentinel_hosts"]
 
 #: Options read here (Kombu's names); every other option is the Redis transport's.
 _SENTINEL_OPTIONS = ("master_name", "sentinel_kwargs", "min_other_sentinels")
+
+
+class _Rediscovering(SentinelManagedConnection):
+    """Asks the sentinels where the master is every time it opens its socket.
+
+    redis-py's own class asks only for a connection taken from the pool; when a command's
+    retry reopens a broken connection it dials the old address again, so a worker kept
+    retrying a dead master for its whole retry budget while the new one was up.
+    """
+
+    def connect_check_health(
+        self, check_health: bool = True, retry_socket_connect: bool = True
+    ) -> None:
+        if self._sock:
+            return
+        if self.connection_pool.is_master:
+            self.host, self.port = self.connection_pool.get_master_address()
+        # One attempt per address: the retry around this call asks the sentinels again.
+        super().connect_check_health(check_health=check_health, retry_socket_connect=False)
+
+
+class _RediscoveringTLS(_Rediscovering, SSLConnection):
+    """The same over TLS."""
+
+
+def master_client(sentinel: Sentinel, master_name: str, **kwargs: Any) -> redis.Redis:
+    """A client of ``master_name``'s master that follows it through failovers."""
+    tls = bool(kwargs.pop("ssl", False) or sentinel.connection_kwargs.get("ssl"))
+    cls = _RediscoveringTLS if tls else _Rediscovering
+    client: redis.Redis = sentinel.master_for(master_name, connection_class=cls, **kwargs)
+    return client
 
 
 def _typed(name: str, value: str) -> Any:
@@ -132,11 +164,13 @@ class SentinelTransport(RedisTransport):
         )
 
     def _make_client(self) -> redis.Redis:
-        client: redis.Redis = self._sentinel().master_for(
+        # A failover takes a few seconds (down-after, vote, promotion): retry often enough to
+        # be back within half a second of the new master, for about ten seconds in all.
+        return master_client(
+            self._sentinel(),
             self.master_name,
-            retry=Retry(ExponentialWithJitterBackoff(cap=2.0, base=0.1), retries=8),
+            retry=Retry(ExponentialWithJitterBackoff(cap=0.5, base=0.05), retries=24),
         )
-        return client
 
     def _check_reachable(self) -> None:
         """The sentinels must name a master, and it must answer."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -50,6 +50,9 @@ class Settings:
     subscriber_lease: float
     #: Seconds before a request that cannot connect gives up.
     connect_timeout: float
+    #: Kombu's ``predefined_queues``: queue name -> its URL (``{"url": ...}``); with them, no
+    #: ListQueues or CreateQueue call is made and no other queue can be used.
+    predefined_queues: dict[str, str] = field(default_factory=dict)
 
 
 def _number(options: dict[str, Any], key: str, default: float) -> float:
@@ -98,15 +101,39 @@ def parse_settings(url: str, options: dict[str, Any]) -> Settings:
         message_group_id=merged.pop("message_group_id", None),
         subscriber_lease=_number(merged, "subscriber_lease", 60),
         connect_timeout=_number(merged, "connect_timeout", 5),
+        predefined_queues=_predefined(merged.pop("predefined_queues", None)),
     )
     if merged:
         raise TransportError(
             f"unknown sqs:// option(s) {', '.join(sorted(merged))}; known: region, is_secure, "
             "endpoint_url, queue_name_prefix, visibility_timeout, queue_visibility_timeout, "
             "wait_time_seconds, max_receive_count, message_group_id, subscriber_lease, "
-            "connect_timeout"
+            "connect_timeout, predefined_queues"
         )
     return settings
+
+
+def _predefined(value: Any) -> dict[str, str]:
+    """Kombu's ``predefined_queues`` (``{name: {"url": ...}}``) as name -> URL. Per-queue
+    credentials and backoff policies are Kombu's and refused (one set of credentials here)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise TransportError(f"sqs:// option predefined_queues must be a dict, not {value!r}")
+    urls: dict[str, str] = {}
+    for name, entry in value.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("url"), str):
+            raise TransportError(
+                f"sqs:// predefined_queues[{name!r}] must be a dict with the queue's 'url'"
+            )
+        extra = sorted(set(entry) - {"url"})
+        if extra:
+            raise TransportError(
+                f"sqs:// predefined_queues[{name!r}]: {', '.join(extra)} not supported here "
+                "(credentials come from the URL or the AWS environment, for every queue)"
+            )
+        urls[str(name)] = entry["url"]
+    return urls
 
 
 def _region_of(host: str | None) -> str | None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from celeriac.protocol import ProtocolError
 from celeriac.protocol.envelopes import sqs as envelope
 
 from ..base import QueueSpec, dead_letter_queue
@@ -80,6 +81,17 @@ class QueueDirectory:
             self._cache.clear()
 
     def _create(self, spec: QueueSpec) -> SqsQueue:
+        predefined = self.settings.predefined_queues
+        if predefined:
+            # Made by whoever owns the account, redrive policy included: look, never create.
+            url = predefined.get(spec.name)
+            if url is None:
+                raise ProtocolError(
+                    "queue",
+                    f"{spec.name!r} is not one of the predefined_queues "
+                    f"({', '.join(sorted(predefined))}); add its URL there",
+                )
+            return self._describe(spec.name, url)
         sqs_name = self.sqs_name(spec.name)
         fifo = sqs_name.endswith(".fifo")
         attributes = {"VisibilityTimeout": str(self.settings.queue_visibility_timeout)}

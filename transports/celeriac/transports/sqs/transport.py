@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -12,7 +13,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from celeriac.protocol import ProtocolError, WireMessage
 from celeriac.protocol.envelopes import sqs as envelope
 
-from ..base import QueueSpec, Transport
+from ..base import QueueSpec, Subscription, Transport
 from ..capabilities import Capabilities
 from ..errors import BrokerUnavailable, TransportError
 from ..registry import redact_url
@@ -74,8 +75,14 @@ class SQSTransport(Transport):
         if self.client is not None:
             return
         probe = make_client(self.settings, retries=1)
+        predefined = self.settings.predefined_queues
         try:
-            probe.list_queues(MaxResults=1)
+            if predefined:  # no ListQueues right needed: look at one of the queues instead
+                probe.get_queue_attributes(
+                    QueueUrl=next(iter(predefined.values())), AttributeNames=["QueueArn"]
+                )
+            else:
+                probe.list_queues(MaxResults=1)
         except (BotoCoreError, ClientError) as exc:
             raise self._unreachable(exc) from None
         finally:
@@ -313,18 +320,49 @@ class SQSTransport(Transport):
     # -- broadcast ------------------------------------------------------------------------------
     def broadcast(self, exchange: str, message: WireMessage) -> None:
         """Send to every live subscriber queue of ``exchange`` (SPEC.md §6.4)."""
+        if self.settings.predefined_queues:
+            _no_broadcasts(exchange)
+            return
         if self._broadcaster is None:
             self.connect()
         assert self._broadcaster is not None
         self._broadcaster.broadcast(exchange, message)
 
-    def subscribe(self, exchange: str) -> SQSSubscription:
+    def subscribe(self, exchange: str) -> Subscription:
+        if self.settings.predefined_queues:
+            _no_broadcasts(exchange)
+            return _Silent()
         if self._broadcaster is None:
             self.connect()
         assert self._broadcaster is not None
         subscription = self._broadcaster.subscribe(exchange)
         self._subscriptions.append(subscription)
         return subscription
+
+
+_warned: set[str] = set()
+
+
+def _no_broadcasts(exchange: str) -> None:
+    """Broadcasts need a queue per subscriber, made on the fly: not with predefined queues."""
+    if exchange not in _warned:
+        _warned.add(exchange)
+        log.warning(
+            "SQS with predefined_queues: broadcasts on %r (remote control, events) are off; "
+            "they need the CreateQueue and ListQueues rights that predefined queues do without",
+            exchange,
+        )
+
+
+class _Silent(Subscription):
+    """A subscription that never receives (broadcasts are off with predefined queues)."""
+
+    def get(self, timeout: float | None = 1.0) -> WireMessage | None:
+        threading.Event().wait(timeout or 0.0)  # nothing will come: wait as asked
+        return None
+
+    def close(self) -> None:
+        return None
 
 
 def _batches(entries: list[dict[str, Any]], max_bytes: int) -> list[list[dict[str, Any]]]:
