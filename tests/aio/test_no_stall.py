@@ -8,10 +8,10 @@ import asyncio
 
 import pytest
 
+from bench.peers.stall import StallMeter
 from celeriac import App
 
 from .conftest import Tasks, run
-from .stall import StallMeter
 
 # Generous on purpose: a shared 2-core machine and a worker thread in this same process (the
 # GIL) delay ticks by a few ms; a blocking wait for a result would stall for the task's whole
