@@ -10,13 +10,21 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from celeriac.protocol.results import ResultRecord
 from celeriac.protocol.states import PROPAGATE_STATES
 
+from .bridge import in_io_thread
+
 if TYPE_CHECKING:
+    from celeriac.backends import ResultBackend
+
     from ..app import App
     from ..result import AsyncResult
 
 __all__ = ["AsyncGroupResultMixin", "AsyncResultMixin"]
 
 R = TypeVar("R")
+
+
+def _open_backend(app: App) -> ResultBackend:
+    return app.backend
 
 
 def _value(record: ResultRecord, propagate: bool) -> Any:
@@ -42,15 +50,17 @@ class AsyncResultMixin(Generic[R]):
         when ``propagate``. Raises TimeoutError after ``timeout`` seconds."""
         record: ResultRecord | None = getattr(self, "_ready_record", None)
         if record is None:
-            record = await self.app.backend.wait_async(self.id, timeout)
+            # Opening the backend connects (a blocking call): not on the loop.
+            backend = self.app._backend
+            if backend is None:
+                backend = await in_io_thread(_open_backend, self.app)
+            record = await backend.wait_async(self.id, timeout)
             self._ready_record = record
         value: R = _value(record, propagate)
         return value
 
     async def astate(self) -> str:
         """The task's state, read off the event loop."""
-        from .bridge import in_io_thread
-
         record = await in_io_thread(self.app.backend.get, self.id)
         return record.status
 
