@@ -1,0 +1,87 @@
+"""The I/O thread's batches and the polling watcher, without a broker."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from celeriac.aio.bridge import send
+from celeriac.backends.watch import PollingWatcher
+from celeriac.protocol.results import ResultRecord
+
+from .conftest import run
+
+
+class Sends:
+    """What the I/O thread ran and flushed, in order."""
+
+    def __init__(self, fail_flush: bool = False) -> None:
+        self.log: list[str] = []
+        self.fail_flush = fail_flush
+        self.lock = threading.Lock()
+
+    def call(self, i: int) -> int:
+        if i == 3:
+            raise ValueError("send 3 refused")
+        with self.lock:
+            self.log.append(f"send {i}")
+        return i
+
+    def flush(self) -> None:
+        with self.lock:
+            self.log.append("flush")
+        if self.fail_flush:
+            raise ConnectionError("broker went away before acknowledging")
+
+
+def test_concurrent_sends_are_flushed_in_batches_before_their_callers_resume() -> None:
+    sends = Sends()
+
+    async def one(i: int) -> tuple[int, int]:
+        value = await send(sends.flush, sends.call, i)
+        with sends.lock:  # where the last flush stands in the log as this caller resumes
+            last_flush = max((n for n, e in enumerate(sends.log) if e == "flush"), default=-1)
+            return value, last_flush
+
+    async def main() -> list[object]:
+        return await asyncio.gather(*(one(i) for i in range(50)), return_exceptions=True)
+
+    outcomes = run(main())
+    assert isinstance(outcomes[3], ValueError)  # its own error; the others are unaffected
+    values = [o[0] for o in outcomes if isinstance(o, tuple)]
+    assert values == [i for i in range(50) if i != 3]
+    flushes = sends.log.count("flush")
+    assert 1 <= flushes < 10, sends.log  # batched: far fewer flushes than sends
+    for value, last_flush in (o for o in outcomes if isinstance(o, tuple)):
+        assert sends.log.index(f"send {value}") < last_flush  # flushed before it resumed
+
+
+def test_a_failed_flush_fails_every_send_of_its_batch() -> None:
+    sends = Sends(fail_flush=True)
+
+    async def main() -> list[object]:
+        return await asyncio.gather(*(send(sends.flush, sends.call, i) for i in (0, 1, 2)),
+                                    return_exceptions=True)  # fmt: skip
+
+    outcomes = run(main())
+    assert all(isinstance(o, ConnectionError) for o in outcomes), outcomes
+
+
+def test_the_polling_watcher_drops_waiters_that_gave_up() -> None:
+    records: dict[str, ResultRecord] = {}
+    watcher = PollingWatcher(lambda tid: records.get(tid, ResultRecord(tid, "PENDING")))
+
+    async def main() -> ResultRecord:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(asyncio.wrap_future(watcher.watch("a")), 0.05)
+        waiting = asyncio.wrap_future(watcher.watch("b"))
+        records["b"] = ResultRecord("b", "SUCCESS", 7)
+        return await asyncio.wait_for(waiting, 5)
+
+    try:
+        assert run(main()).result == 7
+        assert watcher._pending_ids() == []  # "a" was dropped, "b" answered
+    finally:
+        watcher.close()
