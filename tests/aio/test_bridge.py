@@ -85,3 +85,42 @@ def test_the_polling_watcher_drops_waiters_that_gave_up() -> None:
         assert watcher._pending_ids() == []  # "a" was dropped, "b" answered
     finally:
         watcher.close()
+
+
+def test_the_polling_watcher_asks_again_after_a_transient_error() -> None:
+    answers: list[ResultRecord | Exception] = [
+        ConnectionError("blip"),
+        ResultRecord("c", "SUCCESS", 1),
+    ]
+
+    def get(task_id: str) -> ResultRecord:
+        answer = answers.pop(0) if len(answers) > 1 else answers[0]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    watcher = PollingWatcher(get, transient=(ConnectionError,))
+
+    async def main() -> ResultRecord:
+        return await asyncio.wait_for(asyncio.wrap_future(watcher.watch("c")), 5)
+
+    try:
+        assert run(main()).result == 1
+    finally:
+        watcher.close()
+
+
+def test_the_polling_watcher_hands_other_errors_to_the_waiters() -> None:
+    def get(task_id: str) -> ResultRecord:
+        raise PermissionError("no access to the results table")
+
+    watcher = PollingWatcher(get, transient=(ConnectionError,))
+
+    async def main() -> ResultRecord:
+        return await asyncio.wait_for(asyncio.wrap_future(watcher.watch("d")), 5)
+
+    try:
+        with pytest.raises(PermissionError, match="results table"):
+            run(main())
+    finally:
+        watcher.close()
