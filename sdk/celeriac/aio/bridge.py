@@ -1,4 +1,4 @@
-"""Running blocking client calls off the event loop, bridged back with ``asyncio.wrap_future``.
+"""Running blocking client calls off the event loop, their outcomes handed back to it.
 
 The broker clients we support (pika, boto3, kafka-python, kazoo, sqlite3, redis-py's sync
 client) block, so an asyncio caller hands their calls to threads of this process:
@@ -7,15 +7,15 @@ client) block, so an asyncio caller hands their calls to threads of this process
   every send queued meanwhile as a batch, writes them all, then waits once for the broker's
   acknowledgements (``App.flush``; pipelined on Redis and RabbitMQ) before any of the batch's
   callers resumes: a thousand concurrent sends cost a few round trips, not a thousand, and an
-  awaited send is acknowledged exactly as a ``delay()`` is;
+  awaited send is acknowledged exactly as a ``delay()`` is. The batch's outcomes go back to
+  each event loop in one ``call_soon_threadsafe``;
 - calls that wait a long time (remote control gathering replies) go to a small pool, so they
-  never hold up a send.
+  never hold up a send (bridged with ``asyncio.wrap_future``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures as cf
 import contextvars
 import functools
 import os
@@ -37,7 +37,21 @@ _lock = threading.Lock()
 _io: tuple[int, _IOThread] | None = None
 _pool: tuple[int, ThreadPoolExecutor] | None = None
 
-_Job = tuple[Callable[[], Any], Callable[[], None] | None, "cf.Future[Any]"]
+_Job = tuple[
+    Callable[[], Any], Callable[[], None] | None, asyncio.AbstractEventLoop, "asyncio.Future[Any]"
+]
+_Outcome = tuple["asyncio.Future[Any]", Any, BaseException | None]
+
+
+def _settle(outcomes: list[_Outcome]) -> None:
+    """On the loop: hand every caller of a batch its value or error (one callback per batch)."""
+    for future, value, error in outcomes:
+        if future.done():  # cancelled meanwhile
+            continue
+        if error is None:
+            future.set_result(value)
+        else:
+            future.set_exception(error)
 
 
 class _IOThread:
@@ -47,9 +61,11 @@ class _IOThread:
         self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         threading.Thread(target=self._run, name="celeriac-io", daemon=True).start()
 
-    def submit(self, call: Callable[[], T], flush: Callable[[], None] | None) -> cf.Future[T]:
-        future: cf.Future[T] = cf.Future()
-        self._jobs.put((call, flush, future))
+    def submit(self, call: Callable[[], T], flush: Callable[[], None] | None) -> asyncio.Future[T]:
+        """Queue ``call`` from the running loop; the future it returns resolves on that loop."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._jobs.put((call, flush, loop, future))
         return future
 
     def _run(self) -> None:
@@ -60,28 +76,34 @@ class _IOThread:
                     batch.append(self._jobs.get_nowait())
                 except queue.Empty:
                     break
-            unflushed: dict[Callable[[], None], list[tuple[cf.Future[Any], Any]]] = {}
-            for call, flush, future in batch:
-                if not future.set_running_or_notify_cancel():
-                    continue  # cancelled before it ran: nothing was sent
+            done: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
+            unflushed: dict[Callable[[], None], list[tuple[asyncio.AbstractEventLoop, _Outcome]]]
+            unflushed = {}
+            for call, flush, loop, future in batch:
+                if future.cancelled():  # gave up before it ran: nothing is sent
+                    continue
                 try:
                     value = call()
                 except BaseException as exc:
-                    future.set_exception(exc)
+                    done.setdefault(loop, []).append((future, None, exc))
                     continue
                 if flush is None:
-                    future.set_result(value)
+                    done.setdefault(loop, []).append((future, value, None))
                 else:
-                    unflushed.setdefault(flush, []).append((future, value))
-            for flush, done in unflushed.items():
+                    unflushed.setdefault(flush, []).append((loop, (future, value, None)))
+            for flush, waiting in unflushed.items():
                 try:
                     flush()
+                    error = None
                 except BaseException as exc:
-                    for future, _ in done:
-                        future.set_exception(exc)
-                    continue
-                for future, value in done:
-                    future.set_result(value)
+                    error = exc
+                for loop, (future, value, _) in waiting:
+                    done.setdefault(loop, []).append((future, value, error))
+            for loop, outcomes in done.items():
+                try:
+                    loop.call_soon_threadsafe(_settle, outcomes)
+                except RuntimeError:  # that loop is closed: nobody waits any more
+                    pass
 
 
 def _io_thread() -> _IOThread:
@@ -110,12 +132,12 @@ async def send(
     flush: Callable[[], None], fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs
 ) -> T:
     """``fn(*args, **kwargs)`` on the I/O thread, resumed once ``flush`` (the app's) returned."""
-    return await asyncio.wrap_future(_io_thread().submit(_bound(fn, *args, **kwargs), flush))
+    return await _io_thread().submit(_bound(fn, *args, **kwargs), flush)
 
 
 async def in_io_thread(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """``fn(*args, **kwargs)`` on this process's I/O thread (short calls, in order)."""
-    return await asyncio.wrap_future(_io_thread().submit(_bound(fn, *args, **kwargs), None))
+    return await _io_thread().submit(_bound(fn, *args, **kwargs), None)
 
 
 async def in_thread(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
