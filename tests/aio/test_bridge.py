@@ -124,3 +124,21 @@ def test_the_polling_watcher_hands_other_errors_to_the_waiters() -> None:
             run(main())
     finally:
         watcher.close()
+
+
+def test_as_completed_leaves_the_callers_own_awaits_alone() -> None:
+    from celeriac import App, GroupResult
+
+    app = App("asc", broker="memory://aio-asc", backend="memory://aio-asc")
+    for tid in ("g1", "g2"):
+        app.backend.store(ResultRecord(tid, "SUCCESS", tid))
+    results = GroupResult("g", [app.AsyncResult("g1"), app.AsyncResult("g2")], app)
+
+    async def main() -> list[str]:
+        seen = []
+        async for result in results.as_completed(timeout=0.1):
+            await asyncio.sleep(0.2)  # slower than the group's timeout: not cancelled by it
+            seen.append(await result)
+        return seen
+
+    assert sorted(run(main())) == ["g1", "g2"]  # both were ready: no TimeoutError either

@@ -84,14 +84,24 @@ class AsyncGroupResultMixin:
     async def as_completed(self, timeout: float | None = None) -> AsyncIterator[AsyncResult[Any]]:
         """Each task's result handle as soon as it is ready (its ``await``/``aget`` then return
         at once); TimeoutError once ``timeout`` seconds have passed in all."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
         waits = {asyncio.ensure_future(r.aget(propagate=False)): r for r in self.results}
         try:
-            async with _deadline(timeout, self.results):
-                while waits:
-                    done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-                    for future in done:
-                        future.result()  # a backend error surfaces here
-                        yield waits.pop(future)
+            while waits:
+                # A deadline of our own, not asyncio.timeout: that would cancel whatever the
+                # caller awaits between two results, outside this generator.
+                left = None if deadline is None else max(deadline - loop.time(), 0)
+                done, _ = await asyncio.wait(
+                    waits, timeout=left, return_when=asyncio.FIRST_COMPLETED
+                )
+                if not done:
+                    raise TimeoutError(
+                        f"a group of {len(self.results)} tasks not ready after {timeout} s"
+                    )
+                for future in done:
+                    future.result()  # a backend error surfaces here
+                    yield waits.pop(future)
         finally:
             for future in waits:
                 future.cancel()
