@@ -142,3 +142,15 @@ def test_as_completed_leaves_the_callers_own_awaits_alone() -> None:
         return seen
 
     assert sorted(run(main())) == ["g1", "g2"]  # both were ready: no TimeoutError either
+
+
+def test_a_large_batch_resumes_every_caller_with_its_own_value() -> None:
+    sends = Sends()  # more sends than one turn of the loop settles (SETTLE_CHUNK)
+
+    async def main() -> list[object]:
+        calls = (send(sends.flush, sends.call, i) for i in range(300))
+        return await asyncio.gather(*calls, return_exceptions=True)
+
+    outcomes = run(main())
+    assert [o for i, o in enumerate(outcomes) if i != 3] == [i for i in range(300) if i != 3]
+    assert isinstance(outcomes[3], ValueError)
