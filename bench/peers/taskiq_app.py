@@ -1,7 +1,7 @@
 """Taskiq's side of the benchmark (runs in the Taskiq venv, see bench/peers/env.py).
 
 Worker: ``taskiq worker bench.peers.taskiq_app:broker --workers N``; client:
-``python -m bench.peers.taskiq_app publish|roundtrip COUNT [PAYLOAD_BYTES]`` or
+``python -m bench.peers.taskiq_app publish|roundtrip|concurrent COUNT [PAYLOAD_BYTES]`` or
 ``... sleep COUNT SECONDS DONE_KEY`` (preloads sleep tasks, bench/peers/done.py). Redis uses
 taskiq-redis's ListQueueBroker, RabbitMQ taskiq-aio-pika (a classic queue named like ours);
 results (Redis) from ``BENCH_BACKEND``.
@@ -61,6 +61,27 @@ async def sleep(seconds: float, done: str = "") -> None:
     await acount_done(done)
 
 
+async def concurrent(count):
+    """COUNT concurrent kiq() + wait_result() from one loop, its longest stall measured
+    (the async row, bench/aio.py)."""
+    from bench.peers.stall import StallMeter
+
+    await (await add.kiq(1, 1)).wait_result(timeout=30, check_interval=0.005)
+
+    async def one(i):
+        task = await add.kiq(i, 1)
+        return (await task.wait_result(timeout=300, check_interval=0.005)).return_value
+
+    async with StallMeter() as meter:
+        t = time.perf_counter()
+        values = await asyncio.gather(*(one(i) for i in range(count)))
+        elapsed = time.perf_counter() - t
+    if values != [i + 1 for i in range(count)]:
+        raise AssertionError("wrong results")
+    return {"rate": count / elapsed, "seconds": elapsed, "stall_ms": meter.longest * 1000,
+            "ticks": meter.ticks}  # fmt: skip
+
+
 async def run(mode, count, args):
     await broker.startup()
     out = {}
@@ -83,6 +104,8 @@ async def run(mode, count, args):
                 times.append(time.perf_counter() - t)
             q = statistics.quantiles(times, n=100, method="inclusive")
             out = {"p50": q[49], "p90": q[89], "p99": q[98]}
+        elif mode == "concurrent":
+            out = await concurrent(count)
     finally:
         await broker.shutdown()
     return out

@@ -129,3 +129,18 @@ def test_the_io_thread_sees_the_callers_request() -> None:
         return seen.id
 
     assert run(main()) == "parent-1"
+
+
+def test_eager_tasks_run_on_the_io_thread_and_are_awaitable() -> None:
+    app = App("eager", broker="memory://aio-eager", backend="memory://aio-eager",
+              task_always_eager=True)  # fmt: skip
+
+    @app.task
+    def mul(x: int, y: int) -> int:
+        return x * y
+
+    async def main() -> int:
+        value: int = await (await mul.adelay(6, 7))
+        return value
+
+    assert run(main()) == 42

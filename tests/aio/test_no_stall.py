@@ -1,39 +1,74 @@
 """No blocking call on the event loop while sending and awaiting results (Redis, RabbitMQ with
 both result backends, SQLite): the loop's longest stall stays far below anything a blocking
-broker round trip or a blocking wait would cause."""
+broker round trip or a blocking wait would cause. The worker runs in a process of its own, so
+its threads do not compete with the loop for this process's GIL."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from bench.peers.stall import StallMeter
 from celeriac import App
+from tests.brokers import REDIS_URL
+from tests.transports.conftest import url_for
 
-from .conftest import Tasks, run
-from .stall import StallMeter
+from .conftest import run
 
-# Generous on purpose: a shared 2-core machine and a worker thread in this same process (the
-# GIL) delay ticks by a few ms; a blocking wait for a result would stall for the task's whole
-# run, a blocking publish for a broker round trip under load.
+# Generous on purpose: a shared 2-core machine delays ticks by a few ms, and a turn of the loop
+# that resumes many coroutines at once takes some too; a blocking wait for a result would stall
+# for the task's whole run, a blocking send for a broker round trip per call.
 BOUND = 0.1
 CALLS = 200
+CELERIAC = str(Path(sys.executable).with_name("celeriac"))
+REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("running", ["redis", "amqp", "rpc", "sqlite"], indirect=True)
+@pytest.fixture(params=["redis", "amqp", "rpc", "sqlite"])
+def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[App]:
+    broker = str(request.param)
+    settings = {
+        "CELERIAC_BROKER_URL": url_for("amqp" if broker == "rpc" else broker, tmp_path),
+        "CELERIAC_RESULT_BACKEND": {"redis": REDIS_URL.rsplit("/", 1)[0] + "/3",
+                                    "rpc": "rpc://"}.get(broker, f"sqlite:///{tmp_path}/r.db"),
+        "CELERIAC_TASK_DEFAULT_QUEUE": f"stall.{uuid.uuid4().hex[:8]}",
+    }  # fmt: skip
+    worker = subprocess.Popen(
+        [CELERIAC, "worker", "-A", "tests.aio.apps.stall:app", "-c", "4", "-l", "warning",
+         "-n", f"stall-{uuid.uuid4().hex[:8]}@test"],
+        env={**os.environ, **settings}, cwd=REPO, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    client = App("client", broker=settings["CELERIAC_BROKER_URL"],
+                 backend=settings["CELERIAC_RESULT_BACKEND"],
+                 task_default_queue=settings["CELERIAC_TASK_DEFAULT_QUEUE"])  # fmt: skip
+    try:
+        yield client
+    finally:
+        client.close()
+        worker.terminate()
+        worker.wait(30)
+
+
 def test_the_loop_never_stalls_while_awaiting_results(
-    running: tuple[App, Tasks], record_property: pytest.RecordProperty
+    app: App, record_property: pytest.RecordProperty
 ) -> None:
-    _, tasks = running
-
     async def one(i: int) -> int:
-        result = await tasks.add.adelay(i, 1)
+        result = await app.asend_task("stall.add", (i, 1))
         value: int = await result.aget(timeout=60)
         return value
 
     async def main() -> tuple[list[int], StallMeter]:
+        assert await one(0) == 1  # the worker is up and every connection open
         async with StallMeter() as meter:
             values = await asyncio.gather(*(one(i) for i in range(CALLS)))
+        await app.aclose()
         return values, meter
 
     values, meter = run(main())

@@ -3,21 +3,44 @@ app.aclose()``."""
 
 from __future__ import annotations
 
+import functools
 import threading
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
-from .bridge import in_io_thread
+from celeriac.transports import open_transport
+
+from .bridge import BATCH, in_io_thread, send
 from .control import AsyncControl
 
 if TYPE_CHECKING:
     from celeriac.backends import ResultBackend
+    from celeriac.config import Settings
     from celeriac.transports import Transport
 
     from ..control import Control
     from ..result import AsyncResult
 
-__all__ = ["AsyncAppMixin"]
+__all__ = ["AsyncAppMixin", "on_io_connection"]
+
+T = TypeVar("T")
+
+# Brokers whose transport can write sends without waiting for each acknowledgement.
+_PIPELINED = frozenset(("redis", "rediss", "amqp", "amqps"))
+
+
+def on_io_connection(app: AsyncAppMixin, call: Callable[[], T]) -> T:
+    """``call()`` on the I/O thread, whose connection to ``app``'s broker pipelines sends
+    (``publish_window``) where the broker can: the I/O thread flushes after each batch."""
+    local = app._local
+    if getattr(local, "transport", None) is None:
+        options = dict(app.conf.broker_transport_options)
+        if urlsplit(app.conf.broker_url).scheme in _PIPELINED and not options.get("publish_window"):
+            options["publish_window"] = BATCH
+            local.transport = open_transport(app.conf.broker_url, **options)
+            local.declared = set()
+    return call()
 
 
 class AsyncAppMixin:
@@ -25,6 +48,7 @@ class AsyncAppMixin:
 
     if TYPE_CHECKING:
         control: Control
+        conf: Settings
         _backend: ResultBackend | None
         _local: threading.local
 
@@ -32,6 +56,8 @@ class AsyncAppMixin:
         def backend(self) -> ResultBackend: ...
 
         def producer(self) -> Transport: ...
+
+        def flush(self) -> None: ...
 
         def send_task(
             self,
@@ -49,7 +75,8 @@ class AsyncAppMixin:
         **options: Any,
     ) -> AsyncResult[Any]:
         """``send_task`` for asyncio: send a call of task ``name`` off the event loop."""
-        return await in_io_thread(self.send_task, name, args, kwargs, **options)
+        call = functools.partial(self.send_task, name, args, kwargs, **options)
+        return await send(self.flush, on_io_connection, self, call)
 
     @property
     def acontrol(self) -> AsyncControl:
@@ -60,7 +87,7 @@ class AsyncAppMixin:
     async def aopen(self) -> None:
         """Connect to the broker and the result backend now, off the event loop (an ASGI
         lifespan's startup), so the first request does not pay for it."""
-        await in_io_thread(self.producer)
+        await in_io_thread(on_io_connection, self, self.producer)
         await in_io_thread(getattr, self, "backend")
 
     async def aclose(self) -> None:

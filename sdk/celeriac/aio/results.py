@@ -10,13 +10,21 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from celeriac.protocol.results import ResultRecord
 from celeriac.protocol.states import PROPAGATE_STATES
 
+from .bridge import in_io_thread
+
 if TYPE_CHECKING:
+    from celeriac.backends import ResultBackend
+
     from ..app import App
     from ..result import AsyncResult
 
 __all__ = ["AsyncGroupResultMixin", "AsyncResultMixin"]
 
 R = TypeVar("R")
+
+
+def _open_backend(app: App) -> ResultBackend:
+    return app.backend
 
 
 def _value(record: ResultRecord, propagate: bool) -> Any:
@@ -42,15 +50,17 @@ class AsyncResultMixin(Generic[R]):
         when ``propagate``. Raises TimeoutError after ``timeout`` seconds."""
         record: ResultRecord | None = getattr(self, "_ready_record", None)
         if record is None:
-            record = await self.app.backend.wait_async(self.id, timeout)
+            # Opening the backend connects (a blocking call): not on the loop.
+            backend = self.app._backend
+            if backend is None:
+                backend = await in_io_thread(_open_backend, self.app)
+            record = await backend.wait_async(self.id, timeout)
             self._ready_record = record
         value: R = _value(record, propagate)
         return value
 
     async def astate(self) -> str:
         """The task's state, read off the event loop."""
-        from .bridge import in_io_thread
-
         record = await in_io_thread(self.app.backend.get, self.id)
         return record.status
 
@@ -74,14 +84,24 @@ class AsyncGroupResultMixin:
     async def as_completed(self, timeout: float | None = None) -> AsyncIterator[AsyncResult[Any]]:
         """Each task's result handle as soon as it is ready (its ``await``/``aget`` then return
         at once); TimeoutError once ``timeout`` seconds have passed in all."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
         waits = {asyncio.ensure_future(r.aget(propagate=False)): r for r in self.results}
         try:
-            async with _deadline(timeout, self.results):
-                while waits:
-                    done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-                    for future in done:
-                        future.result()  # a backend error surfaces here
-                        yield waits.pop(future)
+            while waits:
+                # A deadline of our own, not asyncio.timeout: that would cancel whatever the
+                # caller awaits between two results, outside this generator.
+                left = None if deadline is None else max(deadline - loop.time(), 0)
+                done, _ = await asyncio.wait(
+                    waits, timeout=left, return_when=asyncio.FIRST_COMPLETED
+                )
+                if not done:
+                    raise TimeoutError(
+                        f"a group of {len(self.results)} tasks not ready after {timeout} s"
+                    )
+                for future in done:
+                    future.result()  # a backend error surfaces here
+                    yield waits.pop(future)
         finally:
             for future in waits:
                 future.cancel()

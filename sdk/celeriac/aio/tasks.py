@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
-from .bridge import in_io_thread
+from .app import on_io_connection
+from .bridge import send
 
 if TYPE_CHECKING:
+    from ..app import App
     from ..result import AsyncResult
 
 __all__ = ["AsyncTaskMixin"]
@@ -20,6 +23,7 @@ class AsyncTaskMixin(Generic[P, R]):
     """The asyncio half of :class:`~celeriac.task.Task`."""
 
     if TYPE_CHECKING:
+        app: App
 
         def apply_async(
             self,
@@ -30,7 +34,8 @@ class AsyncTaskMixin(Generic[P, R]):
 
     async def adelay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
         """``delay`` for asyncio: the broker round trip runs off the event loop."""
-        return await in_io_thread(self.apply_async, args, kwargs)
+        call: Callable[[], AsyncResult[R]] = functools.partial(self.apply_async, args, kwargs)
+        return await send(self.app.flush, on_io_connection, self.app, call)
 
     async def aapply_async(
         self,
@@ -39,4 +44,5 @@ class AsyncTaskMixin(Generic[P, R]):
         **options: Any,
     ) -> AsyncResult[R]:
         """``apply_async`` for asyncio (the same options: countdown, eta, queue, ...)."""
-        return await in_io_thread(self.apply_async, args, kwargs, **options)
+        call = functools.partial(self.apply_async, args, kwargs, **options)
+        return await send(self.app.flush, on_io_connection, self.app, call)

@@ -182,7 +182,8 @@ class ResultBackend(ABC):
         """
         watcher: PollingWatcher | None = self.__dict__.get("_polling_watcher")
         if watcher is None:
-            watcher = self.__dict__.setdefault("_polling_watcher", PollingWatcher(self.get))
+            new = PollingWatcher(self.get, transient=self.transient_errors)
+            watcher = self.__dict__.setdefault("_polling_watcher", new)
         return await wait_future(watcher.watch(task_id), task_id, timeout)
 
     async def aclose(self) -> None:

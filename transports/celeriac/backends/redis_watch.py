@@ -27,7 +27,8 @@ def _bytes(raw: bytes | str) -> bytes:
 
 
 class RedisAsyncWatcher:
-    """Waiters of one event loop: subscribe, then read the record, then wait for its message."""
+    """Waiters of one event loop: subscribe, then read the record, then wait for its message
+    (the first two batched over every waiter that arrived in the same turn of the loop)."""
 
     def __init__(self, url: str) -> None:
         pool = aioredis.BlockingConnectionPool.from_url(
@@ -39,30 +40,21 @@ class RedisAsyncWatcher:
         self._unsubscribe: set[str] = set()
         self._reader: asyncio.Task[None] | None = None
         self._closing = False
-        self._connecting = asyncio.Lock()
+        self._new: list[str] = []
+        self._registering: asyncio.Task[None] | None = None
 
     async def wait(self, task_id: str, timeout: float | None) -> ResultRecord:
         """The record of ``task_id`` once it is ready; TimeoutError after ``timeout`` s."""
         future: asyncio.Future[ResultRecord] = asyncio.get_running_loop().create_future()
         futures = self._waiting.setdefault(task_id, [])
         futures.append(future)
+        if len(futures) == 1:
+            self._unsubscribe.discard(task_id)
+            self._new.append(task_id)
+            if self._registering is None or self._registering.done():
+                self._registering = asyncio.create_task(self._register())
         try:
             async with asyncio.timeout(timeout):
-                if len(futures) == 1:
-                    self._unsubscribe.discard(task_id)
-                    if self.pubsub.connection is None:
-                        # Once: concurrent first waiters would each take a pool connection.
-                        async with self._connecting:
-                            if self.pubsub.connection is None:
-                                await self.pubsub.connect()  # type: ignore[no-untyped-call]
-                    await self.pubsub.subscribe(result_key(task_id))
-                if self._reader is None or self._reader.done():
-                    self._reader = asyncio.create_task(self._read(), name="celeriac-redis-results")
-                # Subscribed first, then read: a record written in between is not missed.
-                if not future.done():
-                    raw = await self.client.get(result_key(task_id))
-                    if raw is not None:
-                        self._offer(task_id, decode_result(_bytes(raw)))
                 return await future
         except TimeoutError:
             raise TimeoutError(f"task {task_id} not ready after {timeout} s") from None
@@ -74,6 +66,35 @@ class RedisAsyncWatcher:
                 if not left:
                     del self._waiting[task_id]
                     self._unsubscribe.add(task_id)
+
+    async def _register(self) -> None:
+        # Every id first awaited in this turn of the loop: one SUBSCRIBE, then one MGET (per
+        # _BATCH), so a burst of waiters costs two commands, not two per waiter.
+        await asyncio.sleep(0)
+        while self._new:
+            ids = [t for t in self._new if t in self._waiting]
+            self._new = []
+            try:
+                for start in range(0, len(ids), _BATCH):
+                    chunk = ids[start : start + _BATCH]
+                    if self.pubsub.connection is None:
+                        await self.pubsub.connect()  # type: ignore[no-untyped-call]
+                    await self.pubsub.subscribe(*(result_key(t) for t in chunk))
+                    if self._reader is None or self._reader.done():
+                        self._reader = asyncio.create_task(
+                            self._read(), name="celeriac-redis-results"
+                        )
+                    # Subscribed first, then read: a record written in between is not missed.
+                    raws = await self.client.mget([result_key(t) for t in chunk])
+                    for task_id, raw in zip(chunk, raws, strict=True):
+                        if raw is not None:
+                            self._offer(task_id, decode_result(_bytes(raw)))
+            except Exception as exc:  # these waiters learn what failed instead of hanging
+                log.warning("subscribing to Redis results failed: %s", exc)
+                for task_id in ids:
+                    for future in self._waiting.pop(task_id, []):
+                        if not future.done():
+                            future.set_exception(exc)
 
     def _offer(self, task_id: str, record: ResultRecord) -> None:
         if record.status not in READY_STATES:
@@ -123,10 +144,11 @@ class RedisAsyncWatcher:
     async def aclose(self) -> None:
         """Stop listening and close both connections (waiters get CancelledError)."""
         self._closing = True
-        if self._reader is not None and not self._reader.done():
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
+        for task in (self._registering, self._reader):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         for futures in self._waiting.values():
             for future in futures:
                 future.cancel()

@@ -44,8 +44,14 @@ async def wait_future(
 class PollingWatcher:
     """Polls the records of every awaited task id from one thread."""
 
-    def __init__(self, get: Callable[[str], ResultRecord], interval: float = 0.05) -> None:
+    def __init__(
+        self,
+        get: Callable[[str], ResultRecord],
+        interval: float = 0.05,
+        transient: tuple[type[BaseException], ...] = (),
+    ) -> None:
         self._get = get
+        self._transient = transient
         self._interval = interval
         self._lock = threading.Lock()
         self._waiting: dict[str, list[cf.Future[ResultRecord]]] = {}
@@ -103,6 +109,9 @@ class PollingWatcher:
             for task_id in ids:
                 try:
                     record = self._get(task_id)
+                except self._transient as exc:  # unreachable for now: asked again next round
+                    log.warning("reading the result of %s failed, trying again: %s", task_id, exc)
+                    continue
                 except Exception as exc:  # the waiters see what failed, not a hang
                     with self._lock:
                         failed = self._waiting.pop(task_id, [])

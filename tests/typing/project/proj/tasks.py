@@ -2,7 +2,7 @@
 # Each line that ends in "# error" must be reported by mypy and by pyright; no other line may be.
 from typing import Any
 
-from celeriac import App, AsyncResult, Task
+from celeriac import App, AsyncResult, Task, group
 
 app = App("proj", broker="memory://typing", backend="memory://typing")
 
@@ -48,3 +48,15 @@ async def async_use() -> None:
     text: str = await sent  # error
     await crawl.adelay()  # error
     print(text)
+
+
+async def canvas_and_control() -> None:
+    results = group(add.s(i, i) for i in range(3)).apply_async()
+    async for result in results:
+        print(result.id, await result)
+    values: list[Any] = await results.aget(timeout=10)
+    pongs = await app.acontrol.ping(timeout=1)
+    active = await app.acontrol.inspect().active()
+    again = await app.asend_task("proj.add", (1, 2))
+    print(values, pongs, active, await again.aget(timeout=1))
+    await app.aclose()

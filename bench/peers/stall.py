@@ -1,4 +1,6 @@
-"""Measuring how long an event loop was kept from running: a ticker that notes its longest gap."""
+"""Measuring how long an event loop was kept from running: a ticker that notes its longest gap.
+
+Plain standard library, so the peers' venvs (Taskiq) import it too (bench/aio.py)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,102 @@
+"""``python -m bench.aio``: the async row. COUNT concurrent ``await add.adelay(i, 1)`` + ``await
+result`` from one event loop (bench/aio_side.py) beside Taskiq's ``await add.kiq(i, 1)`` +
+``wait_result()`` (bench/peers/taskiq_app.py, mode ``concurrent``), both with results in Redis,
+on Redis and RabbitMQ, in the same run; the client loop's longest stall measured by a 1 ms
+ticker (bench/peers/stall.py).
+
+    python -m bench.aio [--only redis,amqp] [--count 1000] [--runs 3] [--out bench]
+
+Writes aio_results.json and AIO.md into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .common import BACKEND_URL, REPO, broker_url, log
+from .peers import env as peer_envs
+from .systems import Celeriac, System, Taskiq, _json_line
+
+
+def _celeriac_client(url: str, queue: str, count: int) -> dict[str, float]:
+    env = {**peer_envs.peer_env(), "BENCH_BROKER": url, "BENCH_QUEUE": queue,
+           "BENCH_BACKEND": BACKEND_URL, "PYTHONPATH": str(REPO)}  # fmt: skip
+    proc = subprocess.run([sys.executable, "-m", "bench.aio_side", str(count)], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=1800)  # fmt: skip
+    return _json_line(proc, "celeriac aio")
+
+
+def one_run(system: System, broker: str, count: int) -> dict[str, float]:
+    """One client run against freshly started workers of ``system`` on ``broker``."""
+    url = broker_url(broker)
+    queue = f"bench.aio.{system.name}.{uuid.uuid4().hex[:6]}"
+    pool = system.pools[-1]
+    workers = [w.start() for w in system.workers(url, queue, pool, BACKEND_URL)]
+    try:
+        if isinstance(system, Celeriac):
+            return _celeriac_client(url, queue, count)
+        return system.client("concurrent", url, queue, count)
+    finally:
+        for worker in workers:
+            worker.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--only", default="redis,amqp")
+    p.add_argument("--count", type=int, default=1000)
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--out", default=str(Path(__file__).resolve().parent))
+    args = p.parse_args(argv)
+    systems: list[System] = [Celeriac(), Taskiq()]
+    rows: list[dict[str, Any]] = []
+    started = time.monotonic()
+    for broker in args.only.split(","):
+        for system in systems:
+            runs = []
+            for n in range(args.runs):
+                figures = one_run(system, broker, args.count)
+                log(f"{broker} {system.label} run {n + 1}: {figures}")
+                runs.append(figures)
+            rows.append({
+                "broker": broker, "system": system.label, "count": args.count,
+                "worker": system.pools[-1].label,
+                "rate_median": statistics.median(r["rate"] for r in runs),
+                "stall_ms_max": max(r["stall_ms"] for r in runs),
+                "stall_ms_median": statistics.median(r["stall_ms"] for r in runs),
+                "runs": runs,
+            })  # fmt: skip
+    out = Path(args.out)
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    (out / "aio_results.json").write_text(json.dumps({"when": stamp, "rows": rows}, indent=1))
+    lines = [
+        "# Async row: concurrent await from one event loop",
+        "",
+        f"`python -m bench.aio --only {args.only} --count {args.count} --runs {args.runs}`, "
+        f"{stamp}, {time.monotonic() - started:.0f} s. Each run: {args.count} concurrent "
+        "send + await result from one asyncio loop (results in Redis for both systems), "
+        "fresh workers; the loop's longest stall from a 1 ms ticker over the whole run.",
+        "",
+        "| broker | system | worker | tasks/s (median) | longest stall, ms (median / max) |",
+        "|---|---|---|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['broker']} | {r['system']} | {r['worker']} | {r['rate_median']:,.0f} | "
+            f"{r['stall_ms_median']:.1f} / {r['stall_ms_max']:.1f} |"
+        )
+    (out / "AIO.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
