@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import zlib
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -126,6 +127,55 @@ def raw_redis(body: Any, headers: dict[str, Any], content_type: str = "applicati
         },
     }
     return json.dumps(envelope)
+
+
+def tolerated(task_id: str) -> None:
+    """SPEC §11.4: producer faults a receiver must accept, each as a Redis entry built by hand."""
+    body = [[2, 3], {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}]
+    full = {"lang": "py", "task": "interop.add", "id": task_id, "root_id": task_id}
+    expect = {"protocol": 2, "task": "interop.add", "id": task_id, "args": [2, 3], "kwargs": {}}
+
+    def entry(**changes: Any) -> dict[str, Any]:
+        envelope = json.loads(raw_redis(changes.pop("body", body), changes.pop("headers", full)))
+        for key, value in changes.items():
+            if key == "properties":
+                envelope["properties"].update(value)
+            elif value is None:
+                del envelope[key]
+            else:
+                envelope[key] = value
+        return {"queue": "celery", "key": "celery", "payload": json.dumps(envelope)}
+
+    utf8 = entry(properties={"body_encoding": "utf-8"})
+    envelope = json.loads(utf8["payload"])
+    envelope["body"] = json.dumps(body)  # the text itself, not its Base64
+    utf8["payload"] = json.dumps(envelope)
+    write("synthetic/redis/tolerated_body_utf8",
+          "§11.4: body_encoding utf-8, the body is the JSON text itself", "redis", utf8,
+          expect)  # fmt: skip
+    packed = zlib.compress(json.dumps(body).encode())
+    gz = entry(body=packed, headers=dict(full, compression="application/x-gzip"))
+    envelope = json.loads(gz["payload"])
+    envelope["content-encoding"] = "gzip"  # a producer that named its compression here
+    gz["payload"] = json.dumps(envelope)
+    write("synthetic/redis/tolerated_content_encoding",
+          "§11.4: a zlib-compressed JSON body labelled content-encoding gzip (Kombu ignores it)",
+          "redis", gz, dict(expect, compression="application/x-gzip"))  # fmt: skip
+    bare = entry(body=[[2, 3], {}, {}], headers={"task": "interop.add", "id": task_id})
+    envelope = json.loads(bare["payload"])
+    del envelope["content-encoding"]
+    bare["payload"] = json.dumps(envelope)
+    write("synthetic/redis/tolerated_missing_headers",
+          "§11.4: no content-encoding, only task and id in headers, embed {}", "redis", bare,
+          dict(expect, headers={"root_id": None, "retries": 0,
+                                "timelimit": [None, None]}))  # fmt: skip
+    times = entry(headers=dict(full, eta="2031-01-01T00:00:00.123Z",
+                               expires="2031-01-02T00:00:00.123456789Z"))  # fmt: skip
+    write("synthetic/redis/tolerated_z_millis",
+          "§11.4: eta with Z and milliseconds, expires with nanoseconds (Celery reads both)",
+          "redis", times,
+          dict(expect, headers={"eta": "2031-01-01T00:00:00.123000+00:00",
+                                "expires": "2031-01-02T00:00:00.123456+00:00"}))  # fmt: skip
 
 
 def main() -> None:
@@ -265,6 +315,8 @@ def main() -> None:
            "payload": raw_redis(hybrid, {"task": "interop.add", "id": _id(62), "lang": "py"})},
           {"protocol": 1, "task": "interop.add", "id": _id(62), "args": [5],
            "kwargs": {"y": 1}})  # fmt: skip
+
+    tolerated(_id(70))
 
     malformed = {
         "bad_base64": (raw_redis(b"[]", {"task": "t", "id": "i"}).replace('"body": "W10="',

@@ -28,7 +28,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):  # type: igno
 
     if not MATRIX:
         return
-    modes = ["a", "b", "c client", "c worker"]
+    modes = ["a", "b", "c client", "c execute redis", "c execute rpc", "c worker"]
     write = terminalreporter.write_line
     write("")
     write("interop matrix (a: they send, Celeriac runs; b: Celeriac sends, they run; c: verify)")

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from celeriac import App
-from celeriac.interop import verify_client, verify_worker
+from celeriac.interop import client_capabilities, verify_client, verify_worker
 from celeriac.interop.cases import cases_for
 from celeriac.worker.consumer import run_worker, stop_worker
 from interop import celery_env
@@ -93,6 +93,12 @@ def queue() -> str:
     return unique("conformance")
 
 
+def declared_cases(client: str) -> list[dict[str, Any]]:
+    """The cases the client's capability file declares (read_back only with --execute)."""
+    supports = client_capabilities(client, None).supports
+    return [c for c in cases_for("client") if c["name"] in supports and not c.get("report")]
+
+
 def _cell(deviations: list[str]) -> str:
     return "ok" + (f" (dev {', '.join(sorted(set(deviations)))})" if deviations else "")
 
@@ -101,7 +107,7 @@ def test_a_they_send_celeriac_runs(cell: tuple[str, str, str], queue: str) -> No
     client, name, broker = cell
     app = conformance_app(broker, queue)
     worker = run_worker(app, concurrency=4)
-    cases = {c["name"]: c for c in cases_for("client")}
+    cases = {c["name"]: c for c in declared_cases(client)}
     try:
         lines = harnesses.send(client, broker, _backend(), queue, list(cases.values()), wait=60)
         sent = [line for line in lines if "id" in line]
@@ -200,7 +206,7 @@ def test_c_verify_role_client(cell: tuple[str, str, str], queue: str) -> None:
     def start_sender() -> None:
         def run() -> None:
             try:
-                harnesses.send(client, broker, _backend(), queue, cases_for("client"))
+                harnesses.send(client, broker, _backend(), queue, declared_cases(client))
             except BaseException as exc:
                 sender_error.append(exc)
             finally:
@@ -216,6 +222,60 @@ def test_c_verify_role_client(cell: tuple[str, str, str], queue: str) -> None:
     harnesses.record(client, name, "c client", "FAIL" if failed else _cell(devs))
     assert not failed, "\n".join(failed[:40])
     assert report.counts()["pass"] > 50
+
+
+@pytest.mark.parametrize("results", ["redis", "rpc"])
+def test_c_verify_role_client_execute(cell: tuple[str, str, str], queue: str, results: str) -> None:
+    """--execute: the verifier's worker runs what the client sends and stores the results (Redis
+    backend, or rpc:// replies); the client reads them and reports what it read (read_back)."""
+    client, name, broker = cell
+    backend = _backend() if results == "redis" else "rpc://"
+    if results == "rpc" and name == "sqs":
+        pytest.skip("Celery's own rpc:// client fails on SQS (AttributeError in its consumer)")
+    if client != "celery":
+        pytest.skip(f"{client}'s harness does not send read_back (its capability file)")
+    done = threading.Event()
+    lines: list[dict[str, Any]] = []
+    sender_error: list[BaseException] = []
+    supports = client_capabilities(client, None).supports
+    # On rpc:// Celery refuses a chord (it needs a backend that stores results), and a chain's
+    # last result goes to the reply queue of the worker that sent the last step, not the client.
+    cases = [
+        c
+        for c in cases_for("client")
+        if c["name"] in supports and not (results == "rpc" and c["name"] in ("chord", "chain"))
+    ]
+
+    def start_sender() -> None:
+        def run() -> None:
+            try:
+                lines.extend(harnesses.send(client, broker, backend, queue, cases, wait=60))
+            except BaseException as exc:
+                sender_error.append(exc)
+            finally:
+                done.set()
+
+        threading.Thread(target=run, daemon=True).start()
+
+    report = verify_client(
+        broker,
+        queue,
+        client=client,
+        cases=[c["name"] for c in cases],
+        timeout=90,
+        execute=backend,
+        on_ready=start_sender,
+    )
+    assert done.wait(60), "the client did not finish"
+    assert not sender_error, sender_error
+    failed = [f"{o.case} {o.check} {o.path}: {o.reason}" for o in report.failed()]
+    harnesses.record(client, name, f"c execute {results}", "FAIL" if failed else "ok")
+    assert not failed, "\n".join(failed[:40]) + f"\nthe client read: {lines[-3:]}"
+    read = {o.path: o.status for o in report.outcomes if o.check == "client.read_back"}
+    assert read and set(read.values()) == {"pass"}, read
+    assert {"read_back.fail", "read_back.expired", "read_back.group"} <= set(read)
+    statuses = {line["case"]: line.get("status") for line in lines if "status" in line}
+    assert statuses["expired"] == "REVOKED" and statuses["fail"] == "FAILURE"
 
 
 def test_c_verify_role_worker(cell: tuple[str, str, str], queue: str, their_worker: Any) -> None:

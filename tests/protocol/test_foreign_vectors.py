@@ -24,7 +24,7 @@ import pytest
 
 from celeriac.interop.cases import bind, cases_for, expected_messages
 from celeriac.interop.checks import DEVIATIONS
-from celeriac.interop.verify import CLIENT_PROFILES
+from celeriac.interop.verify import client_capabilities
 from celeriac.protocol.message import TaskMessage
 from celeriac.protocol.validate import parse_time
 
@@ -103,10 +103,15 @@ def _sent(case: str, index: int) -> tuple[list[Any], dict[str, Any]]:
     return c["args"], c["kwargs"]
 
 
+#: Cases added to the set after these vectors were captured (a re-capture adds them), and
+#: read_back, which a capture cannot send (it reports results, and a capture runs nothing).
+NOT_CAPTURED = frozenset(("expired", "read_back"))
+
+
 def _expected_files(client: str) -> set[str]:
     names = set()
     for name, case in CASES.items():
-        if name in CLIENT_PROFILES[client]:
+        if name not in client_capabilities(client, None).supports or name in NOT_CAPTURED:
             continue
         n = len(expected_messages(case))
         names |= {name} if n == 1 else {f"{name}_{i}" for i in range(n)}

@@ -4,7 +4,9 @@
 
 Sends every case of the conformance set with Celery's own API and prints one JSON line per case
 ({"case", "id"}); with WAIT_SECONDS it then reads each result through Celery's result backend
-({"case", "id", "status", "result"}). The worker side is ``celery -A conformance_app worker``.
+({"case", "id", "status", "result"}) and, when the set has ``read_back``, sends what it read as
+that case (``interop.echo("read_back", {case: {"status", "result" | "exc_type"}})``, for
+``celeriac interop verify --execute``). The worker side is ``celery -A conformance_app worker``.
 """
 
 from __future__ import annotations
@@ -30,7 +32,10 @@ def main() -> None:
         return app.signature(step["task"], args=step["args"], queue=queue)
 
     sent = []
+    read_back = next((c for c in cases if c.get("report")), None)
     for case in cases:
+        if case.get("report"):
+            continue  # sent last, with what was read
         opts = dict(case.get("options") or {})
         now = datetime.now(UTC)
         if "eta_in" in opts:
@@ -52,6 +57,7 @@ def main() -> None:
             )
         print(json.dumps({"case": case["name"], "id": result.id}), flush=True)
         sent.append((case["name"], result))
+    report = {}
     for name, result in sent if wait else []:
         try:
             value = result.get(timeout=wait, propagate=False)
@@ -61,6 +67,10 @@ def main() -> None:
                 if hasattr(result, "status")
                 else ("SUCCESS" if result.successful() else "FAILURE")
             )
+            if status == "SUCCESS":
+                report[name] = {"status": status, "result": value}
+            else:
+                report[name] = {"status": status, "exc_type": type(value).__name__}
             value = value if status == "SUCCESS" else repr(value)
         except Exception as exc:
             status, value = f"ERROR {exc!r}", None
@@ -68,6 +78,9 @@ def main() -> None:
             json.dumps({"case": name, "id": result.id, "status": status, "result": value}),
             flush=True,
         )
+    if read_back is not None and wait:
+        result = app.send_task("interop.echo", args=["read_back", report], queue=queue)
+        print(json.dumps({"case": "read_back", "id": result.id}), flush=True)
     app.close()
 
 

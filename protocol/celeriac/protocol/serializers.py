@@ -270,15 +270,18 @@ def loads(
 
 
 def _to_utf8(data: bytes, content_encoding: str) -> bytes:
+    """Text in another character set becomes UTF-8. Any other label (``binary``, ``gzip``, a
+    name no codec has) leaves the bytes to the serializer, as Kombu does (§4): its decoders never
+    look at the content encoding."""
     enc = content_encoding.lower()
     if enc in ("utf-8", "utf8", "binary", "ascii"):
         return data
     try:
-        codecs.lookup(enc)
-        return data.decode(enc).encode("utf-8")
+        if not codecs.lookup(enc)._is_text_encoding:
+            return data  # a bytes-to-bytes codec (zlib, base64): not a character set
     except LookupError:
-        raise DecodeError(
-            "content_encoding", f"unknown text encoding {content_encoding!r}"
-        ) from None
+        return data
+    try:
+        return data.decode(enc).encode("utf-8")
     except UnicodeError as exc:
         raise DecodeError("body", f"not valid {content_encoding}: {exc}") from None

@@ -11,8 +11,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from ..interop.capabilities import Capabilities, load_capabilities, parse_supports
 from ..interop.cases import cases_for
-from ..interop.checks import DEVIATION, FAIL, NA, PASS, Outcome
+from ..interop.checks import DEVIATION, FAIL, NA, PASS, SEVERITIES, WARN, Outcome
 from ..interop.verify import STATUS_STYLE, Report, capture_vector, verify_client, verify_worker
 
 __all__ = ["interop"]
@@ -33,7 +34,7 @@ def cases_command(role: str) -> None:
 
 
 def _line(console: Console, o: Outcome) -> None:
-    label = {PASS: "PASS", FAIL: "FAIL", NA: "N/A ", DEVIATION: "DEV "}[o.status]
+    label = {PASS: "PASS", FAIL: "FAIL", NA: "N/A ", DEVIATION: "DEV ", WARN: "WARN"}[o.status]
     style = STATUS_STYLE[o.status]
     text = f"[{style}]{label}[/] {o.section:<6} {escape(o.case):<12} {o.check:<26} {escape(o.path)}"
     if o.reason and o.status != PASS:
@@ -43,12 +44,38 @@ def _line(console: Console, o: Outcome) -> None:
     console.print(text, highlight=False, soft_wrap=True)
 
 
+def rollup_table(report: Report) -> Table | None:
+    """One row per check that failed, deviated or warned: how often, where, one example."""
+    rows = report.rollup()
+    if not rows:
+        return None
+    table = Table(title="by check (worst first; --verbose lists every message)")
+    for col in ("status", "severity", "check", "SPEC", "outcomes", "messages", "example"):
+        table.add_column(col, justify="right" if col in ("outcomes", "messages") else "left")
+    for r in rows:
+        style = STATUS_STYLE[r.status]
+        ex = r.example
+        example = f"{ex.case} {ex.path}: {ex.reason}" + (
+            f" ({ex.deviation})" if ex.deviation else ""
+        )
+        table.add_row(
+            f"[{style}]{r.status}[/]",
+            r.severity,
+            r.check,
+            r.section,
+            str(r.count),
+            str(r.messages),
+            escape(example[:160]),
+        )
+    return table
+
+
 def summary_table(report: Report) -> Table:
     title = f"interop verify --role {report.role}" + (
         f" ({report.client})" if report.client else ""
     )
     table = Table(title=f"{title} on {report.broker}")
-    for col in ("case", "pass", "fail", "deviation", "n/a"):
+    for col in ("case", "pass", "fail", "deviation", "warn", "n/a"):
         table.add_column(col, justify="left" if col == "case" else "right")
     for case, counts in report.by_case().items():
         fails = counts[FAIL]
@@ -57,11 +84,13 @@ def summary_table(report: Report) -> Table:
             str(counts[PASS]),
             f"[bold red]{fails}[/]" if fails else "0",
             f"[yellow]{counts[DEVIATION]}[/]" if counts[DEVIATION] else "0",
+            f"[yellow]{counts[WARN]}[/]" if counts[WARN] else "0",
             str(counts[NA]),
         )
     total = report.counts()
     table.add_row(
-        "[b]total[/]", str(total[PASS]), str(total[FAIL]), str(total[DEVIATION]), str(total[NA])
+        "[b]total[/]",
+        *(str(total[s]) for s in (PASS, FAIL, DEVIATION, WARN, NA)),
     )
     return table
 
@@ -74,7 +103,12 @@ def summary_table(report: Report) -> Table:
     help="client: check what a client sends; worker: check what a worker writes",
 )
 @click.option("--broker", "-b", required=True, help="broker URL (redis://, amqp://, sqs://, ...)")
-@click.option("--backend", default=None, help="role worker: the redis:// result backend it writes")
+@click.option(
+    "--backend",
+    default=None,
+    help="role worker: the redis:// result backend it writes; role client with --execute: "
+    "where the verifying worker stores results (redis:// or rpc://)",
+)
 @click.option("--queue", "-Q", default="celery", show_default=True)
 @click.option(
     "--client",
@@ -84,6 +118,24 @@ def summary_table(report: Report) -> Table:
     "known deviations (SPEC Appendix B) are reported as deviations, not failures",
 )
 @click.option("--cases", default=None, help="comma-separated case names (default: the whole set)")
+@click.option(
+    "--supports",
+    default=None,
+    help="role client: comma-separated cases the client can send; the others are n/a at once",
+)
+@click.option(
+    "--capabilities",
+    "capabilities_file",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="role client: a capability file (TOML or JSON: supports, not_supported, client)",
+)
+@click.option(
+    "--execute",
+    is_flag=True,
+    help="role client: also run each message on a Celeriac worker and store its result in "
+    "--backend, so a client waiting for results completes",
+)
 @click.option(
     "--timeout",
     type=float,
@@ -100,6 +152,14 @@ def summary_table(report: Report) -> Table:
     help="role client: write each message as a vector file into this folder",
 )
 @click.option("--strict", is_flag=True, help="count known deviations as failures")
+@click.option(
+    "--fail-on",
+    type=click.Choice([*SEVERITIES, "never"]),
+    default="cosmetic",
+    show_default=True,
+    help="exit 1 when a check of this severity or worse failed",
+)
+@click.option("--verbose", "-v", is_flag=True, help="also one line per check and message")
 @click.option("--quiet", "-q", is_flag=True, help="only the summary table")
 def verify(
     role: str,
@@ -112,7 +172,12 @@ def verify(
     report_json: str | None,
     junit: str | None,
     capture: str | None,
+    supports: str | None,
+    capabilities_file: str | None,
+    execute: bool,
     strict: bool,
+    fail_on: str,
+    verbose: bool,
     quiet: bool,
 ) -> None:
     """Run the conformance suite against a foreign client or worker.
@@ -121,23 +186,38 @@ def verify(
     --role client: start this, then make the client send the set to QUEUE
                    (celeriac interop cases --role client lists it).
     --role worker: start the worker (with the conformance tasks) on QUEUE first.
-    Exit status 0 when no check failed (known deviations of --client do not fail).
+    Prints a roll-up by check (worst first) and a summary by case; --verbose adds one line per
+    check and message. Exit status 1 when a check of --fail-on severity or worse failed (known
+    deviations of --client, warnings and n/a do not fail).
     """
     console = Console()
     names = [n.strip() for n in cases.split(",") if n.strip()] if cases else None
 
     def show(o: Outcome) -> None:
-        if not quiet:
+        if verbose and not quiet:
             _line(console, o)
 
     try:
+        declared: Capabilities | None = None
+        if supports and capabilities_file:
+            raise click.UsageError("give --supports or --capabilities, not both")
+        if supports:
+            declared = parse_supports(supports, client_name)
+        elif capabilities_file:
+            declared = load_capabilities(capabilities_file)
+        if execute and role != "client":
+            raise click.UsageError("--execute is for --role client")
+        if execute and not backend:
+            raise click.UsageError("--execute needs --backend redis://... or rpc://")
         if role == "client":
             report = verify_client(
                 broker,
                 queue,
                 client=client_name,
+                capabilities=declared,
                 cases=names,
                 timeout=timeout,
+                execute=backend if execute else None,
                 on_outcome=show,
                 on_ready=lambda: print(f"listening on {queue}", file=sys.stderr, flush=True),
             )
@@ -159,6 +239,9 @@ def verify(
         for o in report.outcomes:
             if o.status == DEVIATION:
                 o.status = FAIL
+    rollup = rollup_table(report)
+    if rollup is not None and not quiet:
+        console.print(rollup)
     console.print(summary_table(report))
     report.write(report_json, junit)
     if capture and role == "client":
@@ -174,7 +257,7 @@ def verify(
             (folder / f"{name}.json").write_text(
                 json.dumps(vector, indent=2, ensure_ascii=False) + "\n"
             )
-    sys.exit(0 if report.ok else 1)
+    sys.exit(1 if fail_on != "never" and report.fails_at(fail_on) else 0)
 
 
 def _case_of(report: Report, raw: object) -> str:

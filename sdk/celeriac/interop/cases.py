@@ -9,7 +9,9 @@ Keys of a case: ``name``; ``task``; ``args`` (positional) and ``kwargs``; ``opti
 (relative times: ``countdown``, ``eta_in``, ``expires_in`` in seconds from the moment of sending;
 ``priority``, ``retries``, ``time_limit`` (hard), ``soft_time_limit``); ``canvas`` (``link``,
 ``chain``, ``group``, ``chord``) with ``link``/``steps``/``members``/``body``; ``result``: the
-value the call returns (``status`` when it is not SUCCESS); ``sections`` of SPEC.md it exercises.
+value the call returns (``status`` when it is not SUCCESS, ``exception`` the ``exc_type`` the
+verifying worker stores); ``sections`` of SPEC.md it exercises; ``report`` marks ``read_back``,
+the call in which a client reports the results it read (``verify --execute``).
 """
 
 from __future__ import annotations
@@ -180,6 +182,7 @@ CLIENT_CASES: list[dict[str, Any]] = [
         "kwargs": {},
         "options": {},
         "status": "FAILURE",
+        "exception": "ValueError",
         "result": None,
         "sections": ["2.5", "7.3"],
     },
@@ -191,6 +194,28 @@ CLIENT_CASES: list[dict[str, Any]] = [
         "options": {},
         "result": 0.2,
         "sections": ["2.5"],
+    },
+    _echo(
+        "expired",
+        1,
+        sections=["2.3", "2.9", "7.3"],
+        options={"expires_in": -60},
+        status="REVOKED",
+        exception="TaskRevokedError",
+        result=None,
+    ),
+    {
+        # Sent last, once the client has read the results of the others (needs --execute):
+        # echo("read_back", {case: {"status": ..., "result": value} or {"status": ...,
+        # "exc_type": ...}}) for every case it sent; checked by client.read_back.
+        "name": "read_back",
+        "task": "interop.echo",
+        "args": ["read_back", {}],
+        "kwargs": {},
+        "options": {},
+        "report": True,
+        "result": None,
+        "sections": ["7.2", "7.3", "8"],
     },
 ]
 

@@ -1,25 +1,19 @@
-"""The conformance runner behind ``celeriac interop verify`` (both roles) and its reports."""
+"""The conformance runner behind ``celeriac interop verify`` (both roles)."""
 
 from __future__ import annotations
 
 import json
 import time
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
-from xml.etree import ElementTree as ET
 
-from celeriac.protocol import DEFAULT_LIMITS, Limits
+from celeriac.protocol import DEFAULT_LIMITS, Limits, ProtocolError
 
-from .cases import cases_for, expected_messages
+from .capabilities import Capabilities, builtin_capabilities
+from .cases import CLIENT_CASES, cases_for, expected_messages
 from .checks import (
-    DEVIATION,
     FAIL,
-    NA,
-    PASS,
     Outcome,
     RawMessage,
     apply_deviations,
@@ -31,94 +25,39 @@ from .checks import (
     now_utc,
     skipped_case,
 )
+from .execute import Executor, wire_of
 from .raw import open_reader
+from .report import STATUS_STYLE, Report
 
-__all__ = ["CLIENT_PROFILES", "Report", "verify_client", "verify_worker"]
-
-#: The cases each known client can express when it sends (the rest are reported n/a).
-CLIENT_PROFILES: dict[str, dict[str, str]] = {
-    "celery": {},
-    "celeriac": {},
-    "celery-node": {
-        c: "celery-node 0.5.9's Client.sendTask takes no options and no canvas"
-        for c in (
-            "countdown eta_expires priority retries time_limits link chain group chord".split()
-        )
-    },
-    "rusty-celery": {
-        c: "rusty-celery 0.5.5 cannot send this (no priority, retries or canvas)"
-        for c in "priority retries link chain group chord".split()
-    },
-}
+__all__ = ["STATUS_STYLE", "Report", "capture_vector", "verify_client", "verify_worker"]
 
 
-@dataclass
-class Report:
-    role: str
-    broker: str
-    client: str | None
-    outcomes: list[Outcome] = field(default_factory=list)
-    captured: list[RawMessage] = field(default_factory=list)
-    seconds: float = 0.0
+def client_capabilities(client: str | None, capabilities: Capabilities | None) -> Capabilities:
+    """What the client declared; else the built-in file of ``client``; else every case but
+    ``read_back`` (which needs a client that reads its results)."""
+    if capabilities is not None:
+        return capabilities
+    found = builtin_capabilities(client) if client else None
+    if found is not None:
+        return found
+    every = frozenset(c["name"] for c in CLIENT_CASES if not c.get("report"))
+    return Capabilities(every, client)
 
-    def counts(self) -> Counter[str]:
-        return Counter(o.status for o in self.outcomes)
 
-    @property
-    def ok(self) -> bool:
-        return not any(o.status == FAIL for o in self.outcomes)
+def _headers_of(raw: RawMessage) -> Mapping[str, Any]:
+    try:
+        headers = wire_of(raw).headers
+    except ProtocolError:
+        return {}
+    return headers if isinstance(headers, Mapping) else {}
 
-    def failed(self, check: str | None = None) -> list[Outcome]:
-        return [
-            o for o in self.outcomes if o.status == FAIL and (check is None or o.check == check)
-        ]
 
-    def by_case(self) -> dict[str, Counter[str]]:
-        table: dict[str, Counter[str]] = {}
-        for o in self.outcomes:
-            table.setdefault(o.case, Counter())[o.status] += 1
-        return table
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "role": self.role,
-            "broker": self.broker,
-            "client": self.client,
-            "ok": self.ok,
-            "seconds": round(self.seconds, 3),
-            "counts": dict(self.counts()),
-            "outcomes": [o.as_dict() for o in self.outcomes],
-        }
-
-    def to_junit(self) -> bytes:
-        counts = self.counts()
-        suite = ET.Element(
-            "testsuite",
-            name=f"celeriac-interop-{self.role}" + (f"-{self.client}" if self.client else ""),
-            tests=str(len(self.outcomes)),
-            failures=str(counts[FAIL]),
-            skipped=str(counts[NA]),
-            time=f"{self.seconds:.3f}",
-        )
-        for o in self.outcomes:
-            tc = ET.SubElement(
-                suite, "testcase", classname=f"{self.role}.{o.case}", name=f"{o.check} {o.path}"
-            )
-            if o.status == FAIL:
-                ET.SubElement(tc, "failure", message=f"{o.section} {o.path}: {o.reason}")
-            elif o.status == NA:
-                ET.SubElement(tc, "skipped", message=o.reason or "not applicable")
-            elif o.status == DEVIATION:
-                out = ET.SubElement(tc, "system-out")
-                out.text = f"known deviation {o.deviation} ({o.section} {o.path}: {o.reason})"
-        data: bytes = ET.tostring(suite, encoding="utf-8", xml_declaration=True)
-        return data
-
-    def write(self, json_path: str | None = None, junit_path: str | None = None) -> None:
-        if json_path:
-            Path(json_path).write_text(json.dumps(self.to_json(), indent=2, ensure_ascii=False))
-        if junit_path:
-            Path(junit_path).write_bytes(self.to_junit())
+def _is_child(raw: RawMessage, executor: Executor) -> bool:
+    """A message the verifying worker sent on (a chain's next step, a chord's body)."""
+    headers = _headers_of(raw)
+    return executor.knows(headers.get("parent_id")) or (
+        executor.knows(headers.get("root_id")) and not executor.knows(headers.get("id"))
+    )
 
 
 def verify_client(
@@ -126,29 +65,38 @@ def verify_client(
     queue: str,
     *,
     client: str | None = None,
+    capabilities: Capabilities | None = None,
     cases: Sequence[str] | None = None,
     timeout: float = 30.0,
     limits: Limits = DEFAULT_LIMITS,
+    execute: str | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,
     on_ready: Callable[[], None] | None = None,
 ) -> Report:
     """Listen on ``queue`` and check every message the client under test sends there.
 
-    Waits at most ``timeout`` seconds in all for the messages of the set; a call that does not
-    arrive is a failed ``case.received`` check, never a hang.
+    Cases the client does not declare (:func:`client_capabilities`) are not applicable at once.
+    With ``execute`` (a ``redis://`` or ``rpc://`` result backend) a Celeriac worker runs each
+    message after its checks and stores the result, so a client waiting for results completes.
+    Waits at most ``timeout`` seconds in all; a call that does not arrive is a failed
+    ``case.received`` check, never a hang.
     """
     started = time.monotonic()
+    declared = client_capabilities(client, capabilities)
+    client = client or declared.client
     report = Report("client", broker, client)
-    selected = cases_for("client", cases)
-    skips = CLIENT_PROFILES.get(client or "", {})
     expected: dict[tuple[str, int], str] = {}
-    for case in selected:
-        if case["name"] in skips:
-            report.outcomes.append(skipped_case(case["name"], skips[case["name"]]))
-            continue
-        for i, (task, _bound) in enumerate(expected_messages(case)):
-            expected[(case["name"], i)] = f"{case['name']} message {i} ({task})"
-    active = [c for c in selected if c["name"] not in skips]
+    active = []
+    for case in cases_for("client", cases):
+        name = case["name"]
+        if name not in declared.supports:
+            report.outcomes.append(skipped_case(name, declared.reason(name)))
+        elif case.get("report") and not execute:
+            report.outcomes.append(skipped_case(name, "read_back needs --execute (results)"))
+        else:
+            active.append(case)
+            for i, (task, _bound) in enumerate(expected_messages(case)):
+                expected[(name, i)] = f"{name} message {i} ({task})"
 
     def emit(outcomes: list[Outcome]) -> None:
         outcomes = apply_deviations(outcomes, client)
@@ -157,7 +105,12 @@ def verify_client(
             for o in outcomes:
                 on_outcome(o)
 
+    if on_outcome:  # the n/a cases are known at once: say so before waiting
+        for o in report.outcomes:
+            on_outcome(o)
+    executor = Executor(broker, execute, queue) if execute else None
     reader = open_reader(broker, queue)
+    number = 0
     try:
         if on_ready:
             on_ready()
@@ -166,6 +119,10 @@ def verify_client(
             raw = reader.read(min(1.0, max(left, 0.05)))
             if raw is None:
                 continue
+            if executor is not None and _is_child(raw, executor):
+                executor.forward(raw)
+                continue
+            number += 1
             report.captured.append(raw)
             outcomes, which = check_message(raw, active, limits=limits)
             if which is not None:
@@ -175,9 +132,23 @@ def verify_client(
                     outcomes.append(
                         Outcome("case.identified", "§2.5", which[0], "body", FAIL, "sent twice")
                     )
+            for o in outcomes:
+                o.message = number
             emit(outcomes)
+            if executor is not None:
+                executor.forward(raw)
+        # Keep running what the client sent until every call has its final record (a chain's
+        # later steps come back through the queue: pass them on).
+        while executor is not None and (left := deadline - time.monotonic()) > 0:
+            if executor.settled():
+                break
+            raw = reader.read(min(0.5, max(left, 0.05)))
+            if raw is not None:
+                executor.forward(raw)
     finally:
         reader.close()
+        if executor is not None:
+            executor.close()
     emit([missing_case(name, what, timeout) for (name, _i), what in expected.items()])
     report.seconds = time.monotonic() - started
     return report
@@ -303,6 +274,3 @@ def capture_vector(raw: RawMessage, client: str, case: str) -> dict[str, Any]:
         "envelope": raw.broker,
         "wire": wire,
     }
-
-
-STATUS_STYLE = {PASS: "green", FAIL: "bold red", NA: "dim", DEVIATION: "yellow"}

@@ -1,0 +1,133 @@
+"""CONFORMANCE.md's walk for a new client, run for a minimal client written here.
+
+The client is a few lines of Python speaking raw Redis (no Celery, no Celeriac): it declares three
+cases in a capability file, sends them when the verifier listens, and waits for its results, which
+``verify --execute`` runs and stores. The roll-up is read from ``--report-json``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from celeriac.interop.cases import CLIENT_CASES
+from tests.brokers import REDIS_URL, require, unique
+
+pytestmark = [pytest.mark.broker]
+
+CELERIAC = str(Path(sys.executable).with_name("celeriac"))
+THREE = ("plain_args", "kwargs", "fail")
+
+
+class MinimalClient:
+    """Enough of the Celery protocol to send a call to Redis and read its result back."""
+
+    def __init__(self, broker: str, backend: str, queue: str) -> None:
+        self.r = redis.Redis.from_url(broker)
+        self.results = redis.Redis.from_url(backend)
+        self.queue = queue
+
+    def send(self, task: str, args: list[Any], kwargs: dict[str, Any]) -> str:
+        task_id = str(uuid.uuid4())
+        headers = {"lang": "py", "task": task, "id": task_id, "root_id": task_id}
+        body = json.dumps([args, kwargs, {}]).encode()
+        envelope = {
+            "body": base64.b64encode(body).decode(),
+            "content-encoding": "utf-8",
+            "content-type": "application/json",
+            "headers": headers,
+            "properties": {
+                "correlation_id": task_id,
+                "reply_to": "",
+                "delivery_mode": 2,
+                "delivery_info": {"exchange": "", "routing_key": self.queue},
+                "priority": 0,
+                "body_encoding": "base64",
+                "delivery_tag": str(uuid.uuid4()),
+            },
+        }
+        self.r.lpush(self.queue, json.dumps(envelope))
+        return task_id
+
+    def result(self, task_id: str, timeout: float) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            raw = self.results.get(f"celery-task-meta-{task_id}")
+            if raw is not None:
+                meta: dict[str, Any] = json.loads(raw)
+                if meta["status"] in ("SUCCESS", "FAILURE", "REVOKED"):
+                    return meta
+            threading.Event().wait(0.05)
+        raise TimeoutError(f"no result for {task_id} within {timeout} s")
+
+
+def test_a_minimal_client_walks_the_conformance_guide(tmp_path: Path) -> None:
+    require("redis")
+    queue = unique("walk")
+    backend = REDIS_URL.rsplit("/", 1)[0] + "/1"
+    caps = tmp_path / "capabilities.toml"
+    caps.write_text(
+        'client = "minimal"\nsupports = ["plain_args", "kwargs", "fail"]\n\n'
+        '[not_supported]\ncountdown = "the minimal client sends no options"\n'
+    )
+    report_path = tmp_path / "report.json"
+    started = time.monotonic()
+    verifier = subprocess.Popen(
+        [
+            *(CELERIAC, "interop", "verify", "--role", "client", "-b", REDIS_URL, "-Q", queue),
+            *("--capabilities", str(caps), "--execute", "--backend", backend),
+            *("--timeout", "60", "--report-json", str(report_path)),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert verifier.stderr is not None
+        line = verifier.stderr.readline()  # the guide: send once it says it listens
+        assert "listening on" in line, line
+        listening = time.monotonic()
+        client = MinimalClient(REDIS_URL, backend, queue)
+        cases = {c["name"]: c for c in CLIENT_CASES}
+        sent = {
+            n: client.send(cases[n]["task"], cases[n]["args"], cases[n]["kwargs"]) for n in THREE
+        }
+        results = {n: client.result(i, timeout=30) for n, i in sent.items()}
+        out, err = verifier.communicate(timeout=60)
+    finally:
+        if verifier.poll() is None:
+            verifier.kill()
+            verifier.wait(10)
+    assert verifier.returncode == 0, out + err
+    # its results, read back by the minimal client
+    assert results["plain_args"]["status"] == "SUCCESS" and results["plain_args"]["result"] == 5
+    assert results["kwargs"]["result"] == 9
+    assert results["fail"]["status"] == "FAILURE"
+    assert results["fail"]["result"]["exc_type"] == "ValueError"
+    report = json.loads(report_path.read_text())
+    by_case: dict[str, set[str]] = {}
+    for o in report["outcomes"]:
+        by_case.setdefault(o["case"], set()).add(o["status"])
+    # N/A for every undeclared case, known before the verifier listened (within a second)
+    assert listening - started < 10  # the verifier's own start-up, not a wait per case
+    for name in set(cases) - set(THREE):
+        assert by_case[name] == {"n/a"}, (name, by_case[name])
+    na = [o for o in report["outcomes"] if o["status"] == "n/a" and o["check"] == "case.received"]
+    assert {o["case"] for o in na} == set(cases) - set(THREE)
+    assert any("sends no options" in o["reason"] for o in na if o["case"] == "countdown")
+    # PASS for its three: no failure; what it leaves out (headers it need not write) only warns
+    for name in THREE:
+        assert "fail" not in by_case[name] and "pass" in by_case[name], (name, by_case[name])
+    assert {r["status"] for r in report["rollup"]} == {"warn"}
+    assert any(r["check"] == "headers.present" for r in report["rollup"])
+    assert "by check" in out
