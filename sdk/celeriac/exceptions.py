@@ -14,6 +14,7 @@ __all__ = [
     "SoftTimeLimitExceeded",
     "TaskRevokedError",
     "TimeLimitExceeded",
+    "WorkerLostError",
 ]
 
 
@@ -62,6 +63,10 @@ class SoftTimeLimitExceeded(CeleriacError):
 
 class TimeLimitExceeded(CeleriacError):
     """The task passed its hard time limit and was stopped."""
+
+
+class WorkerLostError(CeleriacError):
+    """The process running the task died before it finished (Celery's name)."""
 
 
 class RemoteError(CeleriacError):

@@ -20,19 +20,25 @@ from celeriac.protocol import TaskMessage
 from .. import signals
 from ..exceptions import SoftTimeLimitExceeded, TaskRevokedError
 from ..task import _request
-from .execute import Outcome, log, prepare, settle_failure, settle_success
+from .execute import HOSTNAME, Outcome, log, prepare, settle_failure, settle_success
 
 if TYPE_CHECKING:
     from ..app import App
 
 __all__ = ["AsyncioPool"]
 
+#: (soft, hard) time limits in seconds, checked by the worker.
+Limits = tuple[float | None, float | None]
+
 
 class AsyncioPool:
     """An event loop in its own thread, running up to ``limit`` async tasks at once."""
 
-    def __init__(self, app: App, threads: ThreadPoolExecutor, limit: int) -> None:
+    def __init__(
+        self, app: App, threads: ThreadPoolExecutor, limit: int, hostname: str = HOSTNAME
+    ) -> None:
         self.app = app
+        self.hostname = hostname
         self.threads = threads
         self.limit = limit
         self.loop = asyncio.new_event_loop()
@@ -41,16 +47,18 @@ class AsyncioPool:
         self._thread.start()
         self.tasks: dict[str, asyncio.Task[Any]] = {}
         self._outer: set[asyncio.Task[Outcome]] = set()
-        self._inbox: deque[tuple[TaskMessage, str, set[str], Callable[[Outcome], None]]] = deque()
+        self._inbox: deque[tuple[TaskMessage, str, set[str], Callable[[Outcome], None], Limits]] = (
+            deque()
+        )
         self._woken = False
 
     def submit(self, msg: TaskMessage, queue: str, revoked: set[str],
-               done: Callable[[Outcome], None]) -> None:  # fmt: skip
+               done: Callable[[Outcome], None], limits: Limits = (None, None)) -> None:  # fmt: skip
         """Start an async task; ``done`` is called with its outcome (from the loop thread)."""
         # No cross-thread future per task (run_coroutine_threadsafe makes a concurrent Future,
         # with its Condition, and an asyncio one), and one wake-up of the loop for all the tasks
         # submitted before it runs: a wake-up is a write to its self-pipe.
-        self._inbox.append((msg, queue, revoked, done))
+        self._inbox.append((msg, queue, revoked, done, limits))
         if not self._woken:
             self._woken = True
             self.loop.call_soon_threadsafe(self._spawn_all)
@@ -62,8 +70,8 @@ class AsyncioPool:
             self._spawn(*inbox.popleft())
 
     def _spawn(self, msg: TaskMessage, queue: str, revoked: set[str],
-               done: Callable[[Outcome], None]) -> None:  # fmt: skip
-        outer = self.loop.create_task(self._run(msg, queue, revoked))
+               done: Callable[[Outcome], None], limits: Limits) -> None:  # fmt: skip
+        outer = self.loop.create_task(self._run(msg, queue, revoked, limits))
         self._outer.add(outer)  # the loop keeps only weak references to its tasks
 
         def finished(task: asyncio.Task[Outcome]) -> None:
@@ -72,13 +80,15 @@ class AsyncioPool:
 
         outer.add_done_callback(finished)
 
-    async def _run(self, msg: TaskMessage, queue: str, revoked: set[str]) -> Outcome:
+    async def _run(
+        self, msg: TaskMessage, queue: str, revoked: set[str], limits: Limits
+    ) -> Outcome:
         loop = asyncio.get_running_loop()
         if _quiet_before(self.app, msg, revoked):
-            prepared = prepare(self.app, msg, queue, revoked)  # no I/O: no thread hop
+            prepared = prepare(self.app, msg, queue, revoked, self.hostname)  # no I/O, no hop
         else:
             prepared = await loop.run_in_executor(
-                self.threads, prepare, self.app, msg, queue, revoked
+                self.threads, prepare, self.app, msg, queue, revoked, self.hostname
             )
         if isinstance(prepared, Outcome):
             return prepared
@@ -89,9 +99,8 @@ class AsyncioPool:
         coroutine = context.run(task.run_with, request, msg.args, msg.kwargs)
         running = loop.create_task(coroutine, context=context)
         self.tasks[msg.id] = running
-        soft = msg.headers.soft_time_limit or task.option("soft_time_limit")
-        hard = msg.headers.time_limit or task.option("time_limit")
-        limit = min(x for x in (soft, hard, float("inf")) if x)
+        # The worker read and checked the limits once, at dispatch (remote control included).
+        limit = min(x for x in (*limits, float("inf")) if x)
         try:
             result = await asyncio.wait_for(running, None if limit == float("inf") else limit)
         except TimeoutError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import dataclasses
 import heapq
 import itertools
 import logging
@@ -35,8 +36,21 @@ from celeriac.transports import (
 
 from .. import signals
 from ..events import event, send_event, worker_fields
-from ..exceptions import SoftTimeLimitExceeded, TaskRevokedError, TimeLimitExceeded
+from ..exceptions import (
+    SoftTimeLimitExceeded,
+    TaskRevokedError,
+    TimeLimitExceeded,
+    WorkerLostError,
+)
 from .asyncio_pool import AsyncioPool
+from .boundary import (
+    DELIVERY_COUNT_HEADER,
+    MAX_DELAY,
+    BadNumber,
+    check_seconds,
+    deliveries,
+    safe_repr,
+)
 from .execute import HOSTNAME, Outcome, execute, store_failure
 from .limits import Running, TokenBucket, Watchdog, parse_rate
 from .prefork import PreforkPool
@@ -54,6 +68,9 @@ _ASYNC_SIDE_THREADS = 8
 _ETA_SLACK = 0.05
 # How often a busy worker reads its control channel (an idle one reads it every turn).
 _CONTROL_EVERY = 0.02
+#: A task on its way to a pool: delivery, decoded message, acks late, seconds its rate limit
+#: still makes it wait, and its checked (soft, hard) time limits.
+_Job = tuple[Delivery, Any, bool, float, tuple[float | None, float | None]]
 
 
 def signing_keys(app: App) -> dict[str, str]:
@@ -125,6 +142,16 @@ class Worker:
             max_depth=app.conf.worker_max_depth,
             max_arguments=app.conf.worker_max_arguments,
         )
+        self.max_deliveries = app.conf.worker_max_deliveries
+        if (
+            not isinstance(self.max_deliveries, int)
+            or isinstance(self.max_deliveries, bool)
+            or not 1 <= self.max_deliveries <= 1000
+        ):
+            raise ValueError(
+                f"worker_max_deliveries must be an integer from 1 to 1000, "
+                f"not {self.max_deliveries!r}"
+            )
         self.revoked: set[str] = set()
         self.processed = 0
         self._stop = threading.Event()
@@ -136,7 +163,7 @@ class Worker:
         self.watchdog: Watchdog | None = None
         self.buckets: dict[str, TokenBucket | None] = {}
         # Rate-limited deliveries waiting for a token: (when, seq, job).
-        self.waiting: list[tuple[float, int, tuple[Delivery, Any, bool]]] = []
+        self.waiting: list[tuple[float, int, _Job]] = []
         self._seq = itertools.count()
         #: Tasks started and not settled yet, by delivery, as ``inspect active`` shows them.
         self.active: dict[int, Mapping[str, Any]] = {}
@@ -149,6 +176,7 @@ class Worker:
         self.executor: ThreadPoolExecutor | None = None
         self._new_queues: list[str] | None = None
         self._consumer: Consumer
+        self._transport: Transport
         self.panel = ControlPanel(self)
 
     # -- what remote control reads and changes ----------------------------------------------------
@@ -237,6 +265,7 @@ class Worker:
     def run(self) -> None:
         """Consume until ``stop()``; then settle everything in flight and close."""
         transport = self._connect()
+        self._transport = transport
         try:
             for q in self.queues:
                 transport.declare_queue(QueueSpec(q))
@@ -250,9 +279,9 @@ class Worker:
             )
             self.executor = executor
             if self.pool_name == "asyncio" and executor is not None:
-                self.aio = AsyncioPool(self.app, executor, self.concurrency)
+                self.aio = AsyncioPool(self.app, executor, self.concurrency, self.hostname)
             if self.pool_name == "prefork":
-                self.prefork = PreforkPool(self.app, self.concurrency)
+                self.prefork = PreforkPool(self.app, self.concurrency, self.hostname)
             self.watchdog = Watchdog(SoftTimeLimitExceeded, TimeLimitExceeded)
             self._emit("worker-online", **worker_fields(0, self.processed))
             signals.worker_ready.send(self)
@@ -329,8 +358,8 @@ class Worker:
                 if self._dispatch(transport, consumer, delivery, executor):
                     in_flight += 1
         consumer = self._consumer
-        for _, _, (delivery, _msg, _late) in self.waiting:  # not started: back to the queue
-            consumer.requeue(delivery)
+        for _, _, job in self.waiting:  # not started: back to the queue
+            self._guarded("requeue", consumer.requeue, job[0])
             in_flight -= 1
         self.waiting.clear()
         while in_flight > 0:  # warm shutdown: what was started finishes and is settled
@@ -357,77 +386,183 @@ class Worker:
         delivery: Delivery,
         executor: ThreadPoolExecutor | None,
     ) -> bool:
-        """Start a delivery's task; False when it was settled on the spot."""
+        """Start a delivery's task; False when it was settled on the spot.
+
+        The per-message boundary: nothing in the message, the task's settings or the broker's
+        reply to a republish escapes from here; the message is dead-lettered with the reason.
+        """
+        try:
+            job = self._admit(transport, consumer, delivery)
+        except Exception as exc:  # anything a message can provoke
+            log.exception("%s: could not dispatch a message on %s", self.hostname, delivery.queue)
+            self._dead_letter(consumer, delivery, f"worker-error: {safe_repr(exc)}")
+            return False
+        if job is None:
+            return False
+        delivery, _msg, late, wait, _limits = job
+        if not late:
+            self._guarded("ack", consumer.ack, [delivery])
+        if wait > 0:
+            heapq.heappush(self.waiting, (time.monotonic() + wait, next(self._seq), job))
+            return True
+        self._start_guarded(job, executor)
+        return True
+
+    def _start_guarded(self, job: _Job, executor: ThreadPoolExecutor | None) -> None:
+        """Start a job; a pool that fails to take it gives the delivery back, counted."""
+        try:
+            self._start(job, executor)
+        except Exception as exc:  # the pool refused it (closed, broken pipe)
+            log.exception("%s: could not start %s", self.hostname, job[1].id)
+            late = job[2]
+            outcome = Outcome("requeue", f"worker-error: {safe_repr(exc)}")
+            self._done.put((job[0], outcome if late else Outcome("ack", "acked early")))
+
+    def _admit(self, transport: Transport, consumer: Consumer, delivery: Delivery) -> _Job | None:
+        """Check and decode a delivery; None when it was settled here (refused, or sent back
+        to wait for its ETA). Settles nothing when it raises."""
         if delivery.message is None:
             log.error(
                 "%s: unreadable envelope on %s: %s", self.hostname, delivery.queue, delivery.error
             )
-            consumer.reject(delivery, f"malformed-envelope: {delivery.error}")
-            self._emit("task-rejected", uuid=None, requeue=False)
-            return False
+            self._dead_letter(consumer, delivery, f"malformed-envelope: {delivery.error}")
+            return None
         try:
             if self.signing_keys is not None:
                 verify(delivery.message, self.signing_keys)
             msg = decode_task(delivery.message, accept=self.accept, limits=self.limits)
         except ProtocolError as exc:
             log.error("%s: rejected a message on %s: %s", self.hostname, delivery.queue, exc)
-            consumer.reject(delivery, _reason(exc))
-            self._emit("task-rejected", uuid=delivery.message.headers.get("id"), requeue=False)
-            return False
+            self._dead_letter(consumer, delivery, _reason(exc))
+            return None
+        count = deliveries(delivery)
+        if count > self.max_deliveries:
+            # Given back more often than allowed (each worker that took it died, or its task
+            # kept asking to be requeued): poison. Run again, it would loop forever.
+            why = f"delivered {count} times (worker_max_deliveries={self.max_deliveries})"
+            self._refuse(consumer, delivery, msg, f"poison: {why}", WorkerLostError(why))
+            return None
         if self.send_events:
             h = msg.headers
             self._emit(
                 "task-received",
                 uuid=msg.id,
                 name=msg.task,
-                args=h.argsrepr or repr(msg.args),
-                kwargs=h.kwargsrepr or repr(msg.kwargs),
+                args=h.argsrepr or safe_repr(msg.args, 1024),
+                kwargs=h.kwargsrepr or safe_repr(msg.kwargs, 1024),
                 root_id=h.root_id,
                 parent_id=h.parent_id,
                 retries=h.retries,
                 eta=h.eta.isoformat() if h.eta else None,
                 expires=h.expires.isoformat() if h.expires else None,
             )
-        eta = msg.headers.eta
+        task = self.app.tasks.get(msg.task)
+        try:
+            limits = self._limits(msg, task)
+            wait = self._rate_wait(msg.task, task)
+            eta = self._eta_wait(msg)
+        except BadNumber as exc:
+            self._refuse(consumer, delivery, msg, f"limit-out-of-range: {exc}", exc)
+            return None
         if eta is not None:
-            wait = (
-                (eta if eta.tzinfo else eta.replace(tzinfo=UTC)) - datetime.now(UTC)
-            ).total_seconds()
             # A message the broker held until its time is due by the broker's clock, whatever ours
             # says (skewed, or jumped back): running it beats holding it for the difference.
             held = bool(delivery.message.headers.get(BROKER_DELAYED_HEADER))
             trusted = held and self.signing_keys is None  # the marker is not signed
-            if wait > _ETA_SLACK and not trusted:
+            if eta > _ETA_SLACK and not trusted:
                 # Not due yet (a client that does not delay natively): the broker holds it.
-                transport.publish(delivery.queue, mark_broker_delayed(delivery.message), delay=wait)
+                transport.publish(delivery.queue, mark_broker_delayed(delivery.message), delay=eta)
                 consumer.ack([delivery])
-                return False
-        task = self.app.tasks.get(msg.task)
-        late = task.option("acks_late", True) if task is not None else True
-        if not late:
-            consumer.ack([delivery])
-        job = (delivery, msg, late)
-        wait = self._rate_wait(msg.task, task)
-        if wait > 0:
-            heapq.heappush(self.waiting, (time.monotonic() + wait, next(self._seq), job))
-            return True
-        self._start(job, executor)
-        return True
+                return None
+        late = bool(task.option("acks_late", True)) if task is not None else True
+        return delivery, msg, late, wait, limits
+
+    def _eta_wait(self, msg: Any) -> float | None:
+        """Seconds until the message's ETA (None: it has none); refuses one past MAX_DELAY."""
+        eta = msg.headers.eta
+        if eta is None:
+            return None
+        try:
+            aware = eta if eta.tzinfo else eta.replace(tzinfo=UTC)
+            wait = (aware - datetime.now(UTC)).total_seconds()
+        except OverflowError:  # a date so near year 1 or 9999 that its offset overflows
+            raise BadNumber(f"eta {eta.isoformat()} is out of range") from None
+        if wait > MAX_DELAY:
+            raise BadNumber(f"eta {eta.isoformat()} is more than {MAX_DELAY:.0f} s away")
+        return float(wait)
+
+    def _refuse(
+        self,
+        consumer: Consumer,
+        delivery: Delivery,
+        msg: Any,
+        reason: str,
+        exc: BaseException,
+    ) -> None:
+        """Dead-letter a decoded message the worker will not run, and store it as FAILURE so
+        its caller learns why (one attempt: the loop must not wait on a backend outage)."""
+        log.error("%s: %s[%s] refused: %s", self.hostname, msg.task, msg.id, reason)
+        try:
+            store_failure(self.app, msg, exc)
+        except Exception as error:  # the dead letter still says why
+            log.warning("%s: failure of %s not stored: %s", self.hostname, msg.id, error)
+        self._dead_letter(consumer, delivery, reason)
+
+    def _dead_letter(self, consumer: Consumer, delivery: Delivery, reason: str) -> None:
+        message = delivery.message
+        uuid = message.headers.get("id") if message is not None else None
+        self._guarded("reject", consumer.reject, delivery, reason)
+        self._emit("task-rejected", uuid=uuid if isinstance(uuid, str) else None, requeue=False)
+
+    def _give_back(
+        self, transport: Transport, consumer: Consumer, delivery: Delivery, reason: str
+    ) -> None:
+        """Requeue a delivery, counted: a copy with ``x-delivery-count`` goes to the back of
+        its queue and the original is acked, so every broker counts it (a classic RabbitMQ
+        queue only flags redeliveries). Past ``worker_max_deliveries``: poison."""
+        message = delivery.message
+        count = deliveries(delivery)
+        if message is None:
+            self._dead_letter(consumer, delivery, f"worker-error: {reason}")
+            return
+        if count >= self.max_deliveries:
+            why = f"delivered {count} times (worker_max_deliveries={self.max_deliveries}): {reason}"
+            try:
+                msg = decode_task(message, accept=self.accept, limits=self.limits)
+            except ProtocolError:
+                self._dead_letter(consumer, delivery, f"poison: {why}")
+            else:
+                self._refuse(consumer, delivery, msg, f"poison: {why}", WorkerLostError(why))
+            return
+        headers = {**message.headers, DELIVERY_COUNT_HEADER: count}
+        try:
+            transport.publish(delivery.queue, dataclasses.replace(message, headers=headers))
+        except TransportError as exc:
+            log.warning("%s: requeue of a delivery failed: %s", self.hostname, exc)
+            self._guarded("requeue", consumer.requeue, delivery)
+            return
+        self._guarded("ack", consumer.ack, [delivery])
 
     def _rate_wait(self, name: str, task: Any) -> float:
         """Seconds until the task's rate limit lets another call start (0: now)."""
         if name not in self.buckets:
-            rate = parse_rate(task.option("rate_limit") if task is not None else None)
+            try:
+                rate = parse_rate(task.option("rate_limit") if task is not None else None)
+            except ValueError as exc:
+                raise BadNumber(f"task {name!r}: {exc}") from None
             self.buckets[name] = None if rate is None else TokenBucket(rate)
         bucket = self.buckets[name]
         wait = 0.0 if bucket is None else bucket.take()
         if wait > 0 or task is None:
             return wait
-        shared = parse_rate(task.option("global_rate_limit"))
+        try:
+            shared = parse_rate(task.option("global_rate_limit"))
+        except ValueError as exc:
+            raise BadNumber(f"task {name!r}: global {exc}") from None
         if shared is None or not self.app.conf.result_backend:
             return wait
         # Every worker on this result backend shares the limit (Redis keeps it for all hosts).
-        return self.app.backend.take_token(name, shared)
+        return min(float(self.app.backend.take_token(name, shared)), 3600.0)
 
     def _release_waiting(self, executor: ThreadPoolExecutor | None) -> None:
         """Start the rate-limited deliveries whose token is due."""
@@ -435,21 +570,25 @@ class Worker:
         while self.waiting and self.waiting[0][0] <= now:
             _, _, job = heapq.heappop(self.waiting)
             msg = job[1]
-            wait = self._rate_wait(msg.task, self.app.tasks.get(msg.task))
+            try:
+                wait = self._rate_wait(msg.task, self.app.tasks.get(msg.task))
+            except Exception as exc:  # a global limit's store may be down
+                log.warning("%s: rate limit of %s unreadable: %s", self.hostname, msg.task, exc)
+                wait = 1.0
             if wait > 0:
                 heapq.heappush(self.waiting, (now + wait, next(self._seq), job))
                 return
-            self._start(job, executor)
+            self._start_guarded(job, executor)
 
-    def _start(self, job: tuple[Delivery, Any, bool], executor: ThreadPoolExecutor | None) -> None:
-        delivery, msg, late = job
+    def _start(self, job: _Job, executor: ThreadPoolExecutor | None) -> None:
+        delivery, msg, late, _wait, limits = job
         self.active[id(delivery)] = _Active(self, msg, delivery)
         if self.send_events:
             self._emit("task-started", uuid=msg.id)
         task = self.app.tasks.get(msg.task)
+        soft, hard = limits
         if self.prefork is not None:
             early = Outcome("ack", "acked early")
-            soft, hard = self._limits(msg)
             self.prefork.submit(
                 delivery,
                 msg,
@@ -465,6 +604,7 @@ class Worker:
                 delivery.queue,
                 self.revoked,
                 lambda outcome: self._done.put((delivery, outcome if late else early)),
+                limits,
             )
         elif executor is None:
             self._run(job)
@@ -472,9 +612,9 @@ class Worker:
             future: Future[None] = executor.submit(self._run, job)
             future.add_done_callback(lambda f: f.exception())
 
-    def _limits(self, msg: Any) -> tuple[float | None, float | None]:
-        """(soft, hard) seconds: from the message, else the task, else the app."""
-        task = self.app.tasks.get(msg.task)
+    def _limits(self, msg: Any, task: Any) -> tuple[float | None, float | None]:
+        """(soft, hard) seconds: set by remote control, else the message, else the task; each
+        checked, so a bad one refuses this message and never reaches a timer."""
         soft = msg.headers.soft_time_limit
         hard = msg.headers.time_limit
         if msg.task in self.time_limits:  # set by remote control: wins over the message
@@ -482,10 +622,10 @@ class Worker:
         elif task is not None:
             soft = soft if soft is not None else task.option("soft_time_limit")
             hard = hard if hard is not None else task.option("time_limit")
-        return soft, hard
+        return check_seconds(soft, "soft_time_limit"), check_seconds(hard, "time_limit")
 
-    def _run(self, job: tuple[Delivery, Any, bool]) -> None:
-        delivery, msg, late = job
+    def _run(self, job: _Job) -> None:
+        delivery, msg, late, _wait, (soft, hard) = job
         early = Outcome("ack", "acked early")
 
         def hard_limit_passed() -> None:
@@ -495,19 +635,23 @@ class Worker:
                 msg.task,
                 msg.id,
             )
-            store_failure(self.app, msg, TimeLimitExceeded(f"hard time limit ({hard}s) exceeded"))
+            try:
+                store_failure(
+                    self.app, msg, TimeLimitExceeded(f"hard time limit ({hard}s) exceeded")
+                )
+            except Exception:  # the slot is freed all the same
+                log.exception("%s: time limit failure of %s not stored", self.hostname, msg.id)
             self._done.put((delivery, Outcome("ack", "time-limit") if late else early))
 
-        soft, hard = self._limits(msg)
         running = Running(msg.id, threading.get_ident(), hard_limit_passed)
         self.running[msg.id] = running
-        if self.watchdog is not None and (soft or hard):
-            self.watchdog.watch(running, soft, hard)
         try:
-            outcome = execute(self.app, msg, delivery.queue, self.revoked)
+            if self.watchdog is not None and (soft or hard):
+                self.watchdog.watch(running, soft, hard)
+            outcome = execute(self.app, msg, delivery.queue, self.revoked, self.hostname)
         except Exception as exc:  # the backend or broker failed while settling the task
             log.exception("%s: task %s[%s] could not be settled", self.hostname, msg.task, msg.id)
-            outcome = Outcome("requeue", f"worker-error: {exc!r}")
+            outcome = Outcome("requeue", f"worker-error: {safe_repr(exc)}")
         finally:
             keep = running.finish()
             self.running.pop(msg.id, None)
@@ -541,7 +685,7 @@ class Worker:
                     log.error("%s: rejected %s: %s", self.hostname, delivery.queue, outcome.reason)
                     self._guarded("reject", consumer.reject, delivery, outcome.reason)
                 else:
-                    self._guarded("requeue", consumer.requeue, delivery)
+                    self._give_back(self._transport, consumer, delivery, outcome.reason)
                 item = self._done.get_nowait()
         except queue_module.Empty:
             pass
@@ -551,7 +695,10 @@ class Worker:
 
     def _emit(self, type_: str, **fields: Any) -> None:
         if self.send_events:
-            send_event(self.app, event(type_, self.hostname, **fields))
+            try:
+                send_event(self.app, event(type_, self.hostname, **fields))
+            except Exception as exc:  # an event lost is not a task lost
+                log.warning("%s: %s event not sent: %s", self.hostname, type_, exc)
 
     def _task_event(self, info: Mapping[str, Any], outcome: Outcome) -> None:
         """The event that tells how a task ended (SPEC.md §9)."""
@@ -560,7 +707,7 @@ class Worker:
             self._emit("task-rejected", uuid=uuid, requeue=False)
         elif outcome.state == SUCCESS:
             self._emit(
-                "task-succeeded", uuid=uuid, result=repr(outcome.value)[:1024], runtime=runtime
+                "task-succeeded", uuid=uuid, result=safe_repr(outcome.value, 1024), runtime=runtime
             )
         elif outcome.state == "RETRY":
             self._emit("task-retried", uuid=uuid, exception=outcome.reason, traceback="")
@@ -597,10 +744,11 @@ class Worker:
                 request = parse_control_request(
                     loads(message.body, message.content_type, message.content_encoding)
                 )
-            except ProtocolError as exc:
+                mine = request.is_for(self.hostname)
+            except Exception as exc:  # anyone may broadcast anything
                 log.warning("%s: ignored a malformed control message: %s", self.hostname, exc)
                 continue
-            if request.is_for(self.hostname):
+            if mine:
                 self.panel.handle(request, transport)
 
 

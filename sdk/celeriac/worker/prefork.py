@@ -8,9 +8,12 @@ is reported (time limit, revoked) or given back to the queue (died).
 from __future__ import annotations
 
 import collections
+import ctypes
+import dataclasses
 import logging
 import multiprocessing
 import os
+import pickle
 import resource
 import signal
 import threading
@@ -20,8 +23,14 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any
 
-from ..exceptions import SoftTimeLimitExceeded, TaskRevokedError, TimeLimitExceeded
-from .execute import Outcome, execute, store_failure
+from ..exceptions import (
+    SoftTimeLimitExceeded,
+    TaskRevokedError,
+    TimeLimitExceeded,
+    WorkerLostError,
+)
+from .boundary import safe_repr
+from .execute import HOSTNAME, Outcome, execute, store_failure
 
 if TYPE_CHECKING:
     from ..app import App
@@ -30,14 +39,43 @@ __all__ = ["PreforkPool"]
 
 log = logging.getLogger("celeriac.worker")
 Finish = Callable[[Outcome], None]
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent: int) -> None:
+    """Have the kernel SIGKILL this process when its parent dies (Linux), so a SIGKILL of
+    the worker leaves no child behind running or holding tasks. Elsewhere a thread watches
+    for the parent to go (the child is then reparented)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
+    except (OSError, AttributeError):
+        threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
 
 
 def _soft_limit(signum: int, frame: Any) -> None:
     raise SoftTimeLimitExceeded("soft time limit exceeded")
 
 
-def _child(app: App, conn: Connection, max_tasks: int | None, max_memory_kb: int | None) -> None:
+def _child(
+    app: App,
+    conn: Connection,
+    max_tasks: int | None,
+    max_memory_kb: int | None,
+    hostname: str,
+    parent: int,
+) -> None:
     """A child's life: run jobs until told to stop, the task quota is used, or memory is high."""
+    die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when children stop
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGALRM, _soft_limit)
@@ -51,9 +89,9 @@ def _child(app: App, conn: Connection, max_tasks: int | None, max_memory_kb: int
         if soft:
             signal.setitimer(signal.ITIMER_REAL, soft)
         try:
-            outcome = execute(app, msg, queue, revoked)
+            outcome = execute(app, msg, queue, revoked, hostname)
         except Exception as exc:  # the backend or broker failed while settling the task
-            outcome = Outcome("requeue", f"worker-error: {exc!r}")
+            outcome = Outcome("requeue", f"worker-error: {safe_repr(exc)}")
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
         done += 1
@@ -61,7 +99,11 @@ def _child(app: App, conn: Connection, max_tasks: int | None, max_memory_kb: int
         retire = (max_tasks is not None and done >= max_tasks) or (
             max_memory_kb is not None and rss_kb > max_memory_kb
         )
-        conn.send((outcome, retire))
+        try:
+            conn.send((outcome, retire))
+        except (pickle.PicklingError, TypeError, AttributeError, RecursionError):
+            # A return value that does not pickle: the parent only shows it in an event.
+            conn.send((dataclasses.replace(outcome, value=safe_repr(outcome.value)), retire))
         if retire:
             return
 
@@ -83,8 +125,9 @@ class PreforkPool:
     """``concurrency`` child processes; jobs wait in the pool until a child is free, so the
     consumer thread never blocks (it must keep fetching to renew its holds)."""
 
-    def __init__(self, app: App, concurrency: int) -> None:
+    def __init__(self, app: App, concurrency: int, hostname: str = HOSTNAME) -> None:
         self.app = app
+        self.hostname = hostname
         self.concurrency = concurrency
         self.pending: collections.deque[tuple[Any, Any, Finish, frozenset[str], Any, Any]] = (
             collections.deque()
@@ -103,7 +146,9 @@ class PreforkPool:
     def _spawn(self) -> Child:
         parent, child = self.ctx.Pipe()
         process = self.ctx.Process(
-            target=_child, args=(self.app, child, self.max_tasks, self.max_memory), daemon=True
+            target=_child,
+            args=(self.app, child, self.max_tasks, self.max_memory, self.hostname, os.getpid()),
+            daemon=True,
         )
         process.start()
         child.close()
@@ -187,18 +232,32 @@ class PreforkPool:
         if job is None or not report:
             return
         _delivery, msg, finish = job
+        try:
+            outcome = self._lost(child, msg)
+        except Exception as exc:  # the result backend failed: the delivery comes back, counted
+            log.exception("%s: the end of %s[%s] not stored", self.hostname, msg.task, msg.id)
+            outcome = Outcome("requeue", f"worker-error: {safe_repr(exc)}")
+        finish(outcome)
+
+    def _lost(self, child: Child, msg: Any) -> Outcome:
+        """What to do with the task of a child that is gone, and store why."""
         if child.killed_for == "time-limit":
             store_failure(self.app, msg, TimeLimitExceeded("hard time limit exceeded"))
-            outcome = Outcome("ack", "time-limit")
-        elif child.killed_for == "revoked":
+            return Outcome("ack", "time-limit")
+        if child.killed_for == "revoked":
             store_failure(self.app, msg, TaskRevokedError("terminated"))
-            outcome = Outcome("ack", "revoked")
-        else:
-            log.error(
-                "a child process died running %s[%s]; it goes back to the queue", msg.task, msg.id
-            )
-            outcome = Outcome("requeue", "worker-lost")
-        finish(outcome)
+            return Outcome("ack", "revoked")
+        code = child.process.exitcode
+        why = f"the process running the task exited with {code}"
+        if self.app.conf.task_reject_on_worker_lost:
+            # Given back, counted: past worker_max_deliveries it is dead-lettered as poison
+            # with a WorkerLostError FAILURE, so a task that kills its process cannot loop.
+            log.error("%s: %s[%s]: %s; it goes back to the queue", self.hostname, msg.task,
+                      msg.id, why)  # fmt: skip
+            return Outcome("requeue", f"worker-lost: {why}")
+        log.error("%s: %s[%s]: %s", self.hostname, msg.task, msg.id, why)
+        store_failure(self.app, msg, WorkerLostError(why))
+        return Outcome("ack", f"worker-lost: {why}", "FAILURE")
 
     def close(self) -> None:
         """Stop the children once they are idle (the caller has waited for running tasks)."""
