@@ -243,9 +243,7 @@ def test_a_remote_command_with_bad_arguments_changes_nothing(
         pytest.skip("remote control needs a broker other processes share")
     before = (dict(worker.time_limits), dict(worker.buckets), set(worker.revoked),
               list(worker.queues), worker.concurrency)  # fmt: skip
-    reply = app.control.call(
-        method, arguments, destination=[worker.hostname], timeout=5, limit=1
-    )
+    reply = app.control.call(method, arguments, destination=[worker.hostname], timeout=5, limit=1)
     assert reply is not None, "no reply"
     assert "error" in reply[worker.hostname], reply
     after = (dict(worker.time_limits), dict(worker.buckets), set(worker.revoked),

@@ -48,8 +48,10 @@ def mark_redelivered(envelope: Any) -> None:
     if isinstance(headers, dict):
         headers["redelivered"] = True
         before = headers.get(DELIVERY_COUNT_HEADER)
-        valid = isinstance(before, int) and not isinstance(before, bool) and 0 <= before < 1 << 31
-        headers[DELIVERY_COUNT_HEADER] = before + 1 if valid else 1
+        if isinstance(before, int) and not isinstance(before, bool) and 0 <= before < 1 << 31:
+            headers[DELIVERY_COUNT_HEADER] = before + 1
+        else:
+            headers[DELIVERY_COUNT_HEADER] = 1
     properties = envelope.get("properties")
     info = properties.get("delivery_info") if isinstance(properties, dict) else None
     if isinstance(info, dict):
