@@ -18,7 +18,7 @@ from celeriac import App
 from celeriac.exceptions import Reject
 from celeriac.protocol import WireMessage, encode_task, new_task_message
 from celeriac.transports import open_transport
-from celeriac.worker.consumer import Worker, run_worker, stop_worker
+from celeriac.worker import Worker, run_worker, stop_worker
 from tests.brokers import REDIS_URL
 from tests.transports.conftest import url_for
 
@@ -267,3 +267,20 @@ def test_a_hostile_control_broadcast_is_ignored(app: App, worker: Worker) -> Non
         transport.close()
     _alive(app, worker)
     assert json  # the bodies above are JSON on purpose: the parser must say no, not crash
+
+
+def test_a_body_of_many_tiny_items_is_refused_by_count(app: App, worker: Worker) -> None:
+    # 2.4 MB on the wire, about 20 times that once decoded: refused before decoding.
+    task_id = str(uuid.uuid4())
+    base = encode_task(new_task_message("b.ok", (), task_id=task_id))
+    body = b"[[" + b",".join([b"{}"] * 1_200_000) + b"],{},{}]"
+    wire = WireMessage(body, base.content_type, base.content_encoding, base.headers, {})
+    transport = open_transport(app.conf.broker_url)
+    try:
+        transport.publish(app.conf.task_default_queue, wire)
+    finally:
+        transport.close()
+    reasons = _dead_letters(app, 1)
+    assert reasons[task_id].startswith("limit-exceeded: "), reasons
+    assert "values" in reasons[task_id]
+    _alive(app, worker)

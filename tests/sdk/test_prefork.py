@@ -15,7 +15,8 @@ import pytest
 
 from celeriac import App
 from celeriac.exceptions import TimeLimitExceeded, WorkerLostError
-from celeriac.worker.consumer import Worker, run_worker, stop_worker
+from celeriac.worker import Worker, run_worker, stop_worker
+from celeriac.worker.prefork import PreforkPool
 from tests.brokers import REDIS_URL, require
 
 
@@ -87,8 +88,8 @@ def test_a_dead_child_gives_its_task_back(app: App) -> None:
 
 
 def _child_pids(w: Worker) -> tuple[int, ...]:
-    assert w.prefork is not None
-    return tuple(sorted(c.process.pid for c in w.prefork.children))
+    assert isinstance(w.pool, PreforkPool)
+    return tuple(sorted(c.process.pid for c in w.pool.children))
 
 
 def test_memory_urls_are_refused_for_prefork() -> None:

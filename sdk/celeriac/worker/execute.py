@@ -14,9 +14,8 @@ import time
 import traceback as tb
 import uuid
 from collections.abc import Callable, Container, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from celeriac.backends import ChordPart, ResultBackend
 from celeriac.protocol import ProtocolError, TaskMessage
@@ -29,6 +28,7 @@ from ..canvas import Signature
 from ..exceptions import Ignore, Reject, Retry, TaskRevokedError
 from ..task import Context, Task
 from .boundary import safe_repr
+from .job import Action, Outcome
 
 if TYPE_CHECKING:
     from ..app import App
@@ -39,17 +39,6 @@ __all__ = ["Outcome", "execute", "run_eagerly"]
 T = TypeVar("T")
 HOSTNAME = f"celeriac@{socket.gethostname()}"
 log = logging.getLogger("celeriac.task")
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What the consumer does with the message after the call."""
-
-    action: Literal["ack", "reject", "requeue"]
-    reason: str = ""
-    state: str = SUCCESS
-    #: The task's return value, for the task-succeeded event.
-    value: Any = None
 
 
 ACK = Outcome("ack")
@@ -257,7 +246,7 @@ def prepare(
     if task is None:
         unknown = EncodedException("NotRegistered", (msg.task,), "celeriac.exceptions")
         _store(app, None, msg, FAILURE, unknown.to_wire())
-        return Outcome("reject", f"unknown-task: {msg.task!r} is not registered", FAILURE)
+        return Outcome("dead-letter", f"unknown-task: {msg.task!r} is not registered", FAILURE)
     expires = msg.headers.expires
     if msg.id in revoked or (expires is not None and _aware(expires) <= datetime.now(UTC)):
         why = "revoked" if msg.id in revoked else "expired"
@@ -337,11 +326,12 @@ def settle_failure(
             EncodedException.from_exception(cause).to_wire(),
             "".join(tb.format_exception(cause)),
         )
-        return Outcome("ack", "retry", RETRY)
+        return Outcome("retry", "retry", RETRY)
     if isinstance(exc, Ignore):
         return ACK
     if isinstance(exc, Reject):
-        return Outcome("requeue" if exc.requeue else "reject", f"rejected-by-task: {exc.reason}")
+        action: Action = "requeue" if exc.requeue else "dead-letter"
+        return Outcome(action, f"rejected-by-task: {exc.reason}")
     if isinstance(exc, TaskRevokedError):
         signals.task_revoked.send(task, request=request, terminated=True)
         # Raised by terminate as a bare class: say what happened.

@@ -18,7 +18,7 @@ import resource
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Container
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any
@@ -30,7 +30,9 @@ from ..exceptions import (
     WorkerLostError,
 )
 from .boundary import safe_repr
-from .execute import HOSTNAME, Outcome, execute, store_failure
+from .execute import HOSTNAME, execute, store_failure
+from .job import Job, Outcome
+from .pool import Done, PoolError
 
 if TYPE_CHECKING:
     from ..app import App
@@ -38,7 +40,6 @@ if TYPE_CHECKING:
 __all__ = ["PreforkPool"]
 
 log = logging.getLogger("celeriac.worker")
-Finish = Callable[[Outcome], None]
 _PR_SET_PDEATHSIG = 1
 
 
@@ -114,7 +115,7 @@ class Child:
 
     process: Any
     conn: Connection
-    job: tuple[Any, Any, Finish] | None = None  # (delivery, msg, finish)
+    job: tuple[Job, Done] | None = None
     started: float = 0.0
     hard: float | None = None
     killed_for: str | None = None
@@ -125,13 +126,20 @@ class PreforkPool:
     """``concurrency`` child processes; jobs wait in the pool until a child is free, so the
     consumer thread never blocks (it must keep fetching to renew its holds)."""
 
-    def __init__(self, app: App, concurrency: int, hostname: str = HOSTNAME) -> None:
+    name = "prefork"
+
+    def __init__(
+        self,
+        app: App,
+        concurrency: int,
+        revoked: Container[str] = frozenset(),
+        hostname: str = HOSTNAME,
+    ) -> None:
         self.app = app
         self.hostname = hostname
         self.concurrency = concurrency
-        self.pending: collections.deque[tuple[Any, Any, Finish, frozenset[str], Any, Any]] = (
-            collections.deque()
-        )
+        self.revoked = revoked
+        self.pending: collections.deque[tuple[Job, Done]] = collections.deque()
         self.ctx = multiprocessing.get_context("fork")
         self.max_tasks = app.conf.worker_max_tasks_per_child
         self.max_memory = app.conf.worker_max_memory_per_child
@@ -154,18 +162,10 @@ class PreforkPool:
         child.close()
         return Child(process, parent)
 
-    def submit(
-        self,
-        delivery: Any,
-        msg: Any,
-        finish: Finish,
-        revoked: set[str],
-        soft: float | None,
-        hard: float | None,
-    ) -> None:
-        """Queue a task; it starts in the next free child. ``finish`` gets its outcome."""
+    def submit(self, job: Job, on_done: Done) -> None:
+        """Queue a task; it starts in the next free child. ``on_done`` gets its outcome."""
         with self._lock:
-            self.pending.append((delivery, msg, finish, frozenset(revoked), soft, hard))
+            self.pending.append((job, on_done))
             self._start_pending()
 
     def _start_pending(self) -> None:
@@ -174,22 +174,27 @@ class PreforkPool:
             if not self.pending:
                 return
             if child.job is None and child.process.is_alive():
-                delivery, msg, finish, revoked, soft, hard = self.pending.popleft()
-                child.job = (delivery, msg, finish)
+                job, on_done = self.pending.popleft()
+                child.job = (job, on_done)
                 child.started = time.monotonic()
-                child.hard = hard
+                child.hard = job.hard_limit
                 child.killed_for = None
-                child.conn.send((msg, delivery.queue, revoked, soft))
+                # The child needs to know only whether this one task is revoked.
+                revoked = (job.id,) if job.id in self.revoked else ()
+                child.conn.send((job.message, job.queue, revoked, job.soft_limit))
 
-    def terminate(self, task_id: str) -> bool:
-        """Kill the child running ``task_id`` (revoke with terminate); it is replaced."""
+    def terminate(self, job_id: str, signum: int = signal.SIGKILL) -> bool:
+        """Kill the child running ``job_id`` (revoke with terminate); it is replaced."""
         with self._lock:
             for child in self.children:
-                if child.job is not None and child.job[1].id == task_id:
+                if child.job is not None and child.job[0].id == job_id:
                     child.killed_for = "revoked"
                     child.process.kill()
                     return True
         return False
+
+    def resize(self, concurrency: int) -> None:
+        raise PoolError("the prefork pool cannot be resized at run time")
 
     def _collect(self) -> None:
         """Read outcomes, enforce hard limits, replace children that are gone."""
@@ -220,7 +225,7 @@ class PreforkPool:
             child.process.join(5)
             self._replace(child, report=False)
         if job is not None:
-            job[2](outcome)
+            job[1](job[0], outcome)
 
     def _replace(self, child: Child, report: bool = True) -> None:
         """Swap a dead child for a new one; settle what it was running."""
@@ -231,13 +236,13 @@ class PreforkPool:
             self.children[self.children.index(child)] = self._spawn()
         if job is None or not report:
             return
-        _delivery, msg, finish = job
+        (running, on_done), msg = job, job[0].message
         try:
             outcome = self._lost(child, msg)
         except Exception as exc:  # the result backend failed: the delivery comes back, counted
             log.exception("%s: the end of %s[%s] not stored", self.hostname, msg.task, msg.id)
             outcome = Outcome("requeue", f"worker-error: {safe_repr(exc)}")
-        finish(outcome)
+        on_done(running, outcome)
 
     def _lost(self, child: Child, msg: Any) -> Outcome:
         """What to do with the task of a child that is gone, and store why."""

@@ -12,6 +12,7 @@ import logging
 import os
 import resource
 import time
+import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +25,7 @@ from .boundary import BadNumber, check_seconds, safe_repr
 from .limits import TokenBucket, parse_rate
 
 if TYPE_CHECKING:
-    from .consumer import Worker
+    from .core import Worker
 
 __all__ = ["ControlPanel"]
 
@@ -59,6 +60,8 @@ class ControlPanel:
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
         self.started = time.monotonic()
+        #: Marks the ping this worker sends at start to find another worker with its name.
+        self.probe = uuid.uuid4().hex
         self.handlers: dict[str, Handler] = {
             "ping": self.ping,
             "stats": self.stats,
@@ -86,6 +89,9 @@ class ControlPanel:
     # -- dispatch --------------------------------------------------------------------------------
     def handle(self, request: ControlRequest, transport: Transport) -> None:
         """Run a request meant for this worker and reply if the sender asked for one."""
+        probe = request.arguments.get("celeriac_probe") if request.method == "ping" else None
+        if probe is not None and probe == self.probe:
+            return  # our own "is this name taken?" ping: only another worker may answer it
         handler = self.handlers.get(request.method)
         if handler is None:
             reply: Any = {"error": f"unknown control command {request.method!r}"}
@@ -145,7 +151,9 @@ class ControlPanel:
         return [dict(info) for info in self.worker.active.values()]
 
     def reserved(self, **_: Any) -> list[dict[str, Any]]:
-        return [self.worker.describe(job[1], job[0]) for _, _, job in self.worker.waiting]
+        return [
+            self.worker.describe(job.message, job.delivery) for _, _, job in self.worker.waiting
+        ]
 
     def scheduled(self, **_: Any) -> list[dict[str, Any]]:
         return []  # ETA tasks wait in the broker, not in this worker's memory
