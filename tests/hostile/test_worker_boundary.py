@@ -22,7 +22,7 @@ from celeriac.worker import Worker, run_worker, stop_worker
 from tests.brokers import REDIS_URL
 from tests.transports.conftest import url_for
 
-BOUNDARY_TRANSPORTS = ("memory", "sqlite", "redis")
+BOUNDARY_TRANSPORTS = ("memory", "sqlite", "redis", "amqp")
 
 
 class Runs:

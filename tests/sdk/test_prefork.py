@@ -17,14 +17,17 @@ from celeriac import App
 from celeriac.exceptions import TimeLimitExceeded, WorkerLostError
 from celeriac.worker import Worker, run_worker, stop_worker
 from celeriac.worker.prefork import PreforkPool
-from tests.brokers import REDIS_URL, require
+from tests.brokers import AMQP_URL, REDIS_URL, require
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", "redis", "amqp"])
 def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[App]:
     if request.param == "redis":
         require("redis")
         broker, backend = REDIS_URL, REDIS_URL.rsplit("/", 1)[0] + "/3"
+    elif request.param == "amqp":
+        require("rabbitmq")
+        broker, backend = AMQP_URL, f"sqlite:///{tmp_path}/r.db"
     else:
         broker, backend = f"sqlite:///{tmp_path}/b.db", f"sqlite:///{tmp_path}/r.db"
     application = App("pf", broker=broker, backend=backend,
