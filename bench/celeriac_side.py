@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
 def _io(args: argparse.Namespace, app: object, task: object, in_flight: dict[str, int]) -> dict:
     """Preload sleeping tasks, run one worker in this process, time it to the last task."""
     from celeriac.protocol import encode_task, new_task_message
-    from celeriac.worker.consumer import run_worker, stop_worker
+    from celeriac.worker import run_worker, stop_worker
 
     producer = app.producer()  # type: ignore[attr-defined]
     app.declare(args.queue)  # type: ignore[attr-defined]

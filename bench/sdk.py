@@ -25,7 +25,7 @@ from rich.table import Table
 from celeriac import App
 from celeriac.protocol import encode_task, new_task_message
 from celeriac.transports import QueueSpec, Transport, open_transport
-from celeriac.worker.consumer import run_worker, stop_worker
+from celeriac.worker import run_worker, stop_worker
 from interop import celery_env
 
 REDIS_URL = os.environ.get("CELERIAC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -124,6 +124,11 @@ class Settings:
     worker_max_message_bytes: int = 64 * 1024 * 1024
     worker_max_depth: int = 100
     worker_max_arguments: int = 10_000
+    #: Most values one decoded body may hold (a body of many tiny items expands in memory).
+    worker_max_decoded_items: int = 1_000_000
+    #: Most times one message is delivered: a message given back more often (the worker died
+    #: running it, or the task failed in a way that requeues it) is dead-lettered as poison.
+    worker_max_deliveries: int = 5
     #: Secret that signs every task message this app sends (HMAC-SHA256, SPEC.md §14).
     security_signing_key: str | None = None
     #: The id the signature names, so workers can hold several keys while one is rotated.

@@ -157,6 +157,20 @@ def test_bounded_tasks_and_text() -> None:
     assert len(args) <= 4097 and args.endswith("…")
 
 
+def test_bounded_workers_and_queues() -> None:
+    # Forged events may name any number of workers and queues: the oldest are forgotten.
+    state = State(max_workers=3, max_queues=2)
+    for i in range(6):
+        state.apply(ev("worker-heartbeat", hostname=f"w{i}@" + "h" * 1000))
+        state.apply(ev("task-sent", uuid=f"t{i}", name="n", queue=f"q{i}"))
+    assert len(state.workers) == 3
+    assert all(len(name) <= 255 for name in state.workers)
+    assert list(state.queues) == ["q4", "q5"]
+    state.apply(ev("worker-heartbeat", hostname="w3@" + "h" * 1000))  # heard again: kept
+    state.apply(ev("worker-heartbeat", hostname="new@host"))
+    assert ("w3@" + "h" * 1000)[:255] in state.workers
+
+
 def test_malformed_events_are_ignored() -> None:
     state = State()
     for bad in (

@@ -16,7 +16,7 @@ from celeriac import App
 from celeriac.cli import main
 from celeriac.dashboard import Dashboard, create_app
 from celeriac.dashboard.web import COOKIE, LOOPBACK_HOSTS, STATIC
-from celeriac.worker.consumer import run_worker, stop_worker
+from celeriac.worker import run_worker, stop_worker
 from tests.waiting import eventually
 
 TOKEN = "s3cret-token"

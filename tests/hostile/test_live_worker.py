@@ -12,7 +12,7 @@ import pytest
 
 from celeriac import App
 from celeriac.transports import TransportError, open_transport
-from celeriac.worker.consumer import Worker, run_worker, stop_worker
+from celeriac.worker import Worker, run_worker, stop_worker
 from tests.brokers import unique
 from tests.hostile.corpus import raw_corpus, wire_corpus
 from tests.transports.conftest import inject_raw, url_for

@@ -16,7 +16,7 @@ import pytest
 from celeriac import App
 from celeriac.protocol import decode_task
 from celeriac.transports import QueueSpec, open_transport
-from celeriac.worker.consumer import run_worker, stop_worker
+from celeriac.worker import run_worker, stop_worker
 from interop import celery_env
 from tests.brokers import AMQP_URL, REDIS_URL, require, unique
 

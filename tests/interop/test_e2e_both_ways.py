@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from celeriac import App, chain, chord, group
-from celeriac.worker.consumer import run_worker, stop_worker
+from celeriac.worker import run_worker, stop_worker
 from interop import celery_env
 from tests.brokers import AMQP_URL, REDIS_URL, require, unique
 

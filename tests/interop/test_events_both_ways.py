@@ -16,7 +16,7 @@ import pytest
 
 from celeriac import App
 from celeriac.events import EventReceiver
-from celeriac.worker.consumer import run_worker, stop_worker
+from celeriac.worker import run_worker, stop_worker
 from interop import celery_env
 from tests.brokers import unique
 from tests.waiting import collect

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from celeriac import App
 from celeriac.cli import main
-from celeriac.worker.consumer import run_worker, stop_worker
+from celeriac.worker import run_worker, stop_worker
 from interop import celery_env
 from tests.brokers import unique
 

@@ -17,7 +17,7 @@ import pytest
 from celeriac import App
 from celeriac.interop import client_capabilities, verify_client, verify_worker
 from celeriac.interop.cases import cases_for
-from celeriac.worker.consumer import run_worker, stop_worker
+from celeriac.worker import run_worker, stop_worker
 from interop import celery_env
 from tests.brokers import AMQP_URL, REDIS_URL, SQS_URL, require, unique
 from tests.interop import harnesses

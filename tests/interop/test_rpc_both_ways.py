@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from celeriac import App
-from celeriac.worker.consumer import run_worker, stop_worker
+from celeriac.worker import run_worker, stop_worker
 from interop import celery_env
 from tests.brokers import AMQP_URL, require, unique
 

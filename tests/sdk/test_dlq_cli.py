@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from celeriac import App
 from celeriac.cli import main
-from celeriac.worker.consumer import run_worker, stop_worker
+from celeriac.worker import run_worker, stop_worker
 from tests.brokers import unique
 from tests.transports.conftest import inject_raw, url_for
 from tests.waiting import eventually

@@ -17,7 +17,7 @@ import pytest
 
 from celeriac import App
 from celeriac.events import EventReceiver
-from celeriac.worker.consumer import run_worker, stop_worker
+from celeriac.worker import run_worker, stop_worker
 from tests.brokers import REDIS_URL, require
 from tests.sdk.test_worker import E2E_TRANSPORTS
 from tests.transports.conftest import url_for

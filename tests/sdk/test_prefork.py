@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -12,16 +14,20 @@ from typing import Any
 import pytest
 
 from celeriac import App
-from celeriac.exceptions import TimeLimitExceeded
-from celeriac.worker.consumer import Worker, run_worker, stop_worker
-from tests.brokers import REDIS_URL, require
+from celeriac.exceptions import TimeLimitExceeded, WorkerLostError
+from celeriac.worker import Worker, run_worker, stop_worker
+from celeriac.worker.prefork import PreforkPool
+from tests.brokers import AMQP_URL, REDIS_URL, require
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", "redis", "amqp"])
 def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[App]:
     if request.param == "redis":
         require("redis")
         broker, backend = REDIS_URL, REDIS_URL.rsplit("/", 1)[0] + "/3"
+    elif request.param == "amqp":
+        require("rabbitmq")
+        broker, backend = AMQP_URL, f"sqlite:///{tmp_path}/r.db"
     else:
         broker, backend = f"sqlite:///{tmp_path}/b.db", f"sqlite:///{tmp_path}/r.db"
     application = App("pf", broker=broker, backend=backend,
@@ -86,10 +92,101 @@ def test_a_dead_child_gives_its_task_back(app: App) -> None:
 
 
 def _child_pids(w: Worker) -> tuple[int, ...]:
-    assert w.prefork is not None
-    return tuple(sorted(c.process.pid for c in w.prefork.children))
+    assert isinstance(w.pool, PreforkPool)
+    return tuple(sorted(c.process.pid for c in w.pool.children))
 
 
 def test_memory_urls_are_refused_for_prefork() -> None:
     with pytest.raises(ValueError, match="memory://"):
         Worker(App(broker="memory://x", backend="memory://x"), pool="prefork")
+
+
+def test_a_child_that_kills_itself_ends_as_worker_lost_after_the_limit(app: App) -> None:
+    app.conf.update(worker_max_deliveries=2)
+    w = run_worker(app, pool="prefork", concurrency=2)
+    try:
+        dying = app.tasks["pf.die"].delay()
+        with pytest.raises(WorkerLostError):
+            dying.get(timeout=60)
+        assert dying.state == "FAILURE"
+        assert app.tasks["pf.add"].delay(1, 1).get(timeout=30) == 2
+    finally:
+        stop_worker(w)
+
+
+def test_a_child_that_kills_itself_fails_at_once_without_reject_on_worker_lost(
+    app: App,
+) -> None:
+    app.conf.update(task_reject_on_worker_lost=False)
+    w = run_worker(app, pool="prefork", concurrency=1)
+    try:
+        with pytest.raises(WorkerLostError, match="exited with 1"):
+            app.tasks["pf.die"].delay().get(timeout=30)
+    finally:
+        stop_worker(w)
+
+
+_PARENT = """
+import os, sys, time
+from pathlib import Path
+from celeriac import App
+from celeriac.worker import Worker
+app = App("orphans", broker=sys.argv[1], backend=None, task_default_queue=sys.argv[2])
+
+@app.task(name="orphans.busy")
+def busy():
+    Path(sys.argv[3], str(os.getpid())).touch()
+    time.sleep(60)
+
+for _ in range(3):
+    busy.delay()
+Worker(app, pool="prefork", concurrency=3).run()
+"""
+
+
+def _children_of(pid: int) -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            # The command may hold spaces and parentheses: fields follow the last ')'.
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.add(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process table in /proc")
+def test_sigkill_of_the_parent_leaves_no_child(tmp_path: Path) -> None:
+    # Busy children: an idle one would leave on its own when its pipe to the parent closes.
+    marks = tmp_path / "running"
+    marks.mkdir()
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _PARENT, f"sqlite:///{tmp_path}/b.db", "orphans", str(marks)],
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while len(list(marks.iterdir())) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        children = _children_of(parent.pid)
+        running = {int(p.name) for p in marks.iterdir()}
+        assert len(running) == 3 and running <= children, (running, children)
+    finally:
+        parent.kill()
+        parent.wait(10)
+    deadline = time.monotonic() + 10
+    alive = children
+    while alive and time.monotonic() < deadline:
+        alive = {pid for pid in alive if Path(f"/proc/{pid}").exists() and not _zombie(pid)}
+        time.sleep(0.05)
+    assert not alive, f"children left behind: {alive}"
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return (Path(f"/proc/{pid}") / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return False

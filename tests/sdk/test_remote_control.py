@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from celeriac import App
 from celeriac.cli import main
-from celeriac.worker.consumer import Worker, run_worker, stop_worker
+from celeriac.worker import Worker, run_worker, stop_worker
 from tests.sdk.test_worker import E2E_TRANSPORTS
 from tests.transports.conftest import url_for
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from celeriac import App, chord
-from celeriac.worker.consumer import run_worker, stop_worker
+from celeriac.worker import run_worker, stop_worker
 from tests.brokers import unique
 from tests.transports.conftest import url_for
 

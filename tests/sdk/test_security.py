@@ -15,7 +15,7 @@ from celeriac import App
 from celeriac.protocol import WireMessage, encode_task, new_task_message
 from celeriac.protocol.signing import sign
 from celeriac.transports import BrokerUnavailable, open_transport
-from celeriac.worker.consumer import run_worker, stop_worker
+from celeriac.worker import run_worker, stop_worker
 from tests.brokers import AMQP_URL, amqp_params, require, unique
 from tests.transports.conftest import url_for
 

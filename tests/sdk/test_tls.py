@@ -10,7 +10,7 @@ import pytest
 from celeriac import App
 from celeriac.protocol import encode_task, new_task_message
 from celeriac.transports import BrokerUnavailable, QueueSpec, open_transport
-from celeriac.worker.consumer import run_worker, stop_worker
+from celeriac.worker import run_worker, stop_worker
 from tests.brokers import amqp_params, require, unique
 from tests.tls import Certificates, TLSFront, make_certificates, start_tls_redis
 

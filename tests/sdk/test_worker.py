@@ -15,7 +15,7 @@ import pytest
 
 from celeriac import App, chord, group
 from celeriac.transports import open_transport
-from celeriac.worker.consumer import Worker, run_worker, stop_worker
+from celeriac.worker import Worker, run_worker, stop_worker
 from tests.brokers import REDIS_URL
 from tests.transports.conftest import url_for
 

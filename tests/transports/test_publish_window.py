@@ -80,7 +80,7 @@ def test_a_bad_window_is_refused_naming_the_option(url: str, bad: object) -> Non
 
 def test_a_worker_waits_for_each_of_its_publishes() -> None:
     from celeriac import App
-    from celeriac.worker.consumer import Worker
+    from celeriac.worker import Worker
 
     app = App("w", broker="memory://window", broker_transport_options={"publish_window": 50})
     Worker(app, pool="solo")

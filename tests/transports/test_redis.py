@@ -217,6 +217,47 @@ def test_a_killed_consumers_holds_come_back_redelivered(
     assert raw.zcard(f"{prefix}celeriac.consumers") == 0  # the dead consumer is forgotten
 
 
+def _same_tag(raw: redis.Redis, prefix: str, queue: str, count: int) -> None:
+    """Push ``count`` messages that all carry one ``delivery_tag``, as a careless client may."""
+    for n in range(count):
+        raw.lpush(prefix + queue, json_envelope.pack_wire(wire(n), routing_key=queue,
+                                                          delivery_tag="same"))  # fmt: skip
+
+
+def test_a_repeated_delivery_tag_gets_tags_of_the_brokers_own(
+    make: Any, prefix: str, raw: redis.Redis
+) -> None:
+    transport = make()
+    queue = unique("same-tag")
+    transport.declare_queue(QueueSpec(queue))
+    _same_tag(raw, prefix, queue, 4)
+    with transport.consumer([queue], prefetch=10) as consumer:
+        got: list[Delivery] = []
+        deadline = time.monotonic() + 10
+        while len(got) < 4 and time.monotonic() < deadline:
+            got += consumer.fetch(4 - len(got), timeout=0.5)
+        assert len({d.tag for d in got}) == 4
+        assert raw.hlen(f"{prefix}unacked") == 4  # each one's record is kept
+        consumer.reject(got[0], "a reason")
+        consumer.ack(got[1:])
+    assert raw.hlen(f"{prefix}unacked") == 0
+    assert [number(d) for d in drain(transport, f"{queue}.dlq", 1)] == [number(got[0])]
+
+
+def test_a_repeated_delivery_tag_loses_nothing_under_sigkill(
+    make: Any, prefix: str, raw: redis.Redis
+) -> None:
+    transport = make()
+    queue = unique("same-tag-killed")
+    transport.declare_queue(QueueSpec(queue))
+    _same_tag(raw, prefix, queue, 5)
+    _kill_holding_consumer(_prefixed_url(prefix), queue, 5)
+    got = drain(transport, queue, 5)
+    assert sorted(number(d) for d in got) == list(range(5))
+    # Each came back once, counted: the worker reads the count to stop a poison message.
+    assert all(d.message and d.message.headers.get("x-delivery-count") == 1 for d in got)
+
+
 def test_a_live_consumers_holds_outlive_kombus_timeout(make: Any, raw: redis.Redis) -> None:
     """Holds are re-scored while their consumer lives, so neither Kombu's rule (here a 1 s
     Kombu visibility timeout) nor the liveness rule gives them to anyone else."""

@@ -17,6 +17,9 @@ class Limits:
     max_depth: int = 100
     #: Most positional plus keyword arguments one task call may carry.
     max_arguments: int = 10_000
+    #: Most values (list items, map entries) one decoded body may hold, however small: a body of
+    #: many tiny items takes far more memory decoded than its size in bytes.
+    max_items: int = 1_000_000
 
     def __post_init__(self) -> None:
         if self.max_message_bytes <= 0:
@@ -25,6 +28,8 @@ class Limits:
             raise ValueError("max_depth must be positive")
         if self.max_arguments <= 0:
             raise ValueError("max_arguments must be positive")
+        if self.max_items <= 0:
+            raise ValueError("max_items must be positive")
 
 
 DEFAULT_LIMITS = Limits()

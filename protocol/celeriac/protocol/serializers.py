@@ -9,6 +9,7 @@ from __future__ import annotations
 import codecs
 import json
 import pickle
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -89,7 +90,21 @@ def _json_dumps(value: Any, path: str) -> bytes:
         raise ValidationError(path, f"cannot be serialized as JSON: {exc}") from None
 
 
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+
+
+def _values(data: bytes) -> int:
+    return data.count(b",") + data.count(b"[") + data.count(b"{")
+
+
 def _json_loads(data: bytes, limits: Limits) -> Any:
+    # Counted before decoding: every value after the first follows a comma or opens a container.
+    # Skipped for a body shorter than the limit (it cannot hold that many values); recounted
+    # without the strings' contents when the quick count (which includes them) is over.
+    if len(data) > limits.max_items and _values(data) > limits.max_items:
+        items = _values(_JSON_STRING.sub(b'""', data))
+        if items > limits.max_items:
+            raise LimitExceeded("body", f"holds {items} values, over {limits.max_items}")
     try:
         if not _has_long_digits(data):
             value = orjson.loads(data)
@@ -138,7 +153,9 @@ def _msgpack_dumps(value: Any, path: str) -> bytes:
 def _msgpack_loads(data: bytes, limits: Limits) -> Any:
     msgpack = _msgpack()
     try:
-        value = msgpack.unpackb(data, raw=False)
+        value = msgpack.unpackb(
+            data, raw=False, max_array_len=limits.max_items, max_map_len=limits.max_items
+        )
     except (ValueError, TypeError, msgpack.ExtraData, msgpack.UnpackException) as exc:
         raise DecodeError("body", f"invalid msgpack: {type(exc).__name__} {exc}".rstrip()) from None
     _check_depth(value, limits.max_depth)

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from ..canvas import chord
 from ..examples.demo import make_app
-from ..worker.consumer import run_worker, stop_worker
+from ..worker import run_worker, stop_worker
 
 __all__ = ["demo"]
 

@@ -7,6 +7,7 @@ import logging
 import click
 
 from ..worker import Worker
+from ..worker.nodename import node_name
 from .loading import app_option, broker_option, load_app
 
 __all__ = ["worker"]
@@ -23,7 +24,11 @@ __all__ = ["worker"]
     help="Execution pool.",
 )
 @click.option("-Q", "--queues", help="Comma-separated queues to consume.")
-@click.option("-n", "--hostname", help="Node name, as celeriac@host.")
+@click.option(
+    "-n",
+    "--hostname",
+    help="Node name, as name@host; %h (host), %n (host's name), %d (domain), %i expand.",
+)
 @click.option(
     "-B", "--beat", "with_beat", is_flag=True, help="Also run a beat (periodic tasks) inside."
 )
@@ -58,6 +63,10 @@ def worker(
     logging.basicConfig(
         level=loglevel.upper(), format="[%(asctime)s %(levelname)s %(name)s] %(message)s"
     )
+    try:
+        node = node_name(hostname)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="-n/--hostname") from None
     app = load_app(app_spec, broker)
     if task_events:
         app.conf.update(worker_send_task_events=True)
@@ -66,7 +75,7 @@ def worker(
         queues=queues.split(",") if queues else None,
         concurrency=concurrency,
         pool=pool,
-        hostname=hostname,
+        hostname=node,
     )
     w.install_signal_handlers()
     if not with_beat:

@@ -178,8 +178,13 @@ class State:
         bucket_seconds: float = 1.0,
         buckets: int = 300,
         clock: Any = time.time,
+        max_workers: int = 1_000,
+        max_queues: int = 1_000,
     ) -> None:
         self.max_tasks = max_tasks
+        # Events are unauthenticated: anyone on the broker can invent worker and queue names.
+        self.max_workers = max_workers
+        self.max_queues = max_queues
         self.bucket_seconds = bucket_seconds
         self.buckets = buckets
         self.clock = clock
@@ -188,8 +193,9 @@ class State:
         self.events = 0
         #: Least recently changed first, so eviction drops what is stale.
         self.tasks: OrderedDict[str, TaskInfo] = OrderedDict()
-        self.workers: dict[str, WorkerInfo] = {}
-        self.queues: dict[str, QueueInfo] = {}
+        #: Least recently heard from first, so eviction drops workers long gone.
+        self.workers: OrderedDict[str, WorkerInfo] = OrderedDict()
+        self.queues: OrderedDict[str, QueueInfo] = OrderedDict()
         self._series: OrderedDict[int, _Bucket] = OrderedDict()
 
     # -- feeding ----------------------------------------------------------------------------------
@@ -207,9 +213,14 @@ class State:
                 self._task_event(kind, event, now)
 
     def _worker(self, hostname: str) -> WorkerInfo:
+        hostname = hostname[:255]
         worker = self.workers.get(hostname)
         if worker is None:
             worker = self.workers[hostname] = WorkerInfo(hostname)
+            while len(self.workers) > self.max_workers:
+                self.workers.popitem(last=False)
+        else:
+            self.workers.move_to_end(hostname)
         return worker
 
     def _worker_event(self, kind: str, event: dict[str, Any], now: float) -> None:
@@ -307,9 +318,14 @@ class State:
 
     def queue(self, name: str) -> QueueInfo:
         """The queue called ``name``, known from now on (call with the lock held or at setup)."""
+        name = name[:255]
         info = self.queues.get(name)
         if info is None:
             info = self.queues[name] = QueueInfo(name)
+            while len(self.queues) > self.max_queues:
+                self.queues.popitem(last=False)
+        else:
+            self.queues.move_to_end(name)
         return info
 
     def set_queue_length(self, name: str, length: int | None) -> None:

@@ -1,5 +1,7 @@
-"""The worker: consumes queues, runs tasks in a pool, stores results, acks."""
+"""The worker: consumes queues, runs tasks in a pool, stores results, acks (README.md here)."""
 
-from .consumer import Worker
+from .core import Worker, run_worker, stop_worker
+from .job import Job, Outcome
+from .pool import Pool
 
-__all__ = ["Worker"]
+__all__ = ["Job", "Outcome", "Pool", "Worker", "run_worker", "stop_worker"]

@@ -9,10 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import signal
 import threading
 from collections import deque
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Container
 from typing import TYPE_CHECKING, Any
 
 from celeriac.protocol import TaskMessage
@@ -20,37 +20,54 @@ from celeriac.protocol import TaskMessage
 from .. import signals
 from ..exceptions import SoftTimeLimitExceeded, TaskRevokedError
 from ..task import _request
-from .execute import Outcome, log, prepare, settle_failure, settle_success
+from .execute import HOSTNAME, log, prepare, settle_failure, settle_success
+from .job import Job, Outcome
+from .pool import Done, PoolError
+from .threads import ThreadPool
 
 if TYPE_CHECKING:
     from ..app import App
 
 __all__ = ["AsyncioPool"]
 
+#: Threads beside the loop, for sync tasks and for storing results without blocking it.
+_SIDE_THREADS = 8
+
 
 class AsyncioPool:
-    """An event loop in its own thread, running up to ``limit`` async tasks at once."""
+    """An event loop in its own thread running the ``async def`` tasks, many at once; sync
+    tasks, and the blocking I/O of storing results, go to a small thread pool beside it."""
 
-    def __init__(self, app: App, threads: ThreadPoolExecutor, limit: int) -> None:
+    name = "asyncio"
+
+    def __init__(
+        self, app: App, concurrency: int, revoked: Container[str], hostname: str = HOSTNAME
+    ) -> None:
         self.app = app
-        self.threads = threads
-        self.limit = limit
+        self.concurrency = concurrency
+        self.revoked = revoked
+        self.hostname = hostname
+        self.sync = ThreadPool(app, _SIDE_THREADS, revoked, hostname)
+        assert self.sync.executor is not None
+        self.threads = self.sync.executor
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="celeriac-asyncio",
                                         daemon=True)  # fmt: skip
         self._thread.start()
         self.tasks: dict[str, asyncio.Task[Any]] = {}
         self._outer: set[asyncio.Task[Outcome]] = set()
-        self._inbox: deque[tuple[TaskMessage, str, set[str], Callable[[Outcome], None]]] = deque()
+        self._inbox: deque[tuple[Job, Done]] = deque()
         self._woken = False
 
-    def submit(self, msg: TaskMessage, queue: str, revoked: set[str],
-               done: Callable[[Outcome], None]) -> None:  # fmt: skip
-        """Start an async task; ``done`` is called with its outcome (from the loop thread)."""
+    def submit(self, job: Job, on_done: Done) -> None:
+        """Start an async task on the loop (a sync one on the threads beside it)."""
+        if not job.is_async:
+            self.sync.submit(job, on_done)
+            return
         # No cross-thread future per task (run_coroutine_threadsafe makes a concurrent Future,
         # with its Condition, and an asyncio one), and one wake-up of the loop for all the tasks
         # submitted before it runs: a wake-up is a write to its self-pipe.
-        self._inbox.append((msg, queue, revoked, done))
+        self._inbox.append((job, on_done))
         if not self._woken:
             self._woken = True
             self.loop.call_soon_threadsafe(self._spawn_all)
@@ -61,24 +78,24 @@ class AsyncioPool:
         while inbox:
             self._spawn(*inbox.popleft())
 
-    def _spawn(self, msg: TaskMessage, queue: str, revoked: set[str],
-               done: Callable[[Outcome], None]) -> None:  # fmt: skip
-        outer = self.loop.create_task(self._run(msg, queue, revoked))
+    def _spawn(self, job: Job, on_done: Done) -> None:
+        outer = self.loop.create_task(self._run(job))
         self._outer.add(outer)  # the loop keeps only weak references to its tasks
 
         def finished(task: asyncio.Task[Outcome]) -> None:
             self._outer.discard(task)
-            done(_outcome(task))
+            on_done(job, _outcome(task))
 
         outer.add_done_callback(finished)
 
-    async def _run(self, msg: TaskMessage, queue: str, revoked: set[str]) -> Outcome:
+    async def _run(self, job: Job) -> Outcome:
+        msg, queue, revoked = job.message, job.queue, self.revoked
         loop = asyncio.get_running_loop()
         if _quiet_before(self.app, msg, revoked):
-            prepared = prepare(self.app, msg, queue, revoked)  # no I/O: no thread hop
+            prepared = prepare(self.app, msg, queue, revoked, self.hostname)  # no I/O, no hop
         else:
             prepared = await loop.run_in_executor(
-                self.threads, prepare, self.app, msg, queue, revoked
+                self.threads, prepare, self.app, msg, queue, revoked, self.hostname
             )
         if isinstance(prepared, Outcome):
             return prepared
@@ -89,9 +106,8 @@ class AsyncioPool:
         coroutine = context.run(task.run_with, request, msg.args, msg.kwargs)
         running = loop.create_task(coroutine, context=context)
         self.tasks[msg.id] = running
-        soft = msg.headers.soft_time_limit or task.option("soft_time_limit")
-        hard = msg.headers.time_limit or task.option("time_limit")
-        limit = min(x for x in (soft, hard, float("inf")) if x)
+        # The worker read and checked the limits once, at dispatch (remote control included).
+        limit = min(x for x in (job.soft_limit, job.hard_limit, float("inf")) if x)
         try:
             result = await asyncio.wait_for(running, None if limit == float("inf") else limit)
         except TimeoutError:
@@ -116,20 +132,26 @@ class AsyncioPool:
             self.threads, settle_success, self.app, task, msg, result, queue
         )
 
-    def cancel(self, task_id: str) -> None:
-        """Cancel a running async task (revoke with terminate)."""
-        running = self.tasks.get(task_id)
-        if running is not None:
-            self.loop.call_soon_threadsafe(running.cancel)
+    def terminate(self, job_id: str, signum: int = signal.SIGTERM) -> bool:
+        """Cancel a running async task (revoke with terminate), or interrupt a sync one."""
+        running = self.tasks.get(job_id)
+        if running is None:
+            return self.sync.terminate(job_id, signum)
+        self.loop.call_soon_threadsafe(running.cancel)
+        return True
+
+    def resize(self, concurrency: int) -> None:
+        raise PoolError("the asyncio pool cannot be resized at run time")
 
     def close(self) -> None:
         """Stop the loop once the tasks in it have finished (the caller waits for them)."""
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
         self.loop.close()
+        self.sync.close()
 
 
-def _quiet_before(app: App, msg: TaskMessage, revoked: set[str]) -> bool:
+def _quiet_before(app: App, msg: TaskMessage, revoked: Container[str]) -> bool:
     """True when ``prepare`` will not touch the result backend (so it may run on the loop)."""
     task = app.tasks.get(msg.task)
     return (

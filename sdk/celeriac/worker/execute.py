@@ -13,13 +13,12 @@ import socket
 import time
 import traceback as tb
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Container, Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from celeriac.backends import ChordPart, ResultBackend
-from celeriac.protocol import TaskMessage
+from celeriac.protocol import ProtocolError, TaskMessage
 from celeriac.protocol.results import EncodedException, ResultRecord
 from celeriac.protocol.states import FAILURE, RETRY, REVOKED, STARTED, SUCCESS
 from celeriac.transports import BrokerUnavailable
@@ -28,6 +27,8 @@ from .. import signals
 from ..canvas import Signature
 from ..exceptions import Ignore, Reject, Retry, TaskRevokedError
 from ..task import Context, Task
+from .boundary import safe_repr
+from .job import Action, Outcome
 
 if TYPE_CHECKING:
     from ..app import App
@@ -40,21 +41,12 @@ HOSTNAME = f"celeriac@{socket.gethostname()}"
 log = logging.getLogger("celeriac.task")
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What the consumer does with the message after the call."""
-
-    action: Literal["ack", "reject", "requeue"]
-    reason: str = ""
-    state: str = SUCCESS
-    #: The task's return value, for the task-succeeded event.
-    value: Any = None
-
-
 ACK = Outcome("ack")
 
 
-def _context(msg: TaskMessage, queue: str, is_eager: bool = False) -> Context:
+def _context(
+    msg: TaskMessage, queue: str, is_eager: bool = False, hostname: str = HOSTNAME
+) -> Context:
     h = msg.headers
     return Context(
         id=h.id,
@@ -73,7 +65,7 @@ def _context(msg: TaskMessage, queue: str, is_eager: bool = False) -> Context:
         errbacks=msg.embed.errbacks,
         chain=msg.embed.chain,
         delivery_info={"routing_key": queue, "exchange": ""},
-        hostname=HOSTNAME,
+        hostname=hostname,
         is_eager=is_eager,
         headers=dict(h.extra),
     )
@@ -243,14 +235,18 @@ def _on_failure(app: App, msg: TaskMessage, state: str = FAILURE, exc: Any = Non
 
 
 def prepare(
-    app: App, msg: TaskMessage, queue: str, revoked: frozenset[str] | set[str]
+    app: App,
+    msg: TaskMessage,
+    queue: str,
+    revoked: Container[str],
+    hostname: str = HOSTNAME,
 ) -> tuple[Task[Any, Any], Context] | Outcome:
     """Everything before the call: unknown, revoked and expired tasks end here."""
     task = app.tasks.get(msg.task)
     if task is None:
         unknown = EncodedException("NotRegistered", (msg.task,), "celeriac.exceptions")
         _store(app, None, msg, FAILURE, unknown.to_wire())
-        return Outcome("reject", f"unknown-task: {msg.task!r} is not registered", FAILURE)
+        return Outcome("dead-letter", f"unknown-task: {msg.task!r} is not registered", FAILURE)
     expires = msg.headers.expires
     if msg.id in revoked or (expires is not None and _aware(expires) <= datetime.now(UTC)):
         why = "revoked" if msg.id in revoked else "expired"
@@ -259,13 +255,19 @@ def prepare(
         _chord_part(app, msg, REVOKED, revoked_exc.to_wire())
         return Outcome("ack", why, REVOKED)
     if task.option("track_started"):
-        _store(app, task, msg, STARTED, {"pid": os.getpid(), "hostname": HOSTNAME})
-    return task, _context(msg, queue)
+        _store(app, task, msg, STARTED, {"pid": os.getpid(), "hostname": hostname})
+    return task, _context(msg, queue, hostname=hostname)
 
 
-def execute(app: App, msg: TaskMessage, queue: str, revoked: frozenset[str] | set[str]) -> Outcome:
+def execute(
+    app: App,
+    msg: TaskMessage,
+    queue: str,
+    revoked: Container[str],
+    hostname: str = HOSTNAME,
+) -> Outcome:
     """Run ``msg``'s task; store its state; send what follows; say how to settle the message."""
-    prepared = prepare(app, msg, queue, revoked)
+    prepared = prepare(app, msg, queue, revoked, hostname)
     if isinstance(prepared, Outcome):
         return prepared
     task, request = prepared
@@ -292,7 +294,14 @@ def settle_success(
         log.info("task %s[%s] succeeded", msg.task, msg.id)
     if signals.task_success:
         signals.task_success.send(task, result=result, task_id=msg.id)
-    _store(app, task, msg, SUCCESS, result, queue=queue)
+    try:
+        _store(app, task, msg, SUCCESS, result, queue=queue)
+    except ProtocolError as exc:  # a result the serializer refuses: Celery stores an EncodeError
+        log.error("task %s[%s] returned a result that cannot be stored: %s", msg.task, msg.id, exc)
+        failure = EncodedException("EncodeError", (str(exc),), "kombu.exceptions").to_wire()
+        _store(app, task, msg, FAILURE, failure, f"EncodeError: {exc}", queue)
+        _on_failure(app, msg, FAILURE, failure)
+        return Outcome("ack", f"failed: EncodeError: {exc}", FAILURE)
     _on_success(app, msg, result)
     return Outcome("ack", value=result)
 
@@ -317,11 +326,12 @@ def settle_failure(
             EncodedException.from_exception(cause).to_wire(),
             "".join(tb.format_exception(cause)),
         )
-        return Outcome("ack", "retry", RETRY)
+        return Outcome("retry", "retry", RETRY)
     if isinstance(exc, Ignore):
         return ACK
     if isinstance(exc, Reject):
-        return Outcome("requeue" if exc.requeue else "reject", f"rejected-by-task: {exc.reason}")
+        action: Action = "requeue" if exc.requeue else "dead-letter"
+        return Outcome(action, f"rejected-by-task: {exc.reason}")
     if isinstance(exc, TaskRevokedError):
         signals.task_revoked.send(task, request=request, terminated=True)
         # Raised by terminate as a bare class: say what happened.
@@ -343,7 +353,8 @@ def settle_failure(
             exc = final
         finally:
             _request.reset(token)
-    log.error("task %s[%s] failed: %r", msg.task, msg.id, exc)
+    shown = safe_repr(exc)
+    log.error("task %s[%s] failed: %s", msg.task, msg.id, shown)
     signals.task_failure.send(
         task,
         task_id=msg.id,
@@ -352,21 +363,36 @@ def settle_failure(
         kwargs=msg.kwargs,
         traceback=exc.__traceback__,
     )
-    encoded = EncodedException.from_exception(exc).to_wire()
+    encoded, trace = _describe(exc)
     try:
-        _store(app, task, msg, FAILURE, encoded, "".join(tb.format_exception(exc)), queue)
-    except Exception as store_error:  # an exception whose arguments cannot be serialized
-        fallback = EncodedException(type(exc).__qualname__, (repr(exc),), type(exc).__module__)
+        _store(app, task, msg, FAILURE, encoded, trace, queue)
+    except ProtocolError as store_error:  # an exception whose arguments cannot be serialized
+        fallback = EncodedException(type(exc).__qualname__, (shown,), type(exc).__module__)
         encoded = fallback.to_wire()
-        _store(app, task, msg, FAILURE, encoded, f"{exc!r}; {store_error!r}", queue)
+        _store(app, task, msg, FAILURE, encoded, f"{shown}; {safe_repr(store_error)}", queue)
     _on_failure(app, msg, FAILURE, encoded)
-    return Outcome("ack", f"failed: {exc!r}", FAILURE)
+    return Outcome("ack", f"failed: {shown}", FAILURE)
+
+
+def _describe(exc: BaseException) -> tuple[dict[str, Any], str]:
+    """The stored form of an exception and its traceback, even when its ``str`` or ``repr``
+    raises (a task's exception is user code: it may)."""
+    try:
+        encoded = EncodedException.from_exception(exc).to_wire()
+    except Exception:  # args that cannot even be read
+        bare = EncodedException(type(exc).__qualname__, (safe_repr(exc),), type(exc).__module__)
+        encoded = bare.to_wire()
+    try:
+        trace = "".join(tb.format_exception(exc))
+    except Exception:
+        trace = f"{type(exc).__qualname__}: {safe_repr(exc)} (its traceback could not be formatted)"
+    return encoded, trace
 
 
 def store_failure(app: App, msg: TaskMessage, exc: BaseException) -> None:
     """Store a failure the worker itself decided (a hard time limit), and run the errbacks."""
-    encoded = EncodedException.from_exception(exc).to_wire()
-    _store(app, app.tasks.get(msg.task), msg, FAILURE, encoded)
+    encoded, trace = _describe(exc)
+    _store(app, app.tasks.get(msg.task), msg, FAILURE, encoded, trace)
     _on_failure(app, msg, FAILURE, encoded)
 
 

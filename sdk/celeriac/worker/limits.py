@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .boundary import check_rate
+
 __all__ = ["Running", "TokenBucket", "Watchdog", "parse_rate", "raise_in_thread"]
 
 
@@ -61,6 +63,7 @@ class Watchdog:
         self._thread.start()
 
     def watch(self, running: Running, soft: float | None, hard: float | None) -> None:
+        """Fire ``soft`` and ``hard`` (seconds, checked by the worker) for ``running``."""
         now = time.monotonic()
         with self._cond:
             for kind, limit in (("soft", soft), ("hard", hard)):
@@ -78,7 +81,8 @@ class Watchdog:
                 due, _, kind, running = self._heap[0]
                 wait = due - time.monotonic()
                 if wait > 0:
-                    self._cond.wait(wait)
+                    # Bounded: a wait past TIMEOUT_MAX raises, and this thread serves every task.
+                    self._cond.wait(min(wait, threading.TIMEOUT_MAX, 3600.0))
                     continue
                 heapq.heappop(self._heap)
                 if kind == "soft":
@@ -101,17 +105,24 @@ _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:/\s*([smh]))?\s*$")
 
 
 def parse_rate(rate: str | float | int | None) -> float | None:
-    """Celery's rate strings: ``"10/s"``, ``"100/m"``, ``"1000/h"``, or a number per second."""
+    """Celery's rate strings: ``"10/s"``, ``"100/m"``, ``"1000/h"``, or a number per second.
+
+    Refuses (ValueError) a rate that is not a finite number of at least 1/h, so no rate can
+    hold a task back for longer than an hour per call."""
     if rate is None or rate == "" or rate == 0:
         return None
+    if isinstance(rate, bool):
+        raise ValueError(f"rate_limit {rate!r}: write it as N/s, N/m or N/h")
     if isinstance(rate, int | float):
-        return float(rate)
+        return check_rate(float(rate), "rate_limit")
+    if not isinstance(rate, str):
+        raise ValueError(f"rate_limit {type(rate).__name__}: write it as N/s, N/m or N/h")
     match = _RATE.match(rate)
     if match is None:
-        raise ValueError(f"rate_limit {rate!r}: write it as N/s, N/m or N/h")
+        raise ValueError(f"rate_limit {rate[:64]!r}: write it as N/s, N/m or N/h")
     per = {"s": 1.0, "m": 60.0, "h": 3600.0}[match.group(2) or "s"]
     value = float(match.group(1)) / per
-    return value or None
+    return check_rate(value, "rate_limit") if value else None
 
 
 class TokenBucket:

@@ -8,20 +8,31 @@ is reported (time limit, revoked) or given back to the queue (died).
 from __future__ import annotations
 
 import collections
+import ctypes
+import dataclasses
 import logging
 import multiprocessing
 import os
+import pickle
 import resource
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Container
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any
 
-from ..exceptions import SoftTimeLimitExceeded, TaskRevokedError, TimeLimitExceeded
-from .execute import Outcome, execute, store_failure
+from ..exceptions import (
+    SoftTimeLimitExceeded,
+    TaskRevokedError,
+    TimeLimitExceeded,
+    WorkerLostError,
+)
+from .boundary import safe_repr
+from .execute import HOSTNAME, execute, store_failure
+from .job import Job, Outcome
+from .pool import Done, PoolError
 
 if TYPE_CHECKING:
     from ..app import App
@@ -29,15 +40,43 @@ if TYPE_CHECKING:
 __all__ = ["PreforkPool"]
 
 log = logging.getLogger("celeriac.worker")
-Finish = Callable[[Outcome], None]
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent: int) -> None:
+    """Have the kernel SIGKILL this process when its parent dies (Linux), so a SIGKILL of
+    the worker leaves no child behind running or holding tasks. Elsewhere a thread watches
+    for the parent to go (the child is then reparented)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
+    except (OSError, AttributeError):
+        threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
 
 
 def _soft_limit(signum: int, frame: Any) -> None:
     raise SoftTimeLimitExceeded("soft time limit exceeded")
 
 
-def _child(app: App, conn: Connection, max_tasks: int | None, max_memory_kb: int | None) -> None:
+def _child(
+    app: App,
+    conn: Connection,
+    max_tasks: int | None,
+    max_memory_kb: int | None,
+    hostname: str,
+    parent: int,
+) -> None:
     """A child's life: run jobs until told to stop, the task quota is used, or memory is high."""
+    die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when children stop
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGALRM, _soft_limit)
@@ -51,9 +90,9 @@ def _child(app: App, conn: Connection, max_tasks: int | None, max_memory_kb: int
         if soft:
             signal.setitimer(signal.ITIMER_REAL, soft)
         try:
-            outcome = execute(app, msg, queue, revoked)
+            outcome = execute(app, msg, queue, revoked, hostname)
         except Exception as exc:  # the backend or broker failed while settling the task
-            outcome = Outcome("requeue", f"worker-error: {exc!r}")
+            outcome = Outcome("requeue", f"worker-error: {safe_repr(exc)}")
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
         done += 1
@@ -61,7 +100,11 @@ def _child(app: App, conn: Connection, max_tasks: int | None, max_memory_kb: int
         retire = (max_tasks is not None and done >= max_tasks) or (
             max_memory_kb is not None and rss_kb > max_memory_kb
         )
-        conn.send((outcome, retire))
+        try:
+            conn.send((outcome, retire))
+        except (pickle.PicklingError, TypeError, AttributeError, RecursionError):
+            # A return value that does not pickle: the parent only shows it in an event.
+            conn.send((dataclasses.replace(outcome, value=safe_repr(outcome.value)), retire))
         if retire:
             return
 
@@ -72,7 +115,7 @@ class Child:
 
     process: Any
     conn: Connection
-    job: tuple[Any, Any, Finish] | None = None  # (delivery, msg, finish)
+    job: tuple[Job, Done] | None = None
     started: float = 0.0
     hard: float | None = None
     killed_for: str | None = None
@@ -83,12 +126,20 @@ class PreforkPool:
     """``concurrency`` child processes; jobs wait in the pool until a child is free, so the
     consumer thread never blocks (it must keep fetching to renew its holds)."""
 
-    def __init__(self, app: App, concurrency: int) -> None:
+    name = "prefork"
+
+    def __init__(
+        self,
+        app: App,
+        concurrency: int,
+        revoked: Container[str] = frozenset(),
+        hostname: str = HOSTNAME,
+    ) -> None:
         self.app = app
+        self.hostname = hostname
         self.concurrency = concurrency
-        self.pending: collections.deque[tuple[Any, Any, Finish, frozenset[str], Any, Any]] = (
-            collections.deque()
-        )
+        self.revoked = revoked
+        self.pending: collections.deque[tuple[Job, Done]] = collections.deque()
         self.ctx = multiprocessing.get_context("fork")
         self.max_tasks = app.conf.worker_max_tasks_per_child
         self.max_memory = app.conf.worker_max_memory_per_child
@@ -103,24 +154,18 @@ class PreforkPool:
     def _spawn(self) -> Child:
         parent, child = self.ctx.Pipe()
         process = self.ctx.Process(
-            target=_child, args=(self.app, child, self.max_tasks, self.max_memory), daemon=True
+            target=_child,
+            args=(self.app, child, self.max_tasks, self.max_memory, self.hostname, os.getpid()),
+            daemon=True,
         )
         process.start()
         child.close()
         return Child(process, parent)
 
-    def submit(
-        self,
-        delivery: Any,
-        msg: Any,
-        finish: Finish,
-        revoked: set[str],
-        soft: float | None,
-        hard: float | None,
-    ) -> None:
-        """Queue a task; it starts in the next free child. ``finish`` gets its outcome."""
+    def submit(self, job: Job, on_done: Done) -> None:
+        """Queue a task; it starts in the next free child. ``on_done`` gets its outcome."""
         with self._lock:
-            self.pending.append((delivery, msg, finish, frozenset(revoked), soft, hard))
+            self.pending.append((job, on_done))
             self._start_pending()
 
     def _start_pending(self) -> None:
@@ -129,22 +174,27 @@ class PreforkPool:
             if not self.pending:
                 return
             if child.job is None and child.process.is_alive():
-                delivery, msg, finish, revoked, soft, hard = self.pending.popleft()
-                child.job = (delivery, msg, finish)
+                job, on_done = self.pending.popleft()
+                child.job = (job, on_done)
                 child.started = time.monotonic()
-                child.hard = hard
+                child.hard = job.hard_limit
                 child.killed_for = None
-                child.conn.send((msg, delivery.queue, revoked, soft))
+                # The child needs to know only whether this one task is revoked.
+                revoked = (job.id,) if job.id in self.revoked else ()
+                child.conn.send((job.message, job.queue, revoked, job.soft_limit))
 
-    def terminate(self, task_id: str) -> bool:
-        """Kill the child running ``task_id`` (revoke with terminate); it is replaced."""
+    def terminate(self, job_id: str, signum: int = signal.SIGKILL) -> bool:
+        """Kill the child running ``job_id`` (revoke with terminate); it is replaced."""
         with self._lock:
             for child in self.children:
-                if child.job is not None and child.job[1].id == task_id:
+                if child.job is not None and child.job[0].id == job_id:
                     child.killed_for = "revoked"
                     child.process.kill()
                     return True
         return False
+
+    def resize(self, concurrency: int) -> None:
+        raise PoolError("the prefork pool cannot be resized at run time")
 
     def _collect(self) -> None:
         """Read outcomes, enforce hard limits, replace children that are gone."""
@@ -175,7 +225,7 @@ class PreforkPool:
             child.process.join(5)
             self._replace(child, report=False)
         if job is not None:
-            job[2](outcome)
+            job[1](job[0], outcome)
 
     def _replace(self, child: Child, report: bool = True) -> None:
         """Swap a dead child for a new one; settle what it was running."""
@@ -186,19 +236,33 @@ class PreforkPool:
             self.children[self.children.index(child)] = self._spawn()
         if job is None or not report:
             return
-        _delivery, msg, finish = job
+        (running, on_done), msg = job, job[0].message
+        try:
+            outcome = self._lost(child, msg)
+        except Exception as exc:  # the result backend failed: the delivery comes back, counted
+            log.exception("%s: the end of %s[%s] not stored", self.hostname, msg.task, msg.id)
+            outcome = Outcome("requeue", f"worker-error: {safe_repr(exc)}")
+        on_done(running, outcome)
+
+    def _lost(self, child: Child, msg: Any) -> Outcome:
+        """What to do with the task of a child that is gone, and store why."""
         if child.killed_for == "time-limit":
             store_failure(self.app, msg, TimeLimitExceeded("hard time limit exceeded"))
-            outcome = Outcome("ack", "time-limit")
-        elif child.killed_for == "revoked":
+            return Outcome("ack", "time-limit")
+        if child.killed_for == "revoked":
             store_failure(self.app, msg, TaskRevokedError("terminated"))
-            outcome = Outcome("ack", "revoked")
-        else:
-            log.error(
-                "a child process died running %s[%s]; it goes back to the queue", msg.task, msg.id
-            )
-            outcome = Outcome("requeue", "worker-lost")
-        finish(outcome)
+            return Outcome("ack", "revoked")
+        code = child.process.exitcode
+        why = f"the process running the task exited with {code}"
+        if self.app.conf.task_reject_on_worker_lost:
+            # Given back, counted: past worker_max_deliveries it is dead-lettered as poison
+            # with a WorkerLostError FAILURE, so a task that kills its process cannot loop.
+            log.error("%s: %s[%s]: %s; it goes back to the queue", self.hostname, msg.task,
+                      msg.id, why)  # fmt: skip
+            return Outcome("requeue", f"worker-lost: {why}")
+        log.error("%s: %s[%s]: %s", self.hostname, msg.task, msg.id, why)
+        store_failure(self.app, msg, WorkerLostError(why))
+        return Outcome("ack", f"worker-lost: {why}", "FAILURE")
 
     def close(self) -> None:
         """Stop the children once they are idle (the caller has waited for running tasks)."""

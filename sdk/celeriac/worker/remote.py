@@ -12,6 +12,7 @@ import logging
 import os
 import resource
 import time
+import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -20,10 +21,11 @@ from celeriac.protocol.control import ControlRequest, reply_queue
 from celeriac.protocol.serializers import dumps
 from celeriac.transports import Transport
 
+from .boundary import BadNumber, check_seconds, safe_repr
 from .limits import TokenBucket, parse_rate
 
 if TYPE_CHECKING:
-    from .consumer import Worker
+    from .core import Worker
 
 __all__ = ["ControlPanel"]
 
@@ -36,12 +38,30 @@ class CommandError(Exception):
     """A command that cannot be carried out as asked; its text is the error reply."""
 
 
+#: Most task ids one revoke may name, and the largest pool a command may ask for.
+_MAX_IDS = 10_000
+_MAX_CONCURRENCY = 1_000
+
+
+def _check_queue(queue: Any) -> None:
+    if not isinstance(queue, str) or not queue or len(queue) > 255:
+        raise CommandError("queue must be a queue name (a string of 1 to 255 characters)")
+
+
+def _count(n: Any) -> int:
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= _MAX_CONCURRENCY:
+        raise CommandError(f"n must be an integer from 1 to {_MAX_CONCURRENCY}")
+    return n
+
+
 class ControlPanel:
     """Carries out control commands for one worker and sends the replies."""
 
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
         self.started = time.monotonic()
+        #: Marks the ping this worker sends at start to find another worker with its name.
+        self.probe = uuid.uuid4().hex
         self.handlers: dict[str, Handler] = {
             "ping": self.ping,
             "stats": self.stats,
@@ -69,6 +89,9 @@ class ControlPanel:
     # -- dispatch --------------------------------------------------------------------------------
     def handle(self, request: ControlRequest, transport: Transport) -> None:
         """Run a request meant for this worker and reply if the sender asked for one."""
+        probe = request.arguments.get("celeriac_probe") if request.method == "ping" else None
+        if probe is not None and probe == self.probe:
+            return  # our own "is this name taken?" ping: only another worker may answer it
         handler = self.handlers.get(request.method)
         if handler is None:
             reply: Any = {"error": f"unknown control command {request.method!r}"}
@@ -128,7 +151,9 @@ class ControlPanel:
         return [dict(info) for info in self.worker.active.values()]
 
     def reserved(self, **_: Any) -> list[dict[str, Any]]:
-        return [self.worker.describe(job[1], job[0]) for _, _, job in self.worker.waiting]
+        return [
+            self.worker.describe(job.message, job.delivery) for _, _, job in self.worker.waiting
+        ]
 
     def scheduled(self, **_: Any) -> list[dict[str, Any]]:
         return []  # ETA tasks wait in the broker, not in this worker's memory
@@ -166,7 +191,11 @@ class ControlPanel:
 
     # -- control ---------------------------------------------------------------------------------
     def revoke(self, task_id: Any = None, terminate: bool = False, **_: Any) -> dict[str, str]:
-        ids = [task_id] if isinstance(task_id, str) else list(task_id or ())
+        ids = [task_id] if isinstance(task_id, str) else task_id
+        if not isinstance(ids, list | tuple) or not all(isinstance(i, str) and i for i in ids):
+            raise CommandError("task_id must be a task id or a list of task ids (strings)")
+        if len(ids) > _MAX_IDS:
+            raise CommandError(f"at most {_MAX_IDS} task ids per revoke, not {len(ids)}")
         self.worker.revoke(ids, terminate=bool(terminate))
         return {"ok": f"tasks {', '.join(ids)} flagged as revoked"}
 
@@ -179,7 +208,7 @@ class ControlPanel:
         try:
             rate = parse_rate(rate_limit)
         except ValueError as exc:
-            raise CommandError(f"invalid rate limit {rate_limit!r}: {exc}") from None
+            raise CommandError(f"invalid rate limit {safe_repr(rate_limit, 64)}: {exc}") from None
         self.worker.buckets[task_name] = None if rate is None else TokenBucket(rate)
         if rate is None:
             return {"ok": "rate limit disabled successfully"}
@@ -190,16 +219,22 @@ class ControlPanel:
     ) -> dict[str, str]:
         if task_name not in self.worker.app.tasks:
             raise CommandError(f"unknown task {task_name!r}")
-        self.worker.time_limits[task_name] = (soft, hard)
+        try:
+            limits = (check_seconds(soft, "soft"), check_seconds(hard, "hard"))
+        except BadNumber as exc:
+            raise CommandError(f"invalid time limit: {exc}") from None
+        self.worker.time_limits[task_name] = limits
         return {"ok": "time limits set successfully"}
 
     def add_consumer(self, queue: str, **_: Any) -> dict[str, str]:
+        _check_queue(queue)
         if queue in self.worker.queues:
             return {"ok": f"already consuming from {queue!r}"}
         self.worker.change_queues([*self.worker.queues, queue])
         return {"ok": f"add consumer {queue}"}
 
     def cancel_consumer(self, queue: str, **_: Any) -> dict[str, str]:
+        _check_queue(queue)
         if queue not in self.worker.queues:
             raise CommandError(f"not consuming from {queue!r}")
         if len(self.worker.queues) == 1:
@@ -208,13 +243,17 @@ class ControlPanel:
         return {"ok": f"no longer consuming from {queue}"}
 
     def pool_grow(self, n: int = 1, **_: Any) -> dict[str, str]:
-        self.worker.resize(self.worker.concurrency + int(n))
+        n = _count(n)
+        if self.worker.concurrency + n > _MAX_CONCURRENCY:
+            raise CommandError(f"the pool cannot grow past {_MAX_CONCURRENCY}")
+        self.worker.resize(self.worker.concurrency + n)
         return {"ok": f"pool will grow to {self.worker.concurrency}"}
 
     def pool_shrink(self, n: int = 1, **_: Any) -> dict[str, str]:
-        if self.worker.concurrency - int(n) < 1:
+        n = _count(n)
+        if self.worker.concurrency - n < 1:
             raise CommandError("the pool cannot shrink below one")
-        self.worker.resize(self.worker.concurrency - int(n))
+        self.worker.resize(self.worker.concurrency - n)
         return {"ok": f"pool will shrink to {self.worker.concurrency}"}
 
     def shutdown(self, **_: Any) -> dict[str, str]:

@@ -73,6 +73,9 @@ class Delivery:
     error: ProtocolError | None = None
     #: Transport bookkeeping that must survive until the delivery is settled.
     extra: dict[str, Any] = field(default_factory=dict)
+    #: How many times the broker handed this message out, this time included, where the broker
+    #: counts (SQS ``ApproximateReceiveCount``, SQLite, memory); None where it does not.
+    deliveries: int | None = None
 
 
 class Consumer(ABC):

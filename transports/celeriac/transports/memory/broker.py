@@ -26,13 +26,15 @@ MAX_PRIORITY = 9
 class Message:
     """A stored envelope (SPEC.md §6.1 bytes) and where it sorts: priority, then ready time."""
 
-    __slots__ = ("envelope", "key", "redelivered")
+    __slots__ = ("deliveries", "envelope", "key", "redelivered")
 
     def __init__(self, envelope: bytes, priority: int, ready_at: float, seq: int) -> None:
         self.envelope = envelope
         # Higher priority first, then the time it became ready, then arrival: SQLite's order.
         self.key = (-priority, ready_at, seq)
         self.redelivered = False
+        #: Times it was handed out before (a requeue or a released hold counts one).
+        self.deliveries = 0
 
 
 #: A queue is a heap of (key, message); keys are unique, so messages are never compared.
@@ -92,6 +94,7 @@ class Broker:
     def give_back(self, queue: str, message: Message) -> None:
         """Return a delivered message to the place its key gives it (the front, usually)."""
         message.redelivered = True
+        message.deliveries += 1
         heapq.heappush(self.queues.setdefault(queue, []), (message.key, message))
 
     def release(self, holder: Holder) -> None:

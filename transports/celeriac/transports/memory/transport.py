@@ -208,7 +208,8 @@ def _delivery(queue: str, tag: int, message: Message) -> Delivery:
         wire, info = json_envelope.unpack_wire(message.envelope)
     except ProtocolError as exc:
         return Delivery(queue, None, tag, message.redelivered, raw=message.envelope, error=exc)
-    return Delivery(queue, wire, tag, message.redelivered or info.redelivered)
+    redelivered = message.redelivered or info.redelivered
+    return Delivery(queue, wire, tag, redelivered, deliveries=message.deliveries + 1)
 
 
 class MemorySubscription(Subscription):

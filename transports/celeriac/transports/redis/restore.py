@@ -35,13 +35,23 @@ _UNDELIVERABLE = "ae.undeliver"
 _LIMIT = 1000
 
 
+#: Counts the times a message was given back (as RabbitMQ quorum queues name it), so a message
+#: that kills every worker that takes it is dead-lettered as poison, not run forever.
+DELIVERY_COUNT_HEADER = "x-delivery-count"
+
+
 def mark_redelivered(envelope: Any) -> None:
-    """Set the two flags Kombu sets on a message it gives back."""
+    """Set the two flags Kombu sets on a message it gives back, and count the give-back."""
     if not isinstance(envelope, dict):
         return
     headers = envelope.get("headers")
     if isinstance(headers, dict):
         headers["redelivered"] = True
+        before = headers.get(DELIVERY_COUNT_HEADER)
+        if isinstance(before, int) and not isinstance(before, bool) and 0 <= before < 1 << 31:
+            headers[DELIVERY_COUNT_HEADER] = before + 1
+        else:
+            headers[DELIVERY_COUNT_HEADER] = 1
     properties = envelope.get("properties")
     info = properties.get("delivery_info") if isinstance(properties, dict) else None
     if isinstance(info, dict):

@@ -115,7 +115,7 @@ local function properties(env)
 end
 
 local out = {0, 0}
-local entries, scores, holds, owners = {}, {}, {}, {}
+local entries, scores, holds, owners, seen = {}, {}, {}, {}, {}
 for k = 1, nl do
   if room <= 0 then break end
   local key = KEYS[7 + k]
@@ -132,7 +132,14 @@ for k = 1, nl do
           if type(info['routing_key']) == 'string' then rk = info['routing_key'] end
         end
       end
+      if tag and (seen[tag] or redis.call('HEXISTS', KEYS[1], tag) == 1) then
+        -- The tag is written by the client: one that repeats tags must not have a second
+        -- message overwrite the first one's record (it would be lost if this consumer died).
+        -- The broker's own tag, then; Kombu's restore reads the record, not the tag in it.
+        tag = tag .. '#celeriac-' .. redis.call('INCR', KEYS[4])
+      end
       if tag then
+        seen[tag] = true
         -- Kombu's record: [envelope, exchange, routing_key], the envelope exactly as popped.
         local n = #entries
         entries[n + 1] = tag

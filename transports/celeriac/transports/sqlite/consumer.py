@@ -135,7 +135,7 @@ class SQLiteConsumer(Consumer):
                     )
         self._idle = not rows
         self.unsettled.update(r[0] for r in rows)
-        return [_delivery(r[1], r[0], bytes(r[2]), r[3] > 0) for r in rows]
+        return [_delivery(r[1], r[0], bytes(r[2]), r[3]) for r in rows]
 
     def _worth_a_write(self, room: int, now: float) -> bool:
         """While idle, look without the write lock first, so idle pollers never contend for it."""
@@ -191,9 +191,11 @@ class SQLiteConsumer(Consumer):
         self._finalizer()
 
 
-def _delivery(queue: str, row_id: int, payload: bytes, redelivered: bool) -> Delivery:
+def _delivery(queue: str, row_id: int, payload: bytes, before: int) -> Delivery:
+    """A claimed row as a delivery; ``before`` is how many times it was delivered before."""
+    redelivered = before > 0
     try:
         wire, info = json_envelope.unpack_wire(payload)
     except ProtocolError as exc:
         return Delivery(queue, None, row_id, redelivered, raw=payload, error=exc)
-    return Delivery(queue, wire, row_id, redelivered or info.redelivered)
+    return Delivery(queue, wire, row_id, redelivered or info.redelivered, deliveries=before + 1)

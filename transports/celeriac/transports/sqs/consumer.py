@@ -150,7 +150,11 @@ class SQSConsumer(Consumer):
             "sent": int(system.get("SentTimestamp") or 0),
             "seq": attrs.sequence(received),
         }
-        redelivered = int(system.get("ApproximateReceiveCount") or 1) > 1
+        try:
+            received_count = max(int(system.get("ApproximateReceiveCount") or 1), 1)
+        except ValueError:
+            received_count = 1
+        redelivered = received_count > 1
         self.holds.add(Hold(q.url, receipt))
         try:
             raw = envelope.body_bytes(body)
@@ -161,7 +165,9 @@ class SQSConsumer(Consumer):
             wire, info = json_envelope.unpack_wire(raw)
         except ProtocolError as exc:
             return Delivery(q.name, None, receipt, redelivered, raw, exc, extra)
-        return Delivery(q.name, wire, receipt, redelivered or info.redelivered, raw, None, extra)
+        return Delivery(
+            q.name, wire, receipt, redelivered or info.redelivered, raw, None, extra, received_count
+        )
 
     # -- settling -------------------------------------------------------------------------------
     def ack(self, deliveries: Iterable[Delivery]) -> None:

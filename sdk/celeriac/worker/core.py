@@ -1,8 +1,10 @@
-"""The worker's main loop: fetch in batches, run in a pool, settle from the consumer thread."""
+"""The worker's loop: fetch in batches, check each message into a :class:`Job`, hand it to a
+:class:`Pool`, settle what the pool reports, all from one thread (see README.md here)."""
 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import heapq
 import itertools
 import logging
@@ -12,7 +14,6 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -35,12 +36,23 @@ from celeriac.transports import (
 
 from .. import signals
 from ..events import event, send_event, worker_fields
-from ..exceptions import SoftTimeLimitExceeded, TaskRevokedError, TimeLimitExceeded
-from .asyncio_pool import AsyncioPool
-from .execute import HOSTNAME, Outcome, execute, store_failure
-from .limits import Running, TokenBucket, Watchdog, parse_rate
-from .prefork import PreforkPool
+from ..exceptions import (
+    WorkerLostError,
+)
+from .boundary import (
+    DELIVERY_COUNT_HEADER,
+    MAX_DELAY,
+    BadNumber,
+    check_seconds,
+    deliveries,
+    safe_repr,
+)
+from .execute import HOSTNAME, store_failure
+from .job import Job, Outcome
+from .limits import TokenBucket, parse_rate
+from .pool import Pool, PoolError, check_pool, make_pool
 from .remote import CommandError, ControlPanel
+from .revoked import RevokedSet
 
 if TYPE_CHECKING:
     from ..app import App
@@ -48,8 +60,6 @@ if TYPE_CHECKING:
 __all__ = ["Worker"]
 
 log = logging.getLogger("celeriac.worker")
-# Threads beside the asyncio pool, for sync tasks and for storing results without blocking it.
-_ASYNC_SIDE_THREADS = 8
 # A message due this close to now runs at once rather than going back for the wait.
 _ETA_SLACK = 0.05
 # How often a busy worker reads its control channel (an idle one reads it every turn).
@@ -101,21 +111,8 @@ class Worker:
         self.app = app
         self.queues = list(queues or [app.conf.task_default_queue])
         self.pool_name = pool or app.conf.worker_pool
-        if self.pool_name not in ("threads", "solo", "asyncio", "prefork"):
-            raise ValueError(
-                f"unknown pool {self.pool_name!r}; choose prefork, threads, asyncio or solo"
-            )
-        if self.pool_name == "prefork":
-            shared = [("broker", app.conf.broker_url), ("result backend", app.conf.result_backend)]
-            for kind, url in shared:
-                if (url or "").startswith("memory:"):
-                    raise ValueError(
-                        f"the prefork pool runs tasks in other processes, which cannot reach a "
-                        f"memory:// {kind}; use sqlite://, redis:// or another shared one"
-                    )
-        self.concurrency = (
-            1 if self.pool_name == "solo" else (concurrency or app.conf.worker_concurrency or 8)
-        )
+        fixed = check_pool(self.pool_name, app)
+        self.concurrency = fixed or concurrency or app.conf.worker_concurrency or 8
         self.prefetch = self.concurrency * max(app.conf.worker_prefetch_multiplier, 1)
         self.hostname = hostname or HOSTNAME
         self.accept = frozenset(SERIALIZERS[c].content_type for c in app.conf.accept_content)
@@ -124,19 +121,28 @@ class Worker:
             max_message_bytes=app.conf.worker_max_message_bytes,
             max_depth=app.conf.worker_max_depth,
             max_arguments=app.conf.worker_max_arguments,
+            max_items=app.conf.worker_max_decoded_items,
         )
-        self.revoked: set[str] = set()
+        self.max_deliveries = app.conf.worker_max_deliveries
+        if (
+            not isinstance(self.max_deliveries, int)
+            or isinstance(self.max_deliveries, bool)
+            or not 1 <= self.max_deliveries <= 1000
+        ):
+            raise ValueError(
+                f"worker_max_deliveries must be an integer from 1 to 1000, "
+                f"not {self.max_deliveries!r}"
+            )
+        self.revoked = RevokedSet()
+        #: Where tasks run; made by run() (its resources are started there).
+        self.pool: Pool | None = None
         self.processed = 0
         self._stop = threading.Event()
-        self._done: queue_module.SimpleQueue[tuple[Delivery, Outcome]] = queue_module.SimpleQueue()
+        self._done: queue_module.SimpleQueue[tuple[Job, Outcome]] = queue_module.SimpleQueue()
         self.ready = threading.Event()
-        self.aio: AsyncioPool | None = None
-        self.prefork: PreforkPool | None = None
-        self.running: dict[str, Running] = {}
-        self.watchdog: Watchdog | None = None
         self.buckets: dict[str, TokenBucket | None] = {}
         # Rate-limited deliveries waiting for a token: (when, seq, job).
-        self.waiting: list[tuple[float, int, tuple[Delivery, Any, bool]]] = []
+        self.waiting: list[tuple[float, int, Job]] = []
         self._seq = itertools.count()
         #: Tasks started and not settled yet, by delivery, as ``inspect active`` shows them.
         self.active: dict[int, Mapping[str, Any]] = {}
@@ -146,9 +152,9 @@ class Worker:
         self.time_limits: dict[str, tuple[float | None, float | None]] = {}
         self.send_events = app.conf.worker_send_task_events
         self._heartbeat_at = 0.0
-        self.executor: ThreadPoolExecutor | None = None
         self._new_queues: list[str] | None = None
         self._consumer: Consumer
+        self._transport: Transport
         self.panel = ControlPanel(self)
 
     # -- what remote control reads and changes ----------------------------------------------------
@@ -171,29 +177,25 @@ class Worker:
     def revoke(self, ids: Sequence[str], terminate: bool = False) -> None:
         """Never start these tasks; with ``terminate``, stop them where they run."""
         self.revoked.update(ids)
-        if not terminate:
+        if not terminate or self.pool is None:
             return
         for task_id in ids:
-            running = self.running.get(task_id)
-            if running is not None:
-                running.interrupt(TaskRevokedError)
-            if self.aio is not None:
-                self.aio.cancel(task_id)
-            if self.prefork is not None:
-                self.prefork.terminate(task_id)
+            self.pool.terminate(task_id)
 
     def change_queues(self, queues: Sequence[str]) -> None:
         """Consume ``queues`` from now on (the switch happens once nothing is in flight)."""
         self._new_queues = list(queues)
 
     def resize(self, concurrency: int) -> None:
-        """Run up to ``concurrency`` tasks at once (thread pool only)."""
-        if self.pool_name != "threads" or self.executor is None:
-            raise CommandError(f"the {self.pool_name} pool cannot be resized at run time")
+        """Run up to ``concurrency`` tasks at once (when the pool can change its size)."""
+        if self.pool is None:
+            raise CommandError("the worker has not started its pool yet")
+        try:
+            self.pool.resize(concurrency)
+        except PoolError as exc:
+            raise CommandError(str(exc)) from None
         self.concurrency = concurrency
         self.prefetch = concurrency * max(self.app.conf.worker_prefetch_multiplier, 1)
-        # ThreadPoolExecutor starts threads as work arrives, up to this bound.
-        self.executor._max_workers = max(self.executor._max_workers, concurrency)
         self.change_queues(self.queues)  # a consumer with the new prefetch
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -237,26 +239,20 @@ class Worker:
     def run(self) -> None:
         """Consume until ``stop()``; then settle everything in flight and close."""
         transport = self._connect()
+        self._transport = transport
         try:
             for q in self.queues:
                 transport.declare_queue(QueueSpec(q))
             control = transport.subscribe(CONTROL_EXCHANGE)
             self._consumer = transport.consumer(self.queues, prefetch=self.prefetch)
-            threads = self.concurrency if self.pool_name == "threads" else _ASYNC_SIDE_THREADS
-            executor = (
-                ThreadPoolExecutor(threads, thread_name_prefix="celeriac-task")
-                if self.pool_name != "solo"
-                else None
-            )
-            self.executor = executor
-            if self.pool_name == "asyncio" and executor is not None:
-                self.aio = AsyncioPool(self.app, executor, self.concurrency)
-            if self.pool_name == "prefork":
-                self.prefork = PreforkPool(self.app, self.concurrency)
-            self.watchdog = Watchdog(SoftTimeLimitExceeded, TimeLimitExceeded)
+            pool = make_pool(self.pool_name, self.app, self.concurrency, self.revoked,
+                             self.hostname)  # fmt: skip
+            self.pool = pool
             self._emit("worker-online", **worker_fields(0, self.processed))
             signals.worker_ready.send(self)
             self.ready.set()
+            threading.Thread(target=self._warn_if_name_taken, name="celeriac-name-check",
+                             daemon=True).start()  # fmt: skip
             log.info(
                 "%s ready: queues %s, %s pool x%d",
                 self.hostname,
@@ -265,16 +261,9 @@ class Worker:
                 self.concurrency,
             )
             try:
-                self._loop(transport, control, executor)
+                self._loop(transport, control, pool)
             finally:
-                if self.prefork is not None:
-                    self.prefork.close()
-                if self.watchdog is not None:
-                    self.watchdog.stop()
-                if self.aio is not None:
-                    self.aio.close()
-                if executor is not None:
-                    executor.shutdown(wait=True, cancel_futures=False)
+                pool.close()
                 self._settle(self._consumer, block=False)
                 self._consumer.close()
                 control.close()
@@ -284,13 +273,29 @@ class Worker:
             transport.close()
             self.app.close()
 
+    def _warn_if_name_taken(self) -> None:
+        """Warn when another worker answers to this worker's name (Celery warns too): remote
+        control, events and the dashboard cannot tell two such workers apart."""
+        try:
+            answers = self.app.control.call(
+                "ping",
+                {"celeriac_probe": self.panel.probe},
+                destination=[self.hostname],
+                timeout=1.0,
+                limit=1,
+            )
+        except Exception as exc:  # a check, never a reason to stop
+            log.debug("%s: could not check for a worker of the same name: %s", self.hostname, exc)
+            return
+        if answers:
+            log.warning(
+                "%s: another worker already uses this node name; give each worker its own "
+                "with -n (e.g. -n w1@%%h), or remote control and monitoring will mix them up",
+                self.hostname,
+            )
+
     # -- the loop ------------------------------------------------------------------------------
-    def _loop(
-        self,
-        transport: Transport,
-        control: Any,
-        executor: ThreadPoolExecutor | None,
-    ) -> None:
+    def _loop(self, transport: Transport, control: Any, pool: Pool) -> None:
         in_flight = 0
         pause = 0.1
         control_at = 0.0
@@ -308,7 +313,7 @@ class Worker:
                 self._switch_consumer(transport)
             consumer = self._consumer
             in_flight -= self._settle(consumer, block=False)
-            self._release_waiting(executor)
+            self._release_waiting(pool)
             room = self.prefetch - in_flight
             # With no room, fetch(0) still runs: transports renew leases and liveness there, so
             # deliveries held by long tasks are not given to another consumer.
@@ -326,11 +331,11 @@ class Worker:
             if not deliveries and in_flight >= self.prefetch:
                 in_flight -= self._settle(consumer, block=True, timeout=0.5)
             for delivery in deliveries:
-                if self._dispatch(transport, consumer, delivery, executor):
+                if self._dispatch(transport, consumer, delivery, pool):
                     in_flight += 1
         consumer = self._consumer
-        for _, _, (delivery, _msg, _late) in self.waiting:  # not started: back to the queue
-            consumer.requeue(delivery)
+        for _, _, job in self.waiting:  # not started: back to the queue
+            self._guarded("requeue", consumer.requeue, job.delivery)
             in_flight -= 1
         self.waiting.clear()
         while in_flight > 0:  # warm shutdown: what was started finishes and is settled
@@ -355,126 +360,214 @@ class Worker:
         transport: Transport,
         consumer: Consumer,
         delivery: Delivery,
-        executor: ThreadPoolExecutor | None,
+        pool: Pool,
     ) -> bool:
-        """Start a delivery's task; False when it was settled on the spot."""
+        """Start a delivery's task; False when it was settled on the spot.
+
+        The per-message boundary: nothing in the message, the task's settings or the broker's
+        reply to a republish escapes from here; the message is dead-lettered with the reason.
+        """
+        try:
+            admitted = self._admit(transport, consumer, delivery)
+        except Exception as exc:  # anything a message can provoke
+            log.exception("%s: could not dispatch a message on %s", self.hostname, delivery.queue)
+            self._dead_letter(consumer, delivery, f"worker-error: {safe_repr(exc)}")
+            return False
+        if admitted is None:
+            return False
+        job, wait = admitted
+        if not job.acks_late:
+            self._guarded("ack", consumer.ack, [delivery])
+        if wait > 0:
+            heapq.heappush(self.waiting, (time.monotonic() + wait, next(self._seq), job))
+            return True
+        self._start(job, pool)
+        return True
+
+    def _admit(
+        self, transport: Transport, consumer: Consumer, delivery: Delivery
+    ) -> tuple[Job, float] | None:
+        """Check and decode a delivery into a job, and the seconds its rate limit makes it wait;
+        None when it was settled here (refused, or sent back to wait for its ETA). Settles
+        nothing when it raises."""
         if delivery.message is None:
             log.error(
                 "%s: unreadable envelope on %s: %s", self.hostname, delivery.queue, delivery.error
             )
-            consumer.reject(delivery, f"malformed-envelope: {delivery.error}")
-            self._emit("task-rejected", uuid=None, requeue=False)
-            return False
+            self._dead_letter(consumer, delivery, f"malformed-envelope: {delivery.error}")
+            return None
         try:
             if self.signing_keys is not None:
                 verify(delivery.message, self.signing_keys)
             msg = decode_task(delivery.message, accept=self.accept, limits=self.limits)
         except ProtocolError as exc:
             log.error("%s: rejected a message on %s: %s", self.hostname, delivery.queue, exc)
-            consumer.reject(delivery, _reason(exc))
-            self._emit("task-rejected", uuid=delivery.message.headers.get("id"), requeue=False)
-            return False
+            self._dead_letter(consumer, delivery, _reason(exc))
+            return None
+        count = deliveries(delivery)
+        if count > self.max_deliveries:
+            # Given back more often than allowed (each worker that took it died, or its task
+            # kept asking to be requeued): poison. Run again, it would loop forever.
+            why = f"delivered {count} times (worker_max_deliveries={self.max_deliveries})"
+            self._refuse(consumer, delivery, msg, f"poison: {why}", WorkerLostError(why))
+            return None
         if self.send_events:
             h = msg.headers
             self._emit(
                 "task-received",
                 uuid=msg.id,
                 name=msg.task,
-                args=h.argsrepr or repr(msg.args),
-                kwargs=h.kwargsrepr or repr(msg.kwargs),
+                args=h.argsrepr or safe_repr(msg.args, 1024),
+                kwargs=h.kwargsrepr or safe_repr(msg.kwargs, 1024),
                 root_id=h.root_id,
                 parent_id=h.parent_id,
                 retries=h.retries,
                 eta=h.eta.isoformat() if h.eta else None,
                 expires=h.expires.isoformat() if h.expires else None,
             )
-        eta = msg.headers.eta
+        task = self.app.tasks.get(msg.task)
+        try:
+            soft, hard = self._limits(msg, task)
+            wait = self._rate_wait(msg.task, task)
+            eta = self._eta_wait(msg)
+        except BadNumber as exc:
+            self._refuse(consumer, delivery, msg, f"limit-out-of-range: {exc}", exc)
+            return None
         if eta is not None:
-            wait = (
-                (eta if eta.tzinfo else eta.replace(tzinfo=UTC)) - datetime.now(UTC)
-            ).total_seconds()
             # A message the broker held until its time is due by the broker's clock, whatever ours
             # says (skewed, or jumped back): running it beats holding it for the difference.
             held = bool(delivery.message.headers.get(BROKER_DELAYED_HEADER))
             trusted = held and self.signing_keys is None  # the marker is not signed
-            if wait > _ETA_SLACK and not trusted:
+            if eta > _ETA_SLACK and not trusted:
                 # Not due yet (a client that does not delay natively): the broker holds it.
-                transport.publish(delivery.queue, mark_broker_delayed(delivery.message), delay=wait)
+                transport.publish(delivery.queue, mark_broker_delayed(delivery.message), delay=eta)
                 consumer.ack([delivery])
-                return False
-        task = self.app.tasks.get(msg.task)
-        late = task.option("acks_late", True) if task is not None else True
-        if not late:
-            consumer.ack([delivery])
-        job = (delivery, msg, late)
-        wait = self._rate_wait(msg.task, task)
-        if wait > 0:
-            heapq.heappush(self.waiting, (time.monotonic() + wait, next(self._seq), job))
-            return True
-        self._start(job, executor)
-        return True
+                return None
+        late = bool(task.option("acks_late", True)) if task is not None else True
+        return Job(delivery, msg, task, late, soft, hard, self.hostname), wait
+
+    def _eta_wait(self, msg: Any) -> float | None:
+        """Seconds until the message's ETA (None: it has none); refuses one past MAX_DELAY."""
+        eta = msg.headers.eta
+        if eta is None:
+            return None
+        try:
+            aware = eta if eta.tzinfo else eta.replace(tzinfo=UTC)
+            wait = (aware - datetime.now(UTC)).total_seconds()
+        except OverflowError:  # a date so near year 1 or 9999 that its offset overflows
+            raise BadNumber(f"eta {eta.isoformat()} is out of range") from None
+        if wait > MAX_DELAY:
+            raise BadNumber(f"eta {eta.isoformat()} is more than {MAX_DELAY:.0f} s away")
+        return float(wait)
+
+    def _refuse(
+        self,
+        consumer: Consumer,
+        delivery: Delivery,
+        msg: Any,
+        reason: str,
+        exc: BaseException,
+    ) -> None:
+        """Dead-letter a decoded message the worker will not run, and store it as FAILURE so
+        its caller learns why (one attempt: the loop must not wait on a backend outage)."""
+        log.error("%s: %s[%s] refused: %s", self.hostname, msg.task, msg.id, reason)
+        try:
+            store_failure(self.app, msg, exc)
+        except Exception as error:  # the dead letter still says why
+            log.warning("%s: failure of %s not stored: %s", self.hostname, msg.id, error)
+        self._dead_letter(consumer, delivery, reason)
+
+    def _dead_letter(self, consumer: Consumer, delivery: Delivery, reason: str) -> None:
+        message = delivery.message
+        uuid = message.headers.get("id") if message is not None else None
+        self._guarded("reject", consumer.reject, delivery, reason)
+        self._emit("task-rejected", uuid=uuid if isinstance(uuid, str) else None, requeue=False)
+
+    def _give_back(
+        self, transport: Transport, consumer: Consumer, delivery: Delivery, reason: str
+    ) -> None:
+        """Requeue a delivery, counted: a copy with ``x-delivery-count`` goes to the back of
+        its queue and the original is acked, so every broker counts it (a classic RabbitMQ
+        queue only flags redeliveries). Past ``worker_max_deliveries``: poison."""
+        message = delivery.message
+        count = deliveries(delivery)
+        if message is None:
+            self._dead_letter(consumer, delivery, f"worker-error: {reason}")
+            return
+        if count >= self.max_deliveries:
+            why = f"delivered {count} times (worker_max_deliveries={self.max_deliveries}): {reason}"
+            try:
+                msg = decode_task(message, accept=self.accept, limits=self.limits)
+            except ProtocolError:
+                self._dead_letter(consumer, delivery, f"poison: {why}")
+            else:
+                self._refuse(consumer, delivery, msg, f"poison: {why}", WorkerLostError(why))
+            return
+        headers = {**message.headers, DELIVERY_COUNT_HEADER: count}
+        try:
+            transport.publish(delivery.queue, dataclasses.replace(message, headers=headers))
+        except TransportError as exc:
+            log.warning("%s: requeue of a delivery failed: %s", self.hostname, exc)
+            self._guarded("requeue", consumer.requeue, delivery)
+            return
+        self._guarded("ack", consumer.ack, [delivery])
 
     def _rate_wait(self, name: str, task: Any) -> float:
         """Seconds until the task's rate limit lets another call start (0: now)."""
+        if task is None:
+            return 0.0  # unknown: no limit to read, and no entry per name a client invents
         if name not in self.buckets:
-            rate = parse_rate(task.option("rate_limit") if task is not None else None)
+            try:
+                rate = parse_rate(task.option("rate_limit"))
+            except ValueError as exc:
+                raise BadNumber(f"task {name!r}: {exc}") from None
             self.buckets[name] = None if rate is None else TokenBucket(rate)
         bucket = self.buckets[name]
         wait = 0.0 if bucket is None else bucket.take()
-        if wait > 0 or task is None:
+        if wait > 0:
             return wait
-        shared = parse_rate(task.option("global_rate_limit"))
+        try:
+            shared = parse_rate(task.option("global_rate_limit"))
+        except ValueError as exc:
+            raise BadNumber(f"task {name!r}: global {exc}") from None
         if shared is None or not self.app.conf.result_backend:
             return wait
         # Every worker on this result backend shares the limit (Redis keeps it for all hosts).
-        return self.app.backend.take_token(name, shared)
+        return min(float(self.app.backend.take_token(name, shared)), 3600.0)
 
-    def _release_waiting(self, executor: ThreadPoolExecutor | None) -> None:
+    def _release_waiting(self, pool: Pool) -> None:
         """Start the rate-limited deliveries whose token is due."""
         now = time.monotonic()
         while self.waiting and self.waiting[0][0] <= now:
             _, _, job = heapq.heappop(self.waiting)
-            msg = job[1]
-            wait = self._rate_wait(msg.task, self.app.tasks.get(msg.task))
+            try:
+                wait = self._rate_wait(job.name, job.task)
+            except Exception as exc:  # a global limit's store may be down
+                log.warning("%s: rate limit of %s unreadable: %s", self.hostname, job.name, exc)
+                wait = 1.0
             if wait > 0:
                 heapq.heappush(self.waiting, (now + wait, next(self._seq), job))
                 return
-            self._start(job, executor)
+            self._start(job, pool)
 
-    def _start(self, job: tuple[Delivery, Any, bool], executor: ThreadPoolExecutor | None) -> None:
-        delivery, msg, late = job
-        self.active[id(delivery)] = _Active(self, msg, delivery)
+    def _start(self, job: Job, pool: Pool) -> None:
+        """Hand a job to the pool; a pool that fails to take it gives it back, counted."""
+        self.active[id(job.delivery)] = _Active(self, job.message, job.delivery)
         if self.send_events:
-            self._emit("task-started", uuid=msg.id)
-        task = self.app.tasks.get(msg.task)
-        if self.prefork is not None:
-            early = Outcome("ack", "acked early")
-            soft, hard = self._limits(msg)
-            self.prefork.submit(
-                delivery,
-                msg,
-                lambda outcome: self._done.put((delivery, outcome if late else early)),
-                self.revoked,
-                soft,
-                hard,
-            )
-        elif self.aio is not None and task is not None and task.is_async:
-            early = Outcome("ack", "acked early")
-            self.aio.submit(
-                msg,
-                delivery.queue,
-                self.revoked,
-                lambda outcome: self._done.put((delivery, outcome if late else early)),
-            )
-        elif executor is None:
-            self._run(job)
-        else:
-            future: Future[None] = executor.submit(self._run, job)
-            future.add_done_callback(lambda f: f.exception())
+            self._emit("task-started", uuid=job.id)
+        try:
+            pool.submit(job, self._finished)
+        except Exception as exc:  # the pool refused it (closed, broken pipe)
+            log.exception("%s: could not start %s", self.hostname, job.id)
+            self._done.put((job, Outcome("requeue", f"worker-error: {safe_repr(exc)}")))
 
-    def _limits(self, msg: Any) -> tuple[float | None, float | None]:
-        """(soft, hard) seconds: from the message, else the task, else the app."""
-        task = self.app.tasks.get(msg.task)
+    def _finished(self, job: Job, outcome: Outcome) -> None:
+        """A pool's report (from any thread): the loop settles it on its next turn."""
+        self._done.put((job, outcome))
+
+    def _limits(self, msg: Any, task: Any) -> tuple[float | None, float | None]:
+        """(soft, hard) seconds: set by remote control, else the message, else the task; each
+        checked, so a bad one refuses this message and never reaches a timer."""
         soft = msg.headers.soft_time_limit
         hard = msg.headers.time_limit
         if msg.task in self.time_limits:  # set by remote control: wins over the message
@@ -482,37 +575,7 @@ class Worker:
         elif task is not None:
             soft = soft if soft is not None else task.option("soft_time_limit")
             hard = hard if hard is not None else task.option("time_limit")
-        return soft, hard
-
-    def _run(self, job: tuple[Delivery, Any, bool]) -> None:
-        delivery, msg, late = job
-        early = Outcome("ack", "acked early")
-
-        def hard_limit_passed() -> None:
-            log.error(
-                "%s: task %s[%s] passed its hard time limit; its thread is abandoned",
-                self.hostname,
-                msg.task,
-                msg.id,
-            )
-            store_failure(self.app, msg, TimeLimitExceeded(f"hard time limit ({hard}s) exceeded"))
-            self._done.put((delivery, Outcome("ack", "time-limit") if late else early))
-
-        soft, hard = self._limits(msg)
-        running = Running(msg.id, threading.get_ident(), hard_limit_passed)
-        self.running[msg.id] = running
-        if self.watchdog is not None and (soft or hard):
-            self.watchdog.watch(running, soft, hard)
-        try:
-            outcome = execute(self.app, msg, delivery.queue, self.revoked)
-        except Exception as exc:  # the backend or broker failed while settling the task
-            log.exception("%s: task %s[%s] could not be settled", self.hostname, msg.task, msg.id)
-            outcome = Outcome("requeue", f"worker-error: {exc!r}")
-        finally:
-            keep = running.finish()
-            self.running.pop(msg.id, None)
-        if keep:
-            self._done.put((delivery, outcome if late else early))
+        return check_seconds(soft, "soft_time_limit"), check_seconds(hard, "time_limit")
 
     def _settle(self, consumer: Consumer, block: bool, timeout: float = 0.0) -> int:
         """Ack, reject or requeue finished deliveries (acks batched); return how many.
@@ -525,23 +588,25 @@ class Worker:
         try:
             item = self._done.get(timeout=timeout) if block else self._done.get_nowait()
             while True:
-                delivery, outcome = item
+                job, outcome = item
+                delivery = job.delivery
                 settled += 1
                 self.processed += 1
                 info = self.active.pop(id(delivery), None)
                 if info is not None:
-                    self.totals[info["name"]] += 1
+                    if job.task is not None:  # names a client invents are not kept
+                        self.totals[job.name] += 1
                     if self.send_events:
                         self._task_event(info, outcome)
-                if outcome.reason == "acked early":
-                    pass
-                elif outcome.action == "ack":
+                if not job.acks_late:
+                    pass  # acked before it ran
+                elif outcome.action in ("ack", "retry"):
                     acks.append(delivery)
-                elif outcome.action == "reject":
+                elif outcome.action == "dead-letter":
                     log.error("%s: rejected %s: %s", self.hostname, delivery.queue, outcome.reason)
                     self._guarded("reject", consumer.reject, delivery, outcome.reason)
                 else:
-                    self._guarded("requeue", consumer.requeue, delivery)
+                    self._give_back(self._transport, consumer, delivery, outcome.reason)
                 item = self._done.get_nowait()
         except queue_module.Empty:
             pass
@@ -551,18 +616,21 @@ class Worker:
 
     def _emit(self, type_: str, **fields: Any) -> None:
         if self.send_events:
-            send_event(self.app, event(type_, self.hostname, **fields))
+            try:
+                send_event(self.app, event(type_, self.hostname, **fields))
+            except Exception as exc:  # an event lost is not a task lost
+                log.warning("%s: %s event not sent: %s", self.hostname, type_, exc)
 
     def _task_event(self, info: Mapping[str, Any], outcome: Outcome) -> None:
         """The event that tells how a task ended (SPEC.md §9)."""
         uuid, runtime = info["id"], time.time() - info["time_start"]
-        if outcome.action == "reject":
+        if outcome.action == "dead-letter":
             self._emit("task-rejected", uuid=uuid, requeue=False)
         elif outcome.state == SUCCESS:
             self._emit(
-                "task-succeeded", uuid=uuid, result=repr(outcome.value)[:1024], runtime=runtime
+                "task-succeeded", uuid=uuid, result=safe_repr(outcome.value, 1024), runtime=runtime
             )
-        elif outcome.state == "RETRY":
+        elif outcome.action == "retry":
             self._emit("task-retried", uuid=uuid, exception=outcome.reason, traceback="")
         elif outcome.state == "REVOKED":
             self._emit(
@@ -597,10 +665,11 @@ class Worker:
                 request = parse_control_request(
                     loads(message.body, message.content_type, message.content_encoding)
                 )
-            except ProtocolError as exc:
+                mine = request.is_for(self.hostname)
+            except Exception as exc:  # anyone may broadcast anything
                 log.warning("%s: ignored a malformed control message: %s", self.hostname, exc)
                 continue
-            if request.is_for(self.hostname):
+            if mine:
                 self.panel.handle(request, transport)
 
 

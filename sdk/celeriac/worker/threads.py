@@ -1,0 +1,111 @@
+"""The threads pool (tasks on a thread pool, limits by a watchdog) and the solo pool (tasks
+inline in the loop's thread)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Container
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+from ..exceptions import SoftTimeLimitExceeded, TaskRevokedError, TimeLimitExceeded
+from .boundary import safe_repr
+from .execute import execute, store_failure
+from .job import Job, Outcome
+from .limits import Running, Watchdog
+from .pool import Done, PoolError
+
+if TYPE_CHECKING:
+    from ..app import App
+
+__all__ = ["SoloPool", "ThreadPool"]
+
+log = logging.getLogger("celeriac.worker")
+
+
+class ThreadPool:
+    """``concurrency`` threads; a task past its hard limit is abandoned and its slot freed."""
+
+    name = "threads"
+    #: Solo runs each job in the caller's thread: no executor.
+    inline = False
+
+    def __init__(self, app: App, concurrency: int, revoked: Container[str], hostname: str) -> None:
+        self.app = app
+        self.concurrency = concurrency
+        self.revoked = revoked
+        self.hostname = hostname
+        self.running: dict[str, Running] = {}
+        self.watchdog = Watchdog(SoftTimeLimitExceeded, TimeLimitExceeded)
+        self.executor: ThreadPoolExecutor | None = None
+        if not self.inline:
+            self.executor = ThreadPoolExecutor(concurrency, thread_name_prefix="celeriac-task")
+
+    def submit(self, job: Job, on_done: Done) -> None:
+        assert self.executor is not None
+        future: Future[None] = self.executor.submit(self.run, job, on_done)
+        future.add_done_callback(lambda f: f.exception())
+
+    def run(self, job: Job, on_done: Done) -> None:
+        """Run one job on this thread, under its time limits."""
+        hard = job.hard_limit
+
+        def hard_limit_passed() -> None:
+            log.error(
+                "%s: task %s[%s] passed its hard time limit; its thread is abandoned",
+                self.hostname,
+                job.name,
+                job.id,
+            )
+            try:
+                error = TimeLimitExceeded(f"hard time limit ({hard}s) exceeded")
+                store_failure(self.app, job.message, error)
+            except Exception:  # the slot is freed all the same
+                log.exception("%s: time limit failure of %s not stored", self.hostname, job.id)
+            on_done(job, Outcome("ack", "time-limit", "FAILURE"))
+
+        running = Running(job.id, threading.get_ident(), hard_limit_passed)
+        self.running[job.id] = running
+        try:
+            if job.soft_limit or hard:
+                self.watchdog.watch(running, job.soft_limit, hard)
+            outcome = execute(self.app, job.message, job.queue, self.revoked, self.hostname)
+        except Exception as exc:  # the backend or broker failed while settling the task
+            log.exception("%s: task %s[%s] could not be settled", self.hostname, job.name, job.id)
+            outcome = Outcome("requeue", f"worker-error: {safe_repr(exc)}")
+        finally:
+            keep = running.finish()
+            self.running.pop(job.id, None)
+        if keep:
+            on_done(job, outcome)
+
+    def terminate(self, job_id: str, signum: int = signal.SIGTERM) -> bool:
+        running = self.running.get(job_id)
+        return running is not None and running.interrupt(TaskRevokedError)
+
+    def resize(self, concurrency: int) -> None:
+        if self.executor is None:
+            raise PoolError(f"the {self.name} pool cannot be resized at run time")
+        self.concurrency = concurrency
+        # ThreadPoolExecutor starts threads as work arrives, up to this bound.
+        self.executor._max_workers = max(self.executor._max_workers, concurrency)
+
+    def close(self) -> None:
+        self.watchdog.stop()
+        if self.executor is not None:
+            self.executor.shutdown(wait=True, cancel_futures=False)
+
+
+class SoloPool(ThreadPool):
+    """One task at a time, in the loop's own thread (the loop waits for it)."""
+
+    name = "solo"
+    inline = True
+
+    def __init__(self, app: App, revoked: Container[str], hostname: str) -> None:
+        super().__init__(app, 1, revoked, hostname)
+
+    def submit(self, job: Job, on_done: Done) -> None:
+        self.run(job, on_done)
