@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from celeriac import App
-from celeriac.worker.consumer import Worker, run_worker, stop_worker
+from celeriac.worker import Worker, run_worker, stop_worker
 from tests.brokers import REDIS_URL
 from tests.transports.conftest import url_for
 

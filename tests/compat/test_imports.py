@@ -220,7 +220,7 @@ def test_current_task_is_the_running_task() -> None:
 
 def test_allow_join_result_lets_a_task_wait() -> None:
     from celeriac.result import allow_join_result, denied_join_result
-    from celeriac.worker.consumer import run_worker, stop_worker
+    from celeriac.worker import run_worker, stop_worker
 
     name = uuid.uuid4().hex[:8]
     app = App("join", broker=f"memory://{name}", backend=f"memory://{name}")

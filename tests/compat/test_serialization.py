@@ -9,7 +9,7 @@ import pytest
 
 from celeriac import App
 from celeriac.serialization import register, registry, unregister
-from celeriac.worker.consumer import run_worker, stop_worker
+from celeriac.worker import run_worker, stop_worker
 
 
 def _encode(value: object) -> str:

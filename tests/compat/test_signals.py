@@ -11,7 +11,7 @@ import warnings
 import pytest
 
 from celeriac import App, signals
-from celeriac.worker.consumer import run_worker, stop_worker
+from celeriac.worker import run_worker, stop_worker
 from tests.compat.harness import script_both
 
 PUBLISH = textwrap.dedent(

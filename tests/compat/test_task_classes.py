@@ -14,7 +14,7 @@ import pytest
 
 from celeriac import App, Task
 from celeriac.exceptions import MaxRetriesExceededError, Retry
-from celeriac.worker.consumer import run_worker, stop_worker
+from celeriac.worker import run_worker, stop_worker
 
 events: list[str] = []
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from celeriac import App
-from celeriac.worker.consumer import Worker, run_worker, stop_worker
+from celeriac.worker import Worker, run_worker, stop_worker
 from tests.brokers import REDIS_URL, require
 
 

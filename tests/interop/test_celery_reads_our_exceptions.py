@@ -18,7 +18,7 @@ import redis
 
 from celeriac import App
 from celeriac.exceptions import SoftTimeLimitExceeded, WorkerLostError
-from celeriac.worker.consumer import run_worker, stop_worker
+from celeriac.worker import run_worker, stop_worker
 from interop import celery_env
 from tests.brokers import REDIS_URL, require, unique
 from tests.waiting import eventually

@@ -107,7 +107,7 @@ def worker_on(request: pytest.FixtureRequest) -> Iterator[str]:
         ):
             yield queue
         return
-    from celeriac.worker.consumer import run_worker, stop_worker
+    from celeriac.worker import run_worker, stop_worker
 
     app = conformance_app(REDIS_URL, queue)
     worker = run_worker(app, concurrency=2)

@@ -79,7 +79,7 @@ class Executor:
         if not backend.startswith(("redis://", "rediss://", "rpc://")):
             raise ValueError("--execute: --backend must be a redis:// or rpc:// URL")
         from celeriac.transports import QueueSpec, open_transport
-        from celeriac.worker.consumer import run_worker
+        from celeriac.worker import run_worker
 
         self.queue = f"{queue}.execute"
         self.app = conformance_app(broker, backend, self.queue)
@@ -133,7 +133,7 @@ class Executor:
         return not pending and idle >= quiet
 
     def close(self) -> None:
-        from celeriac.worker.consumer import stop_worker
+        from celeriac.worker import stop_worker
 
         try:
             stop_worker(self.worker)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ...app import App
-    from ...worker.consumer import Worker
+    from ...worker import Worker
 
 __all__ = ["start_worker"]
 
@@ -29,7 +29,7 @@ def start_worker(
     """Run a worker for ``app`` in a thread for the duration of the block; it is consuming
     when the block starts (what Celery's ping check waits for) and stopped at its end.
     ``queues`` and ``hostname`` may be given as keywords."""
-    from ...worker.consumer import run_worker, stop_worker
+    from ...worker import run_worker, stop_worker
 
     unknown = set(kwargs) - {"queues", "hostname"}
     if unknown:
