@@ -190,3 +190,24 @@ def test_kombus_other_broker_schemes_name_the_same_brokers() -> None:
     app = App("c")
     app.conf.broker_url = "librabbitmq://h//"
     assert app.conf.broker_url == "amqp://h//"
+
+
+def test_on_after_fork_fires_in_a_forked_child() -> None:
+    import os
+
+    app = _app()
+    read_end, write_end = os.pipe()
+
+    @app.on_after_fork.connect
+    def forked(sender: App, **kwargs: object) -> None:
+        os.write(write_end, sender.main.encode())
+
+    pid = os.fork()
+    if pid == 0:  # the child: the hook has run by now; leave without pytest's teardown
+        os._exit(0)
+    os.waitpid(pid, 0)
+    os.close(write_end)
+    try:
+        assert os.read(read_end, 100) == b"cfg"
+    finally:
+        os.close(read_end)

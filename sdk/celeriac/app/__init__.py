@@ -275,7 +275,6 @@ class App(AsyncAppMixin):
         self.on_after_configure = Signal("app.on_after_configure")
         self.on_after_finalize = Signal("app.on_after_finalize")
         self.on_after_fork = Signal("app.on_after_fork")
-        _after_fork_of(self)
         register_builtins(self)
         if config_source is not None:
             self.config_from_object(config_source)
@@ -877,16 +876,14 @@ def _django_app_names() -> list[str]:
     return [config.name for config in apps.get_app_configs()]
 
 
-def _after_fork_of(app: App) -> None:
-    """Send ``app.on_after_fork`` in each child process forked while the app lives."""
-    ref = weakref.ref(app)
+def _after_fork_in_child() -> None:
+    """Send each live app's ``on_after_fork`` in a forked child (one hook for every app)."""
+    for app in list(_apps):
+        if app.on_after_fork:
+            app.on_after_fork.send(sender=app)
 
-    def in_child() -> None:
-        alive = ref()
-        if alive is not None:
-            alive.on_after_fork.send(sender=alive)
 
-    os.register_at_fork(after_in_child=in_child)
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _origin(fn: Callable[..., Any]) -> str:
