@@ -72,6 +72,21 @@ def test_passwords_of_every_url_of_a_list_are_hidden() -> None:
     assert redact_url("amqp://u:pw1@a//;amqp://u:pw2@b//") == shown
 
 
+def test_a_connection_that_stays_broken_ends_in_broker_unavailable() -> None:
+    from celeriac.transports.amqp.connection import with_retries
+
+    def broken() -> None:
+        raise ConnectionResetError("reset by peer")
+
+    def reconnect() -> None:
+        raise BrokerUnavailable("RabbitMQ at h:5672 is unreachable")
+
+    with pytest.raises(BrokerUnavailable):
+        with_retries(broken, reconnect, deadline_s=0.0)
+    with pytest.raises(BrokerUnavailable, match="did not come back within 0 s"):
+        with_retries(broken, lambda: None, deadline_s=0.0)
+
+
 # -- options (no broker) ----------------------------------------------------------------------
 def test_unknown_options_are_refused_naming_the_closest() -> None:
     with pytest.raises(TransportError, match=r"'heartbeet'.*did you mean 'heartbeat'"):

@@ -112,15 +112,21 @@ def connect(url: str, options: AmqpOptions | None = None) -> pika.BlockingConnec
 def with_retries(
     operation: Callable[[], T], reconnect: Callable[[], None], deadline_s: float = 30.0
 ) -> T:
-    """Run ``operation``; when the connection is lost, reconnect (backing off) and run it again."""
+    """Run ``operation``; when the connection is lost, reconnect (backing off) and run it again.
+
+    Past the deadline the caller gets BrokerUnavailable (a TransportError, which the worker
+    waits out), never one of pika's own exceptions."""
     deadline = time.monotonic() + deadline_s
     pause = 0.1
     while True:
         try:
             return operation()
-        except CONNECTION_ERRORS:
+        except CONNECTION_ERRORS as exc:
             if time.monotonic() >= deadline:
-                raise
+                raise BrokerUnavailable(
+                    f"RabbitMQ: the connection broke and did not come back within "
+                    f"{deadline_s:.0f} s ({type(exc).__name__}: {exc})"
+                ) from exc
         while True:
             try:
                 reconnect()

@@ -92,8 +92,11 @@ class RedisTransport(Transport):
 
     def _check_reachable(self) -> None:
         """One quick PING (no retries), so a wrong address fails at once and clearly."""
-        extra = {"socket_connect_timeout": 5.0, **self._client_extra}
-        extra["retry"] = Retry(NoBackoff(), 0)
+        extra = {
+            "socket_connect_timeout": 5.0,
+            **self._client_extra,
+            "retry": Retry(NoBackoff(), 0),
+        }
         probe = redis.Redis.from_url(self._client_url, **extra)
         try:
             deadline = time.monotonic() + 30

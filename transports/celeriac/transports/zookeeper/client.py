@@ -21,8 +21,10 @@ from kazoo.interfaces import IAsyncResult
 from kazoo.protocol.states import KeeperState
 from kazoo.retry import InterruptedError as RetryInterrupted
 from kazoo.retry import KazooRetry, RetryFailedError
+from kazoo.security import make_digest_acl
 
 from ..errors import BrokerUnavailable, TransportError
+from .options import ZooKeeperOptions
 
 __all__ = [
     "DEFAULT_PORT",
@@ -35,6 +37,7 @@ __all__ = [
     "hosts_of",
     "open_client",
     "retryable",
+    "security_kwargs",
     "try_multi",
     "where",
 ]
@@ -93,15 +96,50 @@ def where(url: str) -> str:
     return f"zookeeper at {hosts_of(url)}{parts.path.rstrip('/')}"
 
 
+def security_kwargs(url: str, options: ZooKeeperOptions | None = None) -> dict[str, Any]:
+    """kazoo's authentication, ACL and TLS arguments for the URL's user and ``options``."""
+    options = options or ZooKeeperOptions()
+    parts = urlsplit(url)
+    kwargs: dict[str, Any] = {}
+    if parts.username is not None:
+        user, password = unquote(parts.username), unquote(parts.password or "")
+        if options.sasl_mechanism:
+            kwargs["sasl_options"] = {
+                "mechanism": options.sasl_mechanism,
+                "username": user,
+                "password": password,
+            }
+        else:
+            kwargs["auth_data"] = [("digest", f"{user}:{password}")]
+        if options.creator_acl:
+            kwargs["default_acl"] = [make_digest_acl(user, password, all=True)]
+    elif options.sasl_mechanism or options.creator_acl:
+        raise TransportError(
+            "ZooKeeper options sasl_mechanism and creator_acl need a user and password in the "
+            "URL: zookeeper://user:password@host:2181/path"
+        )
+    if options.use_ssl:
+        kwargs |= {
+            "use_ssl": True,
+            "verify_certs": options.verify_certs,
+            "check_hostname": options.check_hostname,
+        }
+        for name in ("ca", "certfile", "keyfile"):
+            if getattr(options, name):
+                kwargs[name] = getattr(options, name)
+    return kwargs
+
+
 def open_client(
-    url: str, *, connect_timeout: float, session_timeout: float, op_timeout: float
+    url: str,
+    *,
+    connect_timeout: float,
+    session_timeout: float,
+    op_timeout: float,
+    options: ZooKeeperOptions | None = None,
 ) -> KazooClient:
     """A started client; BrokerUnavailable naming the hosts when none answers in time."""
-    parts = urlsplit(url)
-    auth = None
-    if parts.username is not None:
-        credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
-        auth = [("digest", credentials)]
+    security = security_kwargs(url, options)
     made: list[KazooClient] = []
     # Calls outlive a restart of the server, up to op_timeout seconds, but stop once closed.
     command_retry = KazooRetry(
@@ -116,7 +154,7 @@ def open_client(
         logger=log,
         hosts=hosts_of(url),
         timeout=session_timeout,
-        auth_data=auth,
+        **security,
         # Reconnect quickly once the server is back (kazoo's default backoff grows to an hour).
         connection_retry={"max_tries": -1, "delay": 0.1, "backoff": 2, "max_delay": 1.0},
         command_retry=command_retry,

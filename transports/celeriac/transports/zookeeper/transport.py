@@ -81,6 +81,7 @@ class ZooKeeperTransport(Transport):
             connect_timeout=self.settings.connect_timeout,
             session_timeout=self.settings.session_timeout,
             op_timeout=self.settings.op_timeout,
+            options=self.settings,
         )
 
     def client_or_raise(self) -> KazooClient:
