@@ -227,7 +227,7 @@ class Worker:
         pause = 0.1
         for attempt in range((attempts or 0) + 1):
             try:
-                return open_transport(conf.broker_url, **dict(conf.broker_transport_options))
+                return open_transport(conf.broker_url, **conf.broker_options())
             except BrokerUnavailable as exc:
                 if attempt == attempts or self._stop.is_set():
                     raise
