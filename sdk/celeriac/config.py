@@ -170,6 +170,18 @@ class Settings:
         """A copy with some settings changed (names checked as for the constructor)."""
         return settings_from(changes, base=self)
 
+    def __repr__(self) -> str:
+        # Settings get logged and printed in tracebacks: URLs show without their passwords.
+        from celeriac.transports import redact_url
+
+        shown = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in ("broker_url", "result_backend", "beat_lock_url") and value:
+                value = redact_url(str(value))
+            shown.append(f"{f.name}={value!r}")
+        return f"Settings({', '.join(shown)})"
+
     def update(self, other: Mapping[str, Any] | None = None, **changes: Any) -> None:
         """Change settings in place, checked as for the constructor (Celery's
         ``app.conf.update``). Plain assignment (``app.conf.beat_schedule = {...}``) works too,

@@ -93,3 +93,14 @@ def test_an_eta_is_marked_broker_delayed_even_when_already_due_at_publish() -> N
     assert BROKER_DELAYED_HEADER not in delivery.message.headers
     consumer.close()
     app.close()
+
+
+def test_the_settings_repr_shows_no_password() -> None:
+    settings = Settings()
+    settings.update(
+        broker_url="amqp://u:first-secret@h1;amqp://u:second-secret@h2",
+        result_backend="redis://:third-secret@localhost/1",
+    )
+    shown = repr(settings)
+    assert "secret" not in shown
+    assert "amqp://u:***@h1;amqp://u:***@h2" in shown
