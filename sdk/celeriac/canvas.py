@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 if TYPE_CHECKING:
     from .app import App
     from .result import AsyncResult, GroupResult
+    from .task import CallArgs
 
 __all__ = [
     "Signature",
@@ -129,7 +130,7 @@ class Signature(dict[str, Any], Generic[R]):
         return errback
 
     def apply_async(
-        self, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
+        self, args: CallArgs = (), kwargs: Mapping[str, Any] | None = None, **options: Any
     ) -> AsyncResult[R]:
         """Send the call (arguments given here are added in front of the signature's).
 
@@ -156,7 +157,7 @@ class Signature(dict[str, Any], Generic[R]):
         return self._task()(*sig["args"], **sig["kwargs"])
 
     def apply(
-        self, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
+        self, args: CallArgs = (), kwargs: Mapping[str, Any] | None = None, **options: Any
     ) -> AsyncResult[R]:
         """Run the task here, as a worker would, and return its stored result."""
         sig = self.clone(args, kwargs, **options)
@@ -295,7 +296,7 @@ class chain(Signature[R]):
         return [_typed(t) for t in self["kwargs"]["tasks"]]
 
     def apply_async(
-        self, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
+        self, args: CallArgs = (), kwargs: Mapping[str, Any] | None = None, **options: Any
     ) -> AsyncResult[R]:
         """Send the first step; the rest travel in its message's ``chain`` (last to run first)."""
         steps = [t.clone() if type(t) is Signature else t for t in self.tasks]
@@ -370,7 +371,7 @@ class group(Signature[list[G]]):
         return [task(*args, **kwargs) for task in self.tasks]
 
     def apply_async(  # type: ignore[override]
-        self, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
+        self, args: CallArgs = (), kwargs: Mapping[str, Any] | None = None, **options: Any
     ) -> GroupResult[G]:
         """Send every member with the group's id and its index."""
         from .result import GroupResult
@@ -417,7 +418,7 @@ class chord(Signature[R]):
 
     def apply_async(
         self,
-        args: Sequence[Any] = (),
+        args: CallArgs = (),
         kwargs: Mapping[str, Any] | None = None,
         _then: Sequence[Signature[Any]] | None = None,
         **options: Any,

@@ -54,11 +54,12 @@ async def canvas_and_control() -> None:
     results = group(add.s(i, i) for i in range(3)).apply_async()
     async for result in results:
         print(result.id, await result)
-    values: list[Any] = await results.aget(timeout=10)
+    values: list[int] = await results.aget(timeout=10)
+    wrong_values: list[bytes] = await results.aget(timeout=10)  # error
     pongs = await app.acontrol.ping(timeout=1)
     active = await app.acontrol.inspect().active()
     again = await app.asend_task("proj.add", (1, 2))
-    print(values, pongs, active, await again.aget(timeout=1))
+    print(values, wrong_values, pongs, active, await again.aget(timeout=1))
     await app.aclose()
 
 
@@ -73,6 +74,8 @@ def signatures_and_canvas() -> None:
     add.apply_async([2, 3])
     add.apply_async("23")  # error
     add.apply_async((2, 3), {1: 3})  # error
+    step.apply_async((3,), countdown=1)
+    step.apply_async("3")  # error
 
     members: GroupResult[int] = group(add.s(i, i) for i in range(3)).apply_async()
     totals: list[int] = members.get(timeout=10)
