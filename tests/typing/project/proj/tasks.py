@@ -22,6 +22,11 @@ def crawl(self: Task[..., Any], url: str, depth: int = 1) -> list[str]:
     return [url] * depth
 
 
+@app.task(bind=True)
+async def poll(self: Task[..., Any], key: str) -> int:
+    return len(key)
+
+
 def sync_use() -> None:
     total: AsyncResult[int] = add.delay(2, 3)
     value: int = total.get(timeout=10)
@@ -100,4 +105,7 @@ async def calling_directly() -> None:
     fetched: bytes = await coro
     pages: list[str] = crawl("https://example.org")
     not_awaited: bytes = fetch("https://example.org")  # error
-    print(here, fetched, pages, not_awaited)
+    polled: int = await poll("key")
+    sent: int = poll.delay("key").get()
+    unpolled: int = poll("key")  # error
+    print(here, fetched, pages, not_awaited, polled, sent, unpolled)
