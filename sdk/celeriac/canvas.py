@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 if TYPE_CHECKING:
     from .app import App
     from .result import AsyncResult, GroupResult
+    from .task import CallArgs
 
 __all__ = [
     "Signature",
@@ -22,9 +23,20 @@ __all__ = [
 ]
 
 
-class Signature(dict[str, Any]):
+#: What a signature's task returns (an ``async def`` task's awaited value).
+R = TypeVar("R", covariant=True)
+T = TypeVar("T")
+G = TypeVar("G")  # a group's members' result (invariant: a list of them)
+
+
+class Signature(dict[str, Any], Generic[R]):
     """A task call to make later: ``{"task", "args", "kwargs", "options", "subtask_type",
-    "immutable"}``. A plain dict on the wire; a callable object in code."""
+    "immutable"}``. A plain dict on the wire; a callable object in code.
+
+    ``Signature[R]`` is a call of a task returning ``R`` (``add.s(2)`` is a ``Signature[int]``
+    for ``def add(x: int, y: int) -> int``): sending it gives an ``AsyncResult[R]``. Its
+    arguments are not checked by a type checker (a signature may be partial), only when sent.
+    """
 
     def __init__(
         self,
@@ -76,16 +88,16 @@ class Signature(dict[str, Any]):
         """An immutable signature ignores its parent's result."""
         return bool(self["immutable"])
 
-    def bind(self, app: App) -> Signature:
+    def bind(self, app: App) -> Signature[R]:
         """Attach the app that will send it."""
         self._app = app
         return self
 
     def clone(
         self, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
-    ) -> Signature:
+    ) -> Signature[R]:
         """A copy with arguments added in front (partial application) and options merged."""
-        new = Signature(
+        new: Signature[R] = Signature(
             self["task"],
             list(args) + list(self["args"]) if not self.immutable else list(self["args"]),
             {**self["kwargs"], **(kwargs or {})} if not self.immutable else dict(self["kwargs"]),
@@ -102,24 +114,24 @@ class Signature(dict[str, Any]):
         options.setdefault("task_id", task_id or str(uuid.uuid4()))
         return str(options["task_id"])
 
-    def set(self, **options: Any) -> Signature:
+    def set(self, **options: Any) -> Signature[R]:
         """Set call options (queue, countdown, priority, ...) in place."""
         self["options"].update(options)
         return self
 
-    def link(self, callback: Signature) -> Signature:
+    def link(self, callback: Signature[T]) -> Signature[T]:
         """Run ``callback`` with this task's result when it succeeds."""
         self["options"].setdefault("link", []).append(callback)
         return callback
 
-    def link_error(self, errback: Signature) -> Signature:
+    def link_error(self, errback: Signature[T]) -> Signature[T]:
         """Run ``errback`` when this task fails."""
         self["options"].setdefault("link_error", []).append(errback)
         return errback
 
     def apply_async(
-        self, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
-    ) -> AsyncResult[Any]:
+        self, args: CallArgs = (), kwargs: Mapping[str, Any] | None = None, **options: Any
+    ) -> AsyncResult[R]:
         """Send the call (arguments given here are added in front of the signature's).
 
         A task registered here has its arguments checked first, as ``Task.apply_async`` does.
@@ -130,24 +142,26 @@ class Signature(dict[str, Any]):
         if task is not None and task.options.get("typing", app.strict_typing):
             task._check_arguments(sig["args"], sig["kwargs"])
         opts = dict(sig["options"])
-        return app.send_task(sig.name, sig["args"], sig["kwargs"], **opts)
+        sent: AsyncResult[R] = app.send_task(sig.name, sig["args"], sig["kwargs"], **opts)
+        return sent
 
-    def delay(self, *args: Any, **kwargs: Any) -> AsyncResult[Any]:
+    def delay(self, *args: Any, **kwargs: Any) -> AsyncResult[R]:
         """Send the call with extra arguments."""
         return self.apply_async(args, kwargs)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run the task here, now, as a function call (Celery's ``sig()``); arguments given
-        here are added in front of the signature's."""
+        here are added in front of the signature's. Typed ``Any``: an ``async def`` task's
+        call gives a coroutine, not ``R``."""
         sig = self.clone(args, kwargs)
         return self._task()(*sig["args"], **sig["kwargs"])
 
     def apply(
-        self, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
-    ) -> AsyncResult[Any]:
+        self, args: CallArgs = (), kwargs: Mapping[str, Any] | None = None, **options: Any
+    ) -> AsyncResult[R]:
         """Run the task here, as a worker would, and return its stored result."""
         sig = self.clone(args, kwargs, **options)
-        result: AsyncResult[Any] = self._task().apply(sig["args"], sig["kwargs"], **sig["options"])
+        result: AsyncResult[R] = self._task().apply(sig["args"], sig["kwargs"], **sig["options"])
         return result
 
     def _task(self) -> Any:
@@ -159,8 +173,15 @@ class Signature(dict[str, Any]):
             )
         return task
 
-    def __or__(self, other: Signature) -> chain:  # type: ignore[override]
+    def __or__(self, other: Signature[T]) -> chain[T]:  # type: ignore[override]
         return chain(self, other)
+
+    def __ror__(self, other: Signature[Any]) -> chain[R]:  # type: ignore[override]
+        # Python calls ``sig | sig`` through ``__or__`` above; this is here so type checkers do
+        # not take dict's reflected ``|`` for it. A plain dict on the left keeps dict's merge.
+        if isinstance(other, Signature):
+            return chain(other, self)
+        return NotImplemented
 
     def _require_app(self) -> App:
         if self._app is None:
@@ -170,16 +191,88 @@ class Signature(dict[str, Any]):
         return self._app
 
 
-def signature(task: str | Mapping[str, Any], *args: Any, **kwargs: Any) -> Signature:
+@overload
+def signature(task: Signature[T], *args: Any, **kwargs: Any) -> Signature[T]: ...
+@overload
+def signature(task: str | Mapping[str, Any], *args: Any, **kwargs: Any) -> Signature[Any]: ...
+def signature(task: str | Mapping[str, Any], *args: Any, **kwargs: Any) -> Signature[Any]:
     """A signature from a task name or a signature mapping (as Celery's ``signature``)."""
     return Signature(task, *args, **kwargs)
 
 
-class chain(Signature):
-    """Tasks run one after another, each getting the previous one's result."""
+class chain(Signature[R]):
+    """Tasks run one after another, each getting the previous one's result: a ``chain[R]``
+    returns what its last step returns (typed so for up to six steps given one by one)."""
 
-    def __init__(self, *tasks: Signature | Iterable[Signature], app: App | None = None) -> None:
-        flat: list[Signature] = []
+    # The last step's result type, for the step counts people write; more steps, or steps in
+    # an iterable of mixed signatures, give ``chain[Any]``.
+    @overload
+    def __init__(self: chain[T], t1: Signature[T], /, *, app: App | None = None) -> None: ...
+    @overload
+    def __init__(
+        self: chain[T], t1: Signature[Any], t2: Signature[T], /, *, app: App | None = None
+    ) -> None: ...
+    @overload
+    def __init__(
+        self: chain[T],
+        t1: Signature[Any],
+        t2: Signature[Any],
+        t3: Signature[T],
+        /,
+        *,
+        app: App | None = None,
+    ) -> None: ...
+    @overload
+    def __init__(
+        self: chain[T],
+        t1: Signature[Any],
+        t2: Signature[Any],
+        t3: Signature[Any],
+        t4: Signature[T],
+        /,
+        *,
+        app: App | None = None,
+    ) -> None: ...
+    @overload
+    def __init__(
+        self: chain[T],
+        t1: Signature[Any],
+        t2: Signature[Any],
+        t3: Signature[Any],
+        t4: Signature[Any],
+        t5: Signature[T],
+        /,
+        *,
+        app: App | None = None,
+    ) -> None: ...
+    @overload
+    def __init__(
+        self: chain[T],
+        t1: Signature[Any],
+        t2: Signature[Any],
+        t3: Signature[Any],
+        t4: Signature[Any],
+        t5: Signature[Any],
+        t6: Signature[T],
+        /,
+        *,
+        app: App | None = None,
+    ) -> None: ...
+    @overload
+    def __init__(
+        self: chain[T], tasks: Iterable[Signature[T]], /, *, app: App | None = None
+    ) -> None: ...
+    @overload
+    def __init__(
+        self: chain[Any],
+        *tasks: Signature[Any] | Iterable[Signature[Any]],
+        app: App | None = None,
+    ) -> None: ...
+
+    def __init__(
+        self, *tasks: Signature[Any] | Iterable[Signature[Any]], app: App | None = None
+    ) -> None:
+        flat: list[Signature[Any]] = []
         for t in tasks:
             for step in (
                 t["kwargs"]["tasks"]
@@ -198,13 +291,13 @@ class chain(Signature):
         super().__init__("celery.chain", (), {"tasks": flat}, subtask_type="chain", app=app)
 
     @property
-    def tasks(self) -> list[Signature]:
+    def tasks(self) -> list[Signature[Any]]:
         """The steps, first to run first."""
         return [_typed(t) for t in self["kwargs"]["tasks"]]
 
     def apply_async(
-        self, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
-    ) -> AsyncResult[Any]:
+        self, args: CallArgs = (), kwargs: Mapping[str, Any] | None = None, **options: Any
+    ) -> AsyncResult[R]:
         """Send the first step; the rest travel in its message's ``chain`` (last to run first)."""
         steps = [t.clone() if type(t) is Signature else t for t in self.tasks]
         if not steps:
@@ -219,6 +312,7 @@ class chain(Signature):
         for step in steps:
             step.freeze()
         first, rest = steps[0], steps[1:]
+        result: AsyncResult[Any]
         if isinstance(first, chord):
             # The chord's body carries the rest of the chain, as Celery sends it.
             result = first.apply_async(args, kwargs, _then=rest, **options)
@@ -241,25 +335,29 @@ class chain(Signature):
             result = app.AsyncResult(step.id or "", parent=result)
         return result
 
-    def __or__(self, other: Signature) -> chain:  # type: ignore[override]
-        return chain(*self.tasks, other, app=self._app)
+    def __or__(self, other: Signature[T]) -> chain[T]:  # type: ignore[override]
+        joined: chain[T] = chain(*self.tasks, other, app=self._app)
+        return joined
 
 
-class group(Signature):
-    """Tasks run in parallel; their results come back in order."""
+class group(Signature[list[G]]):
+    """Tasks run in parallel; their results come back in order: a ``group[G]`` of
+    ``Signature[G]`` members gives a ``GroupResult[G]`` whose ``get()`` is a ``list[G]``."""
 
-    def __init__(self, *tasks: Signature | Iterable[Signature], app: App | None = None) -> None:
-        flat: list[Signature] = []
+    def __init__(
+        self, *tasks: Signature[G] | Iterable[Signature[G]], app: App | None = None
+    ) -> None:
+        flat: list[Signature[G]] = []
         for t in tasks:
             flat.extend([t] if isinstance(t, Signature) else list(t))
         super().__init__("celery.group", (), {"tasks": flat}, subtask_type="group", app=app)
 
     @property
-    def tasks(self) -> list[Signature]:
+    def tasks(self) -> list[Signature[G]]:
         """The members, in order."""
         return [_typed(t) for t in self["kwargs"]["tasks"]]
 
-    def __or__(self, other: Signature) -> Any:  # type: ignore[override]
+    def __or__(self, other: Signature[T]) -> Signature[T]:  # type: ignore[override]
         """``group | task`` is a chord, as in Celery; ``group | group`` a chain."""
         if isinstance(other, group):
             return chain(self, other, app=self._app)
@@ -273,14 +371,14 @@ class group(Signature):
         return [task(*args, **kwargs) for task in self.tasks]
 
     def apply_async(  # type: ignore[override]
-        self, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
-    ) -> GroupResult:
+        self, args: CallArgs = (), kwargs: Mapping[str, Any] | None = None, **options: Any
+    ) -> GroupResult[G]:
         """Send every member with the group's id and its index."""
         from .result import GroupResult
 
         app = self._require_app()
         group_id = options.pop("group_id", None) or str(uuid.uuid4())
-        results = []
+        results: list[AsyncResult[G]] = []
         for index, task in enumerate(self.tasks):
             sig = task.clone(args, kwargs, **options)
             results.append(
@@ -296,11 +394,12 @@ class group(Signature):
         return GroupResult(group_id, results, app)
 
 
-class chord(Signature):
-    """A group (the header) whose results, in order, are passed to one task (the body)."""
+class chord(Signature[R]):
+    """A group (the header) whose results, in order, are passed to one task (the body): a
+    ``chord[R]`` returns what its body returns."""
 
     def __init__(
-        self, header: Iterable[Signature], body: Signature, app: App | None = None
+        self, header: Iterable[Signature[Any]], body: Signature[R], app: App | None = None
     ) -> None:
         super().__init__(
             "celery.chord",
@@ -310,28 +409,28 @@ class chord(Signature):
             app=app,
         )
 
-    def on_error(self, errback: Signature) -> Signature:
+    def on_error(self, errback: Signature[T]) -> Signature[T]:
         """Run ``errback`` if the chord fails (a header task, or the body), as Celery's."""
-        body = Signature(self["kwargs"]["body"])
+        body: Signature[R] = Signature(self["kwargs"]["body"])
         body.link_error(errback)
         self["kwargs"]["body"] = body
         return errback
 
     def apply_async(
         self,
-        args: Sequence[Any] = (),
+        args: CallArgs = (),
         kwargs: Mapping[str, Any] | None = None,
-        _then: Sequence[Signature] | None = None,
+        _then: Sequence[Signature[Any]] | None = None,
         **options: Any,
-    ) -> AsyncResult[Any]:
+    ) -> AsyncResult[R]:
         """Send the header tasks, each carrying the body; the last to finish sends the body."""
         app = self._require_app()
-        header = [Signature(t) for t in self["kwargs"]["header"]]
-        body = Signature(self["kwargs"]["body"]).clone()
+        header: list[Signature[Any]] = [Signature(t) for t in self["kwargs"]["header"]]
+        body: Signature[R] = Signature(self["kwargs"]["body"]).clone()
         if _then:
             # What runs after the body, each step a callback of the one before, so it runs
             # with the previous result, and only if that succeeded.
-            following: Signature | None = None
+            following: Signature[Any] | None = None
             for step in reversed(_then):
                 if following is not None:
                     step["options"]["link"] = [following]
@@ -362,12 +461,12 @@ class chord(Signature):
         return app.AsyncResult(body_id)
 
 
-def _typed(value: Mapping[str, Any]) -> Signature:
+def _typed(value: Mapping[str, Any]) -> Signature[Any]:
     """A signature as its own canvas class (a chain, group or chord stays one)."""
     if isinstance(value, Signature):
         return value
     kind = value.get("subtask_type")
-    sig = Signature(value)
+    sig: Signature[Any] = Signature(value)
     if kind == "group":
         return group(sig["kwargs"]["tasks"])
     if kind == "chord":
@@ -381,9 +480,9 @@ def _typed(value: Mapping[str, Any]) -> Signature:
 subtask = signature
 
 
-def maybe_signature(value: Any, app: App | None = None) -> Signature | None:
+def maybe_signature(value: Any, app: App | None = None) -> Signature[Any] | None:
     """``value`` as a Signature (a mapping becomes one); None stays None, as in Celery."""
     if value is None:
         return None
-    sig = value if isinstance(value, Signature) else Signature(value)
+    sig: Signature[Any] = value if isinstance(value, Signature) else Signature(value)
     return sig.bind(app) if app is not None else sig

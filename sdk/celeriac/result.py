@@ -258,23 +258,24 @@ class AsyncResult(AsyncResultMixin[R], Generic[R]):
         self.app.control.revoke(self.id, terminate=terminate, signal=signal)
 
 
-class ResultSet:
-    """Several results read together (Celery's ``ResultSet``)."""
+class ResultSet(Generic[R]):
+    """Several results read together (Celery's ``ResultSet``): a ``ResultSet[R]`` of
+    ``AsyncResult[R]`` handles, whose ``get()`` is a ``list[R]``."""
 
-    def __init__(self, results: Sequence[AsyncResult[Any]], app: App | None = None) -> None:
+    def __init__(self, results: Sequence[AsyncResult[R]], app: App | None = None) -> None:
         self.results = list(results)
         self.app = app if app is not None else (self.results[0].app if self.results else None)
 
     def __len__(self) -> int:
         return len(self.results)
 
-    def __iter__(self) -> Iterator[AsyncResult[Any]]:
+    def __iter__(self) -> Iterator[AsyncResult[R]]:
         return iter(self.results)
 
-    def __getitem__(self, index: int) -> AsyncResult[Any]:
+    def __getitem__(self, index: int) -> AsyncResult[R]:
         return self.results[index]
 
-    def add(self, result: AsyncResult[Any]) -> None:
+    def add(self, result: AsyncResult[R]) -> None:
         """Add a result (once)."""
         if result not in self.results:
             self.results.append(result)
@@ -334,14 +335,14 @@ class ResultSet:
         interval: float = 0.5,
         disable_sync_subtasks: bool = True,
         **options: Any,
-    ) -> list[Any]:
+    ) -> list[R]:
         """Every result, in order (waiting at most ``timeout`` in all)."""
         import time
 
         if disable_sync_subtasks:
             _refuse_inside_a_task()
         deadline = None if timeout is None else time.monotonic() + timeout
-        out = []
+        out: list[R] = []
         for r in self.results:
             left = None if deadline is None else max(deadline - time.monotonic(), 0.001)
             out.append(r.get(timeout=left, propagate=propagate, disable_sync_subtasks=False))
@@ -350,11 +351,12 @@ class ResultSet:
     join = get
 
 
-class GroupResult(AsyncGroupResultMixin, ResultSet):
-    """The results of a group's tasks, in order."""
+class GroupResult(AsyncGroupResultMixin[R], ResultSet[R]):
+    """The results of a group's tasks, in order (``GroupResult[R]``: its ``get()`` and
+    ``await``-ing ``aget()`` give a ``list[R]``)."""
 
     def __init__(
-        self, group_id: str, results: Sequence[AsyncResult[Any]], app: App | None = None
+        self, group_id: str, results: Sequence[AsyncResult[R]], app: App | None = None
     ) -> None:
         super().__init__(results, app)
         self.id = group_id

@@ -6,7 +6,7 @@ import contextvars
 import inspect
 import random
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
@@ -19,12 +19,17 @@ from .exceptions import Ignore, MaxRetriesExceededError, Retry
 
 if TYPE_CHECKING:
     from .app import App
+    from .canvas import group
     from .result import AsyncResult
 
-__all__ = ["Context", "HookNotCalled", "Task", "current_request"]
+__all__ = ["CallArgs", "Context", "CoroutineTask", "HookNotCalled", "Task", "current_request"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+#: The positional arguments of ``apply_async``/``apply``: a tuple or a list (a type checker
+#: then catches Celery's classic ``args=("x")``, a string, before a worker does).
+CallArgs = tuple[Any, ...] | list[Any]
 
 #: Options a task accepts, as Celery names them.
 TASK_OPTIONS = frozenset(
@@ -252,7 +257,7 @@ class Task(AsyncTaskMixin[P, R], Generic[P, R]):
 
     def apply_async(
         self,
-        args: Sequence[Any] | None = None,
+        args: CallArgs | None = None,
         kwargs: Mapping[str, Any] | None = None,
         **options: Any,
     ) -> AsyncResult[R]:
@@ -300,31 +305,33 @@ class Task(AsyncTaskMixin[P, R], Generic[P, R]):
 
     def subtask(
         self, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
-    ) -> Signature:
+    ) -> Signature[R]:
         """Celery's older name for ``signature``."""
         return self.signature(args, kwargs, **options)
 
-    def s(self, *args: Any, **kwargs: Any) -> Signature:
+    # A signature's arguments may be partial (a chain passes the previous result first), so a
+    # type checker sees ``Any`` arguments; the result type ``R`` is carried.
+    def s(self, *args: Any, **kwargs: Any) -> Signature[R]:
         """A signature of this task (partial arguments)."""
         return Signature(self.name, args, kwargs, app=self.app)
 
-    def si(self, *args: Any, **kwargs: Any) -> Signature:
+    def si(self, *args: Any, **kwargs: Any) -> Signature[R]:
         """An immutable signature: it ignores its parent's result."""
         return Signature(self.name, args, kwargs, immutable=True, app=self.app)
 
     def signature(
         self, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
-    ) -> Signature:
+    ) -> Signature[R]:
         """A signature with options."""
         return Signature(self.name, args, kwargs, options, app=self.app)
 
-    def map(self, it: Sequence[Any]) -> Signature:
+    def map(self, it: Sequence[Any]) -> Signature[list[R]]:
         """Celery's ``map``: this task on each item, in one message."""
         return Signature(
             "celery.map", (), {"task": self.s(), "it": list(it)}, subtask_type="xmap", app=self.app
         )
 
-    def starmap(self, it: Sequence[Sequence[Any]]) -> Signature:
+    def starmap(self, it: Sequence[Sequence[Any]]) -> Signature[list[R]]:
         """Celery's ``starmap``: this task on each argument tuple, in one message."""
         return Signature(
             "celery.starmap",
@@ -334,12 +341,12 @@ class Task(AsyncTaskMixin[P, R], Generic[P, R]):
             app=self.app,
         )
 
-    def chunks(self, it: Sequence[Sequence[Any]], n: int) -> Any:
+    def chunks(self, it: Sequence[Sequence[Any]], n: int) -> group[list[R]]:
         """Celery's ``chunks``: the argument tuples split into groups of ``n``, one message each."""
         from .canvas import group
 
         items = [list(i) for i in it]
-        return group(
+        chunked: group[list[R]] = group(
             Signature(
                 "celery.chunks",
                 (),
@@ -349,6 +356,7 @@ class Task(AsyncTaskMixin[P, R], Generic[P, R]):
             )
             for i in range(0, len(items), n)
         )
+        return chunked
 
     def retry(
         self,
@@ -414,7 +422,7 @@ class Task(AsyncTaskMixin[P, R], Generic[P, R]):
 
         return AsyncResult(task_id, self.app, task_name=self.name)
 
-    def replace(self, sig: Signature) -> None:
+    def replace(self, sig: Signature[Any]) -> None:
         """End this run and have ``sig`` take its place: it runs under this task's id, in its
         group, chord and chain, so whoever waits for this result gets ``sig``'s (Celery's
         ``Task.replace``). Raises ``Ignore`` to end the run; call it as the last thing."""
@@ -446,3 +454,18 @@ class Task(AsyncTaskMixin[P, R], Generic[P, R]):
         if task_id is None:
             raise RuntimeError("update_state() needs a task id outside a running task")
         self.app.backend.store(ResultRecord(task_id, state, meta))
+
+
+if TYPE_CHECKING:
+
+    class CoroutineTask(Task[P, R]):
+        """What ``@app.task`` makes of an ``async def`` function, for a type checker: calling it
+        directly gives the coroutine (await it); ``delay``/``get()`` give the awaited ``R``."""
+
+        def __call__(  # type: ignore[override]
+            self, *args: P.args, **kwargs: P.kwargs
+        ) -> Coroutine[Any, Any, R]: ...
+
+else:
+    # Every task is a Task at run time; the name exists so annotations can use it.
+    CoroutineTask = Task

@@ -1,5 +1,6 @@
 """The types ``@app.task(...)`` returns, so a type checker sees each task's parameters and
-result: ``async def`` tasks give their awaited type, ``bind=True`` tasks drop ``self``."""
+result: ``async def`` tasks give their awaited type (and a coroutine when called directly),
+``bind=True`` tasks drop ``self``."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar, overload
 
 if TYPE_CHECKING:
-    from .task import Task
+    from .task import CoroutineTask, Task
 
 __all__ = ["BoundTaskDecorator", "TaskDecorator"]
 
@@ -19,7 +20,7 @@ class TaskDecorator(Protocol):
     """``@app.task(...)`` with options: a function becomes a ``Task[P, R]``."""
 
     @overload
-    def __call__(self, fn: Callable[P, Coroutine[Any, Any, R]], /) -> Task[P, R]: ...
+    def __call__(self, fn: Callable[P, Coroutine[Any, Any, R]], /) -> CoroutineTask[P, R]: ...
     @overload
     def __call__(self, fn: Callable[P, R], /) -> Task[P, R]: ...
 
@@ -30,6 +31,6 @@ class BoundTaskDecorator(Protocol):
     @overload
     def __call__(
         self, fn: Callable[Concatenate[Any, P], Coroutine[Any, Any, R]], /
-    ) -> Task[P, R]: ...
+    ) -> CoroutineTask[P, R]: ...
     @overload
     def __call__(self, fn: Callable[Concatenate[Any, P], R], /) -> Task[P, R]: ...

@@ -69,19 +69,19 @@ class AsyncResultMixin(Generic[R]):
         return self.aget().__await__()
 
 
-class AsyncGroupResultMixin:
+class AsyncGroupResultMixin(Generic[R]):
     """The asyncio half of :class:`~celeriac.result.GroupResult`."""
 
     if TYPE_CHECKING:
-        results: list[AsyncResult[Any]]
+        results: list[AsyncResult[R]]
         app: App | None
 
-    async def aget(self, timeout: float | None = None, propagate: bool = True) -> list[Any]:
+    async def aget(self, timeout: float | None = None, propagate: bool = True) -> list[R]:
         """Every result, in the order of the group (awaiting at most ``timeout`` in all)."""
         async with _deadline(timeout, self.results):
             return list(await asyncio.gather(*(r.aget(propagate=propagate) for r in self.results)))
 
-    async def as_completed(self, timeout: float | None = None) -> AsyncIterator[AsyncResult[Any]]:
+    async def as_completed(self, timeout: float | None = None) -> AsyncIterator[AsyncResult[R]]:
         """Each task's result handle as soon as it is ready (its ``await``/``aget`` then return
         at once); TimeoutError once ``timeout`` seconds have passed in all."""
         loop = asyncio.get_running_loop()
@@ -106,7 +106,7 @@ class AsyncGroupResultMixin:
             for future in waits:
                 future.cancel()
 
-    def __aiter__(self) -> AsyncIterator[AsyncResult[Any]]:
+    def __aiter__(self) -> AsyncIterator[AsyncResult[R]]:
         """``async for result in group_result``: results in the order they finish."""
         return self.as_completed()
 

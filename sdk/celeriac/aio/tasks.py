@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from .app import on_io_connection
@@ -12,6 +12,7 @@ from .bridge import send
 if TYPE_CHECKING:
     from ..app import App
     from ..result import AsyncResult
+    from ..task import CallArgs
 
 __all__ = ["AsyncTaskMixin"]
 
@@ -27,7 +28,7 @@ class AsyncTaskMixin(Generic[P, R]):
 
         def apply_async(
             self,
-            args: Sequence[Any] | None = None,
+            args: CallArgs | None = None,
             kwargs: Mapping[str, Any] | None = None,
             **options: Any,
         ) -> AsyncResult[R]: ...
@@ -39,7 +40,7 @@ class AsyncTaskMixin(Generic[P, R]):
 
     async def aapply_async(
         self,
-        args: Sequence[Any] | None = None,
+        args: CallArgs | None = None,
         kwargs: Mapping[str, Any] | None = None,
         **options: Any,
     ) -> AsyncResult[R]:

@@ -40,6 +40,7 @@ from ..task_types import BoundTaskDecorator, TaskDecorator
 
 if TYPE_CHECKING:
     from ..canvas import Signature
+    from ..task import CoroutineTask
 
 __all__ = ["App", "Celery", "TaskRegistry", "current_app", "current_task", "shared_task"]
 
@@ -433,7 +434,7 @@ class App(AsyncAppMixin):
 
     # -- tasks ---------------------------------------------------------------------------------
     @overload
-    def task(self, fn: Callable[P, Coroutine[Any, Any, R]]) -> Task[P, R]: ...
+    def task(self, fn: Callable[P, Coroutine[Any, Any, R]]) -> CoroutineTask[P, R]: ...
     @overload
     def task(self, fn: Callable[P, R]) -> Task[P, R]: ...
     @overload
@@ -593,7 +594,7 @@ class App(AsyncAppMixin):
         args: Sequence[Any] = (),
         kwargs: Mapping[str, Any] | None = None,
         **options: Any,
-    ) -> Signature:
+    ) -> Signature[Any]:
         """A signature of task ``name`` bound to this app (Celery's ``app.signature``)."""
         from ..canvas import Signature
 

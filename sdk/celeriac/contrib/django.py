@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ParamSpec
 
 from django.db import transaction
 
 if TYPE_CHECKING:
-    from celeriac.task import Task
+    from celeriac.task import CallArgs, Task
 
 __all__ = ["apply_async_on_commit", "delay_on_commit"]
 
@@ -25,7 +25,7 @@ def delay_on_commit(task: Task[P, Any], *args: P.args, **kwargs: P.kwargs) -> No
 
 def apply_async_on_commit(
     task: Task[P, Any],
-    args: Sequence[Any] | None = None,
+    args: CallArgs | None = None,
     kwargs: Mapping[str, Any] | None = None,
     *,
     using: str | None = None,

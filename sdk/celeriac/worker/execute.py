@@ -144,7 +144,7 @@ def _send(
     **extra: Any,
 ) -> None:
     """Send a follow-up signature (callback, chain step, chord body) as its parent's child."""
-    s = Signature(sig)
+    s: Signature[Any] = Signature(sig)
     args = list(s["args"])
     if pass_result and not s.immutable:
         args = [result, *args]
