@@ -81,7 +81,6 @@ def test_a_minimal_client_walks_the_conformance_guide(tmp_path: Path) -> None:
         '[not_supported]\ncountdown = "the minimal client sends no options"\n'
     )
     report_path = tmp_path / "report.json"
-    started = time.monotonic()
     verifier = subprocess.Popen(
         [
             *(CELERIAC, "interop", "verify", "--role", "client", "-b", REDIS_URL, "-Q", queue),
@@ -96,7 +95,6 @@ def test_a_minimal_client_walks_the_conformance_guide(tmp_path: Path) -> None:
         assert verifier.stderr is not None
         line = verifier.stderr.readline()  # the guide: send once it says it listens
         assert "listening on" in line, line
-        listening = time.monotonic()
         client = MinimalClient(REDIS_URL, backend, queue)
         cases = {c["name"]: c for c in CLIENT_CASES}
         sent = {
@@ -118,12 +116,12 @@ def test_a_minimal_client_walks_the_conformance_guide(tmp_path: Path) -> None:
     by_case: dict[str, set[str]] = {}
     for o in report["outcomes"]:
         by_case.setdefault(o["case"], set()).add(o["status"])
-    # N/A for every undeclared case, known before the verifier listened (within a second)
-    assert listening - started < 10  # the verifier's own start-up, not a wait per case
+    # N/A for every undeclared case, within a second of the verifier's start (no wait per case)
     for name in set(cases) - set(THREE):
         assert by_case[name] == {"n/a"}, (name, by_case[name])
     na = [o for o in report["outcomes"] if o["status"] == "n/a" and o["check"] == "case.received"]
     assert {o["case"] for o in na} == set(cases) - set(THREE)
+    assert max(o["elapsed"] for o in na) < 1.0, [o["elapsed"] for o in na]
     assert any("sends no options" in o["reason"] for o in na if o["case"] == "countdown")
     # PASS for its three: no failure; what it leaves out (headers it need not write) only warns
     for name in THREE:

@@ -79,6 +79,8 @@ class Outcome:
     deviation: str = ""
     #: The number of the message (client role) or record (worker role) it was found in, from 1.
     message: int = 0
+    #: Seconds from the verifier's start to this outcome (a not-applicable case: at once).
+    elapsed: float = 0.0
 
     @property
     def severity(self) -> str:
