@@ -116,7 +116,13 @@ async function send(broker, backend, queue, casesPath, waitSeconds) {
     await Promise.all(confirms);
     await waitFor(result, waitSeconds);
   }
+  if (client.conf.broker_type === "redis") {
+    // Redis answers in order: once PING is answered every LPUSH before it is stored.
+    await new Promise((resolve) => client.broker.redis.ping(resolve));
+  }
   client.end();
+  // node-amqp keeps timers (reconnect, heartbeat) after end(): leave once stdout is written.
+  process.stdout.write("", () => process.exit(0));
 }
 
 const [mode, broker, backend, queue, casesPath, wait] = process.argv.slice(2);
