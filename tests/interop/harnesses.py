@@ -1,8 +1,9 @@
 """Build (once, cached under ~/.cache/celeriac) and drive the foreign-client harnesses.
 
-interop/clients/node (celery-node from npm), interop/clients/rust (the celery crate from
-crates.io) and interop/clients/celery (Celery 5.7 from the Celery venv). Each can send the
-conformance set or run a worker with the conformance tasks.
+interop/clients/node (celery-node from npm), interop/clients/node-celery (node-celery 0.2.8 from
+npm, protocol v1, with redis@3 beside it), interop/clients/rust (the celery crate from crates.io)
+and interop/clients/celery (Celery 5.7 from the Celery venv). Each can send the conformance set;
+all but node-celery (a client only) can run a worker with the conformance tasks.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CLIENTS = ROOT / "interop" / "clients"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "celeriac"
 NODE_DIR = CACHE / "interop-node"
+NODE_CELERY_DIR = CACHE / "interop-node-celery"
 RUST_TARGET = CACHE / "rust-target"
 
 
@@ -37,26 +39,27 @@ def _lock(name: str) -> Iterator[None]:
         yield
 
 
-def node_modules() -> Path:
-    """celery-node installed from npm into the cache (again only when package files change)."""
-    src = CLIENTS / "node"
+def node_modules(harness: str = "node", target: Path = NODE_DIR) -> Path:
+    """A node harness's packages installed from npm into the cache (again only when its package
+    files change): celery-node for ``node``, node-celery for ``node-celery``."""
+    src = CLIENTS / harness
     files = [src / "package.json", src / "package-lock.json"]
     stamp = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()
-    with _lock("interop-node"):
-        mark = NODE_DIR / ".stamp"
+    with _lock(target.name):
+        mark = target / ".stamp"
         if not (mark.exists() and mark.read_text() == stamp):
-            NODE_DIR.mkdir(parents=True, exist_ok=True)
+            target.mkdir(parents=True, exist_ok=True)
             for f in files:
-                shutil.copy(f, NODE_DIR / f.name)
+                shutil.copy(f, target / f.name)
             subprocess.run(
                 ["npm", "ci", "--no-audit", "--no-fund"],
-                cwd=NODE_DIR,
+                cwd=target,
                 check=True,
                 capture_output=True,
                 timeout=600,
             )
             mark.write_text(stamp)
-    return NODE_DIR / "node_modules"
+    return target / "node_modules"
 
 
 def rust_binary() -> Path:
@@ -81,6 +84,9 @@ def _command(
     if client == "celery-node":
         env["NODE_PATH"] = str(node_modules())
         return ["node", "interop.js", mode, broker, backend, queue], env, CLIENTS / "node"
+    if client == "node-celery":
+        env["NODE_PATH"] = str(node_modules("node-celery", NODE_CELERY_DIR))
+        return ["node", "interop.js", mode, broker, backend, queue], env, CLIENTS / "node-celery"
     if client == "rusty-celery":
         return [str(rust_binary()), mode, broker, queue], env, CLIENTS / "rust"
     py = str(celery_env.ensure(quiet=True))

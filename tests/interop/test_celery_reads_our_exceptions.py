@@ -100,3 +100,22 @@ def test_celery_client_gets_celery_exception_classes() -> None:
         line = got[case["id"]]
         assert line["state"] == case["state"], (case, line)
         assert line["isinstance"], f"Celery rebuilt {line['class']} for {case['class']}"
+
+
+def test_the_worker_role_verifier_passes_a_celeriac_worker() -> None:
+    """Including result.exception: a REVOKED record names celery.exceptions (§7.3)."""
+    from celeriac.interop import verify_worker
+    from tests.interop.test_matrix import conformance_app
+
+    require("redis")
+    queue = unique("celeriac-verified")
+    app = conformance_app(REDIS_URL, queue)
+    worker = run_worker(app, concurrency=4)
+    try:
+        report = verify_worker(REDIS_URL, _backend(), queue, timeout=30)
+    finally:
+        stop_worker(worker)
+        app.close()
+    assert not report.failed(), [(o.case, o.check, o.reason) for o in report.failed()]
+    checked = {o.case: o.status for o in report.outcomes if o.check == "result.exception"}
+    assert checked == {"expired": "pass", "fail": "pass"}

@@ -1,4 +1,5 @@
-"""The interop matrix: Celery 5.7, celery-node 0.5.9 and rusty-celery 0.5.5 against Celeriac.
+"""The interop matrix: Celery 5.7, celery-node 0.5.9, rusty-celery 0.5.5 and node-celery 0.2.8
+(protocol v1, a client only) against Celeriac.
 
 For each client and broker: (a) they send, a Celeriac worker runs, they read the result;
 (b) Celeriac sends, their worker runs, Celeriac reads the result; (c) ``celeriac interop verify``
@@ -34,10 +35,15 @@ CELLS = [
     ("celery-node", "rabbitmq"),
     ("rusty-celery", "redis"),
     ("rusty-celery", "rabbitmq"),
+    ("node-celery", "redis"),
+    ("node-celery", "rabbitmq"),
 ]
+#: Clients that have no worker: (b) and (c) worker are not applicable.
+CLIENT_ONLY = {"node-celery": "node-celery 0.2.8 is a client only (no worker)"}
 #: (a)/(b) results a client gets wrong in a documented way: SPEC Appendix B.
 KNOWN_RESULT_DEVIATIONS = {
     ("celery-node", "big_int"): "B.1 N5",  # JavaScript doubles round 2**53 + 1
+    ("node-celery", "big_int"): "B.3 C4",  # the same doubles
 }
 
 
@@ -140,6 +146,8 @@ def test_a_they_send_celeriac_runs(cell: tuple[str, str, str], queue: str) -> No
 
 
 def _their_worker(client: str, broker: str, queue: str) -> Iterator[Any]:
+    if client in CLIENT_ONLY:
+        pytest.skip(CLIENT_ONLY[client])
     if client == "celery":
         with celery_env.CeleryWorker(
             harnesses.CLIENTS / "celery",
@@ -232,8 +240,10 @@ def test_c_verify_role_client_execute(cell: tuple[str, str, str], queue: str, re
     backend = _backend() if results == "redis" else "rpc://"
     if results == "rpc" and name == "sqs":
         pytest.skip("Celery's own rpc:// client fails on SQS (AttributeError in its consumer)")
-    if client != "celery":
+    if "read_back" not in client_capabilities(client, None).supports:
         pytest.skip(f"{client}'s harness does not send read_back (its capability file)")
+    if results == "rpc" and client == "node-celery":
+        pytest.skip("node-celery reads results from Redis or Celery's old amqp backend, not rpc://")
     done = threading.Event()
     lines: list[dict[str, Any]] = []
     sender_error: list[BaseException] = []
@@ -272,8 +282,8 @@ def test_c_verify_role_client_execute(cell: tuple[str, str, str], queue: str, re
     harnesses.record(client, name, f"c execute {results}", "FAIL" if failed else "ok")
     assert not failed, "\n".join(failed[:40]) + f"\nthe client read: {lines[-3:]}"
     read = {o.path: o.status for o in report.outcomes if o.check == "client.read_back"}
-    assert read and set(read.values()) == {"pass"}, read
-    assert {"read_back.fail", "read_back.expired", "read_back.group"} <= set(read)
+    assert read and set(read.values()) <= {"pass", "deviation"}, read  # deviation: B.3 C4
+    assert set(read) == {f"read_back.{c['name']}" for c in cases if not c.get("report")}
     statuses = {line["case"]: line.get("status") for line in lines if "status" in line}
     assert statuses["expired"] == "REVOKED" and statuses["fail"] == "FAILURE"
 

@@ -55,6 +55,11 @@ def _body_utf8(env: dict[str, Any]) -> None:
     env["body"] = json.dumps(BODY)
 
 
+def _body_utf8_upper(env: dict[str, Any]) -> None:
+    _body_utf8(env)
+    env["properties"]["body_encoding"] = "UTF-8"  # Kombu lowers it before comparing
+
+
 def _compressed_gzip_label(env: dict[str, Any]) -> None:
     env["body"] = base64.b64encode(zlib.compress(json.dumps(BODY).encode())).decode()
     env["headers"]["compression"] = "application/x-gzip"
@@ -83,6 +88,7 @@ def _z_and_millis(env: dict[str, Any]) -> None:
 
 FAULTS: dict[str, Callable[[dict[str, Any]], None]] = {
     "body_encoding_utf8": _body_utf8,
+    "body_encoding_UTF8_upper_case": _body_utf8_upper,
     "compressed_content_encoding_gzip": _compressed_gzip_label,
     "content_encoding_binary": _content_encoding_binary,
     "missing_headers_and_embed_keys": _bare,

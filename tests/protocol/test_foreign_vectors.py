@@ -332,8 +332,10 @@ def test_every_appendix_b_entry_is_checked_here() -> None:
     ids = set(re.findall(r"^- \*\*([NR]\d+)\*\*", _appendix_b(), re.MULTILINE))
     assert ids == set(DETECTORS) | WORKER_ONLY
     assert set(WHERE) == set(DETECTORS)
+    # node-celery's entries (B.3, C1...) have no captured vectors yet: named in the appendix only.
+    v1_ids = set(re.findall(r"^- \*\*(C\d+)\*\*", _appendix_b(), re.MULTILINE))
     in_checks = {d.ref.split()[1] for d in DEVIATIONS}
-    assert in_checks <= ids, in_checks - ids
+    assert in_checks <= ids | v1_ids, in_checks - ids - v1_ids
 
 
 def test_appendix_b_cites_the_foreign_vectors() -> None:

@@ -79,6 +79,8 @@ class Outcome:
     deviation: str = ""
     #: The number of the message (client role) or record (worker role) it was found in, from 1.
     message: int = 0
+    #: Seconds from the verifier's start to this outcome (a not-applicable case: at once).
+    elapsed: float = 0.0
 
     @property
     def severity(self) -> str:
@@ -241,6 +243,7 @@ def _d(client: str, check: str, path: str | None, ref: str, note: str) -> Deviat
 
 _NODE = "celery-node"
 _RUST = "rusty-celery"
+_V1NODE = "node-celery"
 _NODE_MISSING = "celery-node writes only lang, task and id"
 _RUST_HEADERS = "rusty-celery writes null or omits these headers (Appendix B.2 R1)"
 #: SPEC.md Appendix B, as data. ``path`` None matches the check at any path.
@@ -309,6 +312,43 @@ DEVIATIONS: tuple[Deviation, ...] = (
     ),
     _d(_NODE, "result.value", None, "B.1 N7", "celery-node's worker ignores expires"),
     _d(_NODE, "result.eta_respected", None, "B.1 N7", "celery-node's worker ignores eta"),
+    # -- node-celery 0.2.8 (protocol v1) ---------------------------------------------------
+    _d(_V1NODE, "envelope.priority", None, "B.3 C1", "node-celery writes no priority property"),
+    _d(
+        _V1NODE,
+        "properties.correlation_id",
+        None,
+        "B.3 C2",
+        "node-celery writes no correlation_id",
+    ),
+    _d(
+        _V1NODE,
+        "properties.reply_to",
+        None,
+        "B.3 C2",
+        "node-celery writes no reply_to on AMQP",
+    ),
+    _d(
+        _V1NODE,
+        "properties.delivery_mode",
+        None,
+        "B.3 C2",
+        "node-celery writes no delivery_mode on AMQP (messages are transient)",
+    ),
+    _d(
+        _V1NODE,
+        "body.arguments",
+        None,
+        "B.3 C4",
+        "JavaScript numbers are doubles: integers beyond 2**53 arrive rounded",
+    ),
+    _d(
+        _V1NODE,
+        "client.read_back",
+        "read_back.big_int",
+        "B.3 C4",
+        "JavaScript numbers are doubles: integers beyond 2**53 are read rounded",
+    ),
     # -- rusty-celery 0.5.5 -----------------------------------------------------------------
     _d(_RUST, "headers.present", None, "B.2 R1", _RUST_HEADERS),
     _d(_RUST, "headers.type", None, "B.2 R1", _RUST_HEADERS),

@@ -100,14 +100,15 @@ def verify_client(
 
     def emit(outcomes: list[Outcome]) -> None:
         outcomes = apply_deviations(outcomes, client)
+        for o in outcomes:
+            o.elapsed = round(time.monotonic() - started, 3)
         report.outcomes.extend(outcomes)
         if on_outcome:
             for o in outcomes:
                 on_outcome(o)
 
-    if on_outcome:  # the n/a cases are known at once: say so before waiting
-        for o in report.outcomes:
-            on_outcome(o)
+    not_applicable, report.outcomes = report.outcomes, []
+    emit(not_applicable)  # known at once: said before waiting for anything
     executor = Executor(broker, execute, queue) if execute else None
     reader = open_reader(broker, queue)
     number = 0

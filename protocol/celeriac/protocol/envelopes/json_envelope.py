@@ -123,7 +123,8 @@ def unpack_wire(
             raw = base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError) as exc:
             raise DecodeError("envelope.body", f"invalid base64: {exc}") from None
-    elif encoding in (None, "utf-8", "utf8"):
+    elif encoding is None or (isinstance(encoding, str) and encoding.lower() in ("utf-8", "utf8")):
+        # Kombu compares the encoding lowered (virtual/base.py decode_body): UTF-8 is utf-8.
         raw = body.encode("utf-8")
     else:
         raise ValidationError(
