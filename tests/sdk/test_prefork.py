@@ -105,11 +105,11 @@ def test_a_child_that_kills_itself_ends_as_worker_lost_after_the_limit(app: App)
     app.conf.update(worker_max_deliveries=2)
     w = run_worker(app, pool="prefork", concurrency=2)
     try:
-        dying = app.tasks["pf.die"].delay()
+        dying = app.tasks[f"{__name__}.die"].delay()
         with pytest.raises(WorkerLostError):
             dying.get(timeout=60)
         assert dying.state == "FAILURE"
-        assert app.tasks["pf.add"].delay(1, 1).get(timeout=30) == 2
+        assert app.tasks[f"{__name__}.add"].delay(1, 1).get(timeout=30) == 2
     finally:
         stop_worker(w)
 
@@ -121,7 +121,7 @@ def test_a_child_that_kills_itself_fails_at_once_without_reject_on_worker_lost(
     w = run_worker(app, pool="prefork", concurrency=1)
     try:
         with pytest.raises(WorkerLostError, match="exited with 1"):
-            app.tasks["pf.die"].delay().get(timeout=30)
+            app.tasks[f"{__name__}.die"].delay().get(timeout=30)
     finally:
         stop_worker(w)
 
