@@ -114,6 +114,11 @@ def test_a_they_send_celeriac_runs(cell: tuple[str, str, str], queue: str) -> No
     app = conformance_app(broker, queue)
     worker = run_worker(app, concurrency=4)
     cases = {c["name"]: c for c in declared_cases(client)}
+    if client == "celery" and name == "rabbitmq":
+        # Celery turns an expiry in the past into the AMQP property expiration=0, and RabbitMQ
+        # then expires the message at the queue (to its dead-letter queue) unless a consumer can
+        # take it that instant: there is no defined result to wait for.
+        cases.pop("expired", None)
     try:
         lines = harnesses.send(client, broker, _backend(), queue, list(cases.values()), wait=60)
         sent = [line for line in lines if "id" in line]
