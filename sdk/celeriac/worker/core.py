@@ -194,6 +194,43 @@ class Worker:
         for task_id in ids:
             self.pool.terminate(task_id)
 
+    def task_names(self) -> list[str]:
+        """The registered tasks' names."""
+        return list(self.app.tasks)
+
+    def counters(self) -> dict[str, Any]:
+        """What ``inspect stats`` reports of this worker."""
+        return {
+            "total": dict(self.totals),
+            "pool": self.pool_name,
+            "prefetch": self.prefetch,
+            "broker": self.app.conf.broker_url.split(":", 1)[0],
+        }
+
+    def active_tasks(self) -> list[dict[str, Any]]:
+        """Tasks running, as ``inspect active`` shows them."""
+        return [dict(info) for info in list(self.active.values())]
+
+    def reserved_tasks(self) -> list[dict[str, Any]]:
+        """Tasks received and waiting for their rate limit (``inspect reserved``)."""
+        return [self.describe(job.message, job.delivery) for _, _, job in list(self.waiting)]
+
+    def revoked_ids(self) -> list[str]:
+        """The revoked ids remembered (``inspect revoked``)."""
+        return list(self.revoked)
+
+    def set_rate_limit(self, task_name: str, rate: float | None) -> None:
+        """Calls per second for ``task_name`` from now on (None: no limit)."""
+        self.buckets[task_name] = None if rate is None else TokenBucket(rate)
+
+    def set_time_limits(self, task_name: str, soft: float | None, hard: float | None) -> None:
+        """Time limits for ``task_name`` (checked by the caller), over the message's."""
+        self.time_limits[task_name] = (soft, hard)
+
+    def set_events(self, enabled: bool) -> None:
+        """Send task events from now on, or stop."""
+        self.send_events = enabled
+
     def change_queues(self, queues: Sequence[str]) -> None:
         """Consume ``queues`` from now on (the switch happens once nothing is in flight)."""
         self._new_queues = list(queues)
