@@ -239,8 +239,10 @@ def test_a_message_given_back_too_often_is_not_run(app: App, worker: Worker) -> 
 def test_a_remote_command_with_bad_arguments_changes_nothing(
     app: App, worker: Worker, method: str, arguments: dict[str, Any]
 ) -> None:
-    if app.conf.broker_url.startswith("memory"):
-        pytest.skip("remote control needs a broker other processes share")
+    if not app.conf.broker_url.startswith("sqlite"):
+        # memory: no broadcast between apps; Redis and RabbitMQ here carry every test run's
+        # broadcasts (revokes included), which would change the worker under test.
+        pytest.skip("needs a broker of the test's own")
     before = (dict(worker.time_limits), dict(worker.buckets), set(worker.revoked),
               list(worker.queues), worker.concurrency)  # fmt: skip
     reply = app.control.call(method, arguments, destination=[worker.hostname], timeout=5, limit=1)

@@ -2,6 +2,7 @@
 
 from .core import Worker, run_worker, stop_worker
 from .job import Job, Outcome
+from .policy import Step
 from .pool import Pool
 
-__all__ = ["Job", "Outcome", "Pool", "Worker", "run_worker", "stop_worker"]
+__all__ = ["Job", "Outcome", "Pool", "Step", "Worker", "run_worker", "stop_worker"]

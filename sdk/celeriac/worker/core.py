@@ -50,6 +50,7 @@ from .boundary import (
 from .execute import HOSTNAME, store_failure
 from .job import Job, Outcome
 from .limits import TokenBucket, parse_rate
+from .policy import Admission, Step
 from .pool import Pool, PoolError, check_pool, make_pool
 from .remote import CommandError, ControlPanel
 from .revoked import RevokedSet
@@ -101,6 +102,7 @@ class Worker:
         concurrency: int | None = None,
         pool: str | None = None,
         hostname: str | None = None,
+        steps: Sequence[Step] = (),
     ) -> None:
         options = app.conf.broker_transport_options
         if options.get("publish_window"):
@@ -156,6 +158,16 @@ class Worker:
         self._consumer: Consumer
         self._transport: Transport
         self.panel = ControlPanel(self)
+        #: The worker's own checks, in order (see policy.py), then the users' steps.
+        self.admission: tuple[Callable[[Admission], bool], ...] = (
+            self._decoded,
+            self._not_poison,
+            self._announced,
+            self._limits_read,
+            self._due,
+            self._rated,
+        )
+        self.steps: list[Step] = list(steps)
 
     # -- what remote control reads and changes ----------------------------------------------------
     def describe(self, msg: Any, delivery: Delivery) -> dict[str, Any]:
@@ -181,6 +193,43 @@ class Worker:
             return
         for task_id in ids:
             self.pool.terminate(task_id)
+
+    def task_names(self) -> list[str]:
+        """The registered tasks' names."""
+        return list(self.app.tasks)
+
+    def counters(self) -> dict[str, Any]:
+        """What ``inspect stats`` reports of this worker."""
+        return {
+            "total": dict(self.totals),
+            "pool": self.pool_name,
+            "prefetch": self.prefetch,
+            "broker": self.app.conf.broker_url.split(":", 1)[0],
+        }
+
+    def active_tasks(self) -> list[dict[str, Any]]:
+        """Tasks running, as ``inspect active`` shows them."""
+        return [dict(info) for info in list(self.active.values())]
+
+    def reserved_tasks(self) -> list[dict[str, Any]]:
+        """Tasks received and waiting for their rate limit (``inspect reserved``)."""
+        return [self.describe(job.message, job.delivery) for _, _, job in list(self.waiting)]
+
+    def revoked_ids(self) -> list[str]:
+        """The revoked ids remembered (``inspect revoked``)."""
+        return list(self.revoked)
+
+    def set_rate_limit(self, task_name: str, rate: float | None) -> None:
+        """Calls per second for ``task_name`` from now on (None: no limit)."""
+        self.buckets[task_name] = None if rate is None else TokenBucket(rate)
+
+    def set_time_limits(self, task_name: str, soft: float | None, hard: float | None) -> None:
+        """Time limits for ``task_name`` (checked by the caller), over the message's."""
+        self.time_limits[task_name] = (soft, hard)
+
+    def set_events(self, enabled: bool) -> None:
+        """Send task events from now on, or stop."""
+        self.send_events = enabled
 
     def change_queues(self, queues: Sequence[str]) -> None:
         """Consume ``queues`` from now on (the switch happens once nothing is in flight)."""
@@ -368,14 +417,17 @@ class Worker:
         reply to a republish escapes from here; the message is dead-lettered with the reason.
         """
         try:
-            admitted = self._admit(transport, consumer, delivery)
+            admitted = self._admit(Admission(transport, consumer, delivery))
         except Exception as exc:  # anything a message can provoke
             log.exception("%s: could not dispatch a message on %s", self.hostname, delivery.queue)
             self._dead_letter(consumer, delivery, f"worker-error: {safe_repr(exc)}")
             return False
         if admitted is None:
             return False
-        job, wait = admitted
+        job, wait, refused = admitted
+        if refused is not None:  # a user's step decided: settled on the next turn
+            self._done.put((job, refused))
+            return True
         if not job.acks_late:
             self._guarded("ack", consumer.ack, [delivery])
         if wait > 0:
@@ -384,34 +436,63 @@ class Worker:
         self._start(job, pool)
         return True
 
-    def _admit(
-        self, transport: Transport, consumer: Consumer, delivery: Delivery
-    ) -> tuple[Job, float] | None:
-        """Check and decode a delivery into a job, and the seconds its rate limit makes it wait;
-        None when it was settled here (refused, or sent back to wait for its ETA). Settles
-        nothing when it raises."""
+    def _admit(self, a: Admission) -> tuple[Job, float, Outcome | None] | None:
+        """Run the worker's checks, then the users' steps: the job, the seconds its rate limit
+        makes it wait, and an outcome when a step settled it; None when a check settled the
+        message itself. Settles nothing when it raises."""
+        for check in self.admission:
+            if not check(a):
+                return None
+        assert a.message is not None
+        task = a.task
+        late = bool(task.option("acks_late", True)) if task is not None else True
+        job = Job(a.delivery, a.message, task, late, a.soft_limit, a.hard_limit, self.hostname)
+        for step in self.steps:
+            try:
+                outcome = step.before(job)
+            except Exception:  # a user's step: logged, and the message goes on
+                log.exception("%s: step %r failed before %s", self.hostname, step, job.id)
+                continue
+            if outcome is not None:
+                return job, 0.0, outcome
+        return job, a.wait, None
+
+    # -- the worker's own checks, in order (each False: it settled the message) ------------------
+    def _decoded(self, a: Admission) -> bool:
+        """The envelope, signature and body can be read, within the limits."""
+        delivery = a.delivery
         if delivery.message is None:
             log.error(
                 "%s: unreadable envelope on %s: %s", self.hostname, delivery.queue, delivery.error
             )
-            self._dead_letter(consumer, delivery, f"malformed-envelope: {delivery.error}")
-            return None
+            self._dead_letter(a.consumer, delivery, f"malformed-envelope: {delivery.error}")
+            return False
         try:
             if self.signing_keys is not None:
                 verify(delivery.message, self.signing_keys)
-            msg = decode_task(delivery.message, accept=self.accept, limits=self.limits)
+            a.message = decode_task(delivery.message, accept=self.accept, limits=self.limits)
         except ProtocolError as exc:
             log.error("%s: rejected a message on %s: %s", self.hostname, delivery.queue, exc)
-            self._dead_letter(consumer, delivery, _reason(exc))
-            return None
-        count = deliveries(delivery)
-        if count > self.max_deliveries:
-            # Given back more often than allowed (each worker that took it died, or its task
-            # kept asking to be requeued): poison. Run again, it would loop forever.
-            why = f"delivered {count} times (worker_max_deliveries={self.max_deliveries})"
-            self._refuse(consumer, delivery, msg, f"poison: {why}", WorkerLostError(why))
-            return None
-        if self.send_events:
+            self._dead_letter(a.consumer, delivery, _reason(exc))
+            return False
+        a.task = self.app.tasks.get(a.message.task)
+        return True
+
+    def _not_poison(self, a: Admission) -> bool:
+        """Delivered no more than worker_max_deliveries times."""
+        count = deliveries(a.delivery)
+        if count <= self.max_deliveries:
+            return True
+        # Given back more often than allowed (each worker that took it died, or its task kept
+        # asking to be requeued): run again, it would loop forever.
+        why = f"delivered {count} times (worker_max_deliveries={self.max_deliveries})"
+        self._refuse(a, f"poison: {why}", WorkerLostError(why))
+        return False
+
+    def _announced(self, a: Admission) -> bool:
+        """The task-received event."""
+        msg = a.message
+        if self.send_events and msg is not None:
             h = msg.headers
             self._emit(
                 "task-received",
@@ -425,26 +506,47 @@ class Worker:
                 eta=h.eta.isoformat() if h.eta else None,
                 expires=h.expires.isoformat() if h.expires else None,
             )
-        task = self.app.tasks.get(msg.task)
+        return True
+
+    def _limits_read(self, a: Admission) -> bool:
+        """Its time limits are in range (remote control's, else the message's, else the task's)."""
         try:
-            soft, hard = self._limits(msg, task)
-            wait = self._rate_wait(msg.task, task)
+            a.soft_limit, a.hard_limit = self._limits(a.message, a.task)
+        except BadNumber as exc:
+            self._refuse(a, f"limit-out-of-range: {exc}", exc)
+            return False
+        return True
+
+    def _due(self, a: Admission) -> bool:
+        """Its ETA has come; else it goes back to the broker to wait (parked)."""
+        msg, delivery = a.message, a.delivery
+        assert msg is not None and delivery.message is not None
+        try:
             eta = self._eta_wait(msg)
         except BadNumber as exc:
-            self._refuse(consumer, delivery, msg, f"limit-out-of-range: {exc}", exc)
-            return None
-        if eta is not None:
-            # A message the broker held until its time is due by the broker's clock, whatever ours
-            # says (skewed, or jumped back): running it beats holding it for the difference.
-            held = bool(delivery.message.headers.get(BROKER_DELAYED_HEADER))
-            trusted = held and self.signing_keys is None  # the marker is not signed
-            if eta > _ETA_SLACK and not trusted:
-                # Not due yet (a client that does not delay natively): the broker holds it.
-                transport.publish(delivery.queue, mark_broker_delayed(delivery.message), delay=eta)
-                consumer.ack([delivery])
-                return None
-        late = bool(task.option("acks_late", True)) if task is not None else True
-        return Job(delivery, msg, task, late, soft, hard, self.hostname), wait
+            self._refuse(a, f"limit-out-of-range: {exc}", exc)
+            return False
+        if eta is None or eta <= _ETA_SLACK:
+            return True
+        # A message the broker held until its time is due by the broker's clock, whatever ours
+        # says (skewed, or jumped back): running it beats holding it for the difference.
+        held = bool(delivery.message.headers.get(BROKER_DELAYED_HEADER))
+        if held and self.signing_keys is None:  # the marker is not signed
+            return True
+        # Not due yet (a client that does not delay natively): the broker holds it.
+        a.transport.publish(delivery.queue, mark_broker_delayed(delivery.message), delay=eta)
+        a.consumer.ack([delivery])
+        return False
+
+    def _rated(self, a: Admission) -> bool:
+        """Its rate limit says when it may start (it waits in the worker until then)."""
+        assert a.message is not None
+        try:
+            a.wait = self._rate_wait(a.message.task, a.task)
+        except BadNumber as exc:
+            self._refuse(a, f"limit-out-of-range: {exc}", exc)
+            return False
+        return True
 
     def _eta_wait(self, msg: Any) -> float | None:
         """Seconds until the message's ETA (None: it has none); refuses one past MAX_DELAY."""
@@ -460,7 +562,13 @@ class Worker:
             raise BadNumber(f"eta {eta.isoformat()} is more than {MAX_DELAY:.0f} s away")
         return float(wait)
 
-    def _refuse(
+    def _refuse(self, a: Admission, reason: str, exc: BaseException) -> None:
+        """Dead-letter a decoded message the worker will not run, and store it as FAILURE so
+        its caller learns why (one attempt: the loop must not wait on a backend outage)."""
+        assert a.message is not None
+        self._refuse_message(a.consumer, a.delivery, a.message, reason, exc)
+
+    def _refuse_message(
         self,
         consumer: Consumer,
         delivery: Delivery,
@@ -468,8 +576,6 @@ class Worker:
         reason: str,
         exc: BaseException,
     ) -> None:
-        """Dead-letter a decoded message the worker will not run, and store it as FAILURE so
-        its caller learns why (one attempt: the loop must not wait on a backend outage)."""
         log.error("%s: %s[%s] refused: %s", self.hostname, msg.task, msg.id, reason)
         try:
             store_failure(self.app, msg, exc)
@@ -501,7 +607,9 @@ class Worker:
             except ProtocolError:
                 self._dead_letter(consumer, delivery, f"poison: {why}")
             else:
-                self._refuse(consumer, delivery, msg, f"poison: {why}", WorkerLostError(why))
+                self._refuse_message(
+                    consumer, delivery, msg, f"poison: {why}", WorkerLostError(why)
+                )
             return
         headers = {**message.headers, DELIVERY_COUNT_HEADER: count}
         try:
@@ -589,6 +697,7 @@ class Worker:
             item = self._done.get(timeout=timeout) if block else self._done.get_nowait()
             while True:
                 job, outcome = item
+                outcome = self._after(job, outcome)
                 delivery = job.delivery
                 settled += 1
                 self.processed += 1
@@ -613,6 +722,15 @@ class Worker:
         if acks:
             self._guarded("ack", consumer.ack, acks)
         return settled
+
+    def _after(self, job: Job, outcome: Outcome) -> Outcome:
+        """The users' steps see the outcome last to first (as they wrap the call)."""
+        for step in reversed(self.steps):
+            try:
+                outcome = step.after(job, outcome)
+            except Exception:  # a user's step: logged, and the outcome stands
+                log.exception("%s: step %r failed after %s", self.hostname, step, job.id)
+        return outcome
 
     def _emit(self, type_: str, **fields: Any) -> None:
         if self.send_events:

@@ -13,8 +13,8 @@ import os
 import resource
 import time
 import uuid
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 from celeriac.protocol import WireMessage
 from celeriac.protocol.control import ControlRequest, reply_queue
@@ -22,16 +22,57 @@ from celeriac.protocol.serializers import dumps
 from celeriac.transports import Transport
 
 from .boundary import BadNumber, check_seconds, safe_repr
-from .limits import TokenBucket, parse_rate
-
-if TYPE_CHECKING:
-    from .core import Worker
+from .limits import parse_rate
 
 __all__ = ["ControlPanel"]
 
 log = logging.getLogger("celeriac.worker")
 
 Handler = Callable[..., Any]
+
+
+class Controlled(Protocol):
+    """What remote control may read and change in a worker: this, and nothing else."""
+
+    hostname: str
+    queues: list[str]
+    concurrency: int
+
+    def task_names(self) -> list[str]:
+        """The registered tasks' names."""
+
+    def counters(self) -> dict[str, Any]:
+        """``total`` (tasks run by name), ``pool`` (its kind), ``prefetch``, ``broker`` (scheme)."""
+
+    def active_tasks(self) -> list[dict[str, Any]]:
+        """Tasks running, as ``inspect active`` shows them."""
+
+    def reserved_tasks(self) -> list[dict[str, Any]]:
+        """Tasks received and waiting for their rate limit."""
+
+    def revoked_ids(self) -> list[str]:
+        """The revoked task ids this worker remembers."""
+
+    def revoke(self, ids: Sequence[str], terminate: bool = False) -> None:
+        """Never start these tasks; with ``terminate``, stop them where they run."""
+
+    def set_rate_limit(self, task_name: str, rate: float | None) -> None:
+        """Calls per second for ``task_name`` (None: no limit)."""
+
+    def set_time_limits(self, task_name: str, soft: float | None, hard: float | None) -> None:
+        """Time limits for ``task_name``, over the message's and the task's."""
+
+    def change_queues(self, queues: Sequence[str]) -> None:
+        """Consume ``queues`` from now on."""
+
+    def resize(self, concurrency: int) -> None:
+        """Run up to ``concurrency`` tasks at once; CommandError when the pool cannot."""
+
+    def set_events(self, enabled: bool) -> None:
+        """Send task events, or stop sending them."""
+
+    def stop(self) -> None:
+        """Warm shutdown."""
 
 
 class CommandError(Exception):
@@ -57,7 +98,7 @@ def _count(n: Any) -> int:
 class ControlPanel:
     """Carries out control commands for one worker and sends the replies."""
 
-    def __init__(self, worker: Worker) -> None:
+    def __init__(self, worker: Controlled) -> None:
         self.worker = worker
         self.started = time.monotonic()
         #: Marks the ping this worker sends at start to find another worker with its name.
@@ -131,35 +172,34 @@ class ControlPanel:
 
     def stats(self, **_: Any) -> dict[str, Any]:
         w = self.worker
+        counters = w.counters()
         usage = resource.getrusage(resource.RUSAGE_SELF)
         return {
-            "total": dict(w.totals),
+            "total": counters["total"],
             "pid": os.getpid(),
             "clock": "0",
             "uptime": int(time.monotonic() - self.started),
             "pool": {
-                "implementation": w.pool_name,
+                "implementation": counters["pool"],
                 "max-concurrency": w.concurrency,
                 "processes": [os.getpid()],
             },
-            "prefetch_count": w.prefetch,
-            "broker": {"transport": w.app.conf.broker_url.split(":", 1)[0]},
+            "prefetch_count": counters["prefetch"],
+            "broker": {"transport": counters["broker"]},
             "rusage": {"utime": usage.ru_utime, "stime": usage.ru_stime, "maxrss": usage.ru_maxrss},
         }
 
     def active(self, **_: Any) -> list[dict[str, Any]]:
-        return [dict(info) for info in self.worker.active.values()]
+        return self.worker.active_tasks()
 
     def reserved(self, **_: Any) -> list[dict[str, Any]]:
-        return [
-            self.worker.describe(job.message, job.delivery) for _, _, job in self.worker.waiting
-        ]
+        return self.worker.reserved_tasks()
 
     def scheduled(self, **_: Any) -> list[dict[str, Any]]:
         return []  # ETA tasks wait in the broker, not in this worker's memory
 
     def registered(self, taskinfoitems: Any = None, **_: Any) -> list[str]:
-        return sorted(n for n in self.worker.app.tasks if not n.startswith("celery."))
+        return sorted(n for n in self.worker.task_names() if not n.startswith("celery."))
 
     def active_queues(self, **_: Any) -> list[dict[str, Any]]:
         return [
@@ -176,14 +216,14 @@ class ControlPanel:
         ]
 
     def revoked(self, **_: Any) -> list[str]:
-        return sorted(self.worker.revoked)
+        return sorted(self.worker.revoked_ids())
 
     def query_task(self, ids: Any = None, **_: Any) -> dict[str, Any]:
         wanted = {ids} if isinstance(ids, str) else set(ids or ())
         found: dict[str, Any] = {}
-        for info in self.worker.active.values():
+        for info in self.worker.active_tasks():
             if info["id"] in wanted:
-                found[info["id"]] = ["active", dict(info)]
+                found[info["id"]] = ["active", info]
         for entry in self.reserved():
             if entry["id"] in wanted:
                 found[entry["id"]] = ["reserved", entry]
@@ -203,13 +243,13 @@ class ControlPanel:
         return self.revoke(task_id, terminate=True)
 
     def rate_limit(self, task_name: str, rate_limit: Any, **_: Any) -> dict[str, str]:
-        if task_name not in self.worker.app.tasks:
+        if task_name not in self.worker.task_names():
             raise CommandError(f"unknown task {task_name!r}")
         try:
             rate = parse_rate(rate_limit)
         except ValueError as exc:
             raise CommandError(f"invalid rate limit {safe_repr(rate_limit, 64)}: {exc}") from None
-        self.worker.buckets[task_name] = None if rate is None else TokenBucket(rate)
+        self.worker.set_rate_limit(task_name, rate)
         if rate is None:
             return {"ok": "rate limit disabled successfully"}
         return {"ok": "new rate limit set successfully"}
@@ -217,13 +257,13 @@ class ControlPanel:
     def time_limit(
         self, task_name: str, soft: float | None = None, hard: float | None = None, **_: Any
     ) -> dict[str, str]:
-        if task_name not in self.worker.app.tasks:
+        if task_name not in self.worker.task_names():
             raise CommandError(f"unknown task {task_name!r}")
         try:
             limits = (check_seconds(soft, "soft"), check_seconds(hard, "hard"))
         except BadNumber as exc:
             raise CommandError(f"invalid time limit: {exc}") from None
-        self.worker.time_limits[task_name] = limits
+        self.worker.set_time_limits(task_name, *limits)
         return {"ok": "time limits set successfully"}
 
     def add_consumer(self, queue: str, **_: Any) -> dict[str, str]:
@@ -262,9 +302,9 @@ class ControlPanel:
         return {"ok": "shutting down"}
 
     def enable_events(self, **_: Any) -> dict[str, str]:
-        self.worker.send_events = True
+        self.worker.set_events(True)
         return {"ok": "task events enabled"}
 
     def disable_events(self, **_: Any) -> dict[str, str]:
-        self.worker.send_events = False
+        self.worker.set_events(False)
         return {"ok": "task events disabled"}
