@@ -411,7 +411,7 @@ class Worker:
             why = f"delivered {count} times (worker_max_deliveries={self.max_deliveries})"
             self._refuse(consumer, delivery, msg, f"poison: {why}", WorkerLostError(why))
             return None
-        if self.send_events:
+        if self.send_events and msg.id not in self.revoked and msg.task in self.app.tasks:
             h = msg.headers
             self._emit(
                 "task-received",
@@ -553,7 +553,7 @@ class Worker:
     def _start(self, job: Job, pool: Pool) -> None:
         """Hand a job to the pool; a pool that fails to take it gives it back, counted."""
         self.active[id(job.delivery)] = _Active(self, job.message, job.delivery)
-        if self.send_events:
+        if self.send_events and job.task is not None and job.id not in self.revoked:
             self._emit("task-started", uuid=job.id)
         try:
             pool.submit(job, self._finished)
@@ -624,24 +624,31 @@ class Worker:
     def _task_event(self, info: Mapping[str, Any], outcome: Outcome) -> None:
         """The event that tells how a task ended (SPEC.md §9)."""
         uuid, runtime = info["id"], time.time() - info["time_start"]
-        if outcome.action == "dead-letter":
+        if outcome.reason.startswith("unknown-task"):
+            name = info["name"]
+            self._emit("task-failed", uuid=uuid, exception=f"NotRegistered({name!r})", traceback="")
+        elif outcome.action == "dead-letter":
             self._emit("task-rejected", uuid=uuid, requeue=False)
         elif outcome.state == SUCCESS:
             self._emit(
                 "task-succeeded", uuid=uuid, result=safe_repr(outcome.value, 1024), runtime=runtime
             )
         elif outcome.action == "retry":
-            self._emit("task-retried", uuid=uuid, exception=outcome.reason, traceback="")
+            exception = outcome.reason.removeprefix("retry: ")
+            self._emit("task-retried", uuid=uuid, exception=exception, traceback=outcome.traceback)
         elif outcome.state == "REVOKED":
             self._emit(
                 "task-revoked",
                 uuid=uuid,
-                terminated=outcome.reason == "revoked",
+                terminated=outcome.reason == "revoked",  # stopped while it ran
                 signum=None,
                 expired=outcome.reason == "expired",
             )
         else:
-            self._emit("task-failed", uuid=uuid, exception=outcome.reason, traceback="")
+            exception = outcome.reason.removeprefix("failed: ")
+            if exception == "time-limit":  # what the pools store for a hard limit
+                exception = "TimeLimitExceeded('hard time limit exceeded')"
+            self._emit("task-failed", uuid=uuid, exception=exception, traceback=outcome.traceback)
 
     def _guarded(self, what: str, call: Callable[..., Any], *args: Any) -> None:
         try:
