@@ -162,6 +162,7 @@ class ControlPanel:
                 "max-concurrency": w.concurrency,
                 "processes": list(getattr(pool, "pids", None) or [os.getpid()]),
                 "max-tasks-per-child": "N/A",
+                "put-guarded-by-semaphore": False,
                 "timeouts": [0, 0],
             },
             "prefetch_count": w.prefetch,
@@ -409,6 +410,7 @@ def _broker_info(url: Any) -> dict[str, Any]:
         "heartbeat": None,
         "failover_strategy": "round-robin",
         "alternates": [],
+        "credential_provider": None,
     }
 
 
