@@ -248,6 +248,8 @@ class Worker:
             pool = make_pool(self.pool_name, self.app, self.concurrency, self.revoked,
                              self.hostname)  # fmt: skip
             self.pool = pool
+            if hasattr(pool, "on_start"):  # the pool says when a task really starts
+                pool.on_start = self._started
             self._emit("worker-online", **worker_fields(0, self.processed))
             signals.worker_ready.send(self)
             self.ready.set()
@@ -553,13 +555,18 @@ class Worker:
     def _start(self, job: Job, pool: Pool) -> None:
         """Hand a job to the pool; a pool that fails to take it gives it back, counted."""
         self.active[id(job.delivery)] = _Active(self, job.message, job.delivery)
-        if self.send_events and job.task is not None and job.id not in self.revoked:
-            self._emit("task-started", uuid=job.id)
+        if getattr(pool, "on_start", None) is None:
+            self._started(job)
         try:
             pool.submit(job, self._finished)
         except Exception as exc:  # the pool refused it (closed, broken pipe)
             log.exception("%s: could not start %s", self.hostname, job.id)
             self._done.put((job, Outcome("requeue", f"worker-error: {safe_repr(exc)}")))
+
+    def _started(self, job: Job) -> None:
+        """task-started, from the thread that runs the task (never for a revoked one)."""
+        if self.send_events and job.task is not None and job.id not in self.revoked:
+            self._emit("task-started", uuid=job.id)
 
     def _finished(self, job: Job, outcome: Outcome) -> None:
         """A pool's report (from any thread): the loop settles it on its next turn."""
