@@ -182,6 +182,31 @@ class Control:
     ) -> dict[str, Any] | None:
         return self._command("pool_shrink", {"n": n}, destination, reply, timeout)
 
+    def autoscale(
+        self,
+        max: int,
+        min: int = 1,
+        destination: list[str] | None = None,
+        reply: bool = False,
+        timeout: float = 1.0,
+    ) -> dict[str, Any] | None:
+        """Set the pool's bounds (Celery's ``autoscale``; a Celeriac worker runs at ``max``)."""
+        return self._command("autoscale", {"max": max, "min": min}, destination, reply, timeout)
+
+    def terminate(
+        self,
+        task_id: str | list[str],
+        signal: str = "SIGTERM",
+        destination: list[str] | None = None,
+        reply: bool = False,
+        timeout: float = 1.0,
+    ) -> dict[str, Any] | None:
+        """Revoke these tasks and stop them where they run (Celery's ``terminate``: the
+        ``signal`` argument is required by Celery's workers)."""
+        ids = [task_id] if isinstance(task_id, str) else list(task_id)
+        arguments = {"signal": signal, "task_id": ids}
+        return self._command("terminate", arguments, destination, reply, timeout)
+
     def shutdown(
         self, destination: list[str] | None = None, reply: bool = False, timeout: float = 1.0
     ) -> dict[str, Any] | None:

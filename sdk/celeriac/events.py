@@ -6,6 +6,7 @@ them on with ``worker_send_task_events`` (``celeriac worker -E``), at run time w
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import platform
@@ -20,11 +21,36 @@ from celeriac.transports import Subscription, TransportError
 if TYPE_CHECKING:
     from .app import App
 
-__all__ = ["EVENT_EXCHANGE", "EventReceiver", "event", "send_event"]
+__all__ = ["EVENT_EXCHANGE", "EventReceiver", "clock_value", "event", "send_event", "utcoffset"]
 
 #: Celery's event exchange.
 EVENT_EXCHANGE = "celeryev"
 _SOFTWARE = {"sw_ident": "celeriac", "sw_ver": "0.1", "sw_sys": platform.system()}
+
+
+#: This process's Lamport clock: every event sent moves it forward (``next`` on a count is
+#: atomic under the GIL, so threads need no lock).
+_clock = itertools.count(1)
+_last_clock = 0
+
+
+def clock_value() -> int:
+    """The clock's last value (``inspect clock``, ``stats``)."""
+    return _last_clock
+
+
+def _tick() -> int:
+    global _last_clock
+    _last_clock = next(_clock)
+    return _last_clock
+
+
+def utcoffset() -> int:
+    """Hours *west* of UTC, with Celery's sign (``time.timezone // 3600``, ``altzone`` under
+    daylight saving time): receivers subtract it, so the opposite sign shifts every time."""
+    if time.daylight and time.localtime().tm_isdst > 0:
+        return time.altzone // 3600
+    return time.timezone // 3600
 
 
 def event(type_: str, hostname: str, **fields: Any) -> dict[str, Any]:
@@ -34,9 +60,9 @@ def event(type_: str, hostname: str, **fields: Any) -> dict[str, Any]:
         "type": type_,
         "hostname": hostname,
         "timestamp": time.time(),
-        "utcoffset": -time.timezone // 3600,
+        "utcoffset": utcoffset(),
         "pid": os.getpid(),
-        "clock": 0,
+        "clock": _tick(),
         **fields,
     }
 

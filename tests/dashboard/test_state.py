@@ -217,3 +217,28 @@ def test_arguments_back_from_reprs() -> None:
     assert parse_arguments("__import__('os').system('x')", "{}") is None  # never evaluated
     assert parse_arguments("(1, 2, 3, …", "{}") is None  # shortened for display
     assert parse_arguments("(1,)", "{1: 2}") is None  # keyword names must be strings
+
+
+def test_a_task_state_never_moves_backwards_by_celerys_precedence() -> None:
+    """Events from a client and a worker arrive in any order; Celery's precedence decides."""
+    state = State(clock=Clock())
+    # The end arrives first; the earlier events add their fields, not their states.
+    state.apply(ev("task-succeeded", uuid="t1", result="5", runtime=0.1, timestamp=3.0))
+    state.apply(ev("task-started", uuid="t1", timestamp=2.0))
+    state.apply(ev("task-received", uuid="t1", name="proj.add", timestamp=1.0))
+    state.apply(ev("task-sent", "client@box", uuid="t1", name="proj.add", timestamp=0.5))
+    t1 = task_of(state, "t1")
+    assert t1["state"] == "SUCCESS" and t1["name"] == "proj.add"
+    # A revoked task whose late task-started arrives stays REVOKED.
+    state.apply(ev("task-revoked", uuid="t2", terminated=True, timestamp=2.0))
+    state.apply(ev("task-started", uuid="t2", timestamp=3.0))
+    assert task_of(state, "t2")["state"] == "REVOKED"
+    # A retry moves the state either way: the task runs again under the same id.
+    state.apply(ev("task-started", uuid="t3", timestamp=1.0))
+    state.apply(ev("task-retried", uuid="t3", exception="RuntimeError('x')", timestamp=2.0))
+    assert task_of(state, "t3")["state"] == "RETRY"
+    state.apply(ev("task-received", uuid="t3", timestamp=3.0))
+    assert task_of(state, "t3")["state"] == "RECEIVED"
+    state.apply(ev("task-failed", uuid="t3", exception="ValueError('y')", timestamp=4.0))
+    state.apply(ev("task-started", uuid="t3", timestamp=3.5))
+    assert task_of(state, "t3")["state"] == "FAILURE"

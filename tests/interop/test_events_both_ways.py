@@ -104,3 +104,173 @@ def test_celery_events_sees_a_celeriac_workers_events(broker: str) -> None:
         dump.terminate()
         dump.wait(20)
         app.close()
+
+
+# -- the same scenarios on a Celery 5.7 worker and a Celeriac worker, streams compared ------------
+
+#: Fields whose values differ by nature (ids, times, processes, clocks): compared by type only.
+_VOLATILE = {
+    "uuid", "hostname", "timestamp", "pid", "clock", "local_received", "runtime",
+    "root_id", "parent_id", "eta", "args",
+}  # fmt: skip
+#: Differences kept on purpose, each listed in docs/operations.md ("Events").
+_DELIBERATE: dict[tuple[str, str], str] = {
+    ("task-retried", "exception"): "the cause's repr, not Celery's repr of its Retry wrapper",
+}
+
+
+def _scenarios(app: App, hostname: str, redis_url: str) -> dict[str, str]:
+    """Send every scenario to the worker named ``hostname``; return scenario -> task id."""
+    ids: dict[str, str] = {}
+    revoked = str(uuid.uuid4())
+    reply = app.control.revoke(revoked, destination=[hostname], reply=True, timeout=10)
+    assert reply and hostname in reply, reply
+    ids["revoke before start"] = app.send_task("e2e.add", (1, 1), task_id=revoked).id
+    ids["unknown task"] = app.send_task("e2e.nope", (1,)).id
+    ids["failure"] = app.send_task("e2e.fail", ("boom",)).id
+    key = f"flaky-{uuid.uuid4().hex}"
+    ids["retry"] = app.send_task("e2e.flaky", (redis_url, key, 1)).id
+    ids["success"] = app.send_task("e2e.add", (2, 3)).id
+    return ids
+
+
+def _record(app: App, receiver: EventReceiver, hostname: str, redis_url: str) -> dict[str, Any]:
+    ids = _scenarios(app, hostname, redis_url)
+    terminal = {"task-succeeded", "task-failed", "task-revoked", "task-rejected"}
+
+    def finished(seen: list[dict[str, Any]]) -> bool:
+        ended = {e.get("uuid") for e in seen if e["type"] in terminal}
+        # The retried task ends twice (its retry runs as the same id): wait for its success.
+        ok = {e.get("uuid") for e in seen if e["type"] == "task-succeeded"}
+        return ids["retry"] in ok and ids["success"] in ok and set(ids.values()) <= ended
+
+    seen = collect(receiver.next, finished, 60)
+    by_id = {v: k for k, v in ids.items()}
+    streams: dict[str, list[dict[str, Any]]] = {k: [] for k in ids}
+    for e in seen:
+        if e.get("hostname") == hostname and e.get("uuid") in by_id:
+            streams[by_id[e["uuid"]]].append(e)
+    return streams
+
+
+def _shape(stream: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """Each event as (type, fields): volatile fields by type name, the rest by value."""
+    shaped = []
+    for e in stream:
+        fields = {
+            k: (type(v).__name__ if k in _VOLATILE else v)
+            for k, v in e.items()
+            if k != "type" and k not in ("traceback",)
+        }
+        fields["traceback"] = bool(e.get("traceback"))  # text differs by file paths
+        shaped.append((e["type"], fields))
+    return shaped
+
+
+def test_event_streams_side_by_side() -> None:
+    from tests.brokers import REDIS_URL, require
+
+    require("redis")
+    queue_name = unique("events-side")
+    app = App("events-side", broker=REDIS_URL, backend=REDIS_URL, task_default_queue=queue_name)
+
+    @app.task(name="e2e.add")
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    @app.task(name="e2e.fail")
+    def fail(msg: str) -> None:
+        raise ValueError(msg)
+
+    @app.task(name="e2e.flaky", bind=True, max_retries=5)
+    def flaky(self: Any, redis_url: str, key: str, failures: int) -> int:
+        import redis
+
+        attempt = int(redis.Redis.from_url(redis_url).incr(key))
+        if attempt <= failures:
+            raise self.retry(exc=RuntimeError(f"attempt {attempt}"), countdown=0.1)
+        return attempt
+
+    celery_host = f"celery-side-{uuid.uuid4().hex[:6]}@test"
+    ours_host = f"celeriac-side-{uuid.uuid4().hex[:6]}@test"
+    try:
+        with EventReceiver(app) as receiver:
+            with celery_env.e2e_worker(REDIS_URL, queue_name, celery_host, extra_args=["-E"]):
+                theirs = _record(app, receiver, celery_host, REDIS_URL)
+            app.conf.worker_send_task_events = True
+            worker = run_worker(app, concurrency=1, hostname=ours_host)
+            try:
+                ours = _record(app, receiver, ours_host, REDIS_URL)
+            finally:
+                stop_worker(worker)
+    finally:
+        app.close()
+    differences = []
+    for scenario in theirs:
+        a, b = _shape(theirs[scenario]), _shape(ours[scenario])
+        if [t for t, _ in a] != [t for t, _ in b]:
+            differences.append((scenario, "types", [t for t, _ in a], [t for t, _ in b]))
+            continue
+        for (kind, fa), (_, fb) in zip(a, b, strict=True):
+            for field in sorted(set(fa) | set(fb)):
+                same = fa.get(field, "<absent>") == fb.get(field, "<absent>")
+                if not same and (kind, field) not in _DELIBERATE:
+                    differences.append((scenario, kind, field, fa.get(field), fb.get(field)))
+    assert differences == [], "\n".join(map(repr, differences))
+
+
+def test_prefork_time_limit_and_terminate_are_not_announced_as_succeeded() -> None:
+    """A child killed past its hard limit is task-failed (TimeLimitExceeded), one killed by
+    terminate is task-revoked with terminated=True: as Celery sends them, never succeeded."""
+    from tests.brokers import REDIS_URL, require
+
+    require("redis")
+    app = App(
+        "events-prefork",
+        broker=REDIS_URL,
+        backend=REDIS_URL,
+        task_default_queue=unique("events-prefork"),
+        worker_send_task_events=True,
+    )
+
+    @app.task(name="ev.stuck", time_limit=0.5)
+    def stuck() -> None:
+        while True:
+            time.sleep(0.01)
+
+    @app.task(name="ev.long")
+    def long() -> None:
+        time.sleep(60)
+
+    hostname = f"celeriac-pf-{uuid.uuid4().hex[:6]}@test"
+    terminal = {"task-succeeded", "task-failed", "task-revoked"}
+    try:
+        with EventReceiver(app) as receiver:
+            worker = run_worker(app, pool="prefork", concurrency=2, hostname=hostname)
+            try:
+                limited = stuck.delay()
+                running = long.delay()
+                collect(
+                    receiver.next,
+                    lambda seen: any(
+                        e["type"] == "task-started" and e.get("uuid") == running.id for e in seen
+                    ),
+                    30,
+                )
+                app.control.revoke(running.id, terminate=True, signal="SIGKILL")
+                ids = {limited.id, running.id}
+                events = collect(
+                    receiver.next,
+                    lambda seen: ids <= {e.get("uuid") for e in seen if e["type"] in terminal},
+                    30,
+                )
+            finally:
+                stop_worker(worker)
+    finally:
+        app.close()
+    ends = {e["uuid"]: e for e in events if e["type"] in terminal and e.get("uuid") in ids}
+    assert ends[limited.id]["type"] == "task-failed", ends
+    assert "TimeLimitExceeded" in ends[limited.id]["exception"]
+    assert ends[running.id]["type"] == "task-revoked", ends
+    assert ends[running.id]["terminated"] is True
+    assert limited.state == "FAILURE" and running.state == "REVOKED"

@@ -19,6 +19,7 @@ from celeriac.cli import main
 from celeriac.worker import Worker, run_worker, stop_worker
 from tests.sdk.test_worker import E2E_TRANSPORTS
 from tests.transports.conftest import url_for
+from tests.waiting import eventually
 
 T = 5.0  # reply timeout: generous, calls return as soon as every node named has answered
 
@@ -92,7 +93,10 @@ def test_every_command(app: App, workers: list[Worker]) -> None:
     assert where[node][0]["name"] == "remote.wait" and where[node][0]["args"] == [60]
     assert _call(app, "query_task", [node], ids=[running.id])[node][running.id][0] == "active"
     reply = app.control.revoke(running.id, terminate=True, destination=both, reply=True, timeout=T)
-    assert reply is not None and all("revoked" in r["ok"] for r in reply.values())
+    assert reply is not None
+    # Celery's replies: the node that ran it names it, the other knows no such task.
+    assert reply[node] == {"ok": f"terminate: tasks {running.id} flagged as revoked"}
+    assert all(r == {"ok": "terminate: tasks unknown"} for n, r in reply.items() if n != node)
     assert running.state in ("REVOKED", "PENDING")
     with pytest.raises(Exception, match=r"[Rr]evoked"):
         running.get(timeout=30)
@@ -140,3 +144,64 @@ def test_cli_inspect_control_status(app: App, workers: list[Worker]) -> None:
     assert result.exit_code == 0 and "new rate limit" in result.output, result.output
     result = runner.invoke(main, ["status", "-b", app.conf.broker_url, "-t", "2"])
     assert result.exit_code == 0 and w1 in result.output and w2 in result.output, result.output
+
+
+def test_pool_shrink_and_grow_change_how_many_tasks_run_at_once(tmp_path: Path) -> None:
+    """Observed in the tasks: after a shrink to 1 never two at once, after a grow to 3 three;
+    a prefetched task waiting for a thread is not announced as started."""
+    from celeriac.events import EventReceiver
+
+    app = App(
+        "resize",
+        broker=url_for("sqlite", tmp_path),
+        backend=f"sqlite:///{tmp_path}/results.db",
+        task_default_queue=f"resize.{uuid.uuid4().hex[:8]}",
+        worker_send_task_events=True,
+    )
+    lock, running, peak = threading.Lock(), [0], [0]
+    release = threading.Event()
+
+    @app.task(name="resize.hold")
+    def hold() -> None:
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        release.wait(30)
+        with lock:
+            running[0] -= 1
+
+    hostname = f"resize-{uuid.uuid4().hex[:6]}@test"
+    worker = run_worker(app, concurrency=2, hostname=hostname)
+    try:
+        reply = app.control.pool_shrink(1, destination=[hostname], reply=True, timeout=T)
+        assert reply == {hostname: {"ok": "pool will shrink to 1"}}
+        with EventReceiver(app) as receiver:
+            first, second = hold.delay(), hold.delay()
+            seen: list[dict[str, Any]] = []
+            deadline = time.monotonic() + 30
+            while running[0] < 1 and time.monotonic() < deadline:
+                event = receiver.next(timeout=0.2)
+                if event is not None:
+                    seen.append(event)
+            assert running[0] == 1
+            # Both are held by the worker; only one runs and only one was announced started.
+            received = [e for e in seen if e["type"] == "task-received"]
+            for _ in range(20):  # drain what is already there, bounded
+                event = receiver.next(timeout=0.05)
+                if event is not None:
+                    seen.append(event)
+            started = {e["uuid"] for e in seen if e["type"] == "task-started"}
+            assert len(started) == 1, seen
+            assert peak[0] == 1 and received
+            reply = app.control.pool_grow(2, destination=[hostname], reply=True, timeout=T)
+            assert reply == {hostname: {"ok": "pool will grow to 3"}}
+            third = hold.delay()
+            eventually(lambda: running[0] == 3, 30, "three tasks running at once")
+            assert peak[0] == 3
+            release.set()
+            for result in (first, second, third):
+                result.get(timeout=30)
+    finally:
+        release.set()
+        stop_worker(worker)
+        app.close()

@@ -4,6 +4,7 @@ against Celeriac and Celery workers alike."""
 from __future__ import annotations
 
 import json
+import signal as signal_module
 from typing import Any
 
 import click
@@ -24,6 +25,12 @@ INSPECT_METHODS = (
     "active_queues",
     "revoked",
     "query_task",
+    "conf",
+    "report",
+    "clock",
+    "memsample",
+    "memdump",
+    "objgraph",
 )
 CONTROL_METHODS = (
     "revoke",
@@ -37,6 +44,11 @@ CONTROL_METHODS = (
     "shutdown",
     "enable_events",
     "disable_events",
+    "heartbeat",
+    "autoscale",
+    "pool_restart",
+    "election",
+    "revoke_by_stamped_headers",
 )
 
 _destination = click.option(
@@ -67,6 +79,11 @@ def _show(replies: dict[str, Any], as_json: bool, title: str) -> None:
     Console().print(table)
 
 
+def _is_signal(word: str) -> bool:
+    upper = word.upper()
+    return hasattr(signal_module.Signals, upper if upper.startswith("SIG") else f"SIG{upper}")
+
+
 def _arguments(method: str, args: tuple[str, ...]) -> dict[str, Any]:
     """Celery's positional arguments for each command."""
 
@@ -74,9 +91,23 @@ def _arguments(method: str, args: tuple[str, ...]) -> dict[str, Any]:
         if len(args) < count:
             raise click.UsageError(f"{method} takes: {names}")
 
-    if method in ("revoke", "terminate"):
+    if method == "revoke":
         need(1, "TASK_ID [TASK_ID ...]")
-        return {"task_id": list(args), "terminate": method == "terminate"}
+        return {"task_id": list(args), "terminate": False}
+    if method == "terminate":
+        # Celery's order is SIGNAL TASK_ID...; a first word that is no signal name is a task
+        # id, and SIGTERM is sent (Celery's workers require the signal argument).
+        need(1, "[SIGNAL] TASK_ID [TASK_ID ...]")
+        signal, ids = ("SIGTERM", list(args))
+        if len(args) > 1 and _is_signal(args[0]):
+            signal, ids = args[0], list(args[1:])
+        return {"signal": signal, "task_id": ids}
+    if method == "autoscale":
+        need(1, "MAX [MIN]")
+        return {"max": int(args[0]), "min": int(args[1]) if len(args) > 1 else 1}
+    if method == "revoke_by_stamped_headers":
+        need(1, "KEY=VALUE [KEY=VALUE ...]")
+        return {"headers": dict(a.split("=", 1) for a in args if "=" in a)}
     if method == "rate_limit":
         need(2, "TASK_NAME RATE (for example 10/s, or 0 to lift it)")
         return {"task_name": args[0], "rate_limit": None if args[1] in ("0", "none") else args[1]}

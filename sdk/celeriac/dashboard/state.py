@@ -265,10 +265,10 @@ class State:
             worker.last_seen = now
             if worker.offline and kind in ("task-received", "task-started"):
                 worker.offline = False
-        # Events from two senders (client and worker) arrive in any order: an event older than
-        # the one that ended the task adds its fields but does not bring the task back to life.
-        ended_at = max((task.timestamps.get(k, 0.0) for k in _READY_STAMPS), default=0.0)
-        if not (task.state in READY_STATES and state not in READY_STATES and stamp <= ended_at):
+        # Events from two senders (client and worker) arrive in any order. Celery's rule: a state
+        # that logically happens before the current one adds its fields but never moves the
+        # state back; a retry moves it either way (the task runs again under the same id).
+        if "RETRY" in (state, task.state) or _precedence(state) <= _precedence(task.state):
             task.state = state
         task.timestamps[_STAMPS[kind]] = stamp
         for name in ("name", "args", "kwargs", "eta", "expires", "root_id", "parent_id"):
@@ -438,4 +438,13 @@ class State:
             }
 
 
-_READY_STAMPS = ("succeeded", "failed", "revoked", "rejected")
+#: Celery's state precedence (``celery.states.PRECEDENCE``): first is strongest.
+_PRECEDENCE = ("SUCCESS", "FAILURE", None, "REVOKED", "STARTED", "RECEIVED", "REJECTED", "RETRY",
+               "PENDING")  # fmt: skip
+
+
+def _precedence(state: str | None) -> int:
+    try:
+        return _PRECEDENCE.index(state)
+    except ValueError:
+        return _PRECEDENCE.index(None)

@@ -57,6 +57,7 @@ from .revoked import RevokedSet
 
 if TYPE_CHECKING:
     from ..app import App
+    from ..config import Settings
 
 __all__ = ["Worker"]
 
@@ -231,6 +232,26 @@ class Worker:
         """Send task events from now on, or stop."""
         self.send_events = enabled
 
+    def settings(self) -> Settings:
+        """The settings this worker runs with."""
+        return self.app.conf
+
+    def pool_pids(self) -> list[int]:
+        """The pids of the pool's child processes (empty when tasks run in this process)."""
+        return list(getattr(self.pool, "pids", None) or [])
+
+    def rate_limits(self) -> dict[str, float]:
+        """The tasks that have a rate limit, and their calls per second."""
+        return {name: b.rate for name, b in list(self.buckets.items()) if b is not None}
+
+    def running_ids(self) -> set[str]:
+        """Ids of the tasks running now."""
+        return {info["id"] for info in list(self.active.values())}
+
+    def heartbeat(self) -> None:
+        """Send a ``worker-heartbeat`` event now (``control heartbeat``)."""
+        self._emit("worker-heartbeat", **worker_fields(len(self.active), self.processed))
+
     def change_queues(self, queues: Sequence[str]) -> None:
         """Consume ``queues`` from now on (the switch happens once nothing is in flight)."""
         self._new_queues = list(queues)
@@ -297,6 +318,8 @@ class Worker:
             pool = make_pool(self.pool_name, self.app, self.concurrency, self.revoked,
                              self.hostname)  # fmt: skip
             self.pool = pool
+            if hasattr(pool, "on_start"):  # the pool says when a task really starts
+                pool.on_start = self._started
             self._emit("worker-online", **worker_fields(0, self.processed))
             signals.worker_ready.send(self)
             self.ready.set()
@@ -492,7 +515,12 @@ class Worker:
     def _announced(self, a: Admission) -> bool:
         """The task-received event."""
         msg = a.message
-        if self.send_events and msg is not None:
+        if (
+            self.send_events
+            and msg is not None
+            and msg.id not in self.revoked
+            and msg.task in self.app.tasks
+        ):
             h = msg.headers
             self._emit(
                 "task-received",
@@ -661,13 +689,18 @@ class Worker:
     def _start(self, job: Job, pool: Pool) -> None:
         """Hand a job to the pool; a pool that fails to take it gives it back, counted."""
         self.active[id(job.delivery)] = _Active(self, job.message, job.delivery)
-        if self.send_events:
-            self._emit("task-started", uuid=job.id)
+        if getattr(pool, "on_start", None) is None:
+            self._started(job)
         try:
             pool.submit(job, self._finished)
         except Exception as exc:  # the pool refused it (closed, broken pipe)
             log.exception("%s: could not start %s", self.hostname, job.id)
             self._done.put((job, Outcome("requeue", f"worker-error: {safe_repr(exc)}")))
+
+    def _started(self, job: Job) -> None:
+        """task-started, from the thread that runs the task (never for a revoked one)."""
+        if self.send_events and job.task is not None and job.id not in self.revoked:
+            self._emit("task-started", uuid=job.id)
 
     def _finished(self, job: Job, outcome: Outcome) -> None:
         """A pool's report (from any thread): the loop settles it on its next turn."""
@@ -742,24 +775,31 @@ class Worker:
     def _task_event(self, info: Mapping[str, Any], outcome: Outcome) -> None:
         """The event that tells how a task ended (SPEC.md §9)."""
         uuid, runtime = info["id"], time.time() - info["time_start"]
-        if outcome.action == "dead-letter":
+        if outcome.reason.startswith("unknown-task"):
+            name = info["name"]
+            self._emit("task-failed", uuid=uuid, exception=f"NotRegistered({name!r})", traceback="")
+        elif outcome.action == "dead-letter":
             self._emit("task-rejected", uuid=uuid, requeue=False)
         elif outcome.state == SUCCESS:
             self._emit(
                 "task-succeeded", uuid=uuid, result=safe_repr(outcome.value, 1024), runtime=runtime
             )
         elif outcome.action == "retry":
-            self._emit("task-retried", uuid=uuid, exception=outcome.reason, traceback="")
+            exception = outcome.reason.removeprefix("retry: ")
+            self._emit("task-retried", uuid=uuid, exception=exception, traceback=outcome.traceback)
         elif outcome.state == "REVOKED":
             self._emit(
                 "task-revoked",
                 uuid=uuid,
-                terminated=outcome.reason == "revoked",
+                terminated=outcome.reason == "revoked",  # stopped while it ran
                 signum=None,
                 expired=outcome.reason == "expired",
             )
         else:
-            self._emit("task-failed", uuid=uuid, exception=outcome.reason, traceback="")
+            exception = outcome.reason.removeprefix("failed: ")
+            if exception == "time-limit":  # what the pools store for a hard limit
+                exception = "TimeLimitExceeded('hard time limit exceeded')"
+            self._emit("task-failed", uuid=uuid, exception=exception, traceback=outcome.traceback)
 
     def _guarded(self, what: str, call: Callable[..., Any], *args: Any) -> None:
         try:

@@ -253,7 +253,8 @@ def prepare(
         revoked_exc = EncodedException("TaskRevokedError", (why,), "celeriac.exceptions")
         _store(app, task, msg, REVOKED, revoked_exc.to_wire())
         _chord_part(app, msg, REVOKED, revoked_exc.to_wire())
-        return Outcome("ack", why, REVOKED)
+        # Celery's task-revoked says terminated=False for a task that never started.
+        return Outcome("ack", "expired" if why == "expired" else "revoked-before-start", REVOKED)
     if task.option("track_started"):
         _store(app, task, msg, STARTED, {"pid": os.getpid(), "hostname": hostname})
     return task, _context(msg, queue, hostname=hostname)
@@ -318,15 +319,9 @@ def settle_failure(
     if isinstance(exc, Retry):
         cause = exc.exc or exc
         signals.task_retry.send(task, request=request, reason=cause)
-        _store(
-            app,
-            task,
-            msg,
-            RETRY,
-            EncodedException.from_exception(cause).to_wire(),
-            "".join(tb.format_exception(cause)),
-        )
-        return Outcome("retry", "retry", RETRY)
+        trace = "".join(tb.format_exception(cause))
+        _store(app, task, msg, RETRY, EncodedException.from_exception(cause).to_wire(), trace)
+        return Outcome("retry", f"retry: {safe_repr(cause)}", RETRY, trace)
     if isinstance(exc, Ignore):
         return ACK
     if isinstance(exc, Reject):
@@ -371,7 +366,7 @@ def settle_failure(
         encoded = fallback.to_wire()
         _store(app, task, msg, FAILURE, encoded, f"{shown}; {safe_repr(store_error)}", queue)
     _on_failure(app, msg, FAILURE, encoded)
-    return Outcome("ack", f"failed: {shown}", FAILURE)
+    return Outcome("ack", f"failed: {shown}", FAILURE, trace)
 
 
 def _describe(exc: BaseException) -> tuple[dict[str, Any], str]:
@@ -389,11 +384,12 @@ def _describe(exc: BaseException) -> tuple[dict[str, Any], str]:
     return encoded, trace
 
 
-def store_failure(app: App, msg: TaskMessage, exc: BaseException) -> None:
-    """Store a failure the worker itself decided (a hard time limit), and run the errbacks."""
+def store_failure(app: App, msg: TaskMessage, exc: BaseException, state: str = FAILURE) -> None:
+    """Store a failure the worker itself decided (a hard time limit; REVOKED for a task
+    terminated while it ran, as Celery stores it), and run the errbacks."""
     encoded, trace = _describe(exc)
-    _store(app, app.tasks.get(msg.task), msg, FAILURE, encoded, trace)
-    _on_failure(app, msg, FAILURE, encoded)
+    _store(app, app.tasks.get(msg.task), msg, state, encoded, trace)
+    _on_failure(app, msg, state, encoded)
 
 
 def _aware(when: datetime) -> datetime:

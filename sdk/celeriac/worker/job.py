@@ -27,6 +27,8 @@ class Outcome:
     action: Action
     reason: str = ""
     state: str = SUCCESS
+    #: The formatted traceback, for the task-failed and task-retried events.
+    traceback: str = ""
     #: The task's return value, for the task-succeeded event.
     value: Any = None
 

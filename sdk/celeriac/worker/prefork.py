@@ -248,10 +248,10 @@ class PreforkPool:
         """What to do with the task of a child that is gone, and store why."""
         if child.killed_for == "time-limit":
             store_failure(self.app, msg, TimeLimitExceeded("hard time limit exceeded"))
-            return Outcome("ack", "time-limit")
+            return Outcome("ack", "time-limit", "FAILURE")
         if child.killed_for == "revoked":
-            store_failure(self.app, msg, TaskRevokedError("terminated"))
-            return Outcome("ack", "revoked")
+            store_failure(self.app, msg, TaskRevokedError("terminated"), "REVOKED")
+            return Outcome("ack", "revoked", "REVOKED")
         code = child.process.exitcode
         why = f"the process running the task exited with {code}"
         if self.app.conf.task_reject_on_worker_lost:

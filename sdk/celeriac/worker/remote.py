@@ -8,19 +8,26 @@ on.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
+import platform
 import resource
+import signal as signals
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from celeriac.protocol import WireMessage
 from celeriac.protocol.control import ControlRequest, reply_queue
 from celeriac.protocol.serializers import dumps
 from celeriac.transports import Transport
 
+from .. import __version__
+from ..config import Settings
+from ..events import clock_value
 from .boundary import BadNumber, check_seconds, safe_repr
 from .limits import parse_rate
 
@@ -74,6 +81,23 @@ class Controlled(Protocol):
     def stop(self) -> None:
         """Warm shutdown."""
 
+    send_events: bool
+
+    def settings(self) -> Settings:
+        """The worker's settings (read only)."""
+
+    def pool_pids(self) -> list[int]:
+        """The pids of the pool's processes (empty for pools that run in this process)."""
+
+    def rate_limits(self) -> dict[str, float]:
+        """Task name to calls per second, for the tasks that have a rate limit."""
+
+    def running_ids(self) -> set[str]:
+        """Ids of the tasks running now."""
+
+    def heartbeat(self) -> None:
+        """Send a ``worker-heartbeat`` event now."""
+
 
 class CommandError(Exception):
     """A command that cannot be carried out as asked; its text is the error reply."""
@@ -124,7 +148,18 @@ class ControlPanel:
             "shutdown": self.shutdown,
             "enable_events": self.enable_events,
             "disable_events": self.disable_events,
-            "heartbeat": self.ping,
+            "heartbeat": self.heartbeat,
+            "conf": self.conf,
+            "report": self.report,
+            "clock": self.clock,
+            "memsample": self.memsample,
+            "memdump": self.memdump,
+            "dump_tasks": self.dump_tasks,
+            "objgraph": self.objgraph,
+            "autoscale": self.autoscale,
+            "pool_restart": self.pool_restart,
+            "election": self.election,
+            "revoke_by_stamped_headers": self.revoke_by_stamped_headers,
         }
 
     # -- dispatch --------------------------------------------------------------------------------
@@ -171,22 +206,28 @@ class ControlPanel:
         return {"ok": "pong"}
 
     def stats(self, **_: Any) -> dict[str, Any]:
+        """Celery's ``stats`` shape: Flower's worker page reads every key below."""
         w = self.worker
         counters = w.counters()
         usage = resource.getrusage(resource.RUSAGE_SELF)
         return {
             "total": counters["total"],
             "pid": os.getpid(),
-            "clock": "0",
+            "clock": str(clock_value()),
             "uptime": int(time.monotonic() - self.started),
             "pool": {
                 "implementation": counters["pool"],
                 "max-concurrency": w.concurrency,
-                "processes": [os.getpid()],
+                "processes": w.pool_pids() or [os.getpid()],
+                "max-tasks-per-child": "N/A",
+                "put-guarded-by-semaphore": False,
+                "timeouts": [0, 0],
             },
             "prefetch_count": counters["prefetch"],
-            "broker": {"transport": counters["broker"]},
-            "rusage": {"utime": usage.ru_utime, "stime": usage.ru_stime, "maxrss": usage.ru_maxrss},
+            "broker": _broker_info(w.settings().broker_url),
+            "rusage": {
+                name[3:]: getattr(usage, name) for name in dir(usage) if name.startswith("ru_")
+            },
         }
 
     def active(self, **_: Any) -> list[dict[str, Any]]:
@@ -202,21 +243,52 @@ class ControlPanel:
         return sorted(n for n in self.worker.task_names() if not n.startswith("celery."))
 
     def active_queues(self, **_: Any) -> list[dict[str, Any]]:
-        return [
-            {
-                "name": q,
-                "exchange": {"name": "", "type": "direct"},
-                "routing_key": q,
-                "durable": True,
-                "exclusive": False,
-                "auto_delete": False,
-                "no_ack": False,
-            }
-            for q in self.worker.queues
-        ]
+        """Kombu's ``Queue.as_dict(recurse=True)`` keys, as Celery replies."""
+        return [_queue_info(q) for q in self.worker.queues]
 
     def revoked(self, **_: Any) -> list[str]:
         return sorted(self.worker.revoked_ids())
+
+    def conf(self, with_defaults: bool = False, **_: Any) -> dict[str, Any]:
+        """The settings (only those changed from the defaults, unless ``with_defaults``),
+        secrets masked, as Celery's ``conf`` replies."""
+        conf = self.worker.settings()
+        defaults = Settings()
+        table: dict[str, Any] = {}
+        for f in dataclasses.fields(conf):
+            if f.name == "not_applicable":
+                continue
+            value = getattr(conf, f.name)
+            if with_defaults or value != getattr(defaults, f.name):
+                table[f.name] = _censored(f.name, value)
+        return table
+
+    def report(self, **_: Any) -> dict[str, str]:
+        lines = [
+            f"software -> celeriac:{__version__} py:{platform.python_version()}",
+            f"platform -> system:{platform.system()} arch:{platform.machine()}",
+            f"settings -> transport:{_broker_info(self.worker.settings().broker_url)['transport']}",
+            "",
+            *(f"{k}: {v!r}" for k, v in sorted(self.conf().items())),
+        ]
+        return {"ok": "\n" + "\n".join(lines) + "\n"}
+
+    def clock(self, **_: Any) -> dict[str, int]:
+        return {"clock": clock_value()}
+
+    def memsample(self, **_: Any) -> str:
+        return f"{_rss_bytes() / 2**20:.2f}MiB"
+
+    def memdump(self, samples: Any = 10, **_: Any) -> str:
+        return f"- rss: {self.memsample()}.\n"
+
+    def dump_tasks(self, taskinfoitems: Any = None, **_: Any) -> list[str]:
+        names = self.registered()
+        limited = self.worker.rate_limits()
+        return [f"{n} [rate_limit={limited[n]}]" if n in limited else n for n in names]
+
+    def objgraph(self, **_: Any) -> dict[str, str]:
+        return {"error": "objgraph is not available in Celeriac workers"}
 
     def query_task(self, ids: Any = None, **_: Any) -> dict[str, Any]:
         wanted = {ids} if isinstance(ids, str) else set(ids or ())
@@ -230,17 +302,31 @@ class ControlPanel:
         return found
 
     # -- control ---------------------------------------------------------------------------------
-    def revoke(self, task_id: Any = None, terminate: bool = False, **_: Any) -> dict[str, str]:
+    def revoke(
+        self, task_id: Any = None, terminate: bool = False, signal: Any = None, **_: Any
+    ) -> dict[str, str]:
         ids = [task_id] if isinstance(task_id, str) else task_id
         if not isinstance(ids, list | tuple) or not all(isinstance(i, str) and i for i in ids):
             raise CommandError("task_id must be a task id or a list of task ids (strings)")
         if len(ids) > _MAX_IDS:
             raise CommandError(f"at most {_MAX_IDS} task ids per revoke, not {len(ids)}")
-        self.worker.revoke(ids, terminate=bool(terminate))
+        if terminate:
+            _signum(signal)  # a bad signal name changes nothing
+            running = self.worker.running_ids() & set(ids)
+            self.worker.revoke(ids, terminate=True)
+            if not running:
+                return {"ok": "terminate: tasks unknown"}
+            return {"ok": f"terminate: tasks {', '.join(sorted(running))} flagged as revoked"}
+        self.worker.revoke(ids)
         return {"ok": f"tasks {', '.join(ids)} flagged as revoked"}
 
-    def terminate(self, task_id: Any = None, **kwargs: Any) -> dict[str, str]:
-        return self.revoke(task_id, terminate=True)
+    def terminate(self, signal: Any = None, task_id: Any = None, **_: Any) -> dict[str, str]:
+        """Celery's ``terminate(signal, task_id)``; the signal is checked, the pool decides how
+        the task stops (docs/operations.md says where it can)."""
+        return self.revoke(task_id, terminate=True, signal=signal)
+
+    def revoke_by_stamped_headers(self, headers: Any = None, **_: Any) -> dict[str, str]:
+        return {"error": "revoke_by_stamped_headers: Celeriac workers do not support stamping"}
 
     def rate_limit(self, task_name: str, rate_limit: Any, **_: Any) -> dict[str, str]:
         if task_name not in self.worker.task_names():
@@ -296,15 +382,147 @@ class ControlPanel:
         self.worker.resize(self.worker.concurrency - n)
         return {"ok": f"pool will shrink to {self.worker.concurrency}"}
 
+    def autoscale(self, max: Any = None, min: Any = None, **_: Any) -> dict[str, str]:
+        """No autoscaler runs: the pool is set to ``max`` (within ``[min, max]``, as Celery's
+        autoscaler would reach under load) and stays there."""
+        high = _count(int(max) if isinstance(max, str) and max.isdigit() else max)
+        low = _count(int(min) if isinstance(min, str) and min.isdigit() else (min or 1))
+        if low > high:
+            raise CommandError(f"min ({low}) must not exceed max ({high})")
+        self.worker.resize(high)
+        return {"ok": f"autoscale now max={high} min={low}"}
+
+    def pool_restart(self, **_: Any) -> dict[str, str]:
+        return {"error": "pool_restart: Celeriac workers do not reload modules; restart the worker"}
+
+    def election(self, **_: Any) -> dict[str, str]:
+        return {"error": "election: Celeriac workers do not run gossip"}
+
+    def heartbeat(self, **_: Any) -> None:
+        """Send a ``worker-heartbeat`` event now (Celery replies nothing)."""
+        self.worker.heartbeat()
+
     def shutdown(self, **_: Any) -> dict[str, str]:
         log.warning("%s: shutdown requested remotely", self.worker.hostname)
         self.worker.stop()
         return {"ok": "shutting down"}
 
     def enable_events(self, **_: Any) -> dict[str, str]:
+        if self.worker.send_events:
+            return {"ok": "task events already enabled"}
         self.worker.set_events(True)
         return {"ok": "task events enabled"}
 
     def disable_events(self, **_: Any) -> dict[str, str]:
+        if not self.worker.send_events:
+            return {"ok": "task events already disabled"}
         self.worker.set_events(False)
         return {"ok": "task events disabled"}
+
+
+_SECRET_WORDS = ("password", "secret", "key", "token", "signature", "auth")
+
+
+def _censored(name: str, value: Any) -> Any:
+    """A setting as ``conf`` shows it: secrets masked, URLs without passwords, JSON-safe."""
+    if isinstance(value, str) and "://" in value:
+        return _mask_url(value)
+    if any(word in name.lower() for word in _SECRET_WORDS) and value:
+        return "********"
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, list | tuple):
+        return [_censored(name, v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _censored(str(k), v) for k, v in value.items()}
+    return safe_repr(value, 200)
+
+
+def _mask_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":********@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+def _broker_info(url: Any) -> dict[str, Any]:
+    """Kombu's ``Connection.info()`` keys for the first broker URL (no password)."""
+    first = url[0] if isinstance(url, list | tuple) else str(url).split(";")[0]
+    parts = urlsplit(first)
+    return {
+        "hostname": parts.hostname,
+        "userid": parts.username,
+        "virtual_host": parts.path.lstrip("/") or "/",
+        "port": parts.port,
+        "insist": False,
+        "ssl": parts.scheme in ("rediss", "amqps"),
+        "transport": parts.scheme or "memory",
+        "connect_timeout": 4,
+        "transport_options": {},
+        "login_method": None,
+        "uri_prefix": None,
+        "heartbeat": None,
+        "failover_strategy": "round-robin",
+        "alternates": [],
+        "credential_provider": None,
+    }
+
+
+def _queue_info(name: str) -> dict[str, Any]:
+    exchange = {
+        "name": name,
+        "type": "direct",
+        "arguments": None,
+        "durable": True,
+        "passive": False,
+        "auto_delete": False,
+        "delivery_mode": None,
+        "no_declare": False,
+    }
+    return {
+        "name": name,
+        "exchange": exchange,
+        "routing_key": name,
+        "queue_arguments": None,
+        "binding_arguments": None,
+        "consumer_arguments": None,
+        "durable": True,
+        "exclusive": False,
+        "auto_delete": False,
+        "no_ack": False,
+        "alias": None,
+        "bindings": [],
+        "no_declare": None,
+        "expires": None,
+        "message_ttl": None,
+        "max_length": None,
+        "max_length_bytes": None,
+        "max_priority": None,
+    }
+
+
+def _signum(name: Any) -> int:
+    """A signal given as Celery does (``"SIGKILL"``, ``"KILL"`` or a number), checked."""
+    if name is None:
+        return int(signals.SIGTERM)
+    if isinstance(name, int) and not isinstance(name, bool):
+        try:
+            return int(signals.Signals(name))
+        except ValueError:
+            pass
+    if isinstance(name, str):
+        upper = name.upper()
+        key = upper if upper.startswith("SIG") else f"SIG{upper}"
+        if hasattr(signals.Signals, key):
+            return int(signals.Signals[key])
+    raise CommandError(f"signal must be a signal name such as SIGTERM or SIGKILL, not {name!r}")
+
+
+def _rss_bytes() -> int:
+    """This process's resident memory now (Linux), else its peak."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Container
+from collections.abc import Callable, Container
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -38,6 +38,12 @@ class ThreadPool:
         self.revoked = revoked
         self.hostname = hostname
         self.running: dict[str, Running] = {}
+        #: Called in the task's thread just before it runs (the worker sends task-started).
+        self.on_start: Callable[[Job], None] | None = None
+        # Jobs beyond ``concurrency`` wait here, so a shrink takes effect (the executor never
+        # retires threads) and a prefetched job is not announced as started.
+        self._slots = threading.Condition()
+        self._busy = 0
         self.watchdog = Watchdog(SoftTimeLimitExceeded, TimeLimitExceeded)
         self.executor: ThreadPoolExecutor | None = None
         if not self.inline:
@@ -51,6 +57,20 @@ class ThreadPool:
     def run(self, job: Job, on_done: Done) -> None:
         """Run one job on this thread, under its time limits."""
         hard = job.hard_limit
+        held = [False]
+
+        def release() -> None:
+            with self._slots:
+                if held[0]:
+                    held[0] = False
+                    self._busy -= 1
+                    self._slots.notify()
+
+        if not self.inline:
+            with self._slots:
+                self._slots.wait_for(lambda: self._busy < self.concurrency)
+                self._busy += 1
+                held[0] = True
 
         def hard_limit_passed() -> None:
             log.error(
@@ -64,11 +84,14 @@ class ThreadPool:
                 store_failure(self.app, job.message, error)
             except Exception:  # the slot is freed all the same
                 log.exception("%s: time limit failure of %s not stored", self.hostname, job.id)
+            release()
             on_done(job, Outcome("ack", "time-limit", "FAILURE"))
 
         running = Running(job.id, threading.get_ident(), hard_limit_passed)
         self.running[job.id] = running
         try:
+            if self.on_start is not None:
+                self.on_start(job)
             if job.soft_limit or hard:
                 self.watchdog.watch(running, job.soft_limit, hard)
             outcome = execute(self.app, job.message, job.queue, self.revoked, self.hostname)
@@ -78,6 +101,8 @@ class ThreadPool:
         finally:
             keep = running.finish()
             self.running.pop(job.id, None)
+            if keep:
+                release()
         if keep:
             on_done(job, outcome)
 
@@ -88,9 +113,11 @@ class ThreadPool:
     def resize(self, concurrency: int) -> None:
         if self.executor is None:
             raise PoolError(f"the {self.name} pool cannot be resized at run time")
-        self.concurrency = concurrency
         # ThreadPoolExecutor starts threads as work arrives, up to this bound.
         self.executor._max_workers = max(self.executor._max_workers, concurrency)
+        with self._slots:
+            self.concurrency = concurrency
+            self._slots.notify_all()
 
     def close(self) -> None:
         self.watchdog.stop()
