@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextvars
 import inspect
 import random
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,7 +20,7 @@ if TYPE_CHECKING:
     from .app import App
     from .result import AsyncResult
 
-__all__ = ["Context", "HookNotCalled", "Task", "current_request"]
+__all__ = ["Context", "Task", "current_request"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -80,29 +79,6 @@ def _retried(retry_for: Sequence[type], options: Mapping[str, Any]) -> type:
     return Match("AutoRetried", (Exception,), {})
 
 
-class HookNotCalled(UserWarning):
-    """A task class overrides an outcome hook the worker does not call yet."""
-
-
-_HOOKS = ("on_success", "on_failure", "on_retry", "after_return")
-_warned_classes: set[type] = set()
-
-
-def _warn_uncalled_hooks(cls: type) -> None:
-    if cls is Task or cls in _warned_classes:
-        return
-    _warned_classes.add(cls)
-    overridden = [hook for hook in _HOOKS if getattr(cls, hook) is not getattr(Task, hook)]
-    if overridden:
-        warnings.warn(
-            f"task class {cls.__qualname__} overrides {', '.join(overridden)}: Celeriac's worker "
-            "does not call these hooks yet (before_start and __call__ are called); use the "
-            "task_success/task_failure/task_retry signals meanwhile",
-            HookNotCalled,
-            stacklevel=4,
-        )
-
-
 def _class_options(cls: type) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for klass in reversed(cls.__mro__):
@@ -155,7 +131,6 @@ class Task(AsyncTaskMixin[P, R], Generic[P, R]):
         # Options a base class sets as class attributes (``autoretry_for = (IOError,)``, as
         # Celery's docs show), under the decorator's own.
         self.options = {**_class_options(type(self)), **options}
-        _warn_uncalled_hooks(type(self))
         self.__doc__ = fn.__doc__
         self.__name__ = getattr(fn, "__name__", name)
         self.__qualname__ = getattr(fn, "__qualname__", name)
@@ -198,12 +173,12 @@ class Task(AsyncTaskMixin[P, R], Generic[P, R]):
     def before_start(self, task_id: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
         """Hook: called by the worker just before the task runs (override in a base class)."""
 
-    # Celery's outcome hooks, for base classes to override and call up to. The worker does not
-    # call them yet: a class overriding one is warned about when its task is made.
+    # Celery's outcome hooks, for base classes to override. The worker calls them after the
+    # outcome is stored, in Celery's order; one that raises is logged, the outcome stands.
     def on_success(
         self, retval: Any, task_id: str, args: Sequence[Any], kwargs: Mapping[str, Any]
     ) -> None:
-        """Hook: after the task succeeded (not called by the worker yet)."""
+        """Hook: after the task succeeded and its result was stored."""
 
     def on_failure(
         self,
@@ -213,7 +188,8 @@ class Task(AsyncTaskMixin[P, R], Generic[P, R]):
         kwargs: Mapping[str, Any],
         einfo: Any,
     ) -> None:
-        """Hook: after the task failed (not called by the worker yet)."""
+        """Hook: after the task failed and its failure was stored (``einfo``: the
+        exception and its traceback, a :class:`celeriac.einfo.ExceptionInfo`)."""
 
     def on_retry(
         self,
@@ -223,7 +199,7 @@ class Task(AsyncTaskMixin[P, R], Generic[P, R]):
         kwargs: Mapping[str, Any],
         einfo: Any,
     ) -> None:
-        """Hook: after the task was sent for a retry (not called by the worker yet)."""
+        """Hook: after the task was sent again for a retry (``exc``: the cause, or None)."""
 
     def after_return(
         self,
@@ -234,7 +210,9 @@ class Task(AsyncTaskMixin[P, R], Generic[P, R]):
         kwargs: Mapping[str, Any],
         einfo: Any,
     ) -> None:
-        """Hook: after the task returned, whatever its outcome (not called by the worker yet)."""
+        """Hook: after each run, whatever its outcome (``retval``: the return value or the
+        exception; ``einfo`` is None, as in Celery); not after a retry, ``Ignore`` or
+        ``Reject``."""
 
     def run_with(self, request: Context, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
         """Run the task with ``request`` as ``self.request`` (what a worker does): the

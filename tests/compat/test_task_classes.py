@@ -215,14 +215,39 @@ def test_dont_autoretry_for_excludes_from_autoretry_for(app: App) -> None:
     assert attempts.count("down") == 4  # retried max_retries times
 
 
-def test_a_class_overriding_outcome_hooks_is_warned_they_are_not_called_yet(app: App) -> None:
-    from celeriac.task import HookNotCalled
+def test_the_worker_calls_the_outcome_hooks_and_a_raising_one_loses_nothing(app: App) -> None:
+    calls: list[tuple[Any, ...]] = []
 
     class Hooked(Task):  # type: ignore[type-arg]
-        def on_failure(self, *args: Any, **kwargs: Any) -> None: ...
+        def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:
+            calls.append(("on_success", retval, list(args)))
+            raise RuntimeError("a broken hook")
 
-    with pytest.warns(HookNotCalled, match="on_failure"):
-        app.task(base=Hooked, name=f"hooked.{uuid.uuid4().hex}")(lambda: None)
+        def on_failure(self, exc: Any, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+            calls.append(("on_failure", repr(exc), type(einfo.exception).__name__))
+            raise RuntimeError("another broken hook")
+
+        def after_return(self, *args: Any) -> None:
+            calls.append(("after_return", args[0], args[-1]))
+
+    @app.task(base=Hooked, name=f"hooked.{uuid.uuid4().hex}")
+    def divide(x: int, y: int) -> float:
+        return x / y
+
+    worker = run_worker(app, concurrency=1)
+    try:
+        assert divide.delay(6, 3).get(timeout=10) == 2.0
+        with pytest.raises(ZeroDivisionError):
+            divide.delay(1, 0).get(timeout=10)
+        assert divide.delay(8, 2).get(timeout=10) == 4.0  # the worker goes on
+    finally:
+        stop_worker(worker)
+    assert calls[:4] == [
+        ("on_success", 2.0, [6, 3]),
+        ("after_return", "SUCCESS", None),
+        ("on_failure", "ZeroDivisionError('division by zero')", "ZeroDivisionError"),
+        ("after_return", "FAILURE", None),
+    ]
 
 
 class Multiply(Task):  # type: ignore[type-arg]

@@ -13,7 +13,8 @@ import socket
 import time
 import traceback as tb
 import uuid
-from collections.abc import Callable, Container, Mapping
+from collections.abc import Callable, Container, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -25,8 +26,9 @@ from celeriac.transports import BrokerUnavailable
 
 from .. import signals
 from ..canvas import Signature
-from ..exceptions import Ignore, Reject, Retry, TaskRevokedError
-from ..task import Context, Task
+from ..einfo import ExceptionInfo
+from ..exceptions import Ignore, NotRegistered, Reject, Retry, TaskRevokedError
+from ..task import Context, Task, _request
 from .boundary import safe_repr
 from .job import Action, Outcome
 
@@ -234,6 +236,14 @@ def _on_failure(app: App, msg: TaskMessage, state: str = FAILURE, exc: Any = Non
         _send(app, errback, msg, msg.id)
 
 
+#: Celery's states for a run the task ended with ``Ignore`` or ``Reject``, as ``task_postrun``
+#: reports them (the message is settled as the outcome says, whatever the state is called).
+IGNORED, REJECTED = "IGNORED", "REJECTED"
+
+#: When each running call started (monotonic), for ``task_success``'s ``runtime``.
+_started: dict[str, float] = {}
+
+
 def prepare(
     app: App,
     msg: TaskMessage,
@@ -241,10 +251,15 @@ def prepare(
     revoked: Container[str],
     hostname: str = HOSTNAME,
 ) -> tuple[Task[Any, Any], Context] | Outcome:
-    """Everything before the call: unknown, revoked and expired tasks end here."""
+    """Everything before the call: unknown, revoked and expired tasks end here; for the rest,
+    ``task_prerun`` is sent and a tracked start stored."""
     task = app.tasks.get(msg.task)
     if task is None:
         unknown = EncodedException("NotRegistered", (msg.task,), "celeriac.exceptions")
+        if signals.task_unknown:
+            signals.task_unknown.send(
+                None, message=msg, exc=NotRegistered(msg.task), name=msg.task, id=msg.id
+            )
         _store(app, None, msg, FAILURE, unknown.to_wire())
         return Outcome("dead-letter", f"unknown-task: {msg.task!r} is not registered", FAILURE)
     expires = msg.headers.expires
@@ -253,10 +268,40 @@ def prepare(
         revoked_exc = EncodedException("TaskRevokedError", (why,), "celeriac.exceptions")
         _store(app, task, msg, REVOKED, revoked_exc.to_wire())
         _chord_part(app, msg, REVOKED, revoked_exc.to_wire())
+        if signals.task_revoked:
+            signals.task_revoked.send(
+                task,
+                request=_context(msg, queue, hostname=hostname),
+                terminated=False,
+                signum=None,
+                expired=why == "expired",
+            )
         return Outcome("ack", why, REVOKED)
-    if task.option("track_started"):
+    request = _context(msg, queue, hostname=hostname)
+    _started[msg.id] = time.monotonic()
+    if signals.task_prerun:
+        with _current(request):
+            signals.task_prerun.send(
+                task, task_id=msg.id, task=task, args=msg.args, kwargs=msg.kwargs
+            )
+    # As Celery: a STARTED state is not stored for a call whose result is ignored.
+    if task.option("track_started") and not _ignored(task, msg):
         _store(app, task, msg, STARTED, {"pid": os.getpid(), "hostname": hostname})
-    return task, _context(msg, queue, hostname=hostname)
+    return task, request
+
+
+@contextmanager
+def _current(request: Context) -> Iterator[None]:
+    """``task.request`` is the call's while its signals and hooks run, as in Celery."""
+    token = _request.set(request)
+    try:
+        yield
+    finally:
+        _request.reset(token)
+
+
+def _ignored(task: Task[Any, Any], msg: TaskMessage) -> bool:
+    return bool(msg.headers.ignore_result or task.option("ignore_result"))
 
 
 def execute(
@@ -271,39 +316,113 @@ def execute(
     if isinstance(prepared, Outcome):
         return prepared
     task, request = prepared
-    if signals.task_prerun:
-        signals.task_prerun.send(task, task_id=msg.id, task=task, args=msg.args, kwargs=msg.kwargs)
     try:
         result = task.run_with(request, msg.args, msg.kwargs)
         if task.is_async:  # outside the asyncio pool an async task gets a loop of its own
             result = asyncio.run(result)
     except Exception as exc:
-        outcome = settle_failure(app, task, msg, request, exc, queue)
-    else:
-        outcome = settle_success(app, task, msg, result, queue)
+        return settle_failure(app, task, msg, request, exc, queue)
+    return settle_success(app, task, msg, result, queue, request)
+
+
+def _hook(
+    task: Task[Any, Any], msg: TaskMessage, name: str, *args: Any, internal: bool = False
+) -> None:
+    """Call one of the task's outcome hooks. One that raises is logged and the outcome, already
+    stored, stands (Celery's behaviour for ``on_success`` and ``after_return``); a raising
+    ``on_failure``/``on_retry`` is also a ``task_internal_error``, as in Celery."""
+    hook = getattr(task, name)
+    if getattr(type(task), name, None) is getattr(Task, name):
+        return  # not overridden: nothing to call
+    try:
+        hook(*args)
+    except Exception as exc:
+        log.exception("Task %s[%s] %s handler raised: %r", msg.task, msg.id, name, exc)
+        if internal and signals.task_internal_error:
+            signals.task_internal_error.send(
+                task,
+                task_id=msg.id,
+                args=msg.args,
+                kwargs=msg.kwargs,
+                request=None,
+                exception=exc,
+                traceback=exc.__traceback__,
+                einfo=ExceptionInfo(exc, internal=True),
+            )
+
+
+def _finish(task: Task[Any, Any], msg: TaskMessage, state: str, retval: Any) -> None:
+    """The end of every run, as Celery's: ``after_return`` (not for a retried, ignored or
+    rejected run), then ``task_postrun``."""
+    _started.pop(msg.id, None)
+    if state not in (RETRY, IGNORED, REJECTED):
+        _hook(task, msg, "after_return", state, retval, msg.id, msg.args, msg.kwargs, None)
     if signals.task_postrun:
-        signals.task_postrun.send(task, task_id=msg.id, task=task, state=outcome.state)
-    return outcome
+        signals.task_postrun.send(
+            task,
+            task_id=msg.id,
+            task=task,
+            args=msg.args,
+            kwargs=msg.kwargs,
+            retval=retval,
+            state=state,
+        )
 
 
 def settle_success(
+    app: App,
+    task: Task[Any, Any],
+    msg: TaskMessage,
+    result: Any,
+    queue: str,
+    request: Context | None = None,
+) -> Outcome:
+    """Store a result, send what follows it, then the hooks and signals in Celery's order:
+    ``on_success``, ``task_success``, ``after_return``, ``task_postrun``."""
+    with _current(request or _context(msg, queue)):
+        return _settle_success(app, task, msg, result, queue)
+
+
+def _settle_success(
     app: App, task: Task[Any, Any], msg: TaskMessage, result: Any, queue: str
 ) -> Outcome:
-    """Store a result and send what follows it."""
-    if log.isEnabledFor(logging.INFO):
-        log.info("task %s[%s] succeeded", msg.task, msg.id)
-    if signals.task_success:
-        signals.task_success.send(task, result=result, task_id=msg.id)
     try:
         _store(app, task, msg, SUCCESS, result, queue=queue)
     except ProtocolError as exc:  # a result the serializer refuses: Celery stores an EncodeError
         log.error("task %s[%s] returned a result that cannot be stored: %s", msg.task, msg.id, exc)
+        error = exc
         failure = EncodedException("EncodeError", (str(exc),), "kombu.exceptions").to_wire()
         _store(app, task, msg, FAILURE, failure, f"EncodeError: {exc}", queue)
         _on_failure(app, msg, FAILURE, failure)
-        return Outcome("ack", f"failed: EncodeError: {exc}", FAILURE)
+        _failed(task, msg, error)
+        _finish(task, msg, FAILURE, error)
+        return Outcome("ack", f"failed: EncodeError: {exc}", FAILURE, error)
     _on_success(app, msg, result)
+    started = _started.get(msg.id)
+    _hook(task, msg, "on_success", result, msg.id, msg.args, msg.kwargs)
+    if signals.task_success:
+        runtime = time.monotonic() - started if started is not None else 0.0
+        signals.task_success.send(task, result=result, runtime=runtime)
+    if log.isEnabledFor(logging.INFO):
+        log.info("task %s[%s] succeeded", msg.task, msg.id)
+    _finish(task, msg, SUCCESS, result)
     return Outcome("ack", value=result)
+
+
+def _failed(task: Task[Any, Any], msg: TaskMessage, exc: BaseException) -> None:
+    """``on_failure`` then ``task_failure``, after the failure was stored (Celery's order)."""
+    einfo = ExceptionInfo(exc)
+    _hook(task, msg, "on_failure", exc, msg.id, msg.args, msg.kwargs, einfo, internal=True)
+    if signals.task_failure:
+        signals.task_failure.send(
+            task,
+            task_id=msg.id,
+            exception=exc,
+            args=msg.args,
+            kwargs=msg.kwargs,
+            traceback=exc.__traceback__,
+            einfo=einfo,
+        )
 
 
 def settle_failure(
@@ -314,10 +433,23 @@ def settle_failure(
     exc: BaseException,
     queue: str,
 ) -> Outcome:
-    """Turn an exception from a task into a retry, a rejection or a stored failure."""
+    """Turn an exception from a task into a retry, a rejection or a stored failure; then the
+    hooks and signals in Celery's order (``on_retry``/``on_failure``, ``task_retry``/
+    ``task_failure``, ``after_return``, ``task_postrun``)."""
+    with _current(request):
+        return _settle_failure(app, task, msg, request, exc, queue)
+
+
+def _settle_failure(
+    app: App,
+    task: Task[Any, Any],
+    msg: TaskMessage,
+    request: Context,
+    exc: BaseException,
+    queue: str,
+) -> Outcome:
     if isinstance(exc, Retry):
         cause = exc.exc or exc
-        signals.task_retry.send(task, request=request, reason=cause)
         _store(
             app,
             task,
@@ -326,43 +458,44 @@ def settle_failure(
             EncodedException.from_exception(cause).to_wire(),
             "".join(tb.format_exception(cause)),
         )
-        return Outcome("retry", "retry", RETRY)
+        einfo = ExceptionInfo(exc)
+        _hook(task, msg, "on_retry", exc.exc, msg.id, msg.args, msg.kwargs, einfo, internal=True)
+        if signals.task_retry:
+            signals.task_retry.send(task, request=request, reason=exc, einfo=einfo)
+        log.info("task %s[%s] retry: %s", msg.task, msg.id, safe_repr(exc))
+        _finish(task, msg, RETRY, exc)
+        return Outcome("retry", "retry", RETRY, exc)
     if isinstance(exc, Ignore):
+        _finish(task, msg, IGNORED, exc)
         return ACK
     if isinstance(exc, Reject):
+        _finish(task, msg, REJECTED, exc)
         action: Action = "requeue" if exc.requeue else "dead-letter"
         return Outcome(action, f"rejected-by-task: {exc.reason}")
     if isinstance(exc, TaskRevokedError):
-        signals.task_revoked.send(task, request=request, terminated=True)
         # Raised by terminate as a bare class: say what happened.
         said = exc if exc.args else TaskRevokedError("revoked: terminated while running")
         revoked = EncodedException.from_exception(said).to_wire()
         _store(app, task, msg, REVOKED, revoked)
         _chord_part(app, msg, REVOKED, revoked)
-        return Outcome("ack", "revoked", REVOKED)
+        if signals.task_revoked:
+            signals.task_revoked.send(
+                task, request=request, terminated=True, signum=None, expired=False
+            )
+        _finish(task, msg, REVOKED, said)
+        return Outcome("ack", "revoked", REVOKED, said)
     autoretry = tuple(task.option("autoretry_for", ()) or ())
     if autoretry and isinstance(exc, autoretry):
-        from ..task import _request
-
         token = _request.set(request)
         try:
             task.retry(exc=exc, **dict(task.option("retry_kwargs", {}) or {}))
         except Retry as retry:
-            return settle_failure(app, task, msg, request, retry, queue)
+            return _settle_failure(app, task, msg, request, retry, queue)
         except Exception as final:  # retries used up: the original exception stands
             exc = final
         finally:
             _request.reset(token)
     shown = safe_repr(exc)
-    log.error("task %s[%s] failed: %s", msg.task, msg.id, shown)
-    signals.task_failure.send(
-        task,
-        task_id=msg.id,
-        exception=exc,
-        args=msg.args,
-        kwargs=msg.kwargs,
-        traceback=exc.__traceback__,
-    )
     encoded, trace = _describe(exc)
     try:
         _store(app, task, msg, FAILURE, encoded, trace, queue)
@@ -371,7 +504,10 @@ def settle_failure(
         encoded = fallback.to_wire()
         _store(app, task, msg, FAILURE, encoded, f"{shown}; {safe_repr(store_error)}", queue)
     _on_failure(app, msg, FAILURE, encoded)
-    return Outcome("ack", f"failed: {shown}", FAILURE)
+    _failed(task, msg, exc)
+    log.error("task %s[%s] failed: %s", msg.task, msg.id, shown)
+    _finish(task, msg, FAILURE, exc)
+    return Outcome("ack", f"failed: {shown}", FAILURE, exc)
 
 
 def _describe(exc: BaseException) -> tuple[dict[str, Any], str]:

@@ -1,6 +1,7 @@
-"""Driver of the signals_app layout: three calls (a success, a failure, a retry then success),
-one after another; the worker's signal receivers write each signal and its arguments to a
-ledger, which this prints in order."""
+"""Driver of the signals_app layout: four calls (a success, a failure, a retry then success,
+a success whose on_success hook raises), one after another; the worker's signal receivers and
+the tasks' hooks write each call and its arguments to a ledger, which this prints in order,
+then what the last call's result says."""
 
 import json
 import os
@@ -13,12 +14,14 @@ ledger = os.environ["COMPAT_LEDGER"]
 tasks.add.delay(2, 3).get(timeout=TIMEOUT)
 tasks.boom.delay().get(timeout=TIMEOUT, propagate=False)
 tasks.again.delay().get(timeout=TIMEOUT)
+fragile = tasks.fragile.delay()
+kept = [fragile.get(timeout=TIMEOUT), fragile.state]
 deadline = time.monotonic() + 10
 lines = []
 while time.monotonic() < deadline:
     with open(ledger) as f:
         lines = [json.loads(line) for line in f]
-    if len(lines) >= 12:
+    if len(lines) >= 24:
         break
     time.sleep(0.1)  # the worker appends its last postrun after the result is stored
-print(json.dumps(lines))
+print(json.dumps([*lines, ["fragile", kept]]))

@@ -1,6 +1,7 @@
 import json
 import os
 
+from celery import Task
 from celery.signals import task_failure, task_postrun, task_prerun, task_retry, task_success
 
 from .celery import app
@@ -81,18 +82,43 @@ def retried(sender=None, request=None, reason=None, einfo=None, **extra):
     )
 
 
-@app.task
+class Hooked(Task):
+    """A base class whose outcome hooks write to the ledger beside the signals."""
+
+    def on_success(self, retval, task_id, args, kwargs):
+        _record("on_success", retval=retval, args=list(args), kwargs=kwargs)
+        if self.name.endswith("fragile"):
+            raise RuntimeError("on_success broke")
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo):
+        _record(
+            "on_failure", exc=repr(exc), args=list(args), einfo="ValueError: boom" in str(einfo)
+        )
+
+    def on_retry(self, exc, task_id, args, kwargs, einfo):
+        _record("on_retry", exc=repr(exc), args=list(args), einfo="Retry" in str(einfo))
+
+    def after_return(self, status, retval, task_id, args, kwargs, einfo):
+        _record("after_return", status=status, retval=repr(retval), args=list(args), einfo=einfo)
+
+
+@app.task(base=Hooked)
 def add(x, y):
     return x + y
 
 
-@app.task
+@app.task(base=Hooked)
 def boom():
     raise ValueError("boom")
 
 
-@app.task(bind=True, max_retries=1, default_retry_delay=0.1)
+@app.task(base=Hooked, bind=True, max_retries=1, default_retry_delay=0.1)
 def again(self):
     if self.request.retries == 0:
         raise self.retry(exc=KeyError("k"))
     return "done"
+
+
+@app.task(base=Hooked)
+def fragile():
+    return "kept"
