@@ -212,6 +212,8 @@ class Worker:
             log.warning(
                 "%s: warm shutdown (signal %d); again to stop at once", self.hostname, signum
             )
+            how = {"sig": signal.Signals(signum).name, "how": "Warm", "exitcode": 0}
+            signals.worker_shutting_down.send(self.hostname, **how)
             self.stop()
 
         signal.signal(signal.SIGTERM, handle)
