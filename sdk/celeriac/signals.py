@@ -144,6 +144,10 @@ task_retry = Signal("task_retry")
 task_revoked = Signal("task_revoked")
 task_unknown = Signal("task_unknown")
 task_internal_error = Signal("task_internal_error")
+task_received = Signal("task_received")
+task_rejected = Signal("task_rejected")
+worker_process_init = Signal("worker_process_init")
+worker_process_shutdown = Signal("worker_process_shutdown")
 worker_ready = Signal("worker_ready")
 worker_shutdown = Signal("worker_shutdown")
 before_task_publish = Signal("before_task_publish")
@@ -162,12 +166,8 @@ beat_embedded_init = Signal("beat_embedded_init")
 
 # -- not sent yet: connecting warns --------------------------------------------------------
 _NOT_YET = "Celeriac does not send this signal yet; receivers connected to it are not called"
-task_received = Signal("task_received", sent=_NOT_YET)
-task_rejected = Signal("task_rejected", sent=_NOT_YET)
 task_sent = Signal("task_sent", sent=_NOT_YET)
 worker_before_create_process = Signal("worker_before_create_process", sent=_NOT_YET)
-worker_process_init = Signal("worker_process_init", sent=_NOT_YET)
-worker_process_shutdown = Signal("worker_process_shutdown", sent=_NOT_YET)
 heartbeat_sent = Signal("heartbeat_sent", sent=_NOT_YET)
 user_preload_options = Signal("user_preload_options", sent=_NOT_YET)
 _NO_EVENTLET = "Celeriac has no eventlet pool, so this signal is never sent"

@@ -47,7 +47,7 @@ from .boundary import (
     deliveries,
     safe_repr,
 )
-from .execute import HOSTNAME, store_failure
+from .execute import HOSTNAME, request_for, store_failure
 from .job import Job, Outcome
 from .limits import TokenBucket, parse_rate
 from .pool import Pool, PoolError, check_pool, make_pool
@@ -404,6 +404,7 @@ class Worker:
             msg = decode_task(delivery.message, accept=self.accept, limits=self.limits)
         except ProtocolError as exc:
             log.error("%s: rejected a message on %s: %s", self.hostname, delivery.queue, exc)
+            signals.task_rejected.send(self, message=delivery.message, exc=exc)
             self._dead_letter(consumer, delivery, _reason(exc))
             return None
         count = deliveries(delivery)
@@ -446,6 +447,9 @@ class Worker:
                 consumer.ack([delivery])
                 return None
         late = bool(task.option("acks_late", True)) if task is not None else True
+        if signals.task_received:
+            request = request_for(msg, delivery.queue, self.hostname)
+            signals.task_received.send(self, request=request)
         return Job(delivery, msg, task, late, soft, hard, self.hostname), wait
 
     def _eta_wait(self, msg: Any) -> float | None:

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from ..app import App
     from ..result import AsyncResult
 
-__all__ = ["Outcome", "execute", "run_eagerly"]
+__all__ = ["Outcome", "execute", "request_for", "run_eagerly"]
 
 T = TypeVar("T")
 HOSTNAME = f"celeriac@{socket.gethostname()}"
@@ -71,6 +71,11 @@ def _context(
         is_eager=is_eager,
         headers=dict(h.extra),
     )
+
+
+def request_for(msg: TaskMessage, queue: str, hostname: str = HOSTNAME) -> Context:
+    """The request of a received message (what ``task_received`` receivers get)."""
+    return _context(msg, queue, hostname=hostname)
 
 
 def _store(
@@ -396,7 +401,7 @@ def _settle_success(
         _on_failure(app, msg, FAILURE, failure)
         _failed(task, msg, error)
         _finish(task, msg, FAILURE, error)
-        return Outcome("ack", f"failed: EncodeError: {exc}", FAILURE, error)
+        return Outcome("ack", f"failed: EncodeError: {exc}", FAILURE)
     _on_success(app, msg, result)
     started = _started.get(msg.id)
     _hook(task, msg, "on_success", result, msg.id, msg.args, msg.kwargs)
@@ -464,7 +469,7 @@ def _settle_failure(
             signals.task_retry.send(task, request=request, reason=exc, einfo=einfo)
         log.info("task %s[%s] retry: %s", msg.task, msg.id, safe_repr(exc))
         _finish(task, msg, RETRY, exc)
-        return Outcome("retry", "retry", RETRY, exc)
+        return Outcome("retry", "retry", RETRY)
     if isinstance(exc, Ignore):
         _finish(task, msg, IGNORED, exc)
         return ACK
@@ -483,7 +488,7 @@ def _settle_failure(
                 task, request=request, terminated=True, signum=None, expired=False
             )
         _finish(task, msg, REVOKED, said)
-        return Outcome("ack", "revoked", REVOKED, said)
+        return Outcome("ack", "revoked", REVOKED)
     autoretry = tuple(task.option("autoretry_for", ()) or ())
     if autoretry and isinstance(exc, autoretry):
         token = _request.set(request)
@@ -507,7 +512,7 @@ def _settle_failure(
     _failed(task, msg, exc)
     log.error("task %s[%s] failed: %s", msg.task, msg.id, shown)
     _finish(task, msg, FAILURE, exc)
-    return Outcome("ack", f"failed: {shown}", FAILURE, exc)
+    return Outcome("ack", f"failed: {shown}", FAILURE)
 
 
 def _describe(exc: BaseException) -> tuple[dict[str, Any], str]:

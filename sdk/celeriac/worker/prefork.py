@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any
 
+from .. import signals
 from ..exceptions import (
     SoftTimeLimitExceeded,
     TaskRevokedError,
@@ -81,11 +82,12 @@ def _child(
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGALRM, _soft_limit)
     app.reset_after_fork()
+    signals.worker_process_init.send(None)
     done = 0
     while True:
         job = conn.recv()
         if job is None:
-            return
+            break
         msg, queue, revoked, soft = job
         if soft:
             signal.setitimer(signal.ITIMER_REAL, soft)
@@ -106,7 +108,8 @@ def _child(
             # A return value that does not pickle: the parent only shows it in an event.
             conn.send((dataclasses.replace(outcome, value=safe_repr(outcome.value)), retire))
         if retire:
-            return
+            break
+    signals.worker_process_shutdown.send(None, pid=os.getpid(), exitcode=0)
 
 
 @dataclass

@@ -1,0 +1,139 @@
+"""Signals the worker core and pools send with Celery's arguments: ``task_received`` (the
+request), ``task_rejected`` (a message that cannot be decoded), ``task_unknown``,
+``task_revoked`` for an expired task, and ``worker_process_init``/``worker_process_shutdown``
+in each prefork child."""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from celeriac import App, signals
+from celeriac.protocol import WireMessage, encode_task, new_task_message
+from celeriac.transports import open_transport
+from celeriac.worker import run_worker, stop_worker
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[App]:
+    application = App(
+        "wsig",
+        broker=f"sqlite:///{tmp_path}/b.db",
+        backend=f"sqlite:///{tmp_path}/r.db",
+        task_default_queue=f"wsig.{uuid.uuid4().hex[:8]}",
+    )
+
+    @application.task(name="wsig.pid")
+    def pid() -> int:
+        return os.getpid()
+
+    yield application
+    application.close()
+
+
+class Seen:
+    """Receivers' calls, waited for with a bound."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any, dict[str, Any]]] = []
+        self.changed = threading.Condition()
+
+    def __call__(self, sender: Any = None, signal: Any = None, **kwargs: Any) -> None:
+        with self.changed:
+            self.calls.append((signal.name, sender, kwargs))
+            self.changed.notify_all()
+
+    def wait_for(self, name: str, timeout: float = 15) -> dict[str, Any]:
+        with self.changed:
+            self.changed.wait_for(lambda: any(c[0] == name for c in self.calls), timeout)
+        found = [kwargs for signal, _, kwargs in self.calls if signal == name]
+        assert found, f"{name} not sent; got {[c[0] for c in self.calls]}"
+        return found[0]
+
+
+@pytest.fixture
+def seen() -> Iterator[Seen]:
+    receiver = Seen()
+    wanted = (
+        signals.task_received,
+        signals.task_rejected,
+        signals.task_unknown,
+        signals.task_revoked,
+    )
+    for sig in wanted:
+        sig.connect(receiver)
+    yield receiver
+    for sig in wanted:
+        sig.disconnect(receiver)
+
+
+def test_task_received_gets_the_request(app: App, seen: Seen) -> None:
+    worker = run_worker(app, concurrency=1)
+    try:
+        result = app.tasks["wsig.pid"].delay()
+        assert result.get(timeout=10) == os.getpid()
+    finally:
+        stop_worker(worker)
+    request = seen.wait_for("task_received")["request"]
+    assert (request.id, request.task, request.hostname) == (result.id, "wsig.pid", worker.hostname)
+
+
+def test_rejected_unknown_and_expired_messages_are_signalled(app: App, seen: Seen) -> None:
+    queue = app.conf.task_default_queue
+    base = encode_task(new_task_message("wsig.pid", (), task_id="bad-content"))
+    undecodable = WireMessage(b"\x00", "application/x-unknown", "binary", base.headers, {})
+    worker = run_worker(app, concurrency=1)
+    try:
+        transport = open_transport(app.conf.broker_url)
+        try:
+            transport.publish(queue, undecodable)
+        finally:
+            transport.close()
+        app.send_task("wsig.nobody", task_id="unknown-one")
+        expired = app.send_task("wsig.pid", expires=datetime.now(UTC) - timedelta(seconds=5))
+        rejected = seen.wait_for("task_rejected")
+        unknown = seen.wait_for("task_unknown")
+        revoked = seen.wait_for("task_revoked")
+    finally:
+        stop_worker(worker)
+    assert rejected["message"].content_type == "application/x-unknown"
+    assert rejected["exc"] is not None
+    assert (unknown["name"], unknown["id"]) == ("wsig.nobody", "unknown-one")
+    assert isinstance(unknown["exc"], KeyError)
+    assert revoked["request"].id == expired.id
+    assert (revoked["expired"], revoked["terminated"], revoked["signum"]) == (True, False, None)
+
+
+def test_each_prefork_child_sends_process_init_and_shutdown(app: App, tmp_path: Path) -> None:
+    ledger = tmp_path / "children.txt"
+
+    def started(**_: Any) -> None:
+        with ledger.open("a") as f:
+            f.write(f"init {os.getpid()}\n")
+
+    def ended(pid: int = 0, exitcode: int = -1, **_: Any) -> None:
+        with ledger.open("a") as f:
+            f.write(f"shutdown {pid} {exitcode}\n")
+
+    signals.worker_process_init.connect(started)
+    signals.worker_process_shutdown.connect(ended)
+    try:
+        worker = run_worker(app, pool="prefork", concurrency=1)
+        try:
+            child = app.tasks["wsig.pid"].delay().get(timeout=20)
+        finally:
+            stop_worker(worker)
+    finally:
+        signals.worker_process_init.disconnect(started)
+        signals.worker_process_shutdown.disconnect(ended)
+    lines = ledger.read_text().splitlines()  # the children are gone: their lines are written
+    assert child != os.getpid()
+    assert f"init {child}" in lines
+    assert f"shutdown {child} 0" in lines
