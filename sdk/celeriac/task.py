@@ -59,11 +59,37 @@ class Context:
     hostname: str | None = None
     is_eager: bool = False
     headers: Mapping[str, Any] = field(default_factory=dict)
+    reply_to: str | None = None
+    correlation_id: str | None = None
+    origin: str | None = None
+    ignore_result: bool = False
+    shadow: str | None = None
+    #: ``(time_limit, soft_time_limit)`` as the message gave them (Celery's ``timelimit``).
+    timelimit: tuple[float | None, float | None] | None = None
+    time_limit: float | None = None
+    soft_time_limit: float | None = None
+    argsrepr: str | None = None
+    kwargsrepr: str | None = None
+    replaced_task_nesting: int = 0
+    stamped_headers: Sequence[str] | None = None
+    stamps: Mapping[str, Any] | None = None
+    #: The message's properties (``correlation_id``, ``reply_to``, ``priority``, ...).
+    properties: Mapping[str, Any] = field(default_factory=dict)
+    utc: bool = True
 
     @property
     def called_directly(self) -> bool:
         """True when the task was called as a function, not run by a worker or ``apply``."""
         return self.id is None
+
+    @property
+    def taskset(self) -> str | None:
+        """Celery's old name for ``group``."""
+        return self.group
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """A field by name, else ``default`` (Celery's ``request.get``)."""
+        return getattr(self, key, default)
 
 
 def _retried(retry_for: Sequence[type], options: Mapping[str, Any]) -> type:

@@ -49,7 +49,7 @@ ACK = Outcome("ack")
 def _context(
     msg: TaskMessage, queue: str, is_eager: bool = False, hostname: str = HOSTNAME
 ) -> Context:
-    h = msg.headers
+    h, p = msg.headers, msg.properties
     return Context(
         id=h.id,
         task=h.task,
@@ -66,10 +66,35 @@ def _context(
         callbacks=msg.embed.callbacks,
         errbacks=msg.embed.errbacks,
         chain=msg.embed.chain,
-        delivery_info={"routing_key": queue, "exchange": ""},
+        delivery_info={
+            "exchange": "",
+            "routing_key": queue,
+            "priority": p.priority,
+            "redelivered": False,
+        },
         hostname=hostname,
         is_eager=is_eager,
         headers=dict(h.extra),
+        reply_to=p.reply_to,
+        correlation_id=p.correlation_id,
+        origin=h.origin,
+        ignore_result=bool(h.ignore_result),
+        shadow=h.shadow,
+        timelimit=(h.time_limit, h.soft_time_limit),
+        time_limit=h.time_limit,
+        soft_time_limit=h.soft_time_limit,
+        argsrepr=h.argsrepr,
+        kwargsrepr=h.kwargsrepr,
+        replaced_task_nesting=h.replaced_task_nesting or 0,
+        stamped_headers=h.stamped_headers,
+        stamps=h.stamps,
+        properties={
+            "correlation_id": p.correlation_id,
+            "reply_to": p.reply_to,
+            "priority": p.priority,
+            "delivery_mode": p.delivery_mode,
+            **p.extra,
+        },
     )
 
 
