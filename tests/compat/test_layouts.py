@@ -143,7 +143,7 @@ def test_signals_app_behaves_the_same() -> None:
     succeeded = ("task_prerun", "on_success", "task_success", "after_return", "task_postrun")
     assert [line[0] for line in celery] == [
         *succeeded,
-        *("task_prerun", "on_failure", "task_failure", "after_return", "task_postrun"),
+        *("task_prerun", "errback", "on_failure", "task_failure", "after_return", "task_postrun"),
         *("task_prerun", "on_retry", "task_retry", "task_postrun"),  # no after_return
         *succeeded,
         *succeeded,  # fragile: its on_success raises

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
 import random
@@ -259,11 +260,47 @@ def _chord_part(app: App, msg: TaskMessage, state: str, result: Any) -> None:
         join.release()
 
 
-def _on_failure(app: App, msg: TaskMessage, state: str = FAILURE, exc: Any = None) -> None:
+def _on_failure(
+    app: App,
+    msg: TaskMessage,
+    state: str = FAILURE,
+    exc: Any = None,
+    failed: tuple[Context, BaseException, str] | None = None,
+) -> None:
+    """Count a failed chord part and run the errbacks. With ``failed`` (the request, the
+    exception and its traceback text), an errback whose task is registered here and takes
+    more than one argument is a new-style one, called here as Celery calls it:
+    ``errback(request, exc, traceback)``; the others are sent with the failed task's id."""
     _chord_part(app, msg, state, exc)
     for errback in msg.embed.errbacks or ():
+        if failed is not None and _takes_request(app, errback):
+            try:
+                Signature(errback, app=app)(*failed)
+            except Exception:
+                log.exception("Errback %r raised an exception", Signature(errback).name)
+            continue
         # Celery's message-borne errbacks get the failed task's id as their first argument.
         _send(app, errback, msg, msg.id)
+
+
+def _takes_request(app: App, errback: Mapping[str, Any]) -> bool:
+    """Celery's test for a new-style errback: a registered, unbound task whose function
+    still takes more than one positional argument once the signature's own are given."""
+    sig = Signature(errback)
+    task = app.tasks.get(sig.name)
+    if task is None or task.bind:
+        return False
+    try:
+        params = list(inspect.signature(task.fn).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return True
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if not sig.immutable:
+        bound = set(list(p.name for p in positional)[: len(sig["args"])]) | set(sig["kwargs"])
+        positional = [p for p in positional if p.name not in bound]
+    return len(positional) > 1
 
 
 #: Celery's states for a run the task ended with ``Ignore`` or ``Reject``, as ``task_postrun``
@@ -533,7 +570,7 @@ def _settle_failure(
         fallback = EncodedException(type(exc).__qualname__, (shown,), type(exc).__module__)
         encoded = fallback.to_wire()
         _store(app, task, msg, FAILURE, encoded, f"{shown}; {safe_repr(store_error)}", queue)
-    _on_failure(app, msg, FAILURE, encoded)
+    _on_failure(app, msg, FAILURE, encoded, (request, exc, trace))
     _failed(task, msg, exc)
     log.error("task %s[%s] failed: %s", msg.task, msg.id, shown)
     _finish(task, msg, FAILURE, exc)

@@ -122,3 +122,15 @@ def again(self):
 @app.task(base=Hooked)
 def fragile():
     return "kept"
+
+
+@app.task
+def on_error(request, exc, traceback):
+    """A new-style errback: the worker calls it with the failed task's request."""
+    _record(
+        "errback",
+        task=request.task,
+        args=list(request.args),
+        exc=repr(exc),
+        traceback="ValueError: boom" in traceback,
+    )
