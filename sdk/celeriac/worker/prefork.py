@@ -257,7 +257,10 @@ class PreforkPool:
             return Outcome("ack", "revoked")
         code = child.process.exitcode
         why = f"the process running the task exited with {code}"
-        if self.app.conf.task_reject_on_worker_lost:
+        task = self.app.tasks.get(msg.task)
+        # The task's own reject_on_worker_lost, else the setting, as Celery decides.
+        setting = self.app.conf.task_reject_on_worker_lost
+        if task.option("reject_on_worker_lost") if task is not None else setting:
             # Given back, counted: past worker_max_deliveries it is dead-lettered as poison
             # with a WorkerLostError FAILURE, so a task that kills its process cannot loop.
             log.error("%s: %s[%s]: %s; it goes back to the queue", self.hostname, msg.task,
