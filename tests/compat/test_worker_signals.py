@@ -104,19 +104,3 @@ def test_a_setup_logging_receiver_takes_logging_over() -> None:
     finally:
         signals.setup_logging.disconnect(configure)
     assert got == [logging.WARNING]
-
-
-def test_info_keeps_the_broker_clients_chatter_out() -> None:
-    from celeriac.cli.logs import BROKER_CLIENT_LOGGERS, setup_logging
-
-    before = {name: logging.getLogger(name).level for name in BROKER_CLIENT_LOGGERS}
-    try:
-        assert setup_logging("info") is True
-        assert not logging.getLogger("pika").isEnabledFor(logging.INFO)
-        assert logging.getLogger("kazoo.client").getEffectiveLevel() == logging.WARNING
-        logging.getLogger("botocore").setLevel(logging.NOTSET)
-        setup_logging("debug")  # -l debug: the clients' lines are not held back
-        assert logging.getLogger("botocore").level == logging.NOTSET
-    finally:
-        for name, level in before.items():
-            logging.getLogger(name).setLevel(level)

@@ -67,7 +67,7 @@ def beat(
         }
     """
     app = load_app(app_spec, broker)
-    setup_logging(loglevel)
+    setup_logging(loglevel, app.conf)
     if lock_url:
         app.conf = app.conf.replace(beat_lock_url=lock_url)
     scheduler = start_beat(app, max_interval)

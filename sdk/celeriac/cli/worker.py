@@ -79,7 +79,7 @@ def worker(
     options = {"queues": queues, "concurrency": concurrency, "pool": pool, "loglevel": loglevel}
     signals.celeryd_init.send(node, instance=w, conf=app.conf, options=options)
     signals.worker_init.send(w)
-    setup_logging(loglevel)
+    setup_logging(loglevel, app.conf)
     signals.celeryd_after_setup.send(node, instance=w, conf=app.conf)
     w.install_signal_handlers()
     if not with_beat:

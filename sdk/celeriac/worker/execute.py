@@ -41,7 +41,7 @@ __all__ = ["Outcome", "execute", "request_for", "run_eagerly"]
 
 T = TypeVar("T")
 HOSTNAME = f"celeriac@{socket.gethostname()}"
-log = logging.getLogger("celeriac.task")
+log = logging.getLogger("celeriac.app.trace")  # Celery's: outcomes in the worker's format
 
 
 ACK = Outcome("ack")
