@@ -146,8 +146,11 @@ task_unknown = Signal("task_unknown")
 task_internal_error = Signal("task_internal_error")
 task_received = Signal("task_received")
 task_rejected = Signal("task_rejected")
+worker_before_create_process = Signal("worker_before_create_process")
 worker_process_init = Signal("worker_process_init")
 worker_process_shutdown = Signal("worker_process_shutdown")
+#: Sent with each worker-heartbeat event, so only by a worker sending events (-E).
+heartbeat_sent = Signal("heartbeat_sent")
 worker_ready = Signal("worker_ready")
 worker_shutdown = Signal("worker_shutdown")
 before_task_publish = Signal("before_task_publish")
@@ -167,8 +170,6 @@ beat_embedded_init = Signal("beat_embedded_init")
 # -- not sent yet: connecting warns --------------------------------------------------------
 _NOT_YET = "Celeriac does not send this signal yet; receivers connected to it are not called"
 task_sent = Signal("task_sent", sent=_NOT_YET)
-worker_before_create_process = Signal("worker_before_create_process", sent=_NOT_YET)
-heartbeat_sent = Signal("heartbeat_sent", sent=_NOT_YET)
 user_preload_options = Signal("user_preload_options", sent=_NOT_YET)
 _NO_EVENTLET = "Celeriac has no eventlet pool, so this signal is never sent"
 eventlet_pool_started = Signal("eventlet_pool_started", sent=_NO_EVENTLET)

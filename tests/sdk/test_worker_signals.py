@@ -1,7 +1,8 @@
 """Signals the worker core and pools send with Celery's arguments: ``task_received`` (the
 request), ``task_rejected`` (a message that cannot be decoded), ``task_unknown``,
-``task_revoked`` for an expired task, and ``worker_process_init``/``worker_process_shutdown``
-in each prefork child."""
+``task_revoked`` for an expired task, ``worker_before_create_process`` in the parent and
+``worker_process_init``/``worker_process_shutdown`` in each prefork child, and
+``heartbeat_sent``."""
 
 from __future__ import annotations
 
@@ -122,6 +123,11 @@ def test_each_prefork_child_sends_process_init_and_shutdown(app: App, tmp_path: 
         with ledger.open("a") as f:
             f.write(f"shutdown {pid} {exitcode}\n")
 
+    def creating(**_: Any) -> None:
+        with ledger.open("a") as f:
+            f.write(f"before create in {os.getpid()}\n")
+
+    signals.worker_before_create_process.connect(creating)
     signals.worker_process_init.connect(started)
     signals.worker_process_shutdown.connect(ended)
     try:
@@ -131,9 +137,29 @@ def test_each_prefork_child_sends_process_init_and_shutdown(app: App, tmp_path: 
         finally:
             stop_worker(worker)
     finally:
+        signals.worker_before_create_process.disconnect(creating)
         signals.worker_process_init.disconnect(started)
         signals.worker_process_shutdown.disconnect(ended)
     lines = ledger.read_text().splitlines()  # the children are gone: their lines are written
     assert child != os.getpid()
+    assert lines[0] == f"before create in {os.getpid()}"  # in the parent, before the child
     assert f"init {child}" in lines
     assert f"shutdown {child} 0" in lines
+
+
+def test_heartbeat_sent_with_each_heartbeat(app: App) -> None:
+    beats = threading.Event()
+
+    def beat(sender: Any = None, **_: Any) -> None:
+        beats.set()
+
+    signals.heartbeat_sent.connect(beat)
+    try:
+        app.conf.update(worker_send_task_events=True)  # Celeriac's worker beats only with -E
+        worker = run_worker(app, concurrency=1)
+        try:
+            assert beats.wait(15)
+        finally:
+            stop_worker(worker)
+    finally:
+        signals.heartbeat_sent.disconnect(beat)

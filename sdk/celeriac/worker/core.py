@@ -311,6 +311,7 @@ class Worker:
             if self.send_events and time.monotonic() >= self._heartbeat_at:
                 self._heartbeat_at = time.monotonic() + 2.0  # Celery's heartbeat frequency
                 self._emit("worker-heartbeat", **worker_fields(len(self.active), self.processed))
+                signals.heartbeat_sent.send(self)
             if self._new_queues is not None and in_flight == 0 and not self.waiting:
                 self._switch_consumer(transport)
             consumer = self._consumer

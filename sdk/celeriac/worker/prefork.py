@@ -155,6 +155,7 @@ class PreforkPool:
         self._collector.start()
 
     def _spawn(self) -> Child:
+        signals.worker_before_create_process.send(self)
         parent, child = self.ctx.Pipe()
         process = self.ctx.Process(
             target=_child,
