@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -311,3 +312,25 @@ def test_replace_hands_the_run_and_its_id_to_a_signature(app: App) -> None:
         assert (outer.s(3) | add_one.s()).delay().get(timeout=10) == 7  # the chain goes on
     finally:
         stop_worker(worker)
+
+
+def test_track_started_is_not_stored_when_the_result_is_ignored(app: App) -> None:
+    ran = threading.Event()
+
+    @app.task(name=f"tracked.{uuid.uuid4().hex}", track_started=True, ignore_result=True)
+    def quiet() -> None:
+        ran.set()
+
+    @app.task(name=f"tracked.{uuid.uuid4().hex}", track_started=True)
+    def loud() -> str:
+        return "done"
+
+    worker = run_worker(app, concurrency=1)
+    try:
+        assert loud.delay().get(timeout=10) == "done"
+        ignored = quiet.delay()
+        assert ran.wait(10)
+        assert loud.delay().get(timeout=10) == "done"  # the worker is past quiet's run
+    finally:
+        stop_worker(worker)
+    assert ignored.state == "PENDING"  # neither STARTED nor SUCCESS was stored, as in Celery
