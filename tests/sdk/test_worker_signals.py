@@ -163,3 +163,46 @@ def test_heartbeat_sent_with_each_heartbeat(app: App) -> None:
             stop_worker(worker)
     finally:
         signals.heartbeat_sent.disconnect(beat)
+
+
+def test_a_hard_time_limit_calls_on_failure_after_return_and_task_failure(app: App) -> None:
+    from celeriac import Task
+    from celeriac.exceptions import TimeLimitExceeded
+
+    calls: list[str] = []
+    release = threading.Event()
+
+    class Hooked(Task):  # type: ignore[type-arg]
+        def on_failure(self, exc: Any, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+            calls.append(f"on_failure {type(exc).__name__} {type(einfo.exception).__name__}")
+
+        def after_return(self, status: str, retval: Any, *rest: Any) -> None:
+            calls.append(f"after_return {status} {type(retval).__name__}")
+
+    @app.task(base=Hooked, name="wsig.stuck", time_limit=0.3)
+    def stuck() -> None:
+        release.wait(30)
+
+    reported = threading.Event()
+
+    def failed(sender: Any = None, exception: Any = None, einfo: Any = None, **_: Any) -> None:
+        calls.append(f"task_failure {sender.name} {type(exception).__name__}")
+        reported.set()
+
+    signals.task_failure.connect(failed)
+    try:
+        worker = run_worker(app, concurrency=1)
+        try:
+            with pytest.raises(TimeLimitExceeded):
+                stuck.delay().get(timeout=20)
+            assert reported.wait(10)  # the hooks and signal follow the stored failure
+        finally:
+            release.set()
+            stop_worker(worker)
+    finally:
+        signals.task_failure.disconnect(failed)
+    assert calls[:3] == [  # Celery's order for a hard time limit
+        "on_failure TimeLimitExceeded TimeLimitExceeded",
+        "after_return FAILURE TimeLimitExceeded",
+        "task_failure wsig.stuck TimeLimitExceeded",
+    ]

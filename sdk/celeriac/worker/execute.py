@@ -28,7 +28,15 @@ from celeriac.transports import BrokerUnavailable
 from .. import signals
 from ..canvas import Signature
 from ..einfo import ExceptionInfo
-from ..exceptions import Ignore, NotRegistered, Reject, Retry, TaskRevokedError
+from ..exceptions import (
+    Ignore,
+    NotRegistered,
+    Reject,
+    Retry,
+    TaskRevokedError,
+    TimeLimitExceeded,
+    WorkerLostError,
+)
 from ..task import Context, Task, _request
 from .boundary import safe_repr
 from .job import Action, Outcome
@@ -592,11 +600,42 @@ def _describe(exc: BaseException) -> tuple[dict[str, Any], str]:
     return encoded, trace
 
 
-def store_failure(app: App, msg: TaskMessage, exc: BaseException) -> None:
-    """Store a failure the worker itself decided (a hard time limit), and run the errbacks."""
+def store_failure(app: App, msg: TaskMessage, exc: BaseException, queue: str = "") -> None:
+    """Store a failure the worker itself decided and run the errbacks; then what Celery's
+    worker calls for it: for a hard time limit ``on_failure``, ``after_return`` and
+    ``task_failure``; for a lost worker ``task_failure``; for a terminated task
+    ``task_revoked``."""
     encoded, trace = _describe(exc)
-    _store(app, app.tasks.get(msg.task), msg, FAILURE, encoded, trace)
-    _on_failure(app, msg, FAILURE, encoded)
+    task = app.tasks.get(msg.task)
+    _store(app, task, msg, FAILURE, encoded, trace)
+    request = _context(msg, queue)
+    _on_failure(app, msg, FAILURE, encoded, (request, exc, trace) if task else None)
+    if task is None:
+        return
+    with _current(request):
+        if isinstance(exc, TaskRevokedError):
+            if signals.task_revoked:
+                signals.task_revoked.send(
+                    task, request=request, terminated=True, signum=None, expired=False
+                )
+            return
+        if not isinstance(exc, TimeLimitExceeded | WorkerLostError):
+            return  # refused before it ran (a bad limit): no run to report
+        einfo = ExceptionInfo(exc)
+        if isinstance(exc, TimeLimitExceeded):
+            args = (exc, msg.id, msg.args, msg.kwargs, einfo)
+            _hook(task, msg, "on_failure", *args, internal=True)
+            _hook(task, msg, "after_return", FAILURE, exc, msg.id, msg.args, msg.kwargs, None)
+        if signals.task_failure:
+            signals.task_failure.send(
+                task,
+                task_id=msg.id,
+                exception=exc,
+                args=msg.args,
+                kwargs=msg.kwargs,
+                traceback=exc.__traceback__,
+                einfo=einfo,
+            )
 
 
 def _aware(when: datetime) -> datetime:
