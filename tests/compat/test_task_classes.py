@@ -16,6 +16,8 @@ import pytest
 from celeriac import App, Task
 from celeriac.exceptions import MaxRetriesExceededError, Retry
 from celeriac.worker import run_worker, stop_worker
+from tests.brokers import REDIS_URL, require
+from tests.compat.harness import script_both
 
 events: list[str] = []
 
@@ -334,3 +336,26 @@ def test_track_started_is_not_stored_when_the_result_is_ignored(app: App) -> Non
     finally:
         stop_worker(worker)
     assert ignored.state == "PENDING"  # neither STARTED nor SUCCESS was stored, as in Celery
+
+
+EAGER_REQUEST = """
+import json
+from celery import Celery
+app = Celery("eg", broker="memory://", backend="{backend}")
+
+@app.task(bind=True)
+def who(self, x, key=None):
+    r = self.request
+    return [r.is_eager, r.called_directly, sorted(r.delivery_info or {{}}), r.retries,
+            list(r.args), r.kwargs, r.id == who.request.id]
+
+print(json.dumps(who.apply((1,), {{"key": "v"}}).get()))
+"""
+
+
+def test_apply_fills_the_request_as_celery() -> None:
+    require("redis")
+    backend = REDIS_URL.rsplit("/", 1)[0] + "/4"
+    celery, celeriac = script_both(EAGER_REQUEST.format(backend=backend))
+    assert celery[:2] == [True, False]  # eager, and not called directly
+    assert celeriac == celery

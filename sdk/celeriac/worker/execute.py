@@ -75,11 +75,12 @@ def _context(
         callbacks=msg.embed.callbacks,
         errbacks=msg.embed.errbacks,
         chain=msg.embed.chain,
+        # As Celery's: a worker's delivery says whether it is redelivered, apply()'s is eager.
         delivery_info={
             "exchange": "",
             "routing_key": queue,
             "priority": p.priority,
-            "redelivered": False,
+            **({"is_eager": True} if is_eager else {"redelivered": False}),
         },
         hostname=hostname,
         is_eager=is_eager,
@@ -325,6 +326,7 @@ def prepare(
     queue: str,
     revoked: Container[str],
     hostname: str = HOSTNAME,
+    is_eager: bool = False,
 ) -> tuple[Task[Any, Any], Context] | Outcome:
     """Everything before the call: unknown, revoked and expired tasks end here; for the rest,
     ``task_prerun`` is sent and a tracked start stored."""
@@ -352,7 +354,7 @@ def prepare(
                 expired=why == "expired",
             )
         return Outcome("ack", why, REVOKED)
-    request = _context(msg, queue, hostname=hostname)
+    request = _context(msg, queue, is_eager, hostname)
     _started[msg.id] = time.monotonic()
     if signals.task_prerun:
         with _current(request):
@@ -385,9 +387,11 @@ def execute(
     queue: str,
     revoked: Container[str],
     hostname: str = HOSTNAME,
+    is_eager: bool = False,
 ) -> Outcome:
-    """Run ``msg``'s task; store its state; send what follows; say how to settle the message."""
-    prepared = prepare(app, msg, queue, revoked, hostname)
+    """Run ``msg``'s task; store its state; send what follows; say how to settle the message
+    (``is_eager``: run by ``task.apply()``, as ``self.request.is_eager`` then says)."""
+    prepared = prepare(app, msg, queue, revoked, hostname, is_eager)
     if isinstance(prepared, Outcome):
         return prepared
     task, request = prepared
@@ -656,5 +660,5 @@ def run_eagerly(
         headers=options.get("headers"),
     )
     msg = decode_task(encode_task(msg))  # the arguments go through the serializer, as sent ones do
-    execute(task.app, msg, "eager", set())
+    execute(task.app, msg, "eager", set(), is_eager=True)
     return task.app.AsyncResult(msg.id)
