@@ -609,6 +609,7 @@ def store_failure(app: App, msg: TaskMessage, exc: BaseException, queue: str = "
     worker calls for it: for a hard time limit ``on_failure``, ``after_return`` and
     ``task_failure``; for a lost worker ``task_failure``; for a terminated task
     ``task_revoked``."""
+    _started.pop(msg.id, None)
     encoded, trace = _describe(exc)
     task = app.tasks.get(msg.task)
     _store(app, task, msg, FAILURE, encoded, trace)
