@@ -140,11 +140,12 @@ def test_beat_routes_like_a_client() -> None:
 def test_signals_app_behaves_the_same() -> None:
     require("redis")
     celery, celeriac = run_both("signals_app", "proj", "signals_app.py", REDIS_URL, BACKEND)
-    succeeded = ("task_prerun", "on_success", "task_success", "after_return", "task_postrun")
+    started = ("task_received", "task_prerun")
+    succeeded = (*started, "on_success", "task_success", "after_return", "task_postrun")
     assert [line[0] for line in celery] == [
         *succeeded,
-        *("task_prerun", "errback", "on_failure", "task_failure", "after_return", "task_postrun"),
-        *("task_prerun", "on_retry", "task_retry", "task_postrun"),  # no after_return
+        *(*started, "errback", "on_failure", "task_failure", "after_return", "task_postrun"),
+        *(*started, "on_retry", "task_retry", "task_postrun"),  # no after_return
         *succeeded,
         *succeeded,  # fragile: its on_success raises
         "fragile",

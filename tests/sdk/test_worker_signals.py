@@ -83,7 +83,8 @@ def test_task_received_gets_the_request(app: App, seen: Seen) -> None:
     finally:
         stop_worker(worker)
     request = seen.wait_for("task_received")["request"]
-    assert (request.id, request.task, request.hostname) == (result.id, "wsig.pid", worker.hostname)
+    assert (request.id, request.name, request.hostname) == (result.id, "wsig.pid", worker.hostname)
+    assert request.task is app.tasks["wsig.pid"]  # the task that runs it, as Celery's Request
 
 
 def test_rejected_unknown_and_expired_messages_are_signalled(app: App, seen: Seen) -> None:

@@ -449,7 +449,7 @@ class Worker:
                 return None
         late = bool(task.option("acks_late", True)) if task is not None else True
         if signals.task_received:
-            request = request_for(msg, delivery.queue, self.hostname)
+            request = request_for(msg, delivery.queue, self.hostname, task)
             signals.task_received.send(self, request=request)
         return Job(delivery, msg, task, late, soft, hard, self.hostname), wait
 

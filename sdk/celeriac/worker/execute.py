@@ -40,6 +40,7 @@ from ..exceptions import (
 from ..task import Context, Task, _request
 from .boundary import safe_repr
 from .job import Action, Outcome
+from .request import Request
 
 if TYPE_CHECKING:
     from ..app import App
@@ -108,9 +109,11 @@ def _context(
     )
 
 
-def request_for(msg: TaskMessage, queue: str, hostname: str = HOSTNAME) -> Context:
-    """The request of a received message (what ``task_received`` receivers get)."""
-    return _context(msg, queue, hostname=hostname)
+def request_for(
+    msg: TaskMessage, queue: str, hostname: str = HOSTNAME, task: Task[Any, Any] | None = None
+) -> Request:
+    """The worker's view of a received message (what ``task_received`` receivers get)."""
+    return Request(msg, task, queue, hostname)
 
 
 def _store(

@@ -2,7 +2,14 @@ import json
 import os
 
 from celery import Task
-from celery.signals import task_failure, task_postrun, task_prerun, task_retry, task_success
+from celery.signals import (
+    task_failure,
+    task_postrun,
+    task_prerun,
+    task_received,
+    task_retry,
+    task_success,
+)
 
 from .celery import app
 
@@ -14,6 +21,23 @@ def _record(signal, **fields):
 
 def _others(extra):
     return sorted(k for k in extra if k != "signal")
+
+
+@task_received.connect
+def received(sender=None, request=None, **extra):
+    _record(
+        "task_received",
+        name=request.name,
+        task=request.task.name,
+        task_name=request.task_name,
+        same_id=request.id == request.task_id,
+        args=list(request.args),
+        kwargs=request.kwargs,
+        eta=request.eta is not None,
+        hostname="@" in request.hostname,
+        shown=str(request).startswith(f"{request.name}[{request.id}]"),
+        others=_others(extra),
+    )
 
 
 @task_prerun.connect
