@@ -359,3 +359,46 @@ def test_apply_fills_the_request_as_celery() -> None:
     celery, celeriac = script_both(EAGER_REQUEST.format(backend=backend))
     assert celery[:2] == [True, False]  # eager, and not called directly
     assert celeriac == celery
+
+
+EAGER_HOOK = """
+import json
+from celery import Celery, Task
+from celery.signals import task_postrun
+app = Celery("eh", broker="memory://", backend="{backend}")
+seen = []
+
+
+@task_postrun.connect
+def postrun(sender=None, state=None, **kwargs):
+    seen.append(["postrun", state])
+
+
+class Fragile(Task):
+    def on_success(self, retval, task_id, args, kwargs):
+        seen.append(["on_success", retval])
+        raise RuntimeError("on_success broke")
+
+    def after_return(self, *args):
+        seen.append(["after_return"])
+
+
+@app.task(base=Fragile)
+def fine():
+    return "ok"
+
+
+try:
+    fine.apply()
+except RuntimeError as exc:
+    seen.append(["raised", str(exc)])
+print(json.dumps(seen))
+"""
+
+
+def test_a_raising_on_success_raises_from_apply_as_celery() -> None:
+    require("redis")
+    backend = REDIS_URL.rsplit("/", 1)[0] + "/4"
+    celery, celeriac = script_both(EAGER_HOOK.format(backend=backend))
+    assert celery[-1] == ["raised", "on_success broke"]
+    assert celeriac == celery

@@ -37,7 +37,7 @@ from ..exceptions import (
     TimeLimitExceeded,
     WorkerLostError,
 )
-from ..task import Context, Task, _request
+from ..task import Context, Task, _request, current_request
 from .boundary import safe_repr
 from .job import Action, Outcome
 from .request import Request
@@ -412,13 +412,17 @@ def _hook(
 ) -> None:
     """Call one of the task's outcome hooks. One that raises is logged and the outcome, already
     stored, stands (Celery's behaviour for ``on_success`` and ``after_return``); a raising
-    ``on_failure``/``on_retry`` is also a ``task_internal_error``, as in Celery."""
+    ``on_failure``/``on_retry`` is also a ``task_internal_error``, as in Celery. Under
+    ``task.apply()`` a raising ``on_success``/``after_return`` raises to the caller, as in
+    Celery (tests see the error)."""
     hook = getattr(task, name)
     if getattr(type(task), name, None) is getattr(Task, name):
         return  # not overridden: nothing to call
     try:
         hook(*args)
     except Exception as exc:
+        if not internal and current_request().is_eager:
+            raise
         log.exception("Task %s[%s] %s handler raised: %r", msg.task, msg.id, name, exc)
         if internal and signals.task_internal_error:
             signals.task_internal_error.send(
@@ -433,22 +437,26 @@ def _hook(
             )
 
 
-def _finish(task: Task[Any, Any], msg: TaskMessage, state: str, retval: Any) -> None:
+def _finish(
+    task: Task[Any, Any], msg: TaskMessage, state: str, retval: Any, after_return: bool = True
+) -> None:
     """The end of every run, as Celery's: ``after_return`` (not for a retried, ignored or
     rejected run), then ``task_postrun``."""
     _started.pop(msg.id, None)
-    if state not in (RETRY, IGNORED, REJECTED):
-        _hook(task, msg, "after_return", state, retval, msg.id, msg.args, msg.kwargs, None)
-    if signals.task_postrun:
-        signals.task_postrun.send(
-            task,
-            task_id=msg.id,
-            task=task,
-            args=msg.args,
-            kwargs=msg.kwargs,
-            retval=retval,
-            state=state,
-        )
+    try:
+        if state not in (RETRY, IGNORED, REJECTED) and after_return:
+            _hook(task, msg, "after_return", state, retval, msg.id, msg.args, msg.kwargs, None)
+    finally:  # task_postrun even when an eager run's after_return raises, as in Celery
+        if signals.task_postrun:
+            signals.task_postrun.send(
+                task,
+                task_id=msg.id,
+                task=task,
+                args=msg.args,
+                kwargs=msg.kwargs,
+                retval=retval,
+                state=state,
+            )
 
 
 def settle_success(
@@ -481,7 +489,11 @@ def _settle_success(
         return Outcome("ack", f"failed: EncodeError: {exc}", FAILURE)
     _on_success(app, msg, result)
     started = _started.get(msg.id)
-    _hook(task, msg, "on_success", result, msg.id, msg.args, msg.kwargs)
+    try:
+        _hook(task, msg, "on_success", result, msg.id, msg.args, msg.kwargs)
+    except Exception:  # an eager run's: to the caller, after task_postrun (Celery's order)
+        _finish(task, msg, SUCCESS, result, after_return=False)
+        raise
     if signals.task_success:
         runtime = time.monotonic() - started if started is not None else 0.0
         signals.task_success.send(task, result=result, runtime=runtime)
