@@ -544,14 +544,11 @@ def _settle_failure(
 ) -> Outcome:
     if isinstance(exc, Retry):
         cause = exc.exc or exc
-        _store(
-            app,
-            task,
-            msg,
-            RETRY,
-            EncodedException.from_exception(cause).to_wire(),
-            "".join(tb.format_exception(cause)),
-        )
+        if exc.exc is not None:
+            reason = EncodedException.from_exception(exc.exc)
+        else:  # a Retry's own arguments hold itself (as Celery's): described by its message
+            reason = EncodedException(type(exc).__qualname__, (str(exc),), type(exc).__module__)
+        _store(app, task, msg, RETRY, reason.to_wire(), "".join(tb.format_exception(cause)))
         einfo = ExceptionInfo(exc)
         _hook(task, msg, "on_retry", exc.exc, msg.id, msg.args, msg.kwargs, einfo, internal=True)
         if signals.task_retry:
