@@ -129,6 +129,16 @@ class Settings:
     #: Most times one message is delivered: a message given back more often (the worker died
     #: running it, or the task failed in a way that requeues it) is dead-lettered as poison.
     worker_max_deliveries: int = 5
+    #: Logging of ``celeriac worker``/``beat``, as Celery's: the root logger's handlers are
+    #: replaced by Celeriac's (unless False), and lines have these formats (task loggers' lines
+    #: with the running task's name and id).
+    worker_hijack_root_logger: bool = True
+    worker_log_format: str = "[%(asctime)s: %(levelname)s/%(processName)s] %(message)s"
+    worker_task_log_format: str = (
+        "[%(asctime)s: %(levelname)s/%(processName)s] %(task_name)s[%(task_id)s]: %(message)s"
+    )
+    worker_log_datefmt: str | None = None
+    worker_task_log_datefmt: str | None = None
     #: Secret that signs every task message this app sends (HMAC-SHA256, SPEC.md §14).
     security_signing_key: str | None = None
     #: The id the signature names, so workers can hold several keys while one is rotated.

@@ -90,12 +90,27 @@ class Retry(TaskPredicate):
         sig: Any = None,
         **_: Any,
     ) -> None:
-        super().__init__(message or f"retry in {when}s: {exc!r}")
+        # Celery's arguments (itself, the cause, when), so its repr is Celery's too.
+        super().__init__(self, exc, when)
         self.message = message
         self.exc = exc
         self.when = when
         self.is_eager = is_eager
         self.sig = sig
+
+    def humanize(self) -> str:
+        """When the retry runs: ``in 2s`` or ``at <datetime>``."""
+        return f"in {self.when}s" if isinstance(self.when, int | float) else f"at {self.when}"
+
+    def __str__(self) -> str:
+        if self.message:
+            return self.message
+        if self.exc is not None:
+            return f"Retry {self.humanize()}: {self.exc!r}"
+        return f"Retry {self.humanize()}"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.message, self.exc, self.when)
 
 
 class Ignore(TaskPredicate):

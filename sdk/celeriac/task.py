@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextvars
 import inspect
 import random
-import warnings
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,7 +21,7 @@ if TYPE_CHECKING:
     from .canvas import group
     from .result import AsyncResult
 
-__all__ = ["CallArgs", "Context", "CoroutineTask", "HookNotCalled", "Task", "current_request"]
+__all__ = ["CallArgs", "Context", "CoroutineTask", "Task", "current_request"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -65,11 +64,37 @@ class Context:
     hostname: str | None = None
     is_eager: bool = False
     headers: Mapping[str, Any] = field(default_factory=dict)
+    reply_to: str | None = None
+    correlation_id: str | None = None
+    origin: str | None = None
+    ignore_result: bool = False
+    shadow: str | None = None
+    #: ``(time_limit, soft_time_limit)`` as the message gave them (Celery's ``timelimit``).
+    timelimit: tuple[float | None, float | None] | None = None
+    time_limit: float | None = None
+    soft_time_limit: float | None = None
+    argsrepr: str | None = None
+    kwargsrepr: str | None = None
+    replaced_task_nesting: int = 0
+    stamped_headers: Sequence[str] | None = None
+    stamps: Mapping[str, Any] | None = None
+    #: The message's properties (``correlation_id``, ``reply_to``, ``priority``, ...).
+    properties: Mapping[str, Any] = field(default_factory=dict)
+    utc: bool = True
 
     @property
     def called_directly(self) -> bool:
         """True when the task was called as a function, not run by a worker or ``apply``."""
         return self.id is None
+
+    @property
+    def taskset(self) -> str | None:
+        """Celery's old name for ``group``."""
+        return self.group
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """A field by name, else ``default`` (Celery's ``request.get``)."""
+        return getattr(self, key, default)
 
 
 def _retried(retry_for: Sequence[type], options: Mapping[str, Any]) -> type:
@@ -83,29 +108,6 @@ def _retried(retry_for: Sequence[type], options: Mapping[str, Any]) -> type:
             return isinstance(exc, retry) and not isinstance(exc, dont)
 
     return Match("AutoRetried", (Exception,), {})
-
-
-class HookNotCalled(UserWarning):
-    """A task class overrides an outcome hook the worker does not call yet."""
-
-
-_HOOKS = ("on_success", "on_failure", "on_retry", "after_return")
-_warned_classes: set[type] = set()
-
-
-def _warn_uncalled_hooks(cls: type) -> None:
-    if cls is Task or cls in _warned_classes:
-        return
-    _warned_classes.add(cls)
-    overridden = [hook for hook in _HOOKS if getattr(cls, hook) is not getattr(Task, hook)]
-    if overridden:
-        warnings.warn(
-            f"task class {cls.__qualname__} overrides {', '.join(overridden)}: Celeriac's worker "
-            "does not call these hooks yet (before_start and __call__ are called); use the "
-            "task_success/task_failure/task_retry signals meanwhile",
-            HookNotCalled,
-            stacklevel=4,
-        )
 
 
 def _class_options(cls: type) -> dict[str, Any]:
@@ -160,7 +162,6 @@ class Task(AsyncTaskMixin[P, R], Generic[P, R]):
         # Options a base class sets as class attributes (``autoretry_for = (IOError,)``, as
         # Celery's docs show), under the decorator's own.
         self.options = {**_class_options(type(self)), **options}
-        _warn_uncalled_hooks(type(self))
         self.__doc__ = fn.__doc__
         self.__name__ = getattr(fn, "__name__", name)
         self.__qualname__ = getattr(fn, "__qualname__", name)
@@ -203,12 +204,12 @@ class Task(AsyncTaskMixin[P, R], Generic[P, R]):
     def before_start(self, task_id: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
         """Hook: called by the worker just before the task runs (override in a base class)."""
 
-    # Celery's outcome hooks, for base classes to override and call up to. The worker does not
-    # call them yet: a class overriding one is warned about when its task is made.
+    # Celery's outcome hooks, for base classes to override. The worker calls them after the
+    # outcome is stored, in Celery's order; one that raises is logged, the outcome stands.
     def on_success(
         self, retval: Any, task_id: str, args: Sequence[Any], kwargs: Mapping[str, Any]
     ) -> None:
-        """Hook: after the task succeeded (not called by the worker yet)."""
+        """Hook: after the task succeeded and its result was stored."""
 
     def on_failure(
         self,
@@ -218,7 +219,8 @@ class Task(AsyncTaskMixin[P, R], Generic[P, R]):
         kwargs: Mapping[str, Any],
         einfo: Any,
     ) -> None:
-        """Hook: after the task failed (not called by the worker yet)."""
+        """Hook: after the task failed and its failure was stored (``einfo``: the
+        exception and its traceback, a :class:`celeriac.einfo.ExceptionInfo`)."""
 
     def on_retry(
         self,
@@ -228,7 +230,7 @@ class Task(AsyncTaskMixin[P, R], Generic[P, R]):
         kwargs: Mapping[str, Any],
         einfo: Any,
     ) -> None:
-        """Hook: after the task was sent for a retry (not called by the worker yet)."""
+        """Hook: after the task was sent again for a retry (``exc``: the cause, or None)."""
 
     def after_return(
         self,
@@ -239,7 +241,9 @@ class Task(AsyncTaskMixin[P, R], Generic[P, R]):
         kwargs: Mapping[str, Any],
         einfo: Any,
     ) -> None:
-        """Hook: after the task returned, whatever its outcome (not called by the worker yet)."""
+        """Hook: after each run, whatever its outcome (``retval``: the return value or the
+        exception; ``einfo`` is None, as in Celery); not after a retry, ``Ignore`` or
+        ``Reject``."""
 
     def run_with(self, request: Context, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
         """Run the task with ``request`` as ``self.request`` (what a worker does): the

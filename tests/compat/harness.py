@@ -75,9 +75,10 @@ def with_django(app_dir: Path) -> Path:
 
 @contextlib.contextmanager
 def celeriac_worker(app_dir: Path, spec: str, env: Mapping[str, str], queue: str) -> Iterator[Path]:
-    """A real ``celeriac worker -A <spec>`` on ``app_dir`` consuming ``queue`` (comma-separated
+    """A real ``celeriac -A <spec> worker`` on ``app_dir`` consuming ``queue`` (comma-separated
     names), stopped warm at the end."""
-    with _process(app_dir, [CELERIAC, "worker", "-A", spec, "-Q", queue, "-c", "2"], env) as log:
+    # -A before the command, where Celery takes it (celery -A proj worker).
+    with _process(app_dir, [CELERIAC, "-A", spec, "worker", "-Q", queue, "-c", "2"], env) as log:
         yield log
 
 

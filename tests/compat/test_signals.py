@@ -48,8 +48,8 @@ def test_publish_signals_are_celerys() -> None:
 
 
 def test_every_celery_signal_exists_and_unsent_ones_warn() -> None:
-    with pytest.warns(signals.UnsentSignal, match="worker_process_init"):
-        signals.worker_process_init.connect(lambda **_: None)
+    with pytest.warns(signals.UnsentSignal, match="user_preload_options"):
+        signals.user_preload_options.connect(lambda **_: None)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         signals.task_success.connect(lambda **_: None)  # sent: no warning

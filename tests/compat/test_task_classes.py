@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -15,6 +16,8 @@ import pytest
 from celeriac import App, Task
 from celeriac.exceptions import MaxRetriesExceededError, Retry
 from celeriac.worker import run_worker, stop_worker
+from tests.brokers import REDIS_URL, require
+from tests.compat.harness import script_both
 
 events: list[str] = []
 
@@ -215,14 +218,39 @@ def test_dont_autoretry_for_excludes_from_autoretry_for(app: App) -> None:
     assert attempts.count("down") == 4  # retried max_retries times
 
 
-def test_a_class_overriding_outcome_hooks_is_warned_they_are_not_called_yet(app: App) -> None:
-    from celeriac.task import HookNotCalled
+def test_the_worker_calls_the_outcome_hooks_and_a_raising_one_loses_nothing(app: App) -> None:
+    calls: list[tuple[Any, ...]] = []
 
     class Hooked(Task):  # type: ignore[type-arg]
-        def on_failure(self, *args: Any, **kwargs: Any) -> None: ...
+        def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:
+            calls.append(("on_success", retval, list(args)))
+            raise RuntimeError("a broken hook")
 
-    with pytest.warns(HookNotCalled, match="on_failure"):
-        app.task(base=Hooked, name=f"hooked.{uuid.uuid4().hex}")(lambda: None)
+        def on_failure(self, exc: Any, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+            calls.append(("on_failure", repr(exc), type(einfo.exception).__name__))
+            raise RuntimeError("another broken hook")
+
+        def after_return(self, *args: Any) -> None:
+            calls.append(("after_return", args[0], args[-1]))
+
+    @app.task(base=Hooked, name=f"hooked.{uuid.uuid4().hex}")
+    def divide(x: int, y: int) -> float:
+        return x / y
+
+    worker = run_worker(app, concurrency=1)
+    try:
+        assert divide.delay(6, 3).get(timeout=10) == 2.0
+        with pytest.raises(ZeroDivisionError):
+            divide.delay(1, 0).get(timeout=10)
+        assert divide.delay(8, 2).get(timeout=10) == 4.0  # the worker goes on
+    finally:
+        stop_worker(worker)
+    assert calls[:4] == [
+        ("on_success", 2.0, [6, 3]),
+        ("after_return", "SUCCESS", None),
+        ("on_failure", "ZeroDivisionError('division by zero')", "ZeroDivisionError"),
+        ("after_return", "FAILURE", None),
+    ]
 
 
 class Multiply(Task):  # type: ignore[type-arg]
@@ -286,3 +314,91 @@ def test_replace_hands_the_run_and_its_id_to_a_signature(app: App) -> None:
         assert (outer.s(3) | add_one.s()).delay().get(timeout=10) == 7  # the chain goes on
     finally:
         stop_worker(worker)
+
+
+def test_track_started_is_not_stored_when_the_result_is_ignored(app: App) -> None:
+    ran = threading.Event()
+
+    @app.task(name=f"tracked.{uuid.uuid4().hex}", track_started=True, ignore_result=True)
+    def quiet() -> None:
+        ran.set()
+
+    @app.task(name=f"tracked.{uuid.uuid4().hex}", track_started=True)
+    def loud() -> str:
+        return "done"
+
+    worker = run_worker(app, concurrency=1)
+    try:
+        assert loud.delay().get(timeout=10) == "done"
+        ignored = quiet.delay()
+        assert ran.wait(10)
+        assert loud.delay().get(timeout=10) == "done"  # the worker is past quiet's run
+    finally:
+        stop_worker(worker)
+    assert ignored.state == "PENDING"  # neither STARTED nor SUCCESS was stored, as in Celery
+
+
+EAGER_REQUEST = """
+import json
+from celery import Celery
+app = Celery("eg", broker="memory://", backend="{backend}")
+
+@app.task(bind=True)
+def who(self, x, key=None):
+    r = self.request
+    return [r.is_eager, r.called_directly, sorted(r.delivery_info or {{}}), r.retries,
+            list(r.args), r.kwargs, r.id == who.request.id]
+
+print(json.dumps(who.apply((1,), {{"key": "v"}}).get()))
+"""
+
+
+def test_apply_fills_the_request_as_celery() -> None:
+    require("redis")
+    backend = REDIS_URL.rsplit("/", 1)[0] + "/4"
+    celery, celeriac = script_both(EAGER_REQUEST.format(backend=backend))
+    assert celery[:2] == [True, False]  # eager, and not called directly
+    assert celeriac == celery
+
+
+EAGER_HOOK = """
+import json
+from celery import Celery, Task
+from celery.signals import task_postrun
+app = Celery("eh", broker="memory://", backend="{backend}")
+seen = []
+
+
+@task_postrun.connect
+def postrun(sender=None, state=None, **kwargs):
+    seen.append(["postrun", state])
+
+
+class Fragile(Task):
+    def on_success(self, retval, task_id, args, kwargs):
+        seen.append(["on_success", retval])
+        raise RuntimeError("on_success broke")
+
+    def after_return(self, *args):
+        seen.append(["after_return"])
+
+
+@app.task(base=Fragile)
+def fine():
+    return "ok"
+
+
+try:
+    fine.apply()
+except RuntimeError as exc:
+    seen.append(["raised", str(exc)])
+print(json.dumps(seen))
+"""
+
+
+def test_a_raising_on_success_raises_from_apply_as_celery() -> None:
+    require("redis")
+    backend = REDIS_URL.rsplit("/", 1)[0] + "/4"
+    celery, celeriac = script_both(EAGER_HOOK.format(backend=backend))
+    assert celery[-1] == ["raised", "on_success broke"]
+    assert celeriac == celery

@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from .. import signals
 from .loading import app_option, broker_option, load_app
+from .logs import setup_logging
 
 if TYPE_CHECKING:
     from ..app import App
@@ -64,13 +66,12 @@ def beat(
             "task": "proj.tasks.report", "schedule": crontab(minute=0, hour=3),
         }
     """
-    logging.basicConfig(
-        level=loglevel.upper(), format="[%(asctime)s %(levelname)s %(name)s] %(message)s"
-    )
     app = load_app(app_spec, broker)
+    setup_logging(loglevel, app.conf)
     if lock_url:
         app.conf = app.conf.replace(beat_lock_url=lock_url)
     scheduler = start_beat(app, max_interval)
+    signals.beat_init.send(scheduler)
 
     def handle(signum: int, frame: Any) -> None:
         logging.getLogger("celeriac.beat").info("beat %s: stopping", scheduler.owner)

@@ -87,7 +87,10 @@ def _app_in(module: ModuleType, spec: str) -> App:
 
 def load_app(spec: str | None, broker: str | None = None) -> App:
     """Import the app named by ``spec`` and finalize it (its ``include``/``imports`` modules
-    and discovered tasks are imported); without a spec, an App with the default settings."""
+    and discovered tasks are imported); without a spec, the one given before the command
+    (``celeriac -A proj worker``), else an App with the default settings."""
+    spec = spec or _given_before_command("app_spec")
+    broker = broker or _given_before_command("broker")
     if spec is None and _preloaded:
         app = _preloaded[-1]
         if broker:
@@ -108,6 +111,13 @@ def load_app(spec: str | None, broker: str | None = None) -> App:
         app.conf = app.conf.replace(broker_url=broker)
     app.finalize()
     return app
+
+
+def _given_before_command(name: str) -> str | None:
+    """An option given to ``celeriac`` itself, before the command name (Celery's place)."""
+    ctx = click.get_current_context(silent=True)
+    given = ctx.find_root().obj if ctx is not None else None
+    return given.get(name) if isinstance(given, dict) else None
 
 
 app_option = click.option(

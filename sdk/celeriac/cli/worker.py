@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-
 import click
 
+from .. import signals
 from ..worker import Worker
 from ..worker.nodename import node_name
 from .loading import app_option, broker_option, load_app
+from .logs import setup_logging
 
 __all__ = ["worker"]
 
@@ -60,13 +60,12 @@ def worker(
         celeriac worker -A proj.tasks:app -c 8 -Q default,urgent -l info
         celeriac worker -A proj.tasks:app --beat        # and send periodic tasks
     """
-    logging.basicConfig(
-        level=loglevel.upper(), format="[%(asctime)s %(levelname)s %(name)s] %(message)s"
-    )
     try:
         node = node_name(hostname)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="-n/--hostname") from None
+    # The app first, so the receivers its modules connect (setup_logging, celeryd_init, ...)
+    # are there when those signals are sent, as in Celery.
     app = load_app(app_spec, broker)
     if task_events:
         app.conf.update(worker_send_task_events=True)
@@ -77,6 +76,11 @@ def worker(
         pool=pool,
         hostname=node,
     )
+    options = {"queues": queues, "concurrency": concurrency, "pool": pool, "loglevel": loglevel}
+    signals.celeryd_init.send(node, instance=w, conf=app.conf, options=options)
+    signals.worker_init.send(w)
+    setup_logging(loglevel, app.conf)
+    signals.celeryd_after_setup.send(node, instance=w, conf=app.conf)
     w.install_signal_handlers()
     if not with_beat:
         w.run()
@@ -86,6 +90,7 @@ def worker(
     from .beat import start_beat
 
     scheduler = start_beat(app)
+    signals.beat_embedded_init.send(scheduler)
     thread = threading.Thread(target=scheduler.run, name="celeriac-beat", daemon=True)
     thread.start()
     try:

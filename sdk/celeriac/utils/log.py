@@ -1,7 +1,7 @@
 """Loggers under Celery's ``celery.utils.log`` path.
 
-A task logger is a child of ``celeriac.task``, the logger the worker reports task outcomes
-on, so one handler (and ``worker_task_log_format``) covers both.
+A task logger is a child of ``celeriac.task``, whose handler the worker sets up with
+``worker_task_log_format`` (each line with the running task's name and id).
 """
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ from .boundary import (
     deliveries,
     safe_repr,
 )
-from .execute import HOSTNAME, store_failure
+from .execute import HOSTNAME, request_for, store_failure
 from .job import Job, Outcome
 from .limits import TokenBucket, parse_rate
 from .policy import Admission, Step
@@ -282,6 +282,8 @@ class Worker:
             log.warning(
                 "%s: warm shutdown (signal %d); again to stop at once", self.hostname, signum
             )
+            how = {"sig": signal.Signals(signum).name, "how": "Warm", "exitcode": 0}
+            signals.worker_shutting_down.send(self.hostname, **how)
             self.stop()
 
         signal.signal(signal.SIGTERM, handle)
@@ -381,6 +383,7 @@ class Worker:
             if self.send_events and time.monotonic() >= self._heartbeat_at:
                 self._heartbeat_at = time.monotonic() + 2.0  # Celery's heartbeat frequency
                 self._emit("worker-heartbeat", **worker_fields(len(self.active), self.processed))
+                signals.heartbeat_sent.send(self)
             if self._new_queues is not None and in_flight == 0 and not self.waiting:
                 self._switch_consumer(transport)
             consumer = self._consumer
@@ -469,6 +472,9 @@ class Worker:
         assert a.message is not None
         task = a.task
         late = bool(task.option("acks_late", True)) if task is not None else True
+        if signals.task_received:
+            request = request_for(a.message, a.delivery.queue, self.hostname, task)
+            signals.task_received.send(self, request=request)
         job = Job(a.delivery, a.message, task, late, a.soft_limit, a.hard_limit, self.hostname)
         for step in self.steps:
             try:
@@ -496,6 +502,7 @@ class Worker:
             a.message = decode_task(delivery.message, accept=self.accept, limits=self.limits)
         except ProtocolError as exc:
             log.error("%s: rejected a message on %s: %s", self.hostname, delivery.queue, exc)
+            signals.task_rejected.send(self, message=delivery.message, exc=exc)
             self._dead_letter(a.consumer, delivery, _reason(exc))
             return False
         a.task = self.app.tasks.get(a.message.task)

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
 import random
@@ -13,7 +14,8 @@ import socket
 import time
 import traceback as tb
 import uuid
-from collections.abc import Callable, Container, Mapping
+from collections.abc import Callable, Container, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -25,20 +27,30 @@ from celeriac.transports import BrokerUnavailable
 
 from .. import signals
 from ..canvas import Signature
-from ..exceptions import Ignore, Reject, Retry, TaskRevokedError
-from ..task import Context, Task
+from ..einfo import ExceptionInfo
+from ..exceptions import (
+    Ignore,
+    NotRegistered,
+    Reject,
+    Retry,
+    TaskRevokedError,
+    TimeLimitExceeded,
+    WorkerLostError,
+)
+from ..task import Context, Task, _request, current_request
 from .boundary import safe_repr
 from .job import Action, Outcome
+from .request import Request
 
 if TYPE_CHECKING:
     from ..app import App
     from ..result import AsyncResult
 
-__all__ = ["Outcome", "execute", "run_eagerly"]
+__all__ = ["Outcome", "execute", "request_for", "run_eagerly"]
 
 T = TypeVar("T")
 HOSTNAME = f"celeriac@{socket.gethostname()}"
-log = logging.getLogger("celeriac.task")
+log = logging.getLogger("celeriac.app.trace")  # Celery's: outcomes in the worker's format
 
 
 ACK = Outcome("ack")
@@ -47,7 +59,7 @@ ACK = Outcome("ack")
 def _context(
     msg: TaskMessage, queue: str, is_eager: bool = False, hostname: str = HOSTNAME
 ) -> Context:
-    h = msg.headers
+    h, p = msg.headers, msg.properties
     return Context(
         id=h.id,
         task=h.task,
@@ -64,11 +76,44 @@ def _context(
         callbacks=msg.embed.callbacks,
         errbacks=msg.embed.errbacks,
         chain=msg.embed.chain,
-        delivery_info={"routing_key": queue, "exchange": ""},
+        # As Celery's: a worker's delivery says whether it is redelivered, apply()'s is eager.
+        delivery_info={
+            "exchange": "",
+            "routing_key": queue,
+            "priority": p.priority,
+            **({"is_eager": True} if is_eager else {"redelivered": False}),
+        },
         hostname=hostname,
         is_eager=is_eager,
         headers=dict(h.extra),
+        reply_to=p.reply_to,
+        correlation_id=p.correlation_id,
+        origin=h.origin,
+        ignore_result=bool(h.ignore_result),
+        shadow=h.shadow,
+        timelimit=(h.time_limit, h.soft_time_limit),
+        time_limit=h.time_limit,
+        soft_time_limit=h.soft_time_limit,
+        argsrepr=h.argsrepr,
+        kwargsrepr=h.kwargsrepr,
+        replaced_task_nesting=h.replaced_task_nesting or 0,
+        stamped_headers=h.stamped_headers,
+        stamps=h.stamps,
+        properties={
+            "correlation_id": p.correlation_id,
+            "reply_to": p.reply_to,
+            "priority": p.priority,
+            "delivery_mode": p.delivery_mode,
+            **p.extra,
+        },
     )
+
+
+def request_for(
+    msg: TaskMessage, queue: str, hostname: str = HOSTNAME, task: Task[Any, Any] | None = None
+) -> Request:
+    """The worker's view of a received message (what ``task_received`` receivers get)."""
+    return Request(msg, task, queue, hostname)
 
 
 def _store(
@@ -227,11 +272,55 @@ def _chord_part(app: App, msg: TaskMessage, state: str, result: Any) -> None:
         join.release()
 
 
-def _on_failure(app: App, msg: TaskMessage, state: str = FAILURE, exc: Any = None) -> None:
+def _on_failure(
+    app: App,
+    msg: TaskMessage,
+    state: str = FAILURE,
+    exc: Any = None,
+    failed: tuple[Context, BaseException, str] | None = None,
+) -> None:
+    """Count a failed chord part and run the errbacks. With ``failed`` (the request, the
+    exception and its traceback text), an errback whose task is registered here and takes
+    more than one argument is a new-style one, called here as Celery calls it:
+    ``errback(request, exc, traceback)``; the others are sent with the failed task's id."""
     _chord_part(app, msg, state, exc)
     for errback in msg.embed.errbacks or ():
+        if failed is not None and _takes_request(app, errback):
+            try:
+                Signature(errback, app=app)(*failed)
+            except Exception:
+                log.exception("Errback %r raised an exception", Signature(errback).name)
+            continue
         # Celery's message-borne errbacks get the failed task's id as their first argument.
         _send(app, errback, msg, msg.id)
+
+
+def _takes_request(app: App, errback: Mapping[str, Any]) -> bool:
+    """Celery's test for a new-style errback: a registered, unbound task whose function
+    still takes more than one positional argument once the signature's own are given."""
+    sig: Signature[Any] = Signature(errback)
+    task = app.tasks.get(sig.name)
+    if task is None or task.bind:
+        return False
+    try:
+        params = list(inspect.signature(task.fn).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return True
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if not sig.immutable:
+        bound = set(list(p.name for p in positional)[: len(sig["args"])]) | set(sig["kwargs"])
+        positional = [p for p in positional if p.name not in bound]
+    return len(positional) > 1
+
+
+#: Celery's states for a run the task ended with ``Ignore`` or ``Reject``, as ``task_postrun``
+#: reports them (the message is settled as the outcome says, whatever the state is called).
+IGNORED, REJECTED = "IGNORED", "REJECTED"
+
+#: When each running call started (monotonic), for ``task_success``'s ``runtime``.
+_started: dict[str, float] = {}
 
 
 def prepare(
@@ -240,11 +329,17 @@ def prepare(
     queue: str,
     revoked: Container[str],
     hostname: str = HOSTNAME,
+    is_eager: bool = False,
 ) -> tuple[Task[Any, Any], Context] | Outcome:
-    """Everything before the call: unknown, revoked and expired tasks end here."""
+    """Everything before the call: unknown, revoked and expired tasks end here; for the rest,
+    ``task_prerun`` is sent and a tracked start stored."""
     task = app.tasks.get(msg.task)
     if task is None:
         unknown = EncodedException("NotRegistered", (msg.task,), "celeriac.exceptions")
+        if signals.task_unknown:
+            signals.task_unknown.send(
+                None, message=msg, exc=NotRegistered(msg.task), name=msg.task, id=msg.id
+            )
         _store(app, None, msg, FAILURE, unknown.to_wire())
         return Outcome("dead-letter", f"unknown-task: {msg.task!r} is not registered", FAILURE)
     expires = msg.headers.expires
@@ -253,11 +348,41 @@ def prepare(
         revoked_exc = EncodedException("TaskRevokedError", (why,), "celeriac.exceptions")
         _store(app, task, msg, REVOKED, revoked_exc.to_wire())
         _chord_part(app, msg, REVOKED, revoked_exc.to_wire())
+        if signals.task_revoked:
+            signals.task_revoked.send(
+                task,
+                request=_context(msg, queue, hostname=hostname),
+                terminated=False,
+                signum=None,
+                expired=why == "expired",
+            )
         # Celery's task-revoked says terminated=False for a task that never started.
         return Outcome("ack", "expired" if why == "expired" else "revoked-before-start", REVOKED)
-    if task.option("track_started"):
+    request = _context(msg, queue, is_eager, hostname)
+    _started[msg.id] = time.monotonic()
+    if signals.task_prerun:
+        with _current(request):
+            signals.task_prerun.send(
+                task, task_id=msg.id, task=task, args=msg.args, kwargs=msg.kwargs
+            )
+    # As Celery: a STARTED state is not stored for a call whose result is ignored.
+    if task.option("track_started") and not _ignored(task, msg):
         _store(app, task, msg, STARTED, {"pid": os.getpid(), "hostname": hostname})
-    return task, _context(msg, queue, hostname=hostname)
+    return task, request
+
+
+@contextmanager
+def _current(request: Context) -> Iterator[None]:
+    """``task.request`` is the call's while its signals and hooks run, as in Celery."""
+    token = _request.set(request)
+    try:
+        yield
+    finally:
+        _request.reset(token)
+
+
+def _ignored(task: Task[Any, Any], msg: TaskMessage) -> bool:
+    return bool(msg.headers.ignore_result or task.option("ignore_result"))
 
 
 def execute(
@@ -266,45 +391,133 @@ def execute(
     queue: str,
     revoked: Container[str],
     hostname: str = HOSTNAME,
+    is_eager: bool = False,
 ) -> Outcome:
-    """Run ``msg``'s task; store its state; send what follows; say how to settle the message."""
-    prepared = prepare(app, msg, queue, revoked, hostname)
+    """Run ``msg``'s task; store its state; send what follows; say how to settle the message
+    (``is_eager``: run by ``task.apply()``, as ``self.request.is_eager`` then says)."""
+    prepared = prepare(app, msg, queue, revoked, hostname, is_eager)
     if isinstance(prepared, Outcome):
         return prepared
     task, request = prepared
-    if signals.task_prerun:
-        signals.task_prerun.send(task, task_id=msg.id, task=task, args=msg.args, kwargs=msg.kwargs)
     try:
         result = task.run_with(request, msg.args, msg.kwargs)
         if task.is_async:  # outside the asyncio pool an async task gets a loop of its own
             result = asyncio.run(result)
     except Exception as exc:
-        outcome = settle_failure(app, task, msg, request, exc, queue)
-    else:
-        outcome = settle_success(app, task, msg, result, queue)
-    if signals.task_postrun:
-        signals.task_postrun.send(task, task_id=msg.id, task=task, state=outcome.state)
-    return outcome
+        return settle_failure(app, task, msg, request, exc, queue)
+    return settle_success(app, task, msg, result, queue, request)
+
+
+def _hook(
+    task: Task[Any, Any], msg: TaskMessage, name: str, *args: Any, internal: bool = False
+) -> None:
+    """Call one of the task's outcome hooks. One that raises is logged and the outcome, already
+    stored, stands (Celery's behaviour for ``on_success`` and ``after_return``); a raising
+    ``on_failure``/``on_retry`` is also a ``task_internal_error``, as in Celery. Under
+    ``task.apply()`` a raising ``on_success``/``after_return`` raises to the caller, as in
+    Celery (tests see the error)."""
+    hook = getattr(task, name)
+    if getattr(type(task), name, None) is getattr(Task, name):
+        return  # not overridden: nothing to call
+    try:
+        hook(*args)
+    except Exception as exc:
+        if not internal and current_request().is_eager:
+            raise
+        log.exception("Task %s[%s] %s handler raised: %r", msg.task, msg.id, name, exc)
+        if internal and signals.task_internal_error:
+            signals.task_internal_error.send(
+                task,
+                task_id=msg.id,
+                args=msg.args,
+                kwargs=msg.kwargs,
+                request=None,
+                exception=exc,
+                traceback=exc.__traceback__,
+                einfo=ExceptionInfo(exc, internal=True),
+            )
+
+
+def _finish(
+    task: Task[Any, Any], msg: TaskMessage, state: str, retval: Any, after_return: bool = True
+) -> None:
+    """The end of every run, as Celery's: ``after_return`` (not for a retried, ignored or
+    rejected run), then ``task_postrun``."""
+    _started.pop(msg.id, None)
+    try:
+        if state not in (RETRY, IGNORED, REJECTED) and after_return:
+            _hook(task, msg, "after_return", state, retval, msg.id, msg.args, msg.kwargs, None)
+    finally:  # task_postrun even when an eager run's after_return raises, as in Celery
+        if signals.task_postrun:
+            signals.task_postrun.send(
+                task,
+                task_id=msg.id,
+                task=task,
+                args=msg.args,
+                kwargs=msg.kwargs,
+                retval=retval,
+                state=state,
+            )
 
 
 def settle_success(
+    app: App,
+    task: Task[Any, Any],
+    msg: TaskMessage,
+    result: Any,
+    queue: str,
+    request: Context | None = None,
+) -> Outcome:
+    """Store a result, send what follows it, then the hooks and signals in Celery's order:
+    ``on_success``, ``task_success``, ``after_return``, ``task_postrun``."""
+    with _current(request or _context(msg, queue)):
+        return _settle_success(app, task, msg, result, queue)
+
+
+def _settle_success(
     app: App, task: Task[Any, Any], msg: TaskMessage, result: Any, queue: str
 ) -> Outcome:
-    """Store a result and send what follows it."""
-    if log.isEnabledFor(logging.INFO):
-        log.info("task %s[%s] succeeded", msg.task, msg.id)
-    if signals.task_success:
-        signals.task_success.send(task, result=result, task_id=msg.id)
     try:
         _store(app, task, msg, SUCCESS, result, queue=queue)
     except ProtocolError as exc:  # a result the serializer refuses: Celery stores an EncodeError
         log.error("task %s[%s] returned a result that cannot be stored: %s", msg.task, msg.id, exc)
+        error = exc
         failure = EncodedException("EncodeError", (str(exc),), "kombu.exceptions").to_wire()
         _store(app, task, msg, FAILURE, failure, f"EncodeError: {exc}", queue)
         _on_failure(app, msg, FAILURE, failure)
+        _failed(task, msg, error)
+        _finish(task, msg, FAILURE, error)
         return Outcome("ack", f"failed: EncodeError: {exc}", FAILURE)
     _on_success(app, msg, result)
+    started = _started.get(msg.id)
+    try:
+        _hook(task, msg, "on_success", result, msg.id, msg.args, msg.kwargs)
+    except Exception:  # an eager run's: to the caller, after task_postrun (Celery's order)
+        _finish(task, msg, SUCCESS, result, after_return=False)
+        raise
+    if signals.task_success:
+        runtime = time.monotonic() - started if started is not None else 0.0
+        signals.task_success.send(task, result=result, runtime=runtime)
+    if log.isEnabledFor(logging.INFO):
+        log.info("task %s[%s] succeeded", msg.task, msg.id)
+    _finish(task, msg, SUCCESS, result)
     return Outcome("ack", value=result)
+
+
+def _failed(task: Task[Any, Any], msg: TaskMessage, exc: BaseException) -> None:
+    """``on_failure`` then ``task_failure``, after the failure was stored (Celery's order)."""
+    einfo = ExceptionInfo(exc)
+    _hook(task, msg, "on_failure", exc, msg.id, msg.args, msg.kwargs, einfo, internal=True)
+    if signals.task_failure:
+        signals.task_failure.send(
+            task,
+            task_id=msg.id,
+            exception=exc,
+            args=msg.args,
+            kwargs=msg.kwargs,
+            traceback=exc.__traceback__,
+            einfo=einfo,
+        )
 
 
 def settle_failure(
@@ -315,49 +528,67 @@ def settle_failure(
     exc: BaseException,
     queue: str,
 ) -> Outcome:
-    """Turn an exception from a task into a retry, a rejection or a stored failure."""
+    """Turn an exception from a task into a retry, a rejection or a stored failure; then the
+    hooks and signals in Celery's order (``on_retry``/``on_failure``, ``task_retry``/
+    ``task_failure``, ``after_return``, ``task_postrun``)."""
+    with _current(request):
+        return _settle_failure(app, task, msg, request, exc, queue)
+
+
+def _settle_failure(
+    app: App,
+    task: Task[Any, Any],
+    msg: TaskMessage,
+    request: Context,
+    exc: BaseException,
+    queue: str,
+) -> Outcome:
     if isinstance(exc, Retry):
         cause = exc.exc or exc
-        signals.task_retry.send(task, request=request, reason=cause)
+        if exc.exc is not None:
+            reason = EncodedException.from_exception(exc.exc)
+        else:  # a Retry's own arguments hold itself (as Celery's): described by its message
+            reason = EncodedException(type(exc).__qualname__, (str(exc),), type(exc).__module__)
         trace = "".join(tb.format_exception(cause))
-        _store(app, task, msg, RETRY, EncodedException.from_exception(cause).to_wire(), trace)
+        _store(app, task, msg, RETRY, reason.to_wire(), trace)
+        einfo = ExceptionInfo(exc)
+        _hook(task, msg, "on_retry", exc.exc, msg.id, msg.args, msg.kwargs, einfo, internal=True)
+        if signals.task_retry:
+            signals.task_retry.send(task, request=request, reason=exc, einfo=einfo)
+        log.info("task %s[%s] retry: %s", msg.task, msg.id, safe_repr(exc))
+        _finish(task, msg, RETRY, exc)
         return Outcome("retry", f"retry: {safe_repr(cause)}", RETRY, trace)
     if isinstance(exc, Ignore):
+        _finish(task, msg, IGNORED, exc)
         return ACK
     if isinstance(exc, Reject):
+        _finish(task, msg, REJECTED, exc)
         action: Action = "requeue" if exc.requeue else "dead-letter"
         return Outcome(action, f"rejected-by-task: {exc.reason}")
     if isinstance(exc, TaskRevokedError):
-        signals.task_revoked.send(task, request=request, terminated=True)
         # Raised by terminate as a bare class: say what happened.
         said = exc if exc.args else TaskRevokedError("revoked: terminated while running")
         revoked = EncodedException.from_exception(said).to_wire()
         _store(app, task, msg, REVOKED, revoked)
         _chord_part(app, msg, REVOKED, revoked)
+        if signals.task_revoked:
+            signals.task_revoked.send(
+                task, request=request, terminated=True, signum=None, expired=False
+            )
+        _finish(task, msg, REVOKED, said)
         return Outcome("ack", "revoked", REVOKED)
     autoretry = tuple(task.option("autoretry_for", ()) or ())
     if autoretry and isinstance(exc, autoretry):
-        from ..task import _request
-
         token = _request.set(request)
         try:
             task.retry(exc=exc, **dict(task.option("retry_kwargs", {}) or {}))
         except Retry as retry:
-            return settle_failure(app, task, msg, request, retry, queue)
+            return _settle_failure(app, task, msg, request, retry, queue)
         except Exception as final:  # retries used up: the original exception stands
             exc = final
         finally:
             _request.reset(token)
     shown = safe_repr(exc)
-    log.error("task %s[%s] failed: %s", msg.task, msg.id, shown)
-    signals.task_failure.send(
-        task,
-        task_id=msg.id,
-        exception=exc,
-        args=msg.args,
-        kwargs=msg.kwargs,
-        traceback=exc.__traceback__,
-    )
     encoded, trace = _describe(exc)
     try:
         _store(app, task, msg, FAILURE, encoded, trace, queue)
@@ -365,7 +596,10 @@ def settle_failure(
         fallback = EncodedException(type(exc).__qualname__, (shown,), type(exc).__module__)
         encoded = fallback.to_wire()
         _store(app, task, msg, FAILURE, encoded, f"{shown}; {safe_repr(store_error)}", queue)
-    _on_failure(app, msg, FAILURE, encoded)
+    _on_failure(app, msg, FAILURE, encoded, (request, exc, trace))
+    _failed(task, msg, exc)
+    log.error("task %s[%s] failed: %s", msg.task, msg.id, shown)
+    _finish(task, msg, FAILURE, exc)
     return Outcome("ack", f"failed: {shown}", FAILURE, trace)
 
 
@@ -384,12 +618,46 @@ def _describe(exc: BaseException) -> tuple[dict[str, Any], str]:
     return encoded, trace
 
 
-def store_failure(app: App, msg: TaskMessage, exc: BaseException, state: str = FAILURE) -> None:
-    """Store a failure the worker itself decided (a hard time limit; REVOKED for a task
-    terminated while it ran, as Celery stores it), and run the errbacks."""
+def store_failure(
+    app: App, msg: TaskMessage, exc: BaseException, state: str = FAILURE, queue: str = ""
+) -> None:
+    """Store a failure the worker itself decided (REVOKED for a task terminated while it ran,
+    as Celery stores it) and run the errbacks; then what Celery's
+    worker calls for it: for a hard time limit ``on_failure``, ``after_return`` and
+    ``task_failure``; for a lost worker ``task_failure``; for a terminated task
+    ``task_revoked``."""
+    _started.pop(msg.id, None)
     encoded, trace = _describe(exc)
-    _store(app, app.tasks.get(msg.task), msg, state, encoded, trace)
-    _on_failure(app, msg, state, encoded)
+    task = app.tasks.get(msg.task)
+    _store(app, task, msg, state, encoded, trace)
+    request = _context(msg, queue)
+    _on_failure(app, msg, state, encoded, (request, exc, trace) if task else None)
+    if task is None:
+        return
+    with _current(request):
+        if isinstance(exc, TaskRevokedError):
+            if signals.task_revoked:
+                signals.task_revoked.send(
+                    task, request=request, terminated=True, signum=None, expired=False
+                )
+            return
+        if not isinstance(exc, TimeLimitExceeded | WorkerLostError):
+            return  # refused before it ran (a bad limit): no run to report
+        einfo = ExceptionInfo(exc)
+        if isinstance(exc, TimeLimitExceeded):
+            args = (exc, msg.id, msg.args, msg.kwargs, einfo)
+            _hook(task, msg, "on_failure", *args, internal=True)
+            _hook(task, msg, "after_return", FAILURE, exc, msg.id, msg.args, msg.kwargs, None)
+        if signals.task_failure:
+            signals.task_failure.send(
+                task,
+                task_id=msg.id,
+                exception=exc,
+                args=msg.args,
+                kwargs=msg.kwargs,
+                traceback=exc.__traceback__,
+                einfo=einfo,
+            )
 
 
 def _aware(when: datetime) -> datetime:
@@ -410,5 +678,5 @@ def run_eagerly(
         headers=options.get("headers"),
     )
     msg = decode_task(encode_task(msg))  # the arguments go through the serializer, as sent ones do
-    execute(task.app, msg, "eager", set())
+    execute(task.app, msg, "eager", set(), is_eager=True)
     return task.app.AsyncResult(msg.id)

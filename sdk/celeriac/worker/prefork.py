@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any
 
+from .. import signals
 from ..exceptions import (
     SoftTimeLimitExceeded,
     TaskRevokedError,
@@ -81,11 +82,12 @@ def _child(
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGALRM, _soft_limit)
     app.reset_after_fork()
+    signals.worker_process_init.send(None)
     done = 0
     while True:
         job = conn.recv()
         if job is None:
-            return
+            break
         msg, queue, revoked, soft = job
         if soft:
             signal.setitimer(signal.ITIMER_REAL, soft)
@@ -106,7 +108,8 @@ def _child(
             # A return value that does not pickle: the parent only shows it in an event.
             conn.send((dataclasses.replace(outcome, value=safe_repr(outcome.value)), retire))
         if retire:
-            return
+            break
+    signals.worker_process_shutdown.send(None, pid=os.getpid(), exitcode=0)
 
 
 @dataclass
@@ -152,6 +155,7 @@ class PreforkPool:
         self._collector.start()
 
     def _spawn(self) -> Child:
+        signals.worker_before_create_process.send(self)
         parent, child = self.ctx.Pipe()
         process = self.ctx.Process(
             target=_child,
@@ -254,7 +258,10 @@ class PreforkPool:
             return Outcome("ack", "revoked", "REVOKED")
         code = child.process.exitcode
         why = f"the process running the task exited with {code}"
-        if self.app.conf.task_reject_on_worker_lost:
+        task = self.app.tasks.get(msg.task)
+        # The task's own reject_on_worker_lost, else the setting, as Celery decides.
+        setting = self.app.conf.task_reject_on_worker_lost
+        if task.option("reject_on_worker_lost") if task is not None else setting:
             # Given back, counted: past worker_max_deliveries it is dead-lettered as poison
             # with a WorkerLostError FAILURE, so a task that kills its process cannot loop.
             log.error("%s: %s[%s]: %s; it goes back to the queue", self.hostname, msg.task,

@@ -37,6 +37,9 @@ print(
             "send_task mul": app.send_task("proj.tasks.mul", (3, 4)).get(timeout=TIMEOUT),
             "send_task renamed": app.send_task("proj.custom_name").get(timeout=TIMEOUT),
             "whoami": tasks.whoami.delay().get(timeout=TIMEOUT),
+            "request": tasks.request_fields.apply_async(
+                (1,), {"key": "v"}, expires=600, time_limit=30, soft_time_limit=20
+            ).get(timeout=TIMEOUT),
             "state": done.state,
             "local call": tasks.mul(6, 7),
             "get() inside a task": tasks.waits_inside.delay().get(timeout=TIMEOUT),

@@ -1,0 +1,73 @@
+"""A task logger's line in the worker's log, with each side's default formats: one app, run by
+``celery worker`` (5.7) and by ``celeriac worker`` on the same Redis, logs from a task with
+``get_task_logger(__name__)``; the lines are equal but for the time."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+from celeriac import App
+from interop import celery_env
+from tests.brokers import REDIS_URL, require
+from tests.compat.harness import celeriac_worker, renamed
+
+APP = textwrap.dedent(
+    """
+    import os
+
+    from celery import Celery
+    from celery.utils.log import get_task_logger
+
+    app = Celery("logfmt", broker=os.environ["COMPAT_BROKER_URL"])
+    logger = get_task_logger(__name__)
+
+
+    @app.task
+    def hello(who):
+        logger.info("hello %s", who)
+    """
+)
+_TIME = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}: ")
+
+
+def _line(log: Path, needle: str, timeout: float = 30) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in log.read_text(errors="replace").splitlines():
+            if needle in line:
+                return _TIME.sub("[<time>: ", line)
+        time.sleep(0.1)  # a log file the worker writes to: nothing to block on
+    raise AssertionError(f"no {needle!r} in the worker's log:\n{log.read_text()[-3000:]}")
+
+
+def test_a_task_loggers_line_is_celerys() -> None:
+    require("redis")
+    client = App("logfmt-client", broker=REDIS_URL, backend=None)
+    lines = []
+    try:
+        for side in ("celery", "celeriac"):
+            folder = Path(tempfile.mkdtemp(prefix=f"compat-logfmt-{side}-"))
+            source = APP if side == "celery" else "\n".join(map(renamed, APP.splitlines()))
+            (folder / "logfmt.py").write_text(source)
+            queue = f"compat.logfmt.{side}.{uuid.uuid4().hex[:8]}"
+            env = {"COMPAT_BROKER_URL": REDIS_URL}
+            if side == "celery":
+                with celery_env.CeleryWorker(
+                    folder, "logfmt", broker_url=REDIS_URL, queues=[queue], env=env
+                ) as worker:
+                    assert worker.log_path is not None
+                    client.send_task("logfmt.hello", ("world",), queue=queue, task_id="the-id")
+                    lines.append(_line(worker.log_path, "hello world"))
+            else:
+                with celeriac_worker(folder, "logfmt", env, queue) as log:
+                    client.send_task("logfmt.hello", ("world",), queue=queue, task_id="the-id")
+                    lines.append(_line(log, "hello world"))
+    finally:
+        client.close()
+    assert lines[0] == "[<time>: INFO/MainProcess] logfmt.hello[the-id]: hello world"
+    assert lines[1] == lines[0]
