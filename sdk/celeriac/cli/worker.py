@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import logging
-
 import click
 
 from ..worker import Worker
 from ..worker.nodename import node_name
+from . import logs
 from .loading import app_option, broker_option, load_app
 
 __all__ = ["worker"]
@@ -60,9 +59,7 @@ def worker(
         celeriac worker -A proj.tasks:app -c 8 -Q default,urgent -l info
         celeriac worker -A proj.tasks:app --beat        # and send periodic tasks
     """
-    logging.basicConfig(
-        level=loglevel.upper(), format="[%(asctime)s %(levelname)s %(name)s] %(message)s"
-    )
+    logs.configure(loglevel)
     try:
         node = node_name(hostname)
     except ValueError as exc:
