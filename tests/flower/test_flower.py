@@ -179,8 +179,17 @@ def test_flower_pages_api_and_actions(watched: Watched) -> None:
     running = app.send_task("flower.wait", (60,))
     eventually(lambda: _api_state(watched, running.id) == "STARTED", WAIT, "STARTED in Flower")
 
+    # An unknown task and an expired one: FAILURE and REVOKED, in Flower as in the backend.
+    unknown = app.send_task("flower.nope", (1,))
+    expired = app.send_task("flower.add", (1, 1), expires=-1)
+    with pytest.raises(Exception, match=r"flower\.nope"):
+        unknown.get(timeout=WAIT)
+    with pytest.raises(Exception, match=r"[Rr]evoked|expired"):
+        expired.get(timeout=WAIT)
+    assert (unknown.state, expired.state) == ("FAILURE", "REVOKED")
+
     # Flower's API agrees with the result backend, task by task.
-    for result in (ok, bad):
+    for result in (ok, bad, unknown, expired):
         eventually(
             lambda r=result: _api_state(watched, r.id) == r.state, WAIT, f"{result.id} in Flower"
         )
