@@ -43,6 +43,7 @@ class Watched:
     queue: str
     broker: str
     app: App
+    worker: subprocess.Popen[bytes]
 
 
 def _free_port() -> int:
@@ -71,6 +72,14 @@ def _post(url: str, data: dict[str, Any] | None = None) -> Any:
     body = urllib.parse.urlencode(data or {}).encode()
     with urllib.request.urlopen(urllib.request.Request(url, body), timeout=10) as response:
         return json.loads(response.read())
+
+
+def _post_status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, b""), timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -117,10 +126,19 @@ def watched(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Watched]
         port = _free_port()
         flower_env_vars = {
             k: v for k, v in env.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")
-        } | {"FLOWER_UNAUTHENTICATED_API": "1"}
+        } | {"FLOWER_UNAUTHENTICATED_API": "1", "PYTHONPATH": str(Path(__file__).parent)}
         procs.append(
             subprocess.Popen(
-                [str(celery), "-b", url, "flower", f"--port={port}", "--address=127.0.0.1"],
+                [
+                    str(celery),
+                    "-A",
+                    "flower_app",
+                    "-b",
+                    url,
+                    "flower",
+                    f"--port={port}",
+                    "--address=127.0.0.1",
+                ],
                 cwd=tmp_path,
                 env=flower_env_vars,
                 stdout=(logs / "flower.log").open("wb"),
@@ -135,7 +153,7 @@ def watched(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Watched]
             return status == 200 and hostname in json.loads(body)
 
         eventually(worker_known, WAIT, f"Flower sees {hostname} on {broker.name}", interval=0.5)
-        yield Watched(base, hostname, queue, url, app)
+        yield Watched(base, hostname, queue, url, app, procs[0])
     finally:
         app.close()
         for proc in reversed(procs):
@@ -161,8 +179,17 @@ def test_flower_pages_api_and_actions(watched: Watched) -> None:
     running = app.send_task("flower.wait", (60,))
     eventually(lambda: _api_state(watched, running.id) == "STARTED", WAIT, "STARTED in Flower")
 
+    # An unknown task and an expired one: FAILURE and REVOKED, in Flower as in the backend.
+    unknown = app.send_task("flower.nope", (1,))
+    expired = app.send_task("flower.add", (1, 1), expires=-1)
+    with pytest.raises(Exception, match=r"flower\.nope"):
+        unknown.get(timeout=WAIT)
+    with pytest.raises(Exception, match=r"[Rr]evoked|expired"):
+        expired.get(timeout=WAIT)
+    assert (unknown.state, expired.state) == ("FAILURE", "REVOKED")
+
     # Flower's API agrees with the result backend, task by task.
-    for result in (ok, bad):
+    for result in (ok, bad, unknown, expired):
         eventually(
             lambda r=result: _api_state(watched, r.id) == r.state, WAIT, f"{result.id} in Flower"
         )
@@ -245,3 +272,34 @@ def test_flower_pages_api_and_actions(watched: Watched) -> None:
         running.get(timeout=WAIT)
     assert running.state == "REVOKED"
     eventually(lambda: _api_state(watched, running.id) == "REVOKED", WAIT, "REVOKED in Flower")
+
+    # Queues: a consumer added from Flower takes tasks; cancelled, it is gone.
+    extra = f"{watched.queue}.extra"
+
+    def queues() -> list[str]:
+        return [q["name"] for q in _json(f"{base}/api/workers?refresh=1")[name]["active_queues"]]
+
+    _post(f"{api}/queue/add-consumer/{name}", {"queue": extra})
+    eventually(lambda: extra in queues(), WAIT, "the added queue")
+    assert app.send_task("flower.add", (1, 2), queue=extra).get(timeout=WAIT) == 3
+    _post(f"{api}/queue/cancel-consumer/{name}", {"queue": extra})
+    eventually(lambda: extra not in queues(), WAIT, "the cancelled queue gone")
+    # A rate limit reaches the worker; a hard time limit ends a long task as a FAILURE.
+    _post(f"{base}/api/task/rate-limit/flower.add", {"workername": name, "ratelimit": "10/m"})
+    dumped = app.control.call("dump_tasks", destination=[name], timeout=10, limit=1)
+    assert any(t.startswith("flower.add [rate_limit=") for t in dumped[name]), dumped
+    _post(f"{base}/api/task/timeout/flower.wait", {"workername": name, "hard": 1})
+    limited = app.send_task("flower.wait", (60,))
+    with pytest.raises(Exception, match="time limit"):
+        limited.get(timeout=WAIT)
+    eventually(lambda: _api_state(watched, limited.id) == "FAILURE", WAIT, "FAILURE in Flower")
+    # A revoke from Flower: the waiting task never runs.
+    later = app.send_task("flower.add", (1, 1), countdown=3)
+    _post(f"{base}/api/task/revoke/{later.id}")
+    with pytest.raises(Exception, match=r"[Rr]evoked"):
+        later.get(timeout=WAIT)
+    # Pool restart is refused in Celery's error shape, which Flower reports as a failure.
+    assert _post_status(f"{api}/pool/restart/{name}") == 403
+    # Shutdown from Flower stops the worker process.
+    _post(f"{api}/shutdown/{name}")
+    eventually(lambda: watched.worker.poll() is not None, WAIT, "the worker stopped")

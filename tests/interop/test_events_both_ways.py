@@ -274,3 +274,39 @@ def test_prefork_time_limit_and_terminate_are_not_announced_as_succeeded() -> No
     assert ends[running.id]["type"] == "task-revoked", ends
     assert ends[running.id]["terminated"] is True
     assert limited.state == "FAILURE" and running.state == "REVOKED"
+
+
+def test_worker_events_without_task_events() -> None:
+    """Without -E a worker still sends worker-online/heartbeat/offline (Celery's heartbeat is on
+    by default), and no task event."""
+    from tests.brokers import REDIS_URL, require
+
+    require("redis")
+    app = App("events-quiet", broker=REDIS_URL, backend=REDIS_URL, task_default_queue=unique("q"))
+
+    @app.task(name="ev.quiet")
+    def quiet() -> int:
+        return 1
+
+    hostname = f"celeriac-quiet-{uuid.uuid4().hex[:6]}@test"
+    try:
+        with EventReceiver(app) as receiver:
+            worker = run_worker(app, concurrency=1, hostname=hostname)
+            try:
+                sent = quiet.delay()
+                assert sent.get(timeout=30) == 1
+
+                def mine(seen: list[dict[str, Any]]) -> set[str]:
+                    return {e["type"] for e in seen if e.get("hostname") == hostname}
+
+                events = collect(
+                    receiver.next, lambda s: {"worker-online", "worker-heartbeat"} <= mine(s), 30
+                )
+            finally:
+                stop_worker(worker)
+            events += collect(receiver.next, lambda s: "worker-offline" in mine(s), 30)
+    finally:
+        app.close()
+    assert not [e for e in events if e.get("uuid") == sent.id], "task events without -E"
+    heartbeat = next(e for e in events if e["type"] == "worker-heartbeat")
+    assert heartbeat["freq"] == 2.0 and isinstance(heartbeat["clock"], int)

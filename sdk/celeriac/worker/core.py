@@ -380,7 +380,7 @@ class Worker:
                 # busy loop turns thousands of times a second.
                 control_at = now + _CONTROL_EVERY
                 self._control(control, transport)
-            if self.send_events and time.monotonic() >= self._heartbeat_at:
+            if time.monotonic() >= self._heartbeat_at:
                 self._heartbeat_at = time.monotonic() + 2.0  # Celery's heartbeat frequency
                 self._emit("worker-heartbeat", **worker_fields(len(self.active), self.processed))
                 signals.heartbeat_sent.send(self)
@@ -773,7 +773,9 @@ class Worker:
         return outcome
 
     def _emit(self, type_: str, **fields: Any) -> None:
-        if self.send_events:
+        # Worker events go out with or without -E, as Celery's (its heartbeat is on by default):
+        # monitors see the worker; -E adds the task events.
+        if self.send_events or type_.startswith("worker-"):
             try:
                 send_event(self.app, event(type_, self.hostname, **fields))
             except Exception as exc:  # an event lost is not a task lost
