@@ -131,7 +131,12 @@ def test_a_minimal_client_walks_the_conformance_guide(tmp_path: Path, broker_nam
         sent = {
             n: client.send(cases[n]["task"], cases[n]["args"], cases[n]["kwargs"]) for n in THREE
         }
-        results = {n: client.result(i, timeout=30) for n, i in sent.items()}
+        try:
+            results = {n: client.result(i, timeout=60) for n, i in sent.items()}
+        except TimeoutError as exc:
+            verifier.kill()
+            out, err = verifier.communicate(timeout=10)
+            raise AssertionError(f"{exc}; the verifier said:\n{out}\n{err}") from None
         out, err = verifier.communicate(timeout=60)
     finally:
         if verifier.poll() is None:
