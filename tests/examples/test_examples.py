@@ -65,12 +65,22 @@ def test_fastapi_enqueue_then_await_with_a_timeout(fastapi_example: Any) -> None
 
 @pytest.fixture(scope="module")
 def django_example() -> Iterator[Any]:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "examples.django_app.settings")
-    import django
+    # Set for this module only: a DJANGO_SETTINGS_MODULE left behind reaches every process the
+    # later tests start, whose apps then run django.setup() on a settings module they cannot
+    # import (the verifier's worker in tests/interop dead-lettered every call for that).
+    saved = os.environ.get("DJANGO_SETTINGS_MODULE")
+    os.environ["DJANGO_SETTINGS_MODULE"] = "examples.django_app.settings"
+    try:
+        import django
 
-    django.setup()
-    tasks = _load("examples.django_app.tasks")
-    yield from (tasks for _ in _worker(tasks.app))
+        django.setup()
+        tasks = _load("examples.django_app.tasks")
+        yield from (tasks for _ in _worker(tasks.app))
+    finally:
+        if saved is None:
+            os.environ.pop("DJANGO_SETTINGS_MODULE", None)
+        else:
+            os.environ["DJANGO_SETTINGS_MODULE"] = saved
 
 
 def test_django_async_view_awaits_the_task(django_example: Any) -> None:
