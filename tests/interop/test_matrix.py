@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from celeriac import App
-from celeriac.interop import client_capabilities, verify_client, verify_worker
+from celeriac.interop import client_capabilities, execute, verify_client, verify_worker
 from celeriac.interop.cases import cases_for
 from celeriac.worker import run_worker, stop_worker
 from interop import celery_env
@@ -62,36 +62,8 @@ def cell(request: pytest.FixtureRequest) -> tuple[str, str, str]:
 
 
 def conformance_app(broker: str, queue: str) -> App:
-    app = App(
-        "conformance",
-        broker=broker,
-        backend=_backend(),
-        task_default_queue=queue,
-        task_eta_in_broker=False,
-    )
-
-    @app.task(name="interop.add")
-    def add(x: int, y: int) -> int:
-        return x + y
-
-    @app.task(name="interop.echo")
-    def echo(tag: str, value: Any) -> Any:
-        return value
-
-    @app.task(name="interop.fail")
-    def fail(message: str) -> None:
-        raise ValueError(message)
-
-    @app.task(name="interop.sleep")
-    def sleep(seconds: float) -> float:
-        threading.Event().wait(seconds)
-        return seconds
-
-    @app.task(name="interop.xsum")
-    def xsum(values: list[int]) -> int:
-        return sum(values)
-
-    return app
+    """The conformance tasks (CONFORMANCE.md), as the interop verifier's worker runs them."""
+    return execute.conformance_app(broker, _backend(), queue)
 
 
 @pytest.fixture
