@@ -833,12 +833,15 @@ class Worker:
             self._emit("task-failed", uuid=uuid, exception=exception, traceback=outcome.traceback)
 
     def _guarded(self, what: str, call: Callable[..., Any], *args: Any) -> None:
+        """Settle through the transport; a failure leaves the delivery to come back."""
         try:
             call(*args)
         except TransportError as exc:
             log.warning(
                 "%s: %s failed (%s); the broker will deliver it again", self.hostname, what, exc
             )
+        except Exception:  # a transport's own bug must not stop the loop either
+            log.exception("%s: %s failed; the broker will deliver it again", self.hostname, what)
 
     def _control(self, control: Any, transport: Transport) -> None:
         """Carry out the control commands (revoke, inspect, ...) that arrived since last turn."""
