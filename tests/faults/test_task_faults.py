@@ -265,6 +265,16 @@ def test_a_task_that_kills_its_worker_is_poison_on_a_quorum_queue(tmp_path: Path
         bench.stop()
 
 
+def test_a_task_that_kills_its_worker_is_poison_on_kafka(tmp_path: Path) -> None:
+    """Kafka gives a dead worker's records back by offset, flagged and not counted: the worker
+    counts them as on a classic RabbitMQ queue."""
+    bench = Bench("kafka", url_for("kafka", tmp_path), tmp_path, options="{}")
+    try:
+        _killed_until_poison(bench)
+    finally:
+        bench.stop()
+
+
 def _killed_until_poison(bench: Bench) -> None:
     client = bench.client()
     task_id = client.send_task("tf.sigkill").id
