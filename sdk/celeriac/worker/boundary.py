@@ -79,11 +79,13 @@ def check_rate(rate: float | None, what: str) -> float | None:
     return rate
 
 
-def deliveries(delivery: Delivery) -> int:
+def deliveries(delivery: Delivery, flagged_only: bool = False) -> int:
     """How many times this message has been delivered, this time included (at least 1).
 
     The larger of what the broker counts (SQS, SQLite, memory) and the header a requeue or a
     restore carries; a header that is not a small non-negative integer counts as absent.
+    ``flagged_only``: the transport does not count a redelivery (a classic RabbitMQ queue only
+    flags it), so a redelivered message counts one more than its header says.
     """
     counted = delivery.deliveries or 1
     message = delivery.message
@@ -91,6 +93,6 @@ def deliveries(delivery: Delivery) -> int:
         before = message.headers.get(DELIVERY_COUNT_HEADER)
         if isinstance(before, int) and not isinstance(before, bool) and 0 <= before < 1 << 31:
             counted = max(counted, before + 1)
-    if counted == 1 and delivery.redelivered:
-        counted = 2  # a broker that only flags redeliveries (classic AMQP queues)
+    if delivery.redelivered and (counted == 1 or (flagged_only and delivery.deliveries is None)):
+        counted += 1
     return counted

@@ -163,6 +163,7 @@ class Worker:
         self.admission: tuple[Callable[[Admission], bool], ...] = (
             self._decoded,
             self._not_poison,
+            self._recounted,
             self._announced,
             self._limits_read,
             self._due,
@@ -510,13 +511,34 @@ class Worker:
 
     def _not_poison(self, a: Admission) -> bool:
         """Delivered no more than worker_max_deliveries times."""
-        count = deliveries(a.delivery)
+        count = deliveries(a.delivery, flagged_only=not a.transport.counts_redeliveries)
         if count <= self.max_deliveries:
             return True
         # Given back more often than allowed (each worker that took it died, or its task kept
         # asking to be requeued): run again, it would loop forever.
         why = f"delivered {count} times (worker_max_deliveries={self.max_deliveries})"
         self._refuse(a, f"poison: {why}", WorkerLostError(why))
+        return False
+
+    def _recounted(self, a: Admission) -> bool:
+        """A redelivery the broker only flags (a classic RabbitMQ queue, a Kafka offset) is
+        counted here: a copy carrying the count goes to the back of the queue (confirmed by
+        the broker), then the original is acked, so a message that kills every worker that
+        runs it still reaches worker_max_deliveries. Only redeliveries pay this hop."""
+        delivery, message = a.delivery, a.delivery.message
+        if not delivery.redelivered or a.transport.counts_redeliveries or message is None:
+            return True
+        if delivery.deliveries is not None:  # counted by the broker after all
+            return True
+        # The copy is this same delivery, moved: it counts as delivered before what it says.
+        before = deliveries(delivery, flagged_only=True) - 1
+        headers = {**message.headers, DELIVERY_COUNT_HEADER: before}
+        try:
+            a.transport.publish(delivery.queue, dataclasses.replace(message, headers=headers))
+        except TransportError as exc:  # run it uncounted rather than risk losing it
+            log.warning("%s: could not count a redelivery: %s", self.hostname, exc)
+            return True
+        self._guarded("ack", a.consumer.ack, [delivery])
         return False
 
     def _announced(self, a: Admission) -> bool:
@@ -631,7 +653,7 @@ class Worker:
         its queue and the original is acked, so every broker counts it (a classic RabbitMQ
         queue only flags redeliveries). Past ``worker_max_deliveries``: poison."""
         message = delivery.message
-        count = deliveries(delivery)
+        count = deliveries(delivery, flagged_only=not transport.counts_redeliveries)
         if message is None:
             self._dead_letter(consumer, delivery, f"worker-error: {reason}")
             return
@@ -811,12 +833,15 @@ class Worker:
             self._emit("task-failed", uuid=uuid, exception=exception, traceback=outcome.traceback)
 
     def _guarded(self, what: str, call: Callable[..., Any], *args: Any) -> None:
+        """Settle through the transport; a failure leaves the delivery to come back."""
         try:
             call(*args)
         except TransportError as exc:
             log.warning(
                 "%s: %s failed (%s); the broker will deliver it again", self.hostname, what, exc
             )
+        except Exception:  # a transport's own bug must not stop the loop either
+            log.exception("%s: %s failed; the broker will deliver it again", self.hostname, what)
 
     def _control(self, control: Any, transport: Transport) -> None:
         """Carry out the control commands (revoke, inspect, ...) that arrived since last turn."""

@@ -3,7 +3,8 @@ runs it and each outcome before the loop settles it (as Dramatiq's middleware do
 
 The worker's own checks run first, in this order, each a small method of the loop that may
 settle the message itself (``Worker.admission``): decode (envelope, signature, content type,
-limits), delivery count (poison), the task-received event, time limits, ETA (parked at the
+limits), delivery count (poison), counting a redelivery the broker only flags (the message
+moves to the back of its queue, counted), the task-received event, time limits, ETA (parked at the
 broker until due), rate limit. Revocation and expiry are checked by the pool just before the
 call (``execute.prepare``), so a revoke that arrives while a job waits still counts.
 """

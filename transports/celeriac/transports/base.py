@@ -154,6 +154,11 @@ class Transport(ABC):
     schemes: ClassVar[tuple[str, ...]]
     #: What the broker does natively; the SDK routes around what it cannot.
     capabilities: ClassVar[Capabilities]
+    #: Whether a message that comes back because its consumer died arrives counted: by the
+    #: broker (``Delivery.deliveries``, a quorum queue's ``x-delivery-count``) or by the
+    #: transport's own restore (Redis increments ``x-delivery-count``). False where it is only
+    #: flagged ``redelivered`` (classic RabbitMQ queues, Kafka offsets): the worker counts it.
+    counts_redeliveries: bool = True
 
     def __init__(self, url: str, **options: Any) -> None:
         self.url = url

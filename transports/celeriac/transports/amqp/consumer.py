@@ -239,8 +239,13 @@ class AmqpConsumer(Consumer):
         copy = dead_letter_message(delivery, reason)
         from .transport import properties
 
-        self.t.declare_dead_letter(self.t.confirm_ch, dead)
-        self.t.confirm_ch.basic_publish("", dead, copy.body, properties(copy))
+        def send() -> None:
+            self.t.declare_dead_letter(self.t.confirm_ch, dead)
+            self.t.confirm_ch.basic_publish("", dead, copy.body, properties(copy))
+
+        # The dead letter is confirmed before the original goes; a reconnect meanwhile ends
+        # this channel, and the broker gives the original back (at least once).
+        self.t._retry(send)
         self._settle(lambda: self.ch.basic_ack(delivery.tag[1]))
         self.unsettled.pop(delivery.tag, None)
 

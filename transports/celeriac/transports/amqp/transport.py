@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Sequence
@@ -14,6 +15,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 
 from celeriac.protocol import WireMessage
 from celeriac.protocol.envelopes import amqp as amqp_envelope
+from celeriac.protocol.wire import BROKER_DELAYED_HEADER
 
 from ..base import Consumer, QueueSpec, Subscription, Transport
 from ..capabilities import Capabilities
@@ -26,6 +28,12 @@ from .native_delay import routing_key as native_routing_key
 from .options import parse_options
 
 __all__ = ["AmqpTransport", "delay_queue"]
+
+
+#: RabbitMQ refuses an ``x-expires`` (a delay queue's is its TTL + 60 s) past this many ms.
+_MAX_EXPIRES_MS = 2**32 - 1
+#: A longer delay is held this long (about 46 days) at a time: a round bucket under the limit.
+MAX_HOP_S = 4_000_000
 
 
 def delay_bucket(seconds: float) -> int:
@@ -122,6 +130,8 @@ class AmqpTransport(Transport):
         self._declared: set[str] = set()
         self.urls = split_urls(url)
         self.opts = parse_options(options, option_query(self.urls[0]))
+        # Quorum queues count deliveries (x-delivery-count); classic ones only flag them.
+        self.counts_redeliveries = self.quorum
         self.window = self.opts.publish_window
         self.failover = Failover(self.urls, self.opts.failover_strategy)
         #: Queues declared through this transport, to declare again after a broker cancel.
@@ -200,8 +210,26 @@ class AmqpTransport(Transport):
         self.conn = None
 
     def _retry(self, operation: Any) -> Any:
+        """Run ``operation`` on the connection, again after a reconnect when the connection
+        broke. A channel the broker closed (it refused an argument) is opened again, and the
+        refusal is a TransportError: nothing of pika's reaches the caller."""
         self.connect()
-        return with_retries(operation, self.reconnect, self.opts.retry_seconds)
+        try:
+            return with_retries(operation, self.reconnect, self.opts.retry_seconds)
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            self._reopen_confirm_channel()
+            raise TransportError(
+                f"RabbitMQ at {self.node} refused: {exc.reply_code} {exc.reply_text}"
+            ) from exc
+
+    def _reopen_confirm_channel(self) -> None:
+        # Only the channel is gone: the consumers' channels on this connection, and what they
+        # hold, stay as they are.
+        if self.conn is None or not self.conn.is_open:
+            return
+        self.confirm_ch = self.conn.channel()
+        self.confirm_ch.confirm_delivery()
+        self._declared = {q for q in self._declared if not q.startswith("celeriac.delay.")}
 
     # -- declarations --------------------------------------------------------------------------
     @property
@@ -326,10 +354,16 @@ class AmqpTransport(Transport):
                     ENTRY_EXCHANGE, key, message.body, properties(message), mandatory=True
                 )
                 return
-            target = self._delay_target(queue, delay) if delay and delay > 0 else queue
-            self.confirm_ch.basic_publish(
-                "", target, message.body, properties(message), mandatory=True
-            )
+            wire, hold = message, delay
+            if hold and delay_bucket(hold) + 60_000 > _MAX_EXPIRES_MS:
+                # Longer than a delay queue holds: held as long as one can, then delivered
+                # without the broker-delayed mark, so the worker reads the task's eta and parks
+                # it again (SPEC.md §6.2).
+                headers = {k: v for k, v in message.headers.items() if k != BROKER_DELAYED_HEADER}
+                wire = dataclasses.replace(message, headers=headers)
+                hold = MAX_HOP_S
+            target = self._delay_target(queue, hold) if hold and hold > 0 else queue
+            self.confirm_ch.basic_publish("", target, wire.body, properties(wire), mandatory=True)
 
         self._retry(send)
 

@@ -83,6 +83,8 @@ class KafkaTransport(Transport):
         shared=True,
         max_message_bytes=1_048_576,
     )
+    # A crash redelivers from the committed offset: the records come back flagged, not counted.
+    counts_redeliveries = False
 
     def __init__(self, url: str, **options: Any) -> None:
         super().__init__(url, **options)

@@ -47,6 +47,9 @@ class ZooKeeperTransport(Transport):
         shared=True,
         max_message_bytes=MAX_NODE_BYTES,
     )
+    # A requeued item comes back flagged, not counted (and one whose consumer's session ended
+    # comes back not even flagged: its claim node is simply gone).
+    counts_redeliveries = False
 
     def __init__(self, url: str, **options: Any) -> None:
         super().__init__(url, **options)
