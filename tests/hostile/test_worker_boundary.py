@@ -4,6 +4,7 @@ reason), and the worker alive and running the next task (SPEC.md §11)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -19,7 +20,7 @@ from celeriac.exceptions import Reject
 from celeriac.protocol import WireMessage, encode_task, new_task_message
 from celeriac.transports import open_transport
 from celeriac.worker import Worker, run_worker, stop_worker
-from tests.brokers import REDIS_URL
+from tests.brokers import REDIS_URL, amqp_vhost, redis_db
 from tests.transports.conftest import url_for
 
 BOUNDARY_TRANSPORTS = ("memory", "sqlite", "redis", "amqp")
@@ -45,14 +46,24 @@ class BadRepr(Exception):
         raise RuntimeError("no str either")
 
 
+@functools.cache
+def _own_broker(name: str) -> str:
+    """A broker of this file's own on the shared servers: remote commands and broadcasts from
+    other test runs (a revoke sent to every worker) never reach the worker under test."""
+    return redis_db(14) if name == "redis" else amqp_vhost("celeriac-hostile")
+
+
 @pytest.fixture(params=BOUNDARY_TRANSPORTS)
 def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[App]:
     backend = f"sqlite:///{tmp_path}/results.db"
+    broker = url_for(str(request.param), tmp_path)
     if request.param == "redis":
         backend = REDIS_URL.rsplit("/", 1)[0] + "/3"
+    if request.param in ("redis", "amqp"):
+        broker = _own_broker(str(request.param))
     application = App(
         "boundary",
-        broker=url_for(str(request.param), tmp_path),
+        broker=broker,
         backend=backend,
         task_default_queue=f"boundary.{uuid.uuid4().hex[:8]}",
         worker_max_deliveries=3,
@@ -239,10 +250,6 @@ def test_a_message_given_back_too_often_is_not_run(app: App, worker: Worker) -> 
 def test_a_remote_command_with_bad_arguments_changes_nothing(
     app: App, worker: Worker, method: str, arguments: dict[str, Any]
 ) -> None:
-    if not app.conf.broker_url.startswith("sqlite"):
-        # memory: no broadcast between apps; Redis and RabbitMQ here carry every test run's
-        # broadcasts (revokes included), which would change the worker under test.
-        pytest.skip("needs a broker of the test's own")
     before = (dict(worker.time_limits), dict(worker.buckets), set(worker.revoked),
               list(worker.queues), worker.concurrency)  # fmt: skip
     reply = app.control.call(method, arguments, destination=[worker.hostname], timeout=5, limit=1)
