@@ -22,6 +22,7 @@ from celeriac.transports import open_transport
 from celeriac.worker import Worker, run_worker, stop_worker
 from tests.brokers import REDIS_URL, amqp_vhost, redis_db
 from tests.transports.conftest import url_for
+from tests.waiting import eventually
 
 BOUNDARY_TRANSPORTS = ("memory", "sqlite", "redis", "amqp")
 
@@ -293,3 +294,28 @@ def test_a_body_of_many_tiny_items_is_refused_by_count(app: App, worker: Worker)
     assert reasons[task_id].startswith("limit-exceeded: "), reasons
     assert "values" in reasons[task_id]
     _alive(app, worker)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"countdown": 1e300}, {"time_limit": -5}, {"queue": {"not": "a name"}}, {"eta": "someday"}],
+)
+def test_a_follow_up_the_client_refuses_does_not_run_its_parent_again(
+    app: App, worker: Worker, options: dict[str, Any]
+) -> None:
+    # Once a counted requeue: the parent ran worker_max_deliveries times, then was poison.
+    task_id = str(uuid.uuid4())
+    bad = {"task": "b.ok", "args": [], "kwargs": {}, "options": options, "immutable": True}
+    good = {"task": "b.ok", "args": ["callback"], "kwargs": {}, "options": {}, "immutable": True}
+    message = new_task_message("b.ok", ("parent",), task_id=task_id, link=[bad, good])
+    transport = open_transport(app.conf.broker_url)
+    try:
+        transport.publish(app.conf.task_default_queue, encode_task(message))
+    finally:
+        transport.close()
+    assert app.AsyncResult(task_id).get(timeout=30) == "ok parent"
+    _alive(app, worker)
+    eventually(lambda: _runs(app).get("ok", 0) >= 3, 30, "the good callback")
+    queue = app.conf.task_default_queue
+    eventually(lambda: not worker.active and app.producer().queue_length(queue) == 0, 30, "idle")
+    assert _runs(app)["ok"] == 3  # parent, the good callback, the probe: nobody twice
