@@ -7,7 +7,6 @@ import os
 import re
 import resource
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,6 +22,7 @@ from celeriac.worker import Worker, run_worker, stop_worker
 from tests.brokers import REDIS_URL
 from tests.fuzz.strategies import Hostile, hostile_messages
 from tests.transports.conftest import url_for
+from tests.waiting import eventually
 
 BUDGET = int(os.environ.get("CELERIAC_FUZZ_EXAMPLES", "300"))
 RANDOM = bool(os.environ.get("CELERIAC_FUZZ_RANDOM"))
@@ -126,18 +126,19 @@ def check_one(h: Harness, hostile: Hostile) -> None:
         h.seen["unsendable"] = h.seen.get("unsendable", 0) + 1
         return  # the client side refused to send it (headers it cannot encode): no message
     task_id = hostile.task_id
-    deadline = time.monotonic() + 10
-    settled = False
-    while time.monotonic() < deadline:
+
+    def settled_now() -> bool:
         h.read_dead_letters()
         ran = h.runs.get(task_id or "", 0) - before.get(task_id or "", 0)
         dead = h.dead.get(task_id, []) if task_id else []
         # Ended without running to the end: revoked, expired, or stopped by a tiny time limit.
         ended = task_id is not None and not ran and not dead and _ended(h, task_id)
-        if (dead or ran or ended or task_id is None) and h.idle():
-            settled = True
-            break
-        time.sleep(0.01)
+        return bool(dead or ran or ended or task_id is None) and h.idle()
+
+    try:
+        settled = eventually(settled_now, 10, "settled", interval=0.01)
+    except AssertionError:
+        settled = False  # parked for its ETA, or not settled: told apart below
     assert h.worker.thread.is_alive(), "the worker died"  # type: ignore[attr-defined]
     h.read_dead_letters()
     if task_id is None:
