@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import time
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit
 
 import pytest
 
@@ -134,3 +136,37 @@ def require(name: str, timeout: float = 5.0) -> Broker:
 def unique(prefix: str) -> str:
     """A name no other test run uses (queues, topics, znodes)."""
     return f"{prefix}-{os.getpid()}-{time.monotonic_ns()}"
+
+
+def redis_db(db: int) -> str:
+    """The test Redis with database ``db`` of the caller's own: its queues and its broadcasts
+    (Kombu's fanout channels carry the database number) meet no other test's."""
+    require("redis")
+    parts = urlsplit(REDIS_URL)
+    return parts._replace(path=f"/{db}").geturl()
+
+
+def amqp_vhost(vhost: str) -> str:
+    """The test RabbitMQ with virtual host ``vhost`` of the caller's own (created if missing, the
+    URL's user given every permission there): its queues and fanout exchanges meet no other
+    test's. Through ``scripts/services rabbitmqctl``, which runs the node's own rabbitmqctl with
+    the node's environment (Debian's /usr/sbin wrapper would start a stray epmd)."""
+    require("rabbitmq")
+    params = amqp_params()
+    root = Path(__file__).resolve().parent.parent
+    ctl = [str(root / SERVICES), "rabbitmqctl"]
+    listed = subprocess.run([*ctl, "list_vhosts", "-q"], capture_output=True, text=True, timeout=90)
+    if vhost not in listed.stdout.split():
+        created = subprocess.run([*ctl, "add_vhost", vhost], capture_output=True, timeout=90)
+        # Another run may have created it between the two calls: only its absence is an error.
+        if created.returncode != 0 and b"already" not in created.stdout + created.stderr:
+            pytest.fail(f"rabbitmqctl add_vhost {vhost}: {created.stderr.decode()[-500:]}")
+    granted = subprocess.run(
+        [*ctl, "set_permissions", "-p", vhost, params.user, ".*", ".*", ".*"],
+        capture_output=True,
+        timeout=90,
+    )
+    if granted.returncode != 0:
+        pytest.fail(f"rabbitmqctl set_permissions -p {vhost}: {granted.stderr.decode()[-500:]}")
+    parts = urlsplit(AMQP_URL)
+    return parts._replace(path="/" + quote(vhost, safe="")).geturl()

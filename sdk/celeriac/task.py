@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 from celeriac.protocol.results import ResultRecord
 
 from .aio.tasks import AsyncTaskMixin
+from .bounds import check_count, check_delay, check_task_options
 from .canvas import Signature
 from .exceptions import Ignore, MaxRetriesExceededError, Retry
 
@@ -162,6 +163,7 @@ class Task(AsyncTaskMixin[P, R], Generic[P, R]):
         # Options a base class sets as class attributes (``autoretry_for = (IOError,)``, as
         # Celery's docs show), under the decorator's own.
         self.options = {**_class_options(type(self)), **options}
+        check_task_options(self.options, f"task {name!r}")
         self.__doc__ = fn.__doc__
         self.__name__ = getattr(fn, "__name__", name)
         self.__qualname__ = getattr(fn, "__qualname__", name)
@@ -379,7 +381,10 @@ class Task(AsyncTaskMixin[P, R], Generic[P, R]):
         if request.called_directly:
             # Called as a plain function, as Celery: the error stands, nothing is re-sent.
             raise exc if exc is not None else Retry("Task can be retried", None)
-        limit = max_retries if max_retries is not None else self.option("max_retries")
+        if max_retries is not None:
+            limit = check_count(max_retries, f"{self.name}: retry(max_retries)")
+        else:
+            limit = check_count(self.option("max_retries"), f"{self.name}: max_retries")
         if limit is not None and request.retries >= limit:
             if exc is not None:
                 raise exc
@@ -389,7 +394,10 @@ class Task(AsyncTaskMixin[P, R], Generic[P, R]):
                 task_args=request.args,
                 task_kwargs=request.kwargs,
             )
-        delay = countdown if countdown is not None else self._backoff(request.retries)
+        if countdown is not None:
+            delay = check_delay(countdown, f"{self.name}: retry(countdown)")
+        else:
+            delay = self._backoff(request.retries)
         self.app.send_task(
             self.name,
             args if args is not None else request.args,
@@ -411,11 +419,17 @@ class Task(AsyncTaskMixin[P, R], Generic[P, R]):
         raise Retry(exc=exc, when=delay)
 
     def _backoff(self, retries: int) -> float:
+        # Checked here too: a setting (task_default_retry_delay) may stand in for the option.
         backoff = self.option("retry_backoff", False)
         if not backoff:
-            return float(self.option("default_retry_delay", 180.0) or 0.0)
-        factor = 1.0 if backoff is True else float(backoff)
-        delay: float = min(factor * (2**retries), float(self.option("retry_backoff_max", 600)))
+            return check_delay(
+                self.option("default_retry_delay", 180.0) or 0.0,
+                f"{self.name}: default_retry_delay",
+            )
+        factor = 1.0 if backoff is True else check_delay(backoff, f"{self.name}: retry_backoff")
+        most = check_delay(self.option("retry_backoff_max", 600), f"{self.name}: retry_backoff_max")
+        # 2**retries overflows a float past ~1024 retries: the cap applies before that.
+        delay: float = most if retries >= 1024 else min(factor * (2**retries), most)
         if self.option("retry_jitter", True):
             delay = random.uniform(0, delay)
         return delay

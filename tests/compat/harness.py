@@ -13,13 +13,13 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from interop import celery_env
+from tests.waiting import eventually
 
 HERE = Path(__file__).resolve().parent
 APPS = HERE / "apps"
@@ -201,14 +201,18 @@ def script_both(source: str, timeout: float = 120) -> tuple[Any, Any]:
 
 
 def _wait_for_lines(path: Path, wanted: int, timeout: float = 45) -> list[str]:
-    deadline = time.monotonic() + timeout
-    lines: list[str] = []
-    while time.monotonic() < deadline:
-        lines = sorted(set(path.read_text().splitlines())) if path.exists() else []
-        if len(lines) >= wanted:
-            return lines
-        time.sleep(0.1)  # a ledger file the worker appends to: nothing to block on
-    return lines
+    # A ledger file the worker appends to: nothing to block on, so a bounded poll.
+    def read() -> list[str]:
+        return sorted(set(path.read_text().splitlines())) if path.exists() else []
+
+    def enough() -> list[str] | None:
+        lines = read()
+        return lines if len(lines) >= wanted else None
+
+    try:
+        return eventually(enough, timeout, f"{wanted} ledger lines", interval=0.1)
+    except AssertionError:
+        return read()  # the caller's assertion says what is missing
 
 
 def beat_both(layout: str, spec: str, broker: str, backend: str, entries: int) -> tuple[Any, Any]:

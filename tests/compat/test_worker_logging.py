@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 import tempfile
 import textwrap
-import time
 import uuid
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from celeriac import App
 from interop import celery_env
 from tests.brokers import REDIS_URL, require
 from tests.compat.harness import celeriac_worker, renamed
+from tests.waiting import eventually
 
 APP = textwrap.dedent(
     """
@@ -36,13 +36,18 @@ _TIME = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}: ")
 
 
 def _line(log: Path, needle: str, timeout: float = 30) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    # A log file the worker writes to: nothing to block on, so a bounded poll.
+    def found() -> str | None:
         for line in log.read_text(errors="replace").splitlines():
             if needle in line:
                 return _TIME.sub("[<time>: ", line)
-        time.sleep(0.1)  # a log file the worker writes to: nothing to block on
-    raise AssertionError(f"no {needle!r} in the worker's log:\n{log.read_text()[-3000:]}")
+        return None
+
+    try:
+        return eventually(found, timeout, repr(needle), interval=0.1)
+    except AssertionError:
+        tail = log.read_text()[-3000:]
+        raise AssertionError(f"no {needle!r} in the worker's log:\n{tail}") from None
 
 
 def test_a_task_loggers_line_is_celerys() -> None:

@@ -9,13 +9,13 @@ import json
 import logging
 import tempfile
 import textwrap
-import time
 import uuid
 from pathlib import Path
 
 from interop import celery_env
 from tests.brokers import REDIS_URL, require
 from tests.compat.harness import celeriac_worker, renamed
+from tests.waiting import eventually
 
 APP = textwrap.dedent(
     """
@@ -50,14 +50,15 @@ APP = textwrap.dedent(
 
 
 def _ledger_lines(path: Path, wanted: str, timeout: float = 60) -> list[list[object]]:
-    deadline = time.monotonic() + timeout
-    lines: list[list[object]] = []
-    while time.monotonic() < deadline:
-        lines = [json.loads(line) for line in path.read_text().splitlines()]
-        if any(line[0] == wanted for line in lines):
-            break
-        time.sleep(0.1)  # the worker appends to a file: nothing to block on
-    return lines
+    # The worker appends to a file: nothing to block on, so a bounded poll.
+    def read() -> list[list[object]]:
+        return [json.loads(line) for line in path.read_text().splitlines()]
+
+    try:
+        eventually(lambda: any(line[0] == wanted for line in read()), timeout, repr(wanted), 0.1)
+    except AssertionError:
+        pass  # the caller's assertion says what is missing
+    return read()
 
 
 def test_worker_lifecycle_signals_are_celerys() -> None:

@@ -13,6 +13,7 @@ app = App(
     backend=os.environ.get("DASHBOARD_TEST_BACKEND", "redis://127.0.0.1:6379/0"),
     task_default_queue=os.environ.get("DASHBOARD_TEST_QUEUE", "dashboard"),
     task_send_sent_event=True,
+    result_extended=True,  # the dashboard's retry sends what the worker stored
 )
 
 

@@ -88,8 +88,9 @@ def running(tmp_path: Path) -> Iterator[Running]:
     port = _free_port()
     logs = tmp_path / "logs"
     logs.mkdir()
+    where = ["-b", REDIS_URL, "--backend", REDIS_URL, "--port", str(port), "-Q", queue]
     board = subprocess.Popen(
-        [CELERIAC, "dashboard", "-b", REDIS_URL, "--port", str(port), "-Q", queue],
+        [CELERIAC, "dashboard", *where],
         cwd=tmp_path,
         env=env,
         stdout=(logs / "dashboard.log").open("wb"),

@@ -242,3 +242,19 @@ def test_a_task_state_never_moves_backwards_by_celerys_precedence() -> None:
     state.apply(ev("task-failed", uuid="t3", exception="ValueError('y')", timestamp=4.0))
     state.apply(ev("task-started", uuid="t3", timestamp=3.5))
     assert task_of(state, "t3")["state"] == "FAILURE"
+
+
+def test_numbers_past_what_the_pages_encode_are_ignored() -> None:
+    # Found by tests/fuzz/test_event_fuzz.py: a forged event with a count past 64 bits broke
+    # every page's JSON (orjson refuses it), and one past a float's range raised in apply().
+    import orjson
+
+    state = State()
+    state.apply({"type": "task-received", "uuid": "t", "hostname": "w", "retries": 10**30})
+    state.apply({"type": "worker-heartbeat", "hostname": "w", "processed": 2**64, "pid": -1})
+    state.apply({"type": "worker-heartbeat", "hostname": "w", "freq": 10**400, "active": 3})
+    state.apply({"type": "task-succeeded", "uuid": "t", "hostname": "w", "runtime": 10**400})
+    orjson.dumps(state.changes_since(0))
+    task, worker = state.task("t"), state.workers["w"]
+    assert task is not None and not task["retries"] and task["runtime"] is None
+    assert worker.processed == 0 and worker.pid is None and worker.active == 3

@@ -3,6 +3,7 @@ escaping, and the actions reaching workers (on the in-process memory broker)."""
 
 from __future__ import annotations
 
+import ast
 import re
 import uuid
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from celeriac import App
 from celeriac.cli import main
 from celeriac.dashboard import Dashboard, create_app
 from celeriac.dashboard.web import COOKIE, LOOPBACK_HOSTS, STATIC
+from celeriac.protocol.results import ResultRecord
 from celeriac.worker import run_worker, stop_worker
 from tests.waiting import eventually
 
@@ -25,8 +27,9 @@ HOSTILE_ARGS = "('<script>window.__xss=1</script>', '<img src=x onerror=\"window
 
 @pytest.fixture
 def app() -> Iterator[App]:
+    name = f"dash-{uuid.uuid4().hex[:8]}"
     application = App(
-        "dash", broker=f"memory://dash-{uuid.uuid4().hex[:8]}", backend="", task_default_queue="q"
+        "dash", broker=f"memory://{name}", backend=f"memory://{name}", task_default_queue="q"
     )
     yield application
     application.close()
@@ -35,6 +38,10 @@ def app() -> Iterator[App]:
 @pytest.fixture
 def board(app: App) -> Dashboard:
     dashboard = Dashboard(app, reply_timeout=0.2)
+    # What a worker with result_extended=True stores: the record retry sends again.
+    stored = {"name": "proj.add", "args": list(ast.literal_eval(HOSTILE_ARGS)), "kwargs": {}}
+    failure = {"exc_type": "ValueError", "exc_message": ["<b>x</b>"], "exc_module": "builtins"}
+    app.backend.store(ResultRecord("t-1", "FAILURE", failure, extended={**stored, "queue": "q"}))
     dashboard.state.apply(
         {
             "type": "task-received",
@@ -199,7 +206,8 @@ def test_retry_refuses_what_it_cannot_resend(board: Dashboard) -> None:
     assert web.post("/api/tasks/t-2/retry", json={}).status_code == 409  # still running
     board.state.apply({"type": "task-failed", "hostname": "w", "uuid": "t-2", "exception": "E"})
     answer = web.post("/api/tasks/t-2/retry", json={})
-    assert answer.status_code == 409 and "literals" in answer.json()["error"]
+    # No record in the result backend: the events alone are never enough to send it again.
+    assert answer.status_code == 409 and "result_extended=True" in answer.json()["error"]
 
 
 def test_cli_help_and_redacted_banner(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

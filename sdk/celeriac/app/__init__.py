@@ -29,6 +29,7 @@ from celeriac.transports.registry import redact_url
 
 from .. import signals
 from ..aio.app import AsyncAppMixin
+from ..bounds import check_count, check_delay, check_retry_policy, check_seconds, check_when
 from ..builtins import register_builtins
 from ..config import ConfigError, Settings, environment, namespaced, settings_from
 from ..control import Control
@@ -646,7 +647,7 @@ class App(AsyncAppMixin):
             raise TypeError(f"unknown option(s) for {name}: {sorted(unknown)}")
         if self.conf.task_always_eager and name in self.tasks:
             return self.tasks[name].apply(args, kwargs, **options)
-        eta = _when(options.get("eta"), options.get("countdown"))
+        eta, expires, limits, retries = _checked_call_options(name, options)
         parent = current_request()
         message = new_task_message(
             name,
@@ -654,11 +655,11 @@ class App(AsyncAppMixin):
             dict(kwargs or {}),
             task_id=options.get("task_id"),
             eta=eta,
-            expires=_when(options.get("expires"), None, relative_ok=True),
+            expires=expires,
             priority=options.get("priority"),
-            retries=options.get("retries", 0),
-            time_limit=options.get("time_limit"),
-            soft_time_limit=options.get("soft_time_limit"),
+            retries=retries,
+            time_limit=limits[0],
+            soft_time_limit=limits[1],
             shadow=options.get("shadow"),
             group=options.get("group_id"),
             group_index=options.get("group_index"),
@@ -684,7 +685,11 @@ class App(AsyncAppMixin):
         if self.conf.security_signing_key:
             wire = sign(wire, self.conf.security_signing_key, self.conf.security_signing_key_id)
         retry = options.get("retry", self.conf.task_publish_retry)
-        policy = {**self.conf.task_publish_retry_policy, **(options.get("retry_policy") or {})}
+        policy = check_retry_policy(
+            {**self.conf.task_publish_retry_policy, **(options.get("retry_policy") or {})},
+            f"{name}: "
+            + ("retry_policy" if options.get("retry_policy") else "task_publish_retry_policy"),
+        )
         for attempt in range(int(policy.get("max_retries") or 0) + 1 if retry else 1):
             try:
                 self.declare(queue)
@@ -898,17 +903,26 @@ def _sigs(value: Any) -> Sequence[Mapping[str, Any]] | None:
     return [value] if isinstance(value, Mapping) else list(value)
 
 
-def _when(at: Any, seconds: Any, relative_ok: bool = False) -> datetime | None:
-    """An aware datetime from ``eta``/``expires`` (a datetime, or seconds from now)."""
-    if at is None and seconds is None:
-        return None
-    if seconds is not None:
-        return datetime.now(UTC) + timedelta(seconds=float(seconds))
-    if isinstance(at, datetime):
-        return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
-    if relative_ok and isinstance(at, int | float):
-        return datetime.now(UTC) + timedelta(seconds=float(at))
-    raise TypeError(f"expected a datetime or seconds, got {at!r}")
+def _checked_call_options(
+    name: str, options: Mapping[str, Any]
+) -> tuple[datetime | None, datetime | None, tuple[float | None, float | None], int]:
+    """A call's ETA, expiry, ``(time_limit, soft_time_limit)`` and retries, each checked against
+    the ranges the worker enforces (``celeriac.bounds``), naming the option that is out."""
+    what = f"{name}: "
+    countdown = options.get("countdown")
+    if countdown is not None:
+        eta: datetime | None = datetime.now(UTC) + timedelta(
+            seconds=check_delay(countdown, what + "countdown")
+        )
+    else:
+        eta = check_when(options.get("eta"), what + "eta")
+    expires = check_when(options.get("expires"), what + "expires", relative=True)
+    limits = (
+        check_seconds(options.get("time_limit"), what + "time_limit"),
+        check_seconds(options.get("soft_time_limit"), what + "soft_time_limit"),
+    )
+    retries = check_count(options.get("retries", 0), what + "retries") or 0
+    return eta, expires, limits, retries
 
 
 def _argument_path(path: str) -> str:

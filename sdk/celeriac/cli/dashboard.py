@@ -16,7 +16,8 @@ __all__ = ["dashboard"]
 @click.option("-b", "--broker", help="Broker URL (overrides the app's).")
 @click.option(
     "--backend",
-    help="Result backend URL: lets 'retry' use the exact arguments of extended results.",
+    help="Result backend URL: where 'retry' reads the task's name and arguments "
+    "(workers need result_extended=True).",
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=5555, show_default=True, type=int, help="Port to listen on.")

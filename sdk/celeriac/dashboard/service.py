@@ -26,6 +26,10 @@ _RATE = re.compile(r"^\d+(\.\d+)?(/[smh])?$")
 _SIGNALS = frozenset({"SIGTERM", "SIGKILL", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2"})
 _NAME_LIMIT = 255
 RETRYABLE_STATES = frozenset({"FAILURE", "REVOKED"})
+_NEEDS_RECORD = (
+    "retry sends the name and arguments its worker stored: it needs the result backend "
+    "(--backend) and workers with result_extended=True"
+)
 
 
 class ActionError(Exception):
@@ -219,37 +223,63 @@ class Dashboard:
         self.app.control.shutdown(destination=[_name(worker, "worker")])
 
     def retry(self, task_id: Any) -> str:
-        """Send a finished task again (same name, arguments and queue) as a new task; its id."""
+        """Send a failed or revoked task again, as a new task, with the name, arguments and
+        queue its worker stored in the result backend (``result_extended``); return its id.
+
+        Events are not signed, so anyone who can publish to the broker can forge them: the
+        task is never re-sent from what an event says, and is refused (409) when the backend
+        holds no extended record of it or the record and the events disagree."""
         task_id = _name(task_id, "task id")
         task = self.state.task_fields(task_id)
         if task is None:
             raise ActionError(404, "no such task")
         if task.state not in RETRYABLE_STATES:
             raise ActionError(409, f"only a failed or revoked task is retried, not {task.state}")
-        if not task.name:
-            raise ActionError(409, "the events did not say this task's name")
-        arguments = self._stored_arguments(task_id) or parse_arguments(task.args, task.kwargs)
-        if arguments is None:
+        name, args, kwargs, queue = self._stored_call(task_id, task.state)
+        if task.name and task.name != name:
             raise ActionError(
                 409,
-                "its arguments are not plain literals in the events; run the dashboard with "
-                "--backend and the workers with result_extended=True to retry it",
+                f"the events name this task {task.name!r} and its worker stored {name!r}: "
+                "the events are not trusted, so it is not retried",
             )
-        args, kwargs = arguments
-        options: dict[str, Any] = {"queue": task.queue} if task.queue else {}
-        result = self.app.send_task(task.name, args, kwargs, **options)
+        said = parse_arguments(task.args, task.kwargs)
+        if said is not None and said != (args, kwargs):
+            raise ActionError(
+                409,
+                "the events' arguments differ from those its worker stored: the events are "
+                "not trusted, so it is not retried",
+            )
+        options: dict[str, Any] = {"queue": queue} if queue else {}
+        result = self.app.send_task(name, args, kwargs, **options)
         self.state.note_retry(task_id, result.id)
         return result.id
 
-    def _stored_arguments(self, task_id: str) -> tuple[tuple[Any, ...], dict[str, Any]] | None:
-        """The exact arguments from an extended result record, when there is one."""
+    def _stored_call(
+        self, task_id: str, state: str
+    ) -> tuple[str, tuple[Any, ...], dict[str, Any], str | None]:
+        """(name, args, kwargs, queue) from the task's extended result record; ActionError
+        when there is none to read or it does not say the task ended as the events say."""
         if not self.app.conf.result_backend:
-            return None
+            raise ActionError(409, _NEEDS_RECORD + " (this dashboard has no --backend)")
         try:
-            extended = self.app.backend.get(task_id).extended
-        except Exception:
-            return None
-        args, kwargs = extended.get("args"), extended.get("kwargs")
-        if isinstance(args, list | tuple) and isinstance(kwargs, dict):
-            return tuple(args), dict(kwargs)
-        return None
+            record = self.app.backend.get(task_id)
+        except Exception as exc:  # the backend is down: say so, send nothing
+            raise ActionError(503, f"the result backend could not be read: {exc}") from None
+        extended = record.extended
+        name, args, kwargs = extended.get("name"), extended.get("args"), extended.get("kwargs")
+        if not (
+            isinstance(name, str)
+            and name
+            and isinstance(args, list | tuple)
+            and isinstance(kwargs, dict)
+            and all(isinstance(k, str) for k in kwargs)
+        ):
+            raise ActionError(409, _NEEDS_RECORD + " (the backend holds none for this task)")
+        if record.status != state:
+            raise ActionError(
+                409,
+                f"the events say {state} and the result backend says {record.status}: "
+                "the events are not trusted, so it is not retried",
+            )
+        queue = extended.get("queue")
+        return name, tuple(args), dict(kwargs), queue if isinstance(queue, str) else None

@@ -6,6 +6,7 @@ every field is treated as untrusted data (kept as given, bounded in size, never 
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import OrderedDict, deque
@@ -49,9 +50,21 @@ def _text(value: Any, limit: int = _TEXT_LIMIT) -> str | None:
 
 
 def _number(value: Any) -> float | None:
+    """A finite float from an event's field, else None (an int past a float's range too)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _count(value: Any) -> int | None:
+    """A count from an event's field (0 to 2**63 - 1: what the pages' JSON encodes), else None."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << 63:
+        return None
+    return value
 
 
 @dataclass
@@ -237,8 +250,8 @@ class State:
         if isinstance(load, list | tuple):
             worker.loadavg = [round(v, 2) for v in (_number(x) for x in load[:3]) if v is not None]
         for name in ("processed", "active", "pid"):
-            value = event.get(name)
-            if isinstance(value, int) and not isinstance(value, bool):
+            value = _count(event.get(name))
+            if value is not None:
                 setattr(worker, name, value)
         ident, ver = event.get("sw_ident"), event.get("sw_ver")
         if isinstance(ident, str):
@@ -274,8 +287,9 @@ class State:
         for name in ("name", "args", "kwargs", "eta", "expires", "root_id", "parent_id"):
             if event.get(name) is not None:
                 setattr(task, name, _text(event[name], 255 if name == "name" else _TEXT_LIMIT))
-        if isinstance(event.get("retries"), int):
-            task.retries = event["retries"]
+        retries = _count(event.get("retries"))
+        if retries is not None:
+            task.retries = retries
         if kind == "task-sent":
             queue = event.get("queue") or event.get("routing_key")
             if isinstance(queue, str) and queue:

@@ -188,21 +188,34 @@ def _send(
     pass_result: bool = True,
     **extra: Any,
 ) -> None:
-    """Send a follow-up signature (callback, chain step, chord body) as its parent's child."""
-    s: Signature[Any] = Signature(sig)
-    args = list(s["args"])
-    if pass_result and not s.immutable:
-        args = [result, *args]
-    options = {k: v for k, v in s["options"].items() if k in _FOLLOW_UP_OPTIONS}
-    options.update(extra)
-    app.send_task(
-        s.name,
-        args,
-        s["kwargs"],
-        root_id=parent.headers.root_id or parent.id,
-        parent_id=parent.id,
-        **options,
-    )
+    """Send a follow-up signature (callback, chain step, chord body) as its parent's child.
+
+    One the client side refuses (an option out of range, a queue that is not a name) is logged
+    and not sent: it would be refused again, and a requeue would run the parent again."""
+    try:
+        s: Signature[Any] = Signature(sig)
+        args = list(s["args"])
+        if pass_result and not s.immutable:
+            args = [result, *args]
+        options = {k: v for k, v in s["options"].items() if k in _FOLLOW_UP_OPTIONS}
+        options.update(extra)
+        app.send_task(
+            s.name,
+            args,
+            s["kwargs"],
+            root_id=parent.headers.root_id or parent.id,
+            parent_id=parent.id,
+            **options,
+        )
+    except (ValueError, TypeError, LookupError) as exc:
+        name = sig.get("task") if isinstance(sig, Mapping) else None
+        log.error(
+            "task %s[%s]: follow-up %s not sent: %s",
+            parent.task,
+            parent.id,
+            safe_repr(name, 100),
+            safe_repr(exc),
+        )
 
 
 _FOLLOW_UP_OPTIONS = frozenset(

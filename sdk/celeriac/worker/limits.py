@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import ctypes
 import heapq
-import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .boundary import check_rate
+from ..bounds import parse_rate
 
 __all__ = ["Running", "TokenBucket", "Watchdog", "parse_rate", "raise_in_thread"]
 
@@ -99,30 +98,6 @@ class Watchdog:
         with self._cond:
             self._stopped = True
             self._cond.notify()
-
-
-_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:/\s*([smh]))?\s*$")
-
-
-def parse_rate(rate: str | float | int | None) -> float | None:
-    """Celery's rate strings: ``"10/s"``, ``"100/m"``, ``"1000/h"``, or a number per second.
-
-    Refuses (ValueError) a rate that is not a finite number of at least 1/h, so no rate can
-    hold a task back for longer than an hour per call."""
-    if rate is None or rate == "" or rate == 0:
-        return None
-    if isinstance(rate, bool):
-        raise ValueError(f"rate_limit {rate!r}: write it as N/s, N/m or N/h")
-    if isinstance(rate, int | float):
-        return check_rate(float(rate), "rate_limit")
-    if not isinstance(rate, str):
-        raise ValueError(f"rate_limit {type(rate).__name__}: write it as N/s, N/m or N/h")
-    match = _RATE.match(rate)
-    if match is None:
-        raise ValueError(f"rate_limit {rate[:64]!r}: write it as N/s, N/m or N/h")
-    per = {"s": 1.0, "m": 60.0, "h": 3600.0}[match.group(2) or "s"]
-    value = float(match.group(1)) / per
-    return check_rate(value, "rate_limit") if value else None
 
 
 class TokenBucket:
