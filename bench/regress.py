@@ -84,7 +84,12 @@ def drain_once(tree: Path, broker: str, pool: Pool, count: int) -> dict[str, flo
             result = drain(group, probe, queue, count)
         finally:
             group.stop()
-        return {"rate": result.rate, "load": load, "rss_loaded": result.rss_loaded}
+        return {
+            "rate": result.rate,
+            "cpu_us": result.cpu / max(result.drained, 1) * 1e6,
+            "load": load,
+            "rss_loaded": result.rss_loaded,
+        }
     finally:
         probe.delete(queue)
         probe.close()
@@ -120,9 +125,12 @@ def main(argv: list[str] | None = None) -> int:
                     )
                     rates.setdefault(f"{broker} {name} {side}", []).append(got)
                     if "error" not in got:
-                        log(f"{what}: {got['rate']:,.0f}/s (load {got['load']:.1f})")
+                        log(
+                            f"{what}: {got['rate']:,.0f}/s, {got['cpu_us']:.0f} us CPU/task "
+                            f"(load {got['load']:.1f})"
+                        )
     summary = _summary(rates, brokers, pools)
-    print(_table(summary, args))
+    print(_table(summary, args.rounds))
     if args.out:
         data = {"trees": {k: str(v) for k, v in trees.items()}, "tasks": args.tasks,
                 "rounds": args.rounds, "drains": rates, "summary": summary}  # fmt: skip
@@ -131,40 +139,48 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _summary(
-    rates: dict[str, list[dict[str, Any]]], brokers: list[str], pools: list[str]
+    drains: dict[str, list[dict[str, Any]]], brokers: list[str], pools: list[str]
 ) -> list[dict[str, Any]]:
+    """Per broker and pool: each side's drains, their medians, and new / old."""
     rows = []
     for broker in brokers:
         for name in pools:
             row: dict[str, Any] = {"broker": broker, "pool": POOLS[name].label}
             for side in ("old", "new"):
-                ok = [
-                    d["rate"] for d in rates.get(f"{broker} {name} {side}", []) if "error" not in d
-                ]
-                row[side] = statistics.median(ok) if ok else None
-                row[f"{side}_all"] = ok
-            if row["old"] and row["new"]:
-                row["ratio"] = row["new"] / row["old"]
+                ok = [d for d in drains.get(f"{broker} {name} {side}", []) if "error" not in d]
+                for key in ("rate", "cpu_us"):
+                    row[f"{side}_{key}_all"] = values = [d[key] for d in ok]
+                    row[f"{side}_{key}"] = statistics.median(values) if values else None
+            for key in ("rate", "cpu_us"):
+                if row[f"old_{key}"] and row[f"new_{key}"]:
+                    row[f"{key}_ratio"] = row[f"new_{key}"] / row[f"old_{key}"]
             rows.append(row)
     return rows
 
 
-def _table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
-    def rate(v: float | None) -> str:
-        return "-" if v is None else f"{v:,.0f}/s"
+def _table(rows: list[dict[str, Any]], rounds: int) -> str:
+    def fig(row: dict[str, Any], key: str, form: str) -> str:
+        v = row.get(key)
+        return "-" if v is None else format(v, form)
 
     lines = [
-        f"| broker | pool | old (median of {args.rounds}) | new (median of {args.rounds}) "
-        "| new / old | old, each | new, each |",
-        "|---|---|---:|---:|---:|---|---|",
+        "| broker | pool | drain old | drain new | new / old | CPU/task old | CPU/task new "
+        "| new / old | drains old (each) | drains new (each) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for row in rows:
-        ratio = f"{row['ratio']:.3f}" if "ratio" in row else "-"
-        each = {s: ", ".join(f"{v:,.0f}" for v in row[f"{s}_all"]) for s in ("old", "new")}
+        each = {s: ", ".join(f"{v:,.0f}" for v in row[f"{s}_rate_all"]) for s in ("old", "new")}
         lines.append(
-            f"| {row['broker']} | {row['pool']} | {rate(row['old'])} | {rate(row['new'])} "
-            f"| {ratio} | {each['old']} | {each['new']} |"
+            f"| {row['broker']} | {row['pool']} "
+            f"| {fig(row, 'old_rate', ',.0f')}/s | {fig(row, 'new_rate', ',.0f')}/s "
+            f"| {fig(row, 'rate_ratio', '.3f')} "
+            f"| {fig(row, 'old_cpu_us', '.0f')} us | {fig(row, 'new_cpu_us', '.0f')} us "
+            f"| {fig(row, 'cpu_us_ratio', '.3f')} | {each['old']} | {each['new']} |"
         )
+    lines.append(
+        f"\nMedians of {rounds} drains per side; CPU/task: the worker processes' CPU "
+        "time over the timed span, per task drained."
+    )
     return "\n".join(lines)
 
 
