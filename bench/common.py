@@ -26,6 +26,7 @@ ZOOKEEPER_URL = os.environ.get("CELERIAC_TEST_ZOOKEEPER_URL", "zookeeper://127.0
 BACKEND_URL = REDIS_URL.rsplit("/", 1)[0] + "/10"
 REPO = Path(__file__).resolve().parent.parent
 PAGE = os.sysconf("SC_PAGE_SIZE")
+TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def broker_url(name: str) -> str:
@@ -69,6 +70,22 @@ def rss(pid: int) -> int:
             return int(f.read().split()[1]) * PAGE
     except (OSError, IndexError, ValueError):
         return 0
+
+
+def cpu(pid: int) -> float:
+    """User + system CPU seconds one process has used (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            # After the command name in parentheses: state is field 3, utime 14, stime 15.
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICKS
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of a whole process tree's live processes."""
+    return sum(cpu(p) for p in tree(pid))
 
 
 def tree_rss(pid: int) -> int:
@@ -115,6 +132,9 @@ class Worker:
 
     def processes(self) -> int:
         return len(tree(self.proc.pid)) if self.proc else 0
+
+    def cpu(self) -> float:
+        return tree_cpu(self.proc.pid) if self.proc else 0.0
 
     def stop(self, timeout: float = 15) -> None:
         proc, self.proc = self.proc, None
@@ -200,6 +220,9 @@ class Drain:
     rss_loaded: int
     processes: int
     drained: int
+    #: CPU seconds the worker's tree used over the timed span (less sensitive to a busy
+    #: machine than the rate: what other processes take from the cores is not counted).
+    cpu: float = 0.0
 
 
 def drain(
@@ -227,6 +250,7 @@ def drain(
     spawned = time.perf_counter()
     deadline = time.monotonic() + timeout
     t0 = left = None
+    cpu0 = 0.0
     peak = procs = 0
     next_rss = 0.0
     seen, moved = (-1, -1), time.monotonic()
@@ -238,6 +262,7 @@ def drain(
             seen, moved = (n, finished), time.monotonic()
         if t0 is None and n < initial:
             t0, left = now, (expected - finished if done is not None else n)
+            cpu0 = worker.cpu()
         if time.monotonic() >= next_rss:
             peak, procs = max(peak, worker.rss()), max(procs, worker.processes())
             next_rss = time.monotonic() + 0.1
@@ -250,13 +275,13 @@ def drain(
                 f"{time.monotonic() - moved:.0f} s\n{worker.tail()[-1500:]}"
             )
         time.sleep(poll)
-    peak = max(peak, worker.rss())
+    peak, cpu1 = max(peak, worker.rss()), worker.cpu()
     assert t0 is not None and left is not None
     if left < initial / 2:
         # Most of it went in the first fetch (a few big messages): count from the spawn,
         # start-up included, which understates the rate rather than inventing one.
-        return Drain(initial / max(now - spawned, 1e-6), peak, procs, initial)
-    return Drain(left / max(now - t0, 1e-6), peak, procs, left)
+        return Drain(initial / max(now - spawned, 1e-6), peak, procs, initial, cpu1)
+    return Drain(left / max(now - t0, 1e-6), peak, procs, left, cpu1 - cpu0)
 
 
 def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:

@@ -92,6 +92,9 @@ class _Group(Worker):
     def processes(self) -> int:
         return sum(w.processes() for w in self.members)
 
+    def cpu(self) -> float:
+        return sum(w.cpu() for w in self.members)
+
     def tail(self) -> str:
         return "\n".join(w.tail() for w in self.members)[-3000:]
 

@@ -144,6 +144,12 @@ class Worker:
         self._done: queue_module.SimpleQueue[tuple[Job, Outcome]] = queue_module.SimpleQueue()
         self.ready = threading.Event()
         self.buckets: dict[str, TokenBucket | None] = {}
+        # Each task's global_rate_limit, read once as its rate_limit is: not a setting, so
+        # reading it through the settings raises and catches an AttributeError per call.
+        self._shared_rates: dict[str, float | None] = {}
+        # Each task's acks_late, soft_time_limit and time_limit options (raw: checked per
+        # message, where they are used), read once per task name as its rate limits are.
+        self._task_options: dict[str, tuple[bool, Any, Any]] = {}
         # Rate-limited deliveries waiting for a token: (when, seq, job).
         self.waiting: list[tuple[float, int, Job]] = []
         self._seq = itertools.count()
@@ -472,7 +478,7 @@ class Worker:
                 return None
         assert a.message is not None
         task = a.task
-        late = bool(task.option("acks_late", True)) if task is not None else True
+        late = self._options(a.message.task, task)[0] if task is not None else True
         if signals.task_received:
             request = request_for(a.message, a.delivery.queue, self.hostname, task)
             signals.task_received.send(self, request=request)
@@ -691,10 +697,14 @@ class Worker:
         wait = 0.0 if bucket is None else bucket.take()
         if wait > 0:
             return wait
-        try:
-            shared = parse_rate(task.option("global_rate_limit"))
-        except ValueError as exc:
-            raise BadNumber(f"task {name!r}: global {exc}") from None
+        if name in self._shared_rates:
+            shared = self._shared_rates[name]
+        else:
+            try:
+                shared = parse_rate(task.option("global_rate_limit"))
+            except ValueError as exc:
+                raise BadNumber(f"task {name!r}: global {exc}") from None
+            self._shared_rates[name] = shared
         if shared is None or not self.app.conf.result_backend:
             return wait
         # Every worker on this result backend shares the limit (Redis keeps it for all hosts).
@@ -743,9 +753,22 @@ class Worker:
         if msg.task in self.time_limits:  # set by remote control: wins over the message
             soft, hard = self.time_limits[msg.task]
         elif task is not None:
-            soft = soft if soft is not None else task.option("soft_time_limit")
-            hard = hard if hard is not None else task.option("time_limit")
+            _, task_soft, task_hard = self._options(msg.task, task)
+            soft = soft if soft is not None else task_soft
+            hard = hard if hard is not None else task_hard
         return check_seconds(soft, "soft_time_limit"), check_seconds(hard, "time_limit")
+
+    def _options(self, name: str, task: Any) -> tuple[bool, Any, Any]:
+        """``task``'s acks_late, soft_time_limit and time_limit, read on its first message."""
+        found = self._task_options.get(name)
+        if found is None:
+            found = (
+                bool(task.option("acks_late", True)),
+                task.option("soft_time_limit"),
+                task.option("time_limit"),
+            )
+            self._task_options[name] = found
+        return found
 
     def _settle(self, consumer: Consumer, block: bool, timeout: float = 0.0) -> int:
         """Ack, reject or requeue finished deliveries (acks batched); return how many.
@@ -759,7 +782,8 @@ class Worker:
             item = self._done.get(timeout=timeout) if block else self._done.get_nowait()
             while True:
                 job, outcome = item
-                outcome = self._after(job, outcome)
+                if self.steps:
+                    outcome = self._after(job, outcome)
                 delivery = job.delivery
                 settled += 1
                 self.processed += 1

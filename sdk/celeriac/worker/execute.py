@@ -14,8 +14,7 @@ import socket
 import time
 import traceback as tb
 import uuid
-from collections.abc import Callable, Container, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Container, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -374,7 +373,7 @@ def prepare(
     request = _context(msg, queue, is_eager, hostname)
     _started[msg.id] = time.monotonic()
     if signals.task_prerun:
-        with _current(request):
+        with _Current(request):
             signals.task_prerun.send(
                 task, task_id=msg.id, task=task, args=msg.args, kwargs=msg.kwargs
             )
@@ -384,14 +383,20 @@ def prepare(
     return task, request
 
 
-@contextmanager
-def _current(request: Context) -> Iterator[None]:
-    """``task.request`` is the call's while its signals and hooks run, as in Celery."""
-    token = _request.set(request)
-    try:
-        yield
-    finally:
-        _request.reset(token)
+class _Current:
+    """``task.request`` is the call's while its signals and hooks run, as in Celery. A class
+    rather than a generator context manager: it wraps every call a worker runs."""
+
+    __slots__ = ("request", "token")
+
+    def __init__(self, request: Context) -> None:
+        self.request = request
+
+    def __enter__(self) -> None:
+        self.token = _request.set(self.request)
+
+    def __exit__(self, *exc: object) -> None:
+        _request.reset(self.token)
 
 
 def _ignored(task: Task[Any, Any], msg: TaskMessage) -> bool:
@@ -429,9 +434,9 @@ def _hook(
     ``on_failure``/``on_retry`` is also a ``task_internal_error``, as in Celery. Under
     ``task.apply()`` a raising ``on_success``/``after_return`` raises to the caller, as in
     Celery (tests see the error)."""
-    hook = getattr(task, name)
     if getattr(type(task), name, None) is getattr(Task, name):
         return  # not overridden: nothing to call
+    hook = getattr(task, name)
     try:
         hook(*args)
     except Exception as exc:
@@ -483,7 +488,7 @@ def settle_success(
 ) -> Outcome:
     """Store a result, send what follows it, then the hooks and signals in Celery's order:
     ``on_success``, ``task_success``, ``after_return``, ``task_postrun``."""
-    with _current(request or _context(msg, queue)):
+    with _Current(request or _context(msg, queue)):
         return _settle_success(app, task, msg, result, queue)
 
 
@@ -514,7 +519,7 @@ def _settle_success(
     if log.isEnabledFor(logging.INFO):
         log.info("task %s[%s] succeeded", msg.task, msg.id)
     _finish(task, msg, SUCCESS, result)
-    return Outcome("ack", value=result)
+    return ACK if result is None else Outcome("ack", value=result)
 
 
 def _failed(task: Task[Any, Any], msg: TaskMessage, exc: BaseException) -> None:
@@ -544,7 +549,7 @@ def settle_failure(
     """Turn an exception from a task into a retry, a rejection or a stored failure; then the
     hooks and signals in Celery's order (``on_retry``/``on_failure``, ``task_retry``/
     ``task_failure``, ``after_return``, ``task_postrun``)."""
-    with _current(request):
+    with _Current(request):
         return _settle_failure(app, task, msg, request, exc, queue)
 
 
@@ -647,7 +652,7 @@ def store_failure(
     _on_failure(app, msg, state, encoded, (request, exc, trace) if task else None)
     if task is None:
         return
-    with _current(request):
+    with _Current(request):
         if isinstance(exc, TaskRevokedError):
             if signals.task_revoked:
                 signals.task_revoked.send(
