@@ -360,6 +360,14 @@ class GroupResult(AsyncGroupResultMixin[R], ResultSet[R]):
     ) -> None:
         super().__init__(results, app)
         self.id = group_id
+        #: What ran before the group in a chain (its result), as on an AsyncResult.
+        self.parent: AsyncResult[Any] | GroupResult[Any] | None = None
+
+    def _raise_if_failed(self) -> None:
+        if self.parent is not None:
+            self.parent._raise_if_failed()
+        for result in self.results:
+            result._raise_if_failed()
 
     def __repr__(self) -> str:
         return f"<GroupResult: {self.id} [{', '.join(r.id for r in self.results)}]>"

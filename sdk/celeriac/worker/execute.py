@@ -26,7 +26,7 @@ from celeriac.protocol.states import FAILURE, RETRY, REVOKED, STARTED, SUCCESS
 from celeriac.transports import BrokerUnavailable
 
 from .. import signals
-from ..canvas import Signature
+from ..canvas import Signature, _typed
 from ..einfo import ExceptionInfo
 from ..exceptions import (
     Ignore,
@@ -189,7 +189,18 @@ def _send(
     **extra: Any,
 ) -> None:
     """Send a follow-up signature (callback, chain step, chord body) as its parent's child."""
-    s: Signature[Any] = Signature(sig)
+    s: Signature[Any] = _typed(sig)
+    if type(s) is not Signature:
+        # A group, chord or chain (a step of a chain, a chord's body): sent as Celery's
+        # worker sends it, with the result in front of each of its first tasks' arguments.
+        partial = (result,) if pass_result and not s.immutable else ()
+        following = extra.pop("chain", None) or s["options"].get("chain")
+        if following:
+            extra["chain"] = following
+        s.bind(app).apply_async(
+            partial, root_id=parent.headers.root_id or parent.id, parent_id=parent.id, **extra
+        )
+        return
     args = list(s["args"])
     if pass_result and not s.immutable:
         args = [result, *args]
@@ -221,6 +232,7 @@ _FOLLOW_UP_OPTIONS = frozenset(
         "shadow",
         "time_limit",
         "soft_time_limit",
+        "chain",  # a chord body's: the steps after the chord
     )
 )
 

@@ -1,0 +1,51 @@
+"""Driver of the canvas_app layout: run with either copy on sys.path; prints observations.
+
+With ``COMPAT_ONLY_WIRE`` set it observes only what crosses the wire (the results of canvases
+a worker of the other kind runs), for the crossed runs."""
+
+import json
+
+from proj import tasks
+
+try:
+    from celery import chain, chord, group
+except ImportError:
+    from celeriac import chain, chord, group
+
+TIMEOUT = 60
+add, mul, xsum, ident = tasks.add, tasks.mul, tasks.xsum, tasks.ident
+
+
+def get(result):
+    return result.get(timeout=TIMEOUT)
+
+
+observed = {
+    # A group in the middle of a chain becomes a chord whose body is the next step.
+    "a | group | b": get(chain(add.s(1, 1), group(add.s(1), add.s(2)), xsum.s()).delay()),
+    "a | chord | b": get(
+        chain(add.s(1, 1), chord([add.s(1), mul.s(3)], xsum.s()), add.s(100)).delay()
+    ),
+    "a | group | group": get(
+        (add.s(1, 1) | group(add.s(1), add.s(2)) | group(ident.s(), xsum.s())).delay()
+    ),
+    "a | group": get((add.s(1, 1) | group(add.s(1), add.s(2))).delay()),
+    "group | group | b": get(
+        (group(add.s(1, 1), add.s(2, 2)) | group(xsum.s(), ident.s()) | ident.s()).delay()
+    ),
+    "a | group | b | c": get(
+        chain(add.s(1, 1), group(add.s(1), add.s(2)), xsum.s(), mul.s(10)).delay()
+    ),
+    "chord with a chain body | c": get(
+        chain(chord([add.s(1, 1), add.s(2, 2)], xsum.s() | add.s(10)), add.s(5)).delay()
+    ),
+    "a | group of one | b": get(chain(add.s(1, 1), group(add.s(3)), add.s(4)).delay()),
+    "a | chord | chord": get(
+        chain(
+            add.s(1, 1),
+            chord([add.s(1), add.s(2)], xsum.s()),
+            chord([mul.s(2), mul.s(3)], xsum.s()),
+        ).delay()
+    ),
+}
+print(json.dumps(observed, sort_keys=True))

@@ -1,0 +1,59 @@
+"""Canvas as Celery runs it: groups and chords in the middle of a chain, Celery's built-in
+canvas tasks by name, saved group results and a task's children. The canvas_app layout runs
+with Celery 5.7 (client and worker) and with Celeriac on Redis, then crossed (a Celery client
+with a Celeriac worker, and the reverse); every run observes the same."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.brokers import REDIS_URL, require
+from tests.compat.harness import run_both, run_crossed
+
+BACKEND = REDIS_URL.rsplit("/", 1)[0] + "/4"
+
+#: What Celery 5.7 gives for each canvas of the driver (checked, so the reference is sane).
+EXPECTED = {
+    "a | group | b": 7,  # (2+1) + (2+2)
+    "a | chord | b": 109,  # (2+1) + (2*3) + 100
+    "a | group | group": [[3, 4], 7],
+    "a | group": [3, 4],
+    "group | group | b": [6, [2, 4]],
+    "a | group | b | c": 70,
+    "chord with a chain body | c": 21,
+    "a | group of one | b": 9,  # a group of one task is that task
+    "a | chord | chord": 35,  # [3, 4] gives 7, then 7*2 + 7*3
+}
+
+
+@pytest.fixture(scope="module")
+def same_side() -> tuple[Any, Any]:
+    require("redis")
+    return run_both("canvas_app", "proj", "canvas_app.py", REDIS_URL, BACKEND)
+
+
+@pytest.fixture(scope="module")
+def crossed() -> tuple[Any, Any]:
+    require("redis")
+    return run_crossed("canvas_app", "proj", "canvas_app.py", REDIS_URL, BACKEND)
+
+
+def test_celery_runs_the_canvases_as_expected(same_side: tuple[Any, Any]) -> None:
+    celery, _ = same_side
+    assert {k: celery[k] for k in EXPECTED} == EXPECTED
+
+
+def test_celeriac_runs_them_as_celery(same_side: tuple[Any, Any]) -> None:
+    celery, celeriac = same_side
+    assert celeriac == celery
+
+
+def test_a_celery_client_and_a_celeriac_worker_and_the_reverse(
+    same_side: tuple[Any, Any], crossed: tuple[Any, Any]
+) -> None:
+    celery, _ = same_side
+    celery_client, celeriac_client = crossed
+    assert celery_client == celery
+    assert celeriac_client == celery
