@@ -5,12 +5,17 @@ with a Celeriac worker, and the reverse); every run observes the same."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import uuid
 from typing import Any
 
 import pytest
 
+from interop import celery_env
 from tests.brokers import REDIS_URL, require
-from tests.compat.harness import run_both, run_crossed
+from tests.compat.harness import renamed, run_both, run_crossed
 
 BACKEND = REDIS_URL.rsplit("/", 1)[0] + "/4"
 
@@ -57,3 +62,62 @@ def test_a_celery_client_and_a_celeriac_worker_and_the_reverse(
     celery_client, celeriac_client = crossed
     assert celery_client == celery
     assert celeriac_client == celery
+
+
+def test_a_saved_group_restores_the_same(same_side: tuple[Any, Any]) -> None:
+    celery, celeriac = same_side
+    assert celery["saved group"] == {
+        "same ids": True,
+        "same group id": True,
+        "values": [0, 2, 4],
+        "tuple shape": None,  # no parent
+        "after delete": None,
+    }
+    assert celeriac["saved group"] == celery["saved group"]
+
+
+_SAVE = """
+import json, sys
+from celery import Celery
+app = Celery("save", backend=sys.argv[1])
+parent = app.AsyncResult("p-1")
+members = [app.AsyncResult("t-1"), app.AsyncResult("t-2", parent=parent)]
+saved = app.GroupResult("g-" + sys.argv[2], members)
+saved.save()
+print(json.dumps(saved.as_tuple()))
+"""
+
+_RESTORE = """
+import json, sys
+from celery import Celery
+from celery.result import GroupResult
+app = Celery("restore", backend=sys.argv[1])
+app.set_current()
+restored = GroupResult.restore("g-" + sys.argv[2])
+print(json.dumps([type(restored).__name__, restored.as_tuple()]))
+"""
+
+
+@pytest.mark.parametrize("saver", ["celery", "celeriac"])
+def test_a_group_saved_by_one_is_restored_by_the_other(saver: str) -> None:
+    require("redis")
+    key = uuid.uuid4().hex
+    restorer = "celeriac" if saver == "celery" else "celery"
+    saved = _script(saver, _SAVE, BACKEND, key)
+    restored = _script(restorer, _RESTORE, BACKEND, key)
+    assert saved == [
+        [f"g-{key}", None],
+        [[["t-1", None], None], [["t-2", [["p-1", None], None]], None]],
+    ]
+    assert restored == ["GroupResult", saved]
+
+
+def _script(side: str, source: str, *argv: str) -> Any:
+    """Run a script written for Celery with Celery 5.7, or import-renamed with Celeriac."""
+    python = str(celery_env.ensure(quiet=True))
+    if side == "celeriac":
+        python = sys.executable
+        source = "\n".join(renamed(line) for line in source.splitlines())
+    done = subprocess.run([python, "-c", source, *argv], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])

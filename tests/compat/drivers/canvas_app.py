@@ -6,6 +6,7 @@ a worker of the other kind runs), for the crossed runs."""
 import json
 
 from proj import tasks
+from proj.celery import app
 
 try:
     from celery import chain, chord, group
@@ -48,4 +49,24 @@ observed = {
         ).delay()
     ),
 }
+
+
+def saved_group():
+    """A group's result saved, restored by id (through ``app.GroupResult``), then deleted."""
+    result = group(add.s(i, i) for i in range(3)).delay()
+    result.get(timeout=TIMEOUT)
+    result.save()
+    restored = app.GroupResult.restore(result.id)
+    seen = {
+        "same ids": [r.id for r in restored.results] == [r.id for r in result.results],
+        "same group id": restored.id == result.id,
+        "values": restored.get(timeout=TIMEOUT),
+        "tuple shape": json.loads(json.dumps(restored.as_tuple()))[0][1],
+    }
+    restored.delete()
+    seen["after delete"] = app.GroupResult.restore(result.id)
+    return seen
+
+
+observed["saved group"] = saved_group()
 print(json.dumps(observed, sort_keys=True))
