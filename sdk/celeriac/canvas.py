@@ -372,6 +372,7 @@ class group(Signature[list[G]]):
         app = self._require_app()
         if options.pop("chain", None):
             raise ValueError("a group cannot be followed by steps: it becomes a chord")
+        add_to_parent = options.pop("add_to_parent", True)
         group_id = (
             options.pop("group_id", None) or self["options"].get("task_id") or str(uuid.uuid4())
         )
@@ -379,7 +380,9 @@ class group(Signature[list[G]]):
         for index, task in enumerate(self.tasks):
             if type(task) is not Signature:
                 # A canvas member (a chain, a chord): sent as its own canvas.
-                results.append(task.bind(app).apply_async(args, kwargs, **options))
+                results.append(
+                    task.bind(app).apply_async(args, kwargs, add_to_parent=False, **options)
+                )
                 continue
             sig = task.clone(args, kwargs, **options)
             results.append(
@@ -389,10 +392,14 @@ class group(Signature[list[G]]):
                     sig["kwargs"],
                     group_id=group_id,
                     group_index=index,
+                    add_to_parent=False,
                     **_member_options(sig["options"]),
                 )
             )
-        return GroupResult(group_id, results, app)
+        result = GroupResult(group_id, results, app)
+        if add_to_parent:  # the group is the running task's child, not each member (Celery's)
+            app._add_to_parent(result)
+        return result
 
 
 class chord(Signature[R]):
@@ -459,17 +466,26 @@ class chord(Signature[R]):
         if app.conf.result_backend:
             # Celery's Redis backend counts the header against this (SPEC.md §7.5).
             app.backend.set_chord_size(group_id, len(header))
+        add_to_parent = options.pop("add_to_parent", True)
+        sent: list[AsyncResult[Any]] = []
         for index, task in enumerate(header):
             sig = task.clone(args, kwargs, **options)
-            app.send_task(
-                sig.name,
-                sig["args"],
-                sig["kwargs"],
-                group_id=group_id,
-                group_index=index,
-                chord=body,
-                **_member_options(sig["options"]),
+            sent.append(
+                app.send_task(
+                    sig.name,
+                    sig["args"],
+                    sig["kwargs"],
+                    group_id=group_id,
+                    group_index=index,
+                    chord=body,
+                    add_to_parent=False,
+                    **_member_options(sig["options"]),
+                )
             )
+        if add_to_parent:  # the header's group is the running task's child (Celery's)
+            from .result import GroupResult
+
+            app._add_to_parent(GroupResult(group_id, sent, app))
         return result
 
 

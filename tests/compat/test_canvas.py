@@ -121,3 +121,22 @@ def _script(side: str, source: str, *argv: str) -> Any:
     done = subprocess.run([python, "-c", source, *argv], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_children_and_collect_as_celery(
+    same_side: tuple[Any, Any], crossed: tuple[Any, Any]
+) -> None:
+    celery, celeriac = same_side
+    assert celery["children"] == {
+        "kinds": ["GroupResult", "AsyncResult"],
+        "group size": 3,
+        "group members have no children": [[], [], []],
+        "collect": [3, [0, 2, 4], 103, 0, 2, 4],
+        "collect leaves": [103, 0, 2, 4],
+        "chain step is its parent's child": True,
+        "children of an unknown id": None,
+    }
+    assert celeriac["children"] == celery["children"]
+    # A Celery client reads the children a Celeriac worker stored, and the reverse.
+    assert crossed[0]["children"] == celery["children"]
+    assert crossed[1]["children"] == celery["children"]

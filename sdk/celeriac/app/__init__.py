@@ -744,7 +744,21 @@ class App(AsyncAppMixin):
                     parent_id=h.parent_id,
                 ),
             )
-        return AsyncResult(message.id, self)
+        result: AsyncResult[Any] = AsyncResult(message.id, self)
+        if options.get("add_to_parent", True):
+            self._add_to_parent(result)
+        return result
+
+    def _add_to_parent(self, result: Any) -> None:
+        """Record ``result`` as a child of the task running here, if any (Celery's trail,
+        turned off by the task option ``trail=False``)."""
+        parent = current_request()
+        if parent.id is None:
+            return
+        task = self._tasks.get(parent.task or "")
+        if task is not None and not task.options.get("trail", True):
+            return
+        parent.children.append(result)
 
     def AsyncResult(self, task_id: str, parent: AsyncResult[Any] | None = None) -> AsyncResult[Any]:
         """The result handle of a task id."""

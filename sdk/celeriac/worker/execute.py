@@ -139,11 +139,14 @@ def _store(
             "queue": queue,
         }
     done = datetime.now(UTC) if state in (SUCCESS, FAILURE, REVOKED) else None
+    request = current_request()
+    children = [c.as_tuple() for c in request.children] if request.id == msg.id else []
     record = ResultRecord(
         msg.id,
         state,
         result,
         traceback,
+        children=children,
         date_done=done,
         group_id=msg.headers.group,
         parent_id=msg.headers.parent_id,
@@ -237,13 +240,14 @@ _FOLLOW_UP_OPTIONS = frozenset(
 )
 
 
-def _on_success(app: App, msg: TaskMessage, result: Any) -> None:
+def _send_following(app: App, msg: TaskMessage, result: Any) -> None:
+    """Send the callbacks and the chain's next step, before the result is stored, as Celery
+    does: they are then among the task's ``children`` in its record."""
     for callback in msg.embed.callbacks or ():
         _send(app, callback, msg, result)
     if msg.embed.chain:
         *rest, following = msg.embed.chain  # the last element runs next (SPEC.md §2.6)
         _send(app, following, msg, result, chain=rest or None)
-    _chord_part(app, msg, SUCCESS, result)
 
 
 def _chord_part(app: App, msg: TaskMessage, state: str, result: Any) -> None:
@@ -490,6 +494,7 @@ def _settle_success(
     app: App, task: Task[Any, Any], msg: TaskMessage, result: Any, queue: str
 ) -> Outcome:
     try:
+        _send_following(app, msg, result)
         _store(app, task, msg, SUCCESS, result, queue=queue)
     except ProtocolError as exc:  # a result the serializer refuses: Celery stores an EncodeError
         log.error("task %s[%s] returned a result that cannot be stored: %s", msg.task, msg.id, exc)
@@ -500,7 +505,7 @@ def _settle_success(
         _failed(task, msg, error)
         _finish(task, msg, FAILURE, error)
         return Outcome("ack", f"failed: EncodeError: {exc}", FAILURE)
-    _on_success(app, msg, result)
+    _chord_part(app, msg, SUCCESS, result)
     started = _started.get(msg.id)
     try:
         _hook(task, msg, "on_success", result, msg.id, msg.args, msg.kwargs)

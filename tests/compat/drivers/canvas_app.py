@@ -68,5 +68,26 @@ def saved_group():
     return seen
 
 
+def children():
+    """What a task sent while it ran (a group, then a task), and its graph collected."""
+    result = tasks.spawns.delay(3)
+    result.get(timeout=TIMEOUT)
+    kids = result.children
+    for kid in kids:  # collect() without intermediate=True wants every node ready
+        kid.get(timeout=TIMEOUT)
+    first = chain(add.s(1, 1), add.s(2)).delay()
+    first.get(timeout=TIMEOUT)
+    return {
+        "kinds": [type(kid).__name__ for kid in kids],
+        "group size": len(kids[0].results),
+        "group members have no children": [r.children for r in kids[0].results],
+        "collect": [value for _, value in result.collect()],
+        "collect leaves": [value for node, value in result.collect() if not node.children],
+        "chain step is its parent's child": [c.id for c in first.parent.children] == [first.id],
+        "children of an unknown id": app.AsyncResult("no-such-task").children,
+    }
+
+
+observed["children"] = children()
 observed["saved group"] = saved_group()
 print(json.dumps(observed, sort_keys=True))
