@@ -3,6 +3,7 @@ writes them (SPEC.md §2.7-2.8), so canvases cross between Celery and Celeriac."
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
@@ -281,7 +282,7 @@ class chain(Signature[R]):
                 if isinstance(t, Signature)
                 else list(t)
             ):
-                step = _typed(step)
+                step = _unrolled(_typed(step))
                 last = flat[-1] if flat else None
                 if isinstance(last, group) and not isinstance(step, group):
                     # A group followed by a step is a chord, as in Celery.
@@ -298,42 +299,34 @@ class chain(Signature[R]):
     def apply_async(
         self, args: CallArgs = (), kwargs: Mapping[str, Any] | None = None, **options: Any
     ) -> AsyncResult[R]:
-        """Send the first step; the rest travel in its message's ``chain`` (last to run first)."""
-        steps = [t.clone() if type(t) is Signature else t for t in self.tasks]
+        """Send the first step; the rest travel in its message's ``chain`` (last to run first),
+        groups and chords included, as Celery sends them (its ``prepare_steps``)."""
+        steps: list[Signature[Any]] = []
+        for step in self.tasks:
+            steps.extend(_split_chord(step.clone() if type(step) is Signature else _copy(step)))
         if not steps:
             raise ValueError("an empty chain has nothing to run")
+        # A group followed by anything is a chord whose body is what follows, read from the
+        # end (``a | g1 | g2 | b`` runs g1 then ``chord(g2, b)``), as Celery's prepare_steps.
+        for index in range(len(steps) - 2, -1, -1):
+            if isinstance(steps[index], group):
+                members = steps[index]["kwargs"]["tasks"]
+                steps[index : index + 2] = [chord(members, steps[index + 1], app=self._app)]
         app = self._require_app()
-        for step in steps[1:]:
-            if type(step) is not Signature:
-                raise NotImplementedError(
-                    f"a {step['subtask_type']} after the first step of a chain is not supported "
-                    "yet; start the chain with it, or end it with a group followed by one task"
-                )
-        for step in steps:
-            step.freeze()
+        results = [_freeze(step, app) for step in steps]
+        for previous, result in itertools.pairwise(results):
+            _set_parent(result, previous)
         first, rest = steps[0], steps[1:]
-        result: AsyncResult[Any]
-        if isinstance(first, chord):
-            # The chord's body carries the rest of the chain, as Celery sends it.
-            result = first.apply_async(args, kwargs, _then=rest, **options)
-            for step in rest:
-                result = app.AsyncResult(step.id or "", parent=result)
-            return result
-        if isinstance(first, group):
-            if rest:
-                raise NotImplementedError("a group followed by steps is a chord: use chord()")
-            return first.apply_async(args, kwargs, **options)  # type: ignore[return-value]
-        first = first.clone(args, kwargs, **options)
-        result = app.send_task(
-            first.name,
-            first["args"],
-            first["kwargs"],
-            chain=list(reversed(rest)),
-            **first["options"],
-        )
-        for step in rest:
-            result = app.AsyncResult(step.id or "", parent=result)
-        return result
+        following = list(reversed(rest)) or None
+        if isinstance(first, (chord, group)):
+            first.bind(app).apply_async(args, kwargs, chain=following, **options)
+        else:
+            first = first.clone(args, kwargs, **options)
+            app.send_task(
+                first.name, first["args"], first["kwargs"], chain=following, **first["options"]
+            )
+        last: AsyncResult[R] = results[-1]
+        return last
 
     def __or__(self, other: Signature[T]) -> chain[T]:  # type: ignore[override]
         joined: chain[T] = chain(*self.tasks, other, app=self._app)
@@ -377,9 +370,20 @@ class group(Signature[list[G]]):
         from .result import GroupResult
 
         app = self._require_app()
-        group_id = options.pop("group_id", None) or str(uuid.uuid4())
+        if options.pop("chain", None):
+            raise ValueError("a group cannot be followed by steps: it becomes a chord")
+        add_to_parent = options.pop("add_to_parent", True)
+        group_id = (
+            options.pop("group_id", None) or self["options"].get("task_id") or str(uuid.uuid4())
+        )
         results: list[AsyncResult[G]] = []
         for index, task in enumerate(self.tasks):
+            if type(task) is not Signature:
+                # A canvas member (a chain, a chord): sent as its own canvas.
+                results.append(
+                    task.bind(app).apply_async(args, kwargs, add_to_parent=False, **options)
+                )
+                continue
             sig = task.clone(args, kwargs, **options)
             results.append(
                 app.send_task(
@@ -388,10 +392,14 @@ class group(Signature[list[G]]):
                     sig["kwargs"],
                     group_id=group_id,
                     group_index=index,
-                    **sig["options"],
+                    add_to_parent=False,
+                    **_member_options(sig["options"]),
                 )
             )
-        return GroupResult(group_id, results, app)
+        result = GroupResult(group_id, results, app)
+        if add_to_parent:  # the group is the running task's child, not each member (Celery's)
+            app._add_to_parent(result)
+        return result
 
 
 class chord(Signature[R]):
@@ -399,8 +407,13 @@ class chord(Signature[R]):
     ``chord[R]`` returns what its body returns."""
 
     def __init__(
-        self, header: Iterable[Signature[Any]], body: Signature[R], app: App | None = None
+        self,
+        header: Iterable[Signature[Any]] | Mapping[str, Any],
+        body: Signature[R],
+        app: App | None = None,
     ) -> None:
+        if isinstance(header, Mapping):  # a group (or its dict): its members, as Celery's
+            header = _typed(header)["kwargs"].get("tasks", [header])
         super().__init__(
             "celery.chord",
             (),
@@ -409,9 +422,20 @@ class chord(Signature[R]):
             app=app,
         )
 
+    @property
+    def tasks(self) -> list[Signature[Any]]:
+        """The header's tasks."""
+        return [_typed(t) for t in self["kwargs"]["header"]]
+
+    @property
+    def body(self) -> Signature[R]:
+        """The task (or canvas) that gets the header's results."""
+        body: Signature[R] = _typed(self["kwargs"]["body"])
+        return body
+
     def on_error(self, errback: Signature[T]) -> Signature[T]:
         """Run ``errback`` if the chord fails (a header task, or the body), as Celery's."""
-        body: Signature[R] = Signature(self["kwargs"]["body"])
+        body: Signature[R] = _typed(self["kwargs"]["body"])
         body.link_error(errback)
         self["kwargs"]["body"] = body
         return errback
@@ -420,23 +444,18 @@ class chord(Signature[R]):
         self,
         args: CallArgs = (),
         kwargs: Mapping[str, Any] | None = None,
-        _then: Sequence[Signature[Any]] | None = None,
+        chain: Sequence[Mapping[str, Any]] | None = None,
         **options: Any,
     ) -> AsyncResult[R]:
-        """Send the header tasks, each carrying the body; the last to finish sends the body."""
+        """Send the header tasks, each carrying the body; the last to finish sends the body.
+        ``chain`` (the steps after the chord, last to run first) travels in the body's options,
+        as Celery sends it, so the body's message continues the chain."""
         app = self._require_app()
         header: list[Signature[Any]] = [Signature(t) for t in self["kwargs"]["header"]]
-        body: Signature[R] = Signature(self["kwargs"]["body"]).clone()
-        if _then:
-            # What runs after the body, each step a callback of the one before, so it runs
-            # with the previous result, and only if that succeeded.
-            following: Signature[Any] | None = None
-            for step in reversed(_then):
-                if following is not None:
-                    step["options"]["link"] = [following]
-                following = step
-            body["options"]["link"] = [*body["options"].get("link", []), following]
-        body_id = body.freeze()
+        body: Signature[R] = _copy(self["kwargs"]["body"])
+        if chain:
+            body["options"]["chain"] = [dict(step) for step in chain]
+        result: AsyncResult[R] = _freeze(body, app)
         group_id = str(uuid.uuid4())
         body["chord_size"] = len(header)
         if app.conf.result_backend and not app.backend.supports_chords:
@@ -447,18 +466,106 @@ class chord(Signature[R]):
         if app.conf.result_backend:
             # Celery's Redis backend counts the header against this (SPEC.md §7.5).
             app.backend.set_chord_size(group_id, len(header))
+        add_to_parent = options.pop("add_to_parent", True)
+        sent: list[AsyncResult[Any]] = []
         for index, task in enumerate(header):
             sig = task.clone(args, kwargs, **options)
-            app.send_task(
-                sig.name,
-                sig["args"],
-                sig["kwargs"],
-                group_id=group_id,
-                group_index=index,
-                chord=body,
-                **sig["options"],
+            sent.append(
+                app.send_task(
+                    sig.name,
+                    sig["args"],
+                    sig["kwargs"],
+                    group_id=group_id,
+                    group_index=index,
+                    chord=body,
+                    add_to_parent=False,
+                    **_member_options(sig["options"]),
+                )
             )
-        return app.AsyncResult(body_id)
+        if add_to_parent:  # the header's group is the running task's child (Celery's)
+            from .result import GroupResult
+
+            app._add_to_parent(GroupResult(group_id, sent, app))
+        return result
+
+
+def _member_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """A group member's options to send it with: its group's own ids replace any it carries
+    (Celery's client freezes them into each member), and options only Celery's client reads
+    are left out."""
+    from .app import _SEND_OPTIONS
+
+    return {
+        k: v
+        for k, v in options.items()
+        if k in _SEND_OPTIONS and k not in ("group_id", "group_index", "chord")
+    }
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with its dicts and lists copied (leaves shared), signatures as plain dicts."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _copy(value: Mapping[str, Any]) -> Signature[Any]:
+    """A copy of a signature (a canvas too) that can be frozen without touching the original."""
+    sig = _typed(_plain(value))
+    if isinstance(value, Signature) and value._app is not None:
+        sig.bind(value._app)
+    return sig
+
+
+def _freeze(step: Signature[Any], app: App) -> Any:
+    """Give ``step`` (a task, group, chord or chain) its ids now, in place, and return the
+    result that will hold what it returns (a GroupResult for a group)."""
+    from .result import GroupResult
+
+    if isinstance(step, group):
+        members = step.tasks
+        step["kwargs"]["tasks"] = members
+        group_id = step["options"].setdefault("task_id", str(uuid.uuid4()))
+        return GroupResult(group_id, [_freeze(m, app) for m in members], app)
+    if isinstance(step, chord):
+        body = step.body
+        step["kwargs"]["body"] = body
+        return _freeze(body, app)
+    if isinstance(step, chain):
+        steps = step.tasks
+        step["kwargs"]["tasks"] = steps
+        results = [_freeze(s, app) for s in steps]
+        for previous, result in itertools.pairwise(results):
+            _set_parent(result, previous)
+        return results[-1]
+    return app.AsyncResult(step.freeze())
+
+
+def _set_parent(result: Any, parent: Any) -> None:
+    if getattr(result, "parent", None) is None and hasattr(result, "parent"):
+        result.parent = parent
+
+
+def _split_chord(step: Signature[Any]) -> list[Signature[Any]]:
+    """A chord whose body is a chain led by a task, as the chord with that task for body,
+    then the rest of the chain: Celery sends it so (a body is copied into every header
+    task's message, so it should not carry the whole chain)."""
+    if isinstance(step, chord) and isinstance(step.body, chain):
+        steps = step.body.tasks
+        if steps and type(steps[0]) is Signature:
+            head = chord(step["kwargs"]["header"], steps[0], app=step._app)
+            head["options"] = dict(step["options"])
+            return [head, *steps[1:]]
+    return [step]
+
+
+def _unrolled(step: Signature[Any]) -> Signature[Any]:
+    """A group of one task is that task, in a chain, as Celery's ``maybe_unroll_group``."""
+    if isinstance(step, group) and len(step["kwargs"]["tasks"]) == 1:
+        return _typed(step["kwargs"]["tasks"][0])
+    return step
 
 
 def _typed(value: Mapping[str, Any]) -> Signature[Any]:
@@ -467,13 +574,20 @@ def _typed(value: Mapping[str, Any]) -> Signature[Any]:
         return value
     kind = value.get("subtask_type")
     sig: Signature[Any] = Signature(value)
+    typed: Signature[Any]
     if kind == "group":
-        return group(sig["kwargs"]["tasks"])
-    if kind == "chord":
-        return chord(sig["kwargs"]["header"], Signature(sig["kwargs"]["body"]))
-    if kind == "chain":
-        return chain(sig["kwargs"]["tasks"])
-    return sig
+        typed = group(sig["kwargs"]["tasks"])
+    elif kind == "chord":
+        typed = chord(sig["kwargs"]["header"], _typed(sig["kwargs"]["body"]))
+    elif kind == "chain":
+        typed = chain(sig["kwargs"]["tasks"])
+    else:
+        return sig
+    # The canvas's own options (a frozen id, a chain to continue), and its partial arguments.
+    typed["options"] = dict(sig["options"])
+    typed["args"] = list(sig["args"])
+    typed["immutable"] = sig.immutable
+    return typed
 
 
 #: Celery's older name for ``signature``.

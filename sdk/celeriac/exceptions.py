@@ -20,6 +20,7 @@ __all__ = [
     "FixupWarning",
     "Ignore",
     "ImproperlyConfigured",
+    "IncompleteStream",
     "InvalidTaskError",
     "MaxRetriesExceededError",
     "NotConfigured",
@@ -157,6 +158,10 @@ class AlreadyRegistered(TaskError):
 
 class TimeoutError(TaskError, builtins.TimeoutError):
     """A result did not arrive in time (also a built-in ``TimeoutError``)."""
+
+
+class IncompleteStream(TaskError):
+    """``collect()`` reached a result that is not ready, without ``intermediate=True``."""
 
 
 class QueueNotFound(KeyError, TaskError):

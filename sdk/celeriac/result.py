@@ -6,14 +6,21 @@ import builtins
 import contextlib
 import contextvars
 import importlib
+from collections import deque
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from celeriac.protocol.results import EncodedException, ResultRecord
-from celeriac.protocol.states import FAILURE, PROPAGATE_STATES, READY_STATES, SUCCESS
+from celeriac.protocol.states import (
+    FAILURE,
+    PENDING,
+    PROPAGATE_STATES,
+    READY_STATES,
+    SUCCESS,
+)
 
 from .aio.results import AsyncGroupResultMixin, AsyncResultMixin
-from .exceptions import RemoteError
+from .exceptions import IncompleteStream, RemoteError
 from .exceptions import TimeoutError as ResultTimeout
 
 if TYPE_CHECKING:
@@ -26,6 +33,7 @@ __all__ = [
     "allow_join_result",
     "denied_join_result",
     "exception_from",
+    "result_from_tuple",
 ]
 
 # Whether result.get() may wait inside a running task: None follows the default (it may not,
@@ -253,6 +261,41 @@ class AsyncResult(AsyncResultMixin[R], Generic[R]):
         """Delete the stored result."""
         self.app.backend.forget(self.id)
 
+    def as_tuple(self) -> tuple[Any, None]:
+        """The result as Celery names it in stored records: ``((id, parent tuple), None)``."""
+        return (self.id, self.parent.as_tuple() if self.parent is not None else None), None
+
+    @property
+    def children(self) -> list[AsyncResult[Any] | GroupResult[Any]] | None:
+        """The results of the tasks and groups this task sent while it ran, as its worker
+        recorded them; None while the task has no record (Celery's)."""
+        record = self._record()
+        if record.status == PENDING and not record.children:
+            return None
+        return [result_from_tuple(child, self.app) for child in record.children]
+
+    def iterdeps(
+        self, intermediate: bool = False
+    ) -> Iterator[tuple[Any, AsyncResult[Any] | GroupResult[Any]]]:
+        """``(parent, result)`` for this result and, once each is ready, its children, breadth
+        first; raises IncompleteStream at one not ready, unless ``intermediate``."""
+        stack: deque[tuple[Any, AsyncResult[Any] | GroupResult[Any]]] = deque([(None, self)])
+        while stack:
+            parent, node = stack.popleft()
+            yield parent, node
+            if node.ready():
+                stack.extend((node, child) for child in node.children or [])
+            elif not intermediate:
+                raise IncompleteStream()
+
+    def collect(
+        self, intermediate: bool = False, **kwargs: Any
+    ) -> Iterator[tuple[AsyncResult[Any] | GroupResult[Any], Any]]:
+        """``(result, value)`` for this result and every result under it (its children, theirs,
+        ...), as Celery's: ``get(**kwargs)`` of each."""
+        for _, node in self.iterdeps(intermediate=intermediate):
+            yield node, node.get(**kwargs)
+
     def revoke(self, terminate: bool = False, signal: str = "SIGTERM") -> None:
         """Ask every worker not to run (or, with terminate, to stop) this task."""
         self.app.control.revoke(self.id, terminate=terminate, signal=signal)
@@ -355,14 +398,93 @@ class GroupResult(AsyncGroupResultMixin[R], ResultSet[R]):
     """The results of a group's tasks, in order (``GroupResult[R]``: its ``get()`` and
     ``await``-ing ``aget()`` give a ``list[R]``)."""
 
+    #: The app ``restore`` reads from when none is given (``app.GroupResult`` sets it).
+    _default_app: App | None = None
+
     def __init__(
-        self, group_id: str, results: Sequence[AsyncResult[R]], app: App | None = None
+        self,
+        group_id: str,
+        results: Sequence[AsyncResult[R]] = (),
+        app: App | None = None,
+        parent: AsyncResult[Any] | GroupResult[Any] | None = None,
     ) -> None:
-        super().__init__(results, app)
+        super().__init__(results, app if app is not None else self._default_app)
         self.id = group_id
+        #: What ran before the group in a chain (its result), as on an AsyncResult.
+        self.parent: AsyncResult[Any] | GroupResult[Any] | None = parent
+
+    @property
+    def children(self) -> list[AsyncResult[R]]:
+        """The group's results (Celery's)."""
+        return self.results
+
+    def as_tuple(self) -> tuple[Any, list[Any]]:
+        """The group as Celery names it in stored records and saved groups."""
+        parent = self.parent.as_tuple() if self.parent is not None else None
+        return (self.id, parent), [r.as_tuple() for r in self.results]
+
+    def _backend(self, backend: Any) -> Any:
+        if backend is not None:
+            return backend
+        if self.app is None:
+            raise ValueError(f"{self!r} has no app to find a result backend with")
+        return self.app.backend
+
+    def save(self, backend: Any = None) -> GroupResult[R]:
+        """Keep the group in the result backend, as Celery does, for ``restore(id)``."""
+        self._backend(backend).save_group(self.id, self.as_tuple())
+        return self
+
+    def delete(self, backend: Any = None) -> None:
+        """Delete the saved group (its tasks' results stay)."""
+        self._backend(backend).delete_group(self.id)
+
+    @classmethod
+    def restore(
+        cls, group_id: str, backend: Any = None, app: App | None = None
+    ) -> GroupResult[Any] | None:
+        """The group saved under ``group_id`` (by Celery or Celeriac), or None."""
+        if app is None:
+            app = cls._default_app
+        if app is None:
+            from .app import get_current_app
+
+            app = get_current_app()
+        tree = (backend or app.backend).restore_group(group_id)
+        if tree is None:
+            return None
+        restored = result_from_tuple(tree, app)
+        if not isinstance(restored, GroupResult):
+            raise ValueError(f"the record saved under {group_id!r} is not a group")
+        return restored
+
+    def _raise_if_failed(self) -> None:
+        if self.parent is not None:
+            self.parent._raise_if_failed()
+        for result in self.results:
+            result._raise_if_failed()
 
     def __repr__(self) -> str:
         return f"<GroupResult: {self.id} [{', '.join(r.id for r in self.results)}]>"
+
+
+def result_from_tuple(value: Any, app: App | None = None) -> Any:
+    """The result a result tuple names (SPEC.md §7.2): an AsyncResult, or a GroupResult when
+    it has members; parents included (Celery's ``result_from_tuple``)."""
+    if isinstance(value, AsyncResult | GroupResult):
+        return value
+    if app is None:
+        from .app import get_current_app
+
+        app = get_current_app()
+    head, members = value
+    task_id, parent = (head, None) if isinstance(head, str) else head
+    parent_result = result_from_tuple(parent, app) if parent else None
+    if members is not None:
+        return GroupResult(
+            task_id, [result_from_tuple(m, app) for m in members], app, parent=parent_result
+        )
+    return AsyncResult(task_id, app, parent_result)
 
 
 def _refuse_inside_a_task() -> None:

@@ -37,7 +37,7 @@ TASK_OPTIONS = frozenset(
         "queue routing_key priority serializer compression max_retries default_retry_delay "
         "autoretry_for dont_autoretry_for retry_kwargs retry_backoff retry_backoff_max "
         "retry_jitter rate_limit global_rate_limit time_limit soft_time_limit acks_late "
-        "reject_on_worker_lost ignore_result expires track_started shadow typing"
+        "reject_on_worker_lost ignore_result expires track_started shadow typing trail"
     ).split()
 )
 
@@ -82,6 +82,9 @@ class Context:
     #: The message's properties (``correlation_id``, ``reply_to``, ``priority``, ...).
     properties: Mapping[str, Any] = field(default_factory=dict)
     utc: bool = True
+    #: Results of the tasks and groups sent while this task ran (Celery's trail), stored in
+    #: its result record's ``children``.
+    children: list[Any] = field(default_factory=list)
 
     @property
     def called_directly(self) -> bool:
@@ -282,7 +285,9 @@ class Task(AsyncTaskMixin[P, R], Generic[P, R]):
     def send_defaults(self) -> dict[str, Any]:
         """The options each call of this task is sent with unless the call says otherwise
         (its queue, priority, limits, ...: what ``@app.task(...)`` was given)."""
-        return {k: v for k, v in self.options.items() if k not in ("autoretry_for", "typing")}
+        return {
+            k: v for k, v in self.options.items() if k not in ("autoretry_for", "typing", "trail")
+        }
 
     def _check_arguments(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
         if "_signature" not in self.__dict__:

@@ -161,6 +161,36 @@ def run_both(
     return observed[0], observed[1]
 
 
+def run_crossed(
+    layout: str, spec: str, driver: str, broker: str, backend: str, **env: str
+) -> tuple[Any, Any]:
+    """The driver's observations with a Celery 5.7 client and a Celeriac worker, and with a
+    Celeriac client and a Celery 5.7 worker, both on ``broker``/``backend`` (each client runs
+    its own copy of the app; the task names are the same)."""
+    theirs, ours = copies(layout)
+    observed = []
+    for client in ("celery", "celeriac"):
+        queue = f"compat.{layout}.{client}-client.{uuid.uuid4().hex[:8]}"
+        run_env = {
+            "COMPAT_BROKER_URL": broker,
+            "COMPAT_BACKEND_URL": backend,
+            "COMPAT_QUEUE": queue,
+            "COMPAT_LEDGER": tempfile.mkstemp(prefix=f"compat-{layout}-{client}-client-")[1],
+            **env,
+        }
+        if client == "celery":
+            with celeriac_worker(ours, spec, run_env, queue) as log:
+                python = str(celery_env.celery_python())
+                observed.append(drive(python, theirs, driver, run_env, log))
+        else:
+            with celery_env.CeleryWorker(
+                theirs, spec, broker_url=broker, backend_url=backend, queues=[queue], env=run_env
+            ) as worker:
+                assert worker.log_path is not None
+                observed.append(drive(sys.executable, ours, driver, run_env, worker.log_path))
+    return observed[0], observed[1]
+
+
 _FIND = {
     "celery": "from celery.app.utils import find_app",
     "celeriac": "from celeriac.cli.loading import find_app",

@@ -19,7 +19,7 @@ from tests.compat.harness import (
     with_django,
 )
 
-LAYOUTS = ["include_pkg", "flask_ctx", "django_proj", "beat_routes", "signals_app"]
+LAYOUTS = ["include_pkg", "flask_ctx", "django_proj", "beat_routes", "signals_app", "canvas_app"]
 #: The ways a user names each layout's app to ``-A``.
 SPECS = {
     "include_pkg": ["proj", "proj.celery", "proj.celery:app", "proj.celery.app"],
@@ -27,6 +27,7 @@ SPECS = {
     "django_proj": ["mysite", "mysite.celery", "mysite:celery_app", "mysite.celery_app"],
     "beat_routes": ["proj", "proj.celery:app"],
     "signals_app": ["proj"],
+    "canvas_app": ["proj"],
 }
 
 

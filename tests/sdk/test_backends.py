@@ -75,6 +75,16 @@ def test_forget(backend: ResultBackend) -> None:
     assert backend.get(t4).status == "PENDING"
 
 
+def test_a_saved_group_is_restored_then_deleted(backend: ResultBackend) -> None:
+    gid = _tid("g")
+    tree = [[gid, None], [[["a", None], None], [["b", [["p", None], None]], None]]]
+    assert backend.restore_group(gid) is None
+    backend.save_group(gid, tree)
+    assert backend.restore_group(gid) == tree
+    backend.delete_group(gid)
+    assert backend.restore_group(gid) is None
+
+
 def test_unknown_scheme_lists_installed() -> None:
     with pytest.raises(Exception, match=r"installed: .*memory"):
         open_backend("nosuch://x")

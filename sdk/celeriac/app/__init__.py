@@ -34,7 +34,7 @@ from ..builtins import register_builtins
 from ..config import ConfigError, Settings, environment, namespaced, settings_from
 from ..control import Control
 from ..exceptions import AlreadyRegistered, ImproperlyConfigured, NotRegistered
-from ..result import AsyncResult
+from ..result import AsyncResult, GroupResult
 from ..signals import Signal
 from ..task import Task, current_request
 from ..task_types import BoundTaskDecorator, TaskDecorator
@@ -749,11 +749,35 @@ class App(AsyncAppMixin):
                     parent_id=h.parent_id,
                 ),
             )
-        return AsyncResult(message.id, self)
+        result: AsyncResult[Any] = AsyncResult(message.id, self)
+        if options.get("add_to_parent", True):
+            self._add_to_parent(result)
+        return result
+
+    def _add_to_parent(self, result: Any) -> None:
+        """Record ``result`` as a child of the task running here, if any (Celery's trail,
+        turned off by the task option ``trail=False``)."""
+        parent = current_request()
+        if parent.id is None:
+            return
+        task = self._tasks.get(parent.task or "")
+        if task is not None and not task.options.get("trail", True):
+            return
+        parent.children.append(result)
 
     def AsyncResult(self, task_id: str, parent: AsyncResult[Any] | None = None) -> AsyncResult[Any]:
         """The result handle of a task id."""
         return AsyncResult(task_id, self, parent)
+
+    @property
+    def GroupResult(self) -> type[GroupResult[Any]]:
+        """``GroupResult`` bound to this app, as Celery's: ``app.GroupResult(id, results)``,
+        ``app.GroupResult.restore(id)``."""
+        bound = self.__dict__.get("_group_result_class")
+        if bound is None:
+            bound = type("GroupResult", (GroupResult,), {"_default_app": self})
+            self.__dict__["_group_result_class"] = bound
+        return bound
 
 
 #: Celery's name for the application class: ``from celeriac import Celery``.

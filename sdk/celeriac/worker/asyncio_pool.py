@@ -127,9 +127,10 @@ class AsyncioPool:
         finally:
             self.tasks.pop(msg.id, None)
         if _quiet_after(self.app, task, msg):
-            return settle_success(self.app, task, msg, result, queue)  # nothing to store or send
+            # nothing to store or send
+            return settle_success(self.app, task, msg, result, queue, request)
         return await loop.run_in_executor(
-            self.threads, settle_success, self.app, task, msg, result, queue
+            self.threads, settle_success, self.app, task, msg, result, queue, request
         )
 
     def terminate(self, job_id: str, signum: int = signal.SIGTERM) -> bool:

@@ -25,7 +25,7 @@ from celeriac.protocol.states import FAILURE, RETRY, REVOKED, STARTED, SUCCESS
 from celeriac.transports import BrokerUnavailable
 
 from .. import signals
-from ..canvas import Signature
+from ..canvas import Signature, _typed
 from ..einfo import ExceptionInfo
 from ..exceptions import (
     Ignore,
@@ -138,11 +138,14 @@ def _store(
             "queue": queue,
         }
     done = datetime.now(UTC) if state in (SUCCESS, FAILURE, REVOKED) else None
+    request = current_request()
+    children = [c.as_tuple() for c in request.children] if request.id == msg.id else []
     record = ResultRecord(
         msg.id,
         state,
         result,
         traceback,
+        children=children,
         date_done=done,
         group_id=msg.headers.group,
         parent_id=msg.headers.parent_id,
@@ -192,7 +195,18 @@ def _send(
     One the client side refuses (an option out of range, a queue that is not a name) is logged
     and not sent: it would be refused again, and a requeue would run the parent again."""
     try:
-        s: Signature[Any] = Signature(sig)
+        s: Signature[Any] = _typed(sig)
+        if type(s) is not Signature:
+            # A group, chord or chain (a step of a chain, a chord's body): sent as Celery's
+            # worker sends it, with the result in front of each of its first tasks' arguments.
+            partial = (result,) if pass_result and not s.immutable else ()
+            following = extra.pop("chain", None) or s["options"].get("chain")
+            if following:
+                extra["chain"] = following
+            s.bind(app).apply_async(
+                partial, root_id=parent.headers.root_id or parent.id, parent_id=parent.id, **extra
+            )
+            return
         args = list(s["args"])
         if pass_result and not s.immutable:
             args = [result, *args]
@@ -233,17 +247,19 @@ _FOLLOW_UP_OPTIONS = frozenset(
         "shadow",
         "time_limit",
         "soft_time_limit",
+        "chain",  # a chord body's: the steps after the chord
     )
 )
 
 
-def _on_success(app: App, msg: TaskMessage, result: Any) -> None:
+def _send_following(app: App, msg: TaskMessage, result: Any) -> None:
+    """Send the callbacks and the chain's next step, before the result is stored, as Celery
+    does: they are then among the task's ``children`` in its record."""
     for callback in msg.embed.callbacks or ():
         _send(app, callback, msg, result)
     if msg.embed.chain:
         *rest, following = msg.embed.chain  # the last element runs next (SPEC.md §2.6)
         _send(app, following, msg, result, chain=rest or None)
-    _chord_part(app, msg, SUCCESS, result)
 
 
 def _chord_part(app: App, msg: TaskMessage, state: str, result: Any) -> None:
@@ -496,6 +512,7 @@ def _settle_success(
     app: App, task: Task[Any, Any], msg: TaskMessage, result: Any, queue: str
 ) -> Outcome:
     try:
+        _send_following(app, msg, result)
         _store(app, task, msg, SUCCESS, result, queue=queue)
     except ProtocolError as exc:  # a result the serializer refuses: Celery stores an EncodeError
         log.error("task %s[%s] returned a result that cannot be stored: %s", msg.task, msg.id, exc)
@@ -506,7 +523,7 @@ def _settle_success(
         _failed(task, msg, error)
         _finish(task, msg, FAILURE, error)
         return Outcome("ack", f"failed: EncodeError: {exc}", FAILURE)
-    _on_success(app, msg, result)
+    _chord_part(app, msg, SUCCESS, result)
     started = _started.get(msg.id)
     try:
         _hook(task, msg, "on_success", result, msg.id, msg.args, msg.kwargs)

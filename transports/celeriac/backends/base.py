@@ -110,6 +110,19 @@ class ResultBackend(ABC):
     def forget(self, task_id: str) -> None:
         """Delete the record of ``task_id``."""
 
+    def save_group(self, group_id: str, tree: Any) -> None:
+        """Keep a group's result tuple (SPEC.md §7.4) under ``celery-taskset-meta-<id>``, for
+        ``GroupResult.restore``; expires as task results do."""
+        raise NotImplementedError(f"{type(self).__name__} cannot save groups")
+
+    def restore_group(self, group_id: str) -> Any:
+        """A saved group's result tuple, or None when none is saved under ``group_id``."""
+        raise NotImplementedError(f"{type(self).__name__} cannot restore groups")
+
+    def delete_group(self, group_id: str) -> None:
+        """Delete a saved group (its tasks' results stay)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot delete groups")
+
     #: Errors that mean "unreachable for now": a write that raised one may be retried.
     transient_errors: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
 

@@ -6,6 +6,7 @@ import threading
 import time
 from typing import Any, ClassVar
 
+from celeriac.protocol.result_tuples import decode_group, encode_group
 from celeriac.protocol.results import ResultRecord, decode_result, encode_result
 from celeriac.protocol.states import READY_STATES
 
@@ -30,6 +31,7 @@ class MemoryBackend(ResultBackend):
     _chords: ClassVar[dict[tuple[str, str], dict[str, ChordPart]]] = {}
     _chord_sizes: ClassVar[dict[tuple[str, str], int]] = {}
     _chords_done: ClassVar[set[tuple[str, str]]] = set()
+    _groups: ClassVar[dict[tuple[str, str], bytes]] = {}
     _lock = threading.Lock()
 
     def __init__(self, url: str, **options: Any) -> None:
@@ -73,6 +75,19 @@ class MemoryBackend(ResultBackend):
     def forget(self, task_id: str) -> None:
         with self._cond:
             self._records.pop(task_id, None)
+
+    def save_group(self, group_id: str, tree: Any) -> None:
+        with self._lock:
+            self._groups[(self.url, group_id)] = encode_group(tree)
+
+    def restore_group(self, group_id: str) -> Any:
+        with self._lock:
+            saved = self._groups.get((self.url, group_id))
+        return None if saved is None else decode_group(saved)
+
+    def delete_group(self, group_id: str) -> None:
+        with self._lock:
+            self._groups.pop((self.url, group_id), None)
 
     def wait(
         self, task_id: str, timeout: float | None = None, interval: float = 0.05

@@ -12,6 +12,7 @@ from typing import Any
 
 import redis
 
+from celeriac.protocol.result_tuples import decode_group, encode_group
 from celeriac.protocol.results import (
     ResultRecord,
     decode_result,
@@ -153,6 +154,26 @@ class RedisBackend(ResultBackend):
 
     def forget(self, task_id: str) -> None:
         self.client.delete(result_key(task_id))
+
+    def save_group(self, group_id: str, tree: Any) -> None:
+        # As Celery's Redis backend writes any key: SETEX (SET without expiry), then PUBLISH.
+        value = encode_group(tree)
+        with self.client.pipeline() as pipe:
+            if self.expires is None:
+                pipe.set(group_key(group_id), value)
+            else:
+                pipe.setex(group_key(group_id), max(int(self.expires), 1), value)
+            pipe.publish(group_key(group_id), value)
+            pipe.execute()
+
+    def restore_group(self, group_id: str) -> Any:
+        raw = self.client.get(group_key(group_id))
+        if raw is None:
+            return None
+        return decode_group(raw.encode() if isinstance(raw, str) else raw)
+
+    def delete_group(self, group_id: str) -> None:
+        self.client.delete(group_key(group_id))
 
     def wait(
         self, task_id: str, timeout: float | None = None, interval: float = 0.05

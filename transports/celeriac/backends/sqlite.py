@@ -8,7 +8,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from celeriac.protocol.results import ResultRecord, decode_result, encode_result, result_key
+from celeriac.protocol.result_tuples import decode_group, encode_group
+from celeriac.protocol.results import (
+    ResultRecord,
+    decode_result,
+    encode_result,
+    group_key,
+    result_key,
+)
 from celeriac.protocol.serializers import dumps, loads
 from celeriac.transports.sqlite import forksafe
 
@@ -169,6 +176,26 @@ class SQLiteBackend(ResultBackend):
 
     def forget(self, task_id: str) -> None:
         self._db().execute("DELETE FROM results WHERE key = ?", (result_key(task_id),))
+
+    def save_group(self, group_id: str, tree: Any) -> None:
+        expires_at = None if self.expires is None else time.time() + self.expires
+        self._db().execute(
+            "INSERT OR REPLACE INTO results (key, value, expires_at) VALUES (?, ?, ?)",
+            (group_key(group_id), encode_group(tree), expires_at),
+        )
+
+    def restore_group(self, group_id: str) -> Any:
+        row = (
+            self._db()
+            .execute("SELECT value, expires_at FROM results WHERE key = ?", (group_key(group_id),))
+            .fetchone()
+        )
+        if row is None or (row[1] is not None and row[1] < time.time()):
+            return None
+        return decode_group(row[0])
+
+    def delete_group(self, group_id: str) -> None:
+        self._db().execute("DELETE FROM results WHERE key = ?", (group_key(group_id),))
 
     def close(self) -> None:
         super().close()
