@@ -147,8 +147,9 @@ class Worker:
         # Rate-limited deliveries waiting for a token: (when, seq, job).
         self.waiting: list[tuple[float, int, Job]] = []
         self._seq = itertools.count()
-        #: Tasks started and not settled yet, by delivery, as ``inspect active`` shows them.
-        self.active: dict[int, Mapping[str, Any]] = {}
+        #: Tasks handed to the pool and not settled yet, by delivery: ``inspect active`` shows
+        #: those the pool has started, ``inspect reserved`` the others (Celery's prefetch).
+        self.active: dict[int, _Active] = {}
         #: Tasks run so far, by name (``inspect stats``).
         self.totals: collections.Counter[str] = collections.Counter()
         #: (soft, hard) time limits set by remote control, by task name.
@@ -171,8 +172,11 @@ class Worker:
         self.steps: list[Step] = list(steps)
 
     # -- what remote control reads and changes ----------------------------------------------------
-    def describe(self, msg: Any, delivery: Delivery) -> dict[str, Any]:
-        """A task as ``inspect active``/``reserved`` show it (Celery's request fields)."""
+    def describe(
+        self, msg: Any, delivery: Delivery, started: float | None = None
+    ) -> dict[str, Any]:
+        """A task as ``inspect active``/``reserved`` show it (Celery's request fields); one not
+        started yet has no ``time_start`` and no ``worker_pid``, as in Celery."""
         info = {"routing_key": delivery.queue, "exchange": "", "redelivered": delivery.redelivered}
         return {
             "id": msg.id,
@@ -181,10 +185,10 @@ class Worker:
             "kwargs": dict(msg.kwargs),
             "type": msg.task,
             "hostname": self.hostname,
-            "time_start": time.time(),
+            "time_start": started,
             "acknowledged": False,
             "delivery_info": info,
-            "worker_pid": os.getpid(),
+            "worker_pid": None if started is None else os.getpid(),
         }
 
     def revoke(self, ids: Sequence[str], terminate: bool = False) -> None:
@@ -208,13 +212,19 @@ class Worker:
             "broker": self.app.conf.broker_url.split(":", 1)[0],
         }
 
+    def _running(self) -> list[_Active]:
+        return [info for info in list(self.active.values()) if info.started is not None]
+
     def active_tasks(self) -> list[dict[str, Any]]:
-        """Tasks running, as ``inspect active`` shows them."""
-        return [dict(info) for info in list(self.active.values())]
+        """Tasks the pool has started, as ``inspect active`` shows them."""
+        return [dict(info) for info in self._running()]
 
     def reserved_tasks(self) -> list[dict[str, Any]]:
-        """Tasks received and waiting for their rate limit (``inspect reserved``)."""
-        return [self.describe(job.message, job.delivery) for _, _, job in list(self.waiting)]
+        """Tasks received and not started: waiting for their rate limit, or prefetched and
+        waiting in the pool for a free slot (``inspect reserved``)."""
+        waiting = [self.describe(job.message, job.delivery) for _, _, job in list(self.waiting)]
+        held = [dict(i) for i in list(self.active.values()) if i.started is None]
+        return waiting + held
 
     def revoked_ids(self) -> list[str]:
         """The revoked ids remembered (``inspect revoked``)."""
@@ -246,11 +256,11 @@ class Worker:
 
     def running_ids(self) -> set[str]:
         """Ids of the tasks running now."""
-        return {info["id"] for info in list(self.active.values())}
+        return {info["id"] for info in self._running()}
 
     def heartbeat(self) -> None:
         """Send a ``worker-heartbeat`` event now (``control heartbeat``)."""
-        self._emit("worker-heartbeat", **worker_fields(len(self.active), self.processed))
+        self._emit("worker-heartbeat", **worker_fields(len(self._running()), self.processed))
 
     def change_queues(self, queues: Sequence[str]) -> None:
         """Consume ``queues`` from now on (the switch happens once nothing is in flight)."""
@@ -382,7 +392,7 @@ class Worker:
                 self._control(control, transport)
             if time.monotonic() >= self._heartbeat_at:
                 self._heartbeat_at = time.monotonic() + 2.0  # Celery's heartbeat frequency
-                self._emit("worker-heartbeat", **worker_fields(len(self.active), self.processed))
+                self.heartbeat()
                 signals.heartbeat_sent.send(self)
             if self._new_queues is not None and in_flight == 0 and not self.waiting:
                 self._switch_consumer(transport)
@@ -705,7 +715,11 @@ class Worker:
             self._done.put((job, Outcome("requeue", f"worker-error: {safe_repr(exc)}")))
 
     def _started(self, job: Job) -> None:
-        """task-started, from the thread that runs the task (never for a revoked one)."""
+        """The pool starts ``job`` now (called from where it runs): it moves from ``reserved``
+        to ``active``, and task-started is sent (never for a revoked one)."""
+        info = self.active.get(id(job.delivery))
+        if info is not None:
+            info.begin()
         if self.send_events and job.task is not None and job.id not in self.revoked:
             self._emit("task-started", uuid=job.id)
 
@@ -781,9 +795,10 @@ class Worker:
             except Exception as exc:  # an event lost is not a task lost
                 log.warning("%s: %s event not sent: %s", self.hostname, type_, exc)
 
-    def _task_event(self, info: Mapping[str, Any], outcome: Outcome) -> None:
+    def _task_event(self, info: _Active, outcome: Outcome) -> None:
         """The event that tells how a task ended (SPEC.md §9)."""
-        uuid, runtime = info["id"], time.time() - info["time_start"]
+        uuid, start = info["id"], info.started
+        runtime = 0.0 if start is None else time.time() - start
         if outcome.reason.startswith("unknown-task"):
             name = info["name"]
             self._emit("task-failed", uuid=uuid, exception=f"NotRegistered({name!r})", traceback="")
@@ -841,22 +856,28 @@ class Worker:
 
 
 class _Active(Mapping[str, Any]):
-    """A started task as ``inspect active`` shows it, built only when someone asks (most
-    never are: building it for every task cost about 5% of a no-op drain)."""
+    """A task handed to the pool as ``inspect active``/``reserved`` show it, built only when
+    someone asks (most never are: building it for every task cost about 5% of a no-op drain)."""
 
-    __slots__ = ("_delivery", "_full", "_msg", "_started", "_worker")
+    __slots__ = ("_delivery", "_full", "_msg", "_worker", "started")
 
     def __init__(self, worker: Worker, msg: Any, delivery: Delivery) -> None:
         self._worker, self._msg, self._delivery = worker, msg, delivery
-        self._started = time.time()
+        #: When the pool started it (time.time()); None while it waits for a slot.
+        self.started: float | None = None
         self._full: dict[str, Any] | None = None
 
+    def begin(self) -> None:
+        """The pool starts the task now."""
+        self.started = time.time()
+        self._full = None
+
     def _info(self) -> dict[str, Any]:
-        if self._full is None:
-            full = self._worker.describe(self._msg, self._delivery)
-            full["time_start"] = self._started
+        full = self._full
+        if full is None:
+            full = self._worker.describe(self._msg, self._delivery, self.started)
             self._full = full
-        return self._full
+        return full
 
     def __getitem__(self, key: str) -> Any:
         if key == "name":
