@@ -18,7 +18,7 @@ import resource
 import signal
 import threading
 import time
-from collections.abc import Container
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any
@@ -42,6 +42,8 @@ __all__ = ["PreforkPool"]
 
 log = logging.getLogger("celeriac.worker")
 _PR_SET_PDEATHSIG = 1
+#: What a child sends when it starts a task, before its outcome: the task really starts now.
+_STARTED = "started"
 
 
 def die_with_parent(parent: int) -> None:
@@ -89,6 +91,7 @@ def _child(
         if job is None:
             break
         msg, queue, revoked, soft = job
+        conn.send(_STARTED)
         if soft:
             signal.setitimer(signal.ITIMER_REAL, soft)
         try:
@@ -147,6 +150,11 @@ class PreforkPool:
         self.max_tasks = app.conf.worker_max_tasks_per_child
         self.max_memory = app.conf.worker_max_memory_per_child
         self.children: list[Child] = [self._spawn() for _ in range(concurrency)]
+        #: Children told to stop by a shrink; the collector reaps them once they exit.
+        self._retired: list[Child] = []
+        #: Called (from the collector thread) when a child starts a job.
+        self.on_start: Callable[[Job], None] | None = None
+        self._starting: list[Job] = []  # started, announced once the lock is released
         self._lock = threading.RLock()
         self._stopping = False
         self._collector = threading.Thread(
@@ -197,8 +205,36 @@ class PreforkPool:
                     return True
         return False
 
+    @property
+    def pids(self) -> list[int]:
+        """The children's process ids (``inspect stats``)."""
+        return [c.process.pid for c in list(self.children)]
+
     def resize(self, concurrency: int) -> None:
-        raise PoolError("the prefork pool cannot be resized at run time")
+        """Start more children, or stop idle ones: as Celery's prefork pool (billiard), a shrink
+        stops only idle children, and is refused when too few are idle."""
+        with self._lock:
+            if self._stopping:
+                raise PoolError("the prefork pool is closing")
+            extra = concurrency - len(self.children)
+            if extra >= 0:
+                self.children.extend(self._spawn() for _ in range(extra))
+            else:
+                idle = [c for c in self.children if c.job is None and c.process.is_alive()]
+                if len(idle) < -extra:
+                    raise PoolError(
+                        f"can't shrink the pool by {-extra}: only {len(idle)} of its "
+                        f"{len(self.children)} processes are idle"
+                    )
+                for child in idle[:-extra]:
+                    self.children.remove(child)
+                    self._retired.append(child)
+                    try:
+                        child.conn.send(None)  # finish: the child exits at once, being idle
+                    except OSError:
+                        child.process.kill()
+            self.concurrency = concurrency
+            self._start_pending()
 
     def _collect(self) -> None:
         """Read outcomes, enforce hard limits, replace children that are gone."""
@@ -216,14 +252,39 @@ class PreforkPool:
                         self._read(child)
                     elif not child.process.is_alive():
                         self._replace(child)
+                self._reap()
                 self._start_pending()
+                starting, self._starting = self._starting, []
+            for job in starting:
+                self._announce(job)
+
+    def _announce(self, job: Job) -> None:
+        if self.on_start is None:
+            return
+        try:
+            self.on_start(job)
+        except Exception:  # an event not sent must not stop the collector
+            log.exception("%s: task-started of %s not sent", self.hostname, job.id)
+
+    def _reap(self) -> None:
+        """Close the children a shrink stopped, once they have exited."""
+        for child in list(self._retired):
+            if not child.process.is_alive():
+                child.process.join(0)
+                child.conn.close()
+                self._retired.remove(child)
 
     def _read(self, child: Child) -> None:
         try:
-            outcome, retire = child.conn.recv()
+            message = child.conn.recv()
         except (EOFError, OSError):
             self._replace(child)
             return
+        if message == _STARTED:
+            if child.job is not None:
+                self._starting.append(child.job[0])
+            return
+        outcome, retire = message
         job, child.job = child.job, None
         if retire:
             child.process.join(5)
@@ -280,7 +341,7 @@ class PreforkPool:
                 child.conn.send(None)
             except OSError:
                 pass
-        for child in self.children:
+        for child in self.children + self._retired:
             child.process.join(5)
             if child.process.is_alive():
                 os.kill(child.process.pid, signal.SIGKILL)
