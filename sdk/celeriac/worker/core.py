@@ -22,7 +22,7 @@ from celeriac.protocol.control import CONTROL_EXCHANGE, parse_control_request
 from celeriac.protocol.limits import Limits
 from celeriac.protocol.serializers import SERIALIZERS, loads
 from celeriac.protocol.signing import verify
-from celeriac.protocol.states import SUCCESS
+from celeriac.protocol.states import FAILURE, SUCCESS
 from celeriac.protocol.wire import BROKER_DELAYED_HEADER, mark_broker_delayed
 from celeriac.transports import (
     BrokerUnavailable,
@@ -137,6 +137,8 @@ class Worker:
                 f"not {self.max_deliveries!r}"
             )
         self.revoked = RevokedSet()
+        #: The signal each task terminated while running was sent (task-revoked's ``signum``).
+        self._signums: dict[str, int] = {}
         #: Where tasks run; made by run() (its resources are started there).
         self.pool: Pool | None = None
         self.processed = 0
@@ -191,13 +193,17 @@ class Worker:
             "worker_pid": None if started is None else os.getpid(),
         }
 
-    def revoke(self, ids: Sequence[str], terminate: bool = False) -> None:
-        """Never start these tasks; with ``terminate``, stop them where they run."""
+    def revoke(
+        self, ids: Sequence[str], terminate: bool = False, signum: int = signal.SIGTERM
+    ) -> None:
+        """Never start these tasks; with ``terminate``, stop them where they run (the prefork
+        pool sends ``signum``; task-revoked reports it, as Celery's)."""
         self.revoked.update(ids)
         if not terminate or self.pool is None:
             return
         for task_id in ids:
-            self.pool.terminate(task_id)
+            if self.pool.terminate(task_id, signum):
+                self._signums[task_id] = signum
 
     def task_names(self) -> list[str]:
         """The registered tasks' names."""
@@ -537,6 +543,7 @@ class Worker:
             and msg is not None
             and msg.id not in self.revoked
             and msg.task in self.app.tasks
+            and not _expired(msg)  # Celery revokes it on receipt: only task-revoked is sent
         ):
             h = msg.headers
             self._emit(
@@ -720,7 +727,12 @@ class Worker:
         info = self.active.get(id(job.delivery))
         if info is not None:
             info.begin()
-        if self.send_events and job.task is not None and job.id not in self.revoked:
+        if (
+            self.send_events
+            and job.task is not None
+            and job.id not in self.revoked
+            and not _expired(job.message)
+        ):
             self._emit("task-started", uuid=job.id)
 
     def _finished(self, job: Job, outcome: Outcome) -> None:
@@ -756,11 +768,12 @@ class Worker:
                 settled += 1
                 self.processed += 1
                 info = self.active.pop(id(delivery), None)
+                signum = self._signums.pop(job.id, None) if self._signums else None
                 if info is not None:
                     if job.task is not None:  # names a client invents are not kept
                         self.totals[job.name] += 1
                     if self.send_events:
-                        self._task_event(info, outcome)
+                        self._task_event(info, outcome, signum)
                 if not job.acks_late:
                     pass  # acked before it ran
                 elif outcome.action in ("ack", "retry"):
@@ -795,15 +808,24 @@ class Worker:
             except Exception as exc:  # an event lost is not a task lost
                 log.warning("%s: %s event not sent: %s", self.hostname, type_, exc)
 
-    def _task_event(self, info: _Active, outcome: Outcome) -> None:
+    def _task_event(self, info: _Active, outcome: Outcome, signum: int | None = None) -> None:
         """The event that tells how a task ended (SPEC.md §9)."""
         uuid, start = info["id"], info.started
         runtime = 0.0 if start is None else time.time() - start
         if outcome.reason.startswith("unknown-task"):
             name = info["name"]
             self._emit("task-failed", uuid=uuid, exception=f"NotRegistered({name!r})", traceback="")
+        elif outcome.reason.startswith("rejected-by-task: "):
+            # As Celery 5.7: a task that rejects for good failed (the backend holds FAILURE).
+            if outcome.state == FAILURE:
+                exception = outcome.reason.removeprefix("rejected-by-task: ")
+                self._emit("task-failed", uuid=uuid, exception=exception,
+                           traceback=outcome.traceback)  # fmt: skip
+            self._emit("task-rejected", uuid=uuid, requeue=outcome.action == "requeue")
         elif outcome.action == "dead-letter":
             self._emit("task-rejected", uuid=uuid, requeue=False)
+        elif outcome.action == "requeue":
+            pass  # given back (counted) to run again: it has not ended
         elif outcome.state == SUCCESS:
             self._emit(
                 "task-succeeded", uuid=uuid, result=safe_repr(outcome.value, 1024), runtime=runtime
@@ -816,7 +838,7 @@ class Worker:
                 "task-revoked",
                 uuid=uuid,
                 terminated=outcome.reason == "revoked",  # stopped while it ran
-                signum=None,
+                signum=signum if outcome.reason == "revoked" else None,
                 expired=outcome.reason == "expired",
             )
         else:
@@ -853,6 +875,15 @@ class Worker:
                 continue
             if mine:
                 self.panel.handle(request, transport)
+
+
+def _expired(msg: Any) -> bool:
+    """The message's expiry has passed (the pool will not run it)."""
+    expires = msg.headers.expires
+    if expires is None:
+        return False
+    aware = expires if expires.tzinfo else expires.replace(tzinfo=UTC)
+    return bool(aware <= datetime.now(UTC))
 
 
 class _Active(Mapping[str, Any]):

@@ -18,6 +18,7 @@ import resource
 import signal
 import threading
 import time
+import traceback
 from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
@@ -67,7 +68,7 @@ def _watch_parent(parent: int) -> None:
 
 
 def _soft_limit(signum: int, frame: Any) -> None:
-    raise SoftTimeLimitExceeded("soft time limit exceeded")
+    raise SoftTimeLimitExceeded()  # bare, as billiard raises it (the events show its repr)
 
 
 def _child(
@@ -195,13 +196,17 @@ class PreforkPool:
                 revoked = (job.id,) if job.id in self.revoked else ()
                 child.conn.send((job.message, job.queue, revoked, job.soft_limit))
 
-    def terminate(self, job_id: str, signum: int = signal.SIGKILL) -> bool:
-        """Kill the child running ``job_id`` (revoke with terminate); it is replaced."""
+    def terminate(self, job_id: str, signum: int = signal.SIGTERM) -> bool:
+        """Send ``signum`` to the child running ``job_id`` (revoke with terminate), as Celery's
+        prefork pool does; a child that dies of it is replaced and its task is REVOKED."""
         with self._lock:
             for child in self.children:
                 if child.job is not None and child.job[0].id == job_id:
                     child.killed_for = "revoked"
-                    child.process.kill()
+                    try:
+                        os.kill(child.process.pid, signum)
+                    except ProcessLookupError:  # it ended meanwhile; the collector reports it
+                        pass
                     return True
         return False
 
@@ -312,8 +317,10 @@ class PreforkPool:
     def _lost(self, child: Child, msg: Any) -> Outcome:
         """What to do with the task of a child that is gone, and store why."""
         if child.killed_for == "time-limit":
-            store_failure(self.app, msg, TimeLimitExceeded("hard time limit exceeded"))
-            return Outcome("ack", "time-limit", "FAILURE")
+            error = TimeLimitExceeded("hard time limit exceeded")
+            store_failure(self.app, msg, error)
+            trace = "".join(traceback.format_exception(error))  # for task-failed, as Celery's
+            return Outcome("ack", "time-limit", "FAILURE", trace)
         if child.killed_for == "revoked":
             store_failure(self.app, msg, TaskRevokedError("terminated"), "REVOKED")
             return Outcome("ack", "revoked", "REVOKED")

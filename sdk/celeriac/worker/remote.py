@@ -60,8 +60,11 @@ class Controlled(Protocol):
     def revoked_ids(self) -> list[str]:
         """The revoked task ids this worker remembers."""
 
-    def revoke(self, ids: Sequence[str], terminate: bool = False) -> None:
-        """Never start these tasks; with ``terminate``, stop them where they run."""
+    def revoke(
+        self, ids: Sequence[str], terminate: bool = False, signum: int = signals.SIGTERM
+    ) -> None:
+        """Never start these tasks; with ``terminate``, stop them where they run (``signum``:
+        the signal a prefork child is sent)."""
 
     def set_rate_limit(self, task_name: str, rate: float | None) -> None:
         """Calls per second for ``task_name`` (None: no limit)."""
@@ -311,9 +314,9 @@ class ControlPanel:
         if len(ids) > _MAX_IDS:
             raise CommandError(f"at most {_MAX_IDS} task ids per revoke, not {len(ids)}")
         if terminate:
-            _signum(signal)  # a bad signal name changes nothing
+            signum = _signum(signal)  # a bad signal name changes nothing
             running = self.worker.running_ids() & set(ids)
-            self.worker.revoke(ids, terminate=True)
+            self.worker.revoke(ids, terminate=True, signum=signum)
             if not running:
                 return {"ok": "terminate: tasks unknown"}
             return {"ok": f"terminate: tasks {', '.join(sorted(running))} flagged as revoked"}
