@@ -16,6 +16,7 @@ app = App(
     backend=os.environ.get("FLOWER_TEST_BACKEND", "redis://127.0.0.1:6379/0"),
     task_default_queue=os.environ.get("FLOWER_TEST_QUEUE", "flower"),
     task_send_sent_event=True,
+    worker_pool_restarts=True,  # Flower's pool restart action
 )
 
 

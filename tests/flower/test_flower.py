@@ -75,14 +75,6 @@ def _post(url: str, data: dict[str, Any] | None = None) -> Any:
         return json.loads(response.read())
 
 
-def _post_status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, b""), timeout=10) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
-
-
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -332,8 +324,14 @@ def test_flower_pages_api_and_actions(watched: Watched) -> None:
     _post(f"{base}/api/task/revoke/{later.id}")
     with pytest.raises(Exception, match=r"[Rr]evoked"):
         later.get(timeout=WAIT)
-    # Pool restart is refused in Celery's error shape, which Flower reports as a failure.
-    assert _post_status(f"{api}/pool/restart/{name}") == 403
+    # Pool restart (worker_pool_restarts is on): rate limits go back to the tasks' own.
+    _post(f"{base}/api/task/rate-limit/flower.add", {"workername": name, "ratelimit": "10/m"})
+    dumped = app.control.call("dump_tasks", destination=[name], timeout=10, limit=1)
+    assert "flower.add [rate_limit=0.16666666666666666]" in dumped[name], dumped
+    assert "Restarting" in _post(f"{api}/pool/restart/{name}")["message"]
+    dumped = app.control.call("dump_tasks", destination=[name], timeout=10, limit=1)
+    assert "flower.add" in dumped[name], dumped
+    assert app.send_task("flower.add", (2, 2)).get(timeout=WAIT) == 4
     # Shutdown from Flower stops the worker process.
     _post(f"{api}/shutdown/{name}")
     eventually(lambda: watched.worker.poll() is not None, WAIT, "the worker stopped")

@@ -126,3 +126,59 @@ def test_resize_changes_how_many_run_at_once(pool: str, tmp_path: Path) -> None:
         release.touch()
         stop_worker(worker)
         app.close()
+
+
+def test_pool_restart_replaces_prefork_children_and_resets_rate_limits(tmp_path: Path) -> None:
+    """Refused unless worker_pool_restarts is on (Celery's error); then idle children are
+    replaced at once, a busy one when its task ends, and remote rate limits are reset."""
+    where = tmp_path / "calls"
+    (where / "running").mkdir(parents=True)
+    release = where / "release"
+    app = App(
+        "restart",
+        broker=url_for("sqlite", tmp_path),
+        backend=f"sqlite:///{tmp_path}/results.db",
+        task_default_queue=f"restart.{uuid.uuid4().hex[:8]}",
+    )
+
+    @app.task(name="restart.hold")
+    def hold(path: str) -> int:
+        here = Path(path)
+        (here / "running" / str(os.getpid())).touch()
+        while not (here / "release").exists():
+            time.sleep(0.02)
+        return os.getpid()
+
+    hostname = f"restart-{uuid.uuid4().hex[:6]}@test"
+
+    def call(method: str, **arguments: Any) -> Any:
+        replies = app.control.call(method, arguments, destination=[hostname], timeout=T, limit=1)
+        return replies[hostname]
+
+    def pids() -> set[int]:
+        return set(call("stats")["pool"]["processes"])
+
+    worker = run_worker(app, pool="prefork", concurrency=2, hostname=hostname)
+    try:
+        before = pids()
+        assert call("pool_restart") == {"error": "ValueError('Pool restarts not enabled')"}
+        assert pids() == before
+        app.conf.worker_pool_restarts = True  # the worker reads its settings at each command
+        running = hold.delay(str(where))
+        eventually(lambda: os.listdir(where / "running"), 30, "the task running")
+        busy = int(os.listdir(where / "running")[0])
+        assert call("rate_limit", task_name="restart.hold", rate_limit="1/m")["ok"]
+        assert call("pool_restart") == {"ok": "reload started"}
+        after = pids()
+        assert busy in after and len(after - before) == 1, (before, after)
+        assert "restart.hold" in call("dump_tasks"), "the remote rate limit was not reset"
+        release.touch()
+        assert running.get(timeout=30) == busy
+        eventually(lambda: not pids() & before, 30, "every child replaced")
+        assert len(pids()) == 2
+        again = hold.delay(str(where))
+        assert again.get(timeout=30) in pids()
+    finally:
+        release.touch()
+        stop_worker(worker)
+        app.close()

@@ -178,6 +178,9 @@ class AsyncioPool:
 
         self.loop.call_soon_threadsafe(apply)
 
+    def restart(self) -> None:
+        """The loop runs the worker's own code: nothing to replace."""
+
     def close(self) -> None:
         """Stop the loop once the tasks in it have finished (the caller waits for them)."""
         self.loop.call_soon_threadsafe(self.loop.stop)

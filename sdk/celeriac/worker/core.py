@@ -6,11 +6,13 @@ from __future__ import annotations
 import collections
 import dataclasses
 import heapq
+import importlib
 import itertools
 import logging
 import os
 import queue as queue_module
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -267,6 +269,24 @@ class Worker:
     def heartbeat(self) -> None:
         """Send a ``worker-heartbeat`` event now (``control heartbeat``)."""
         self._emit("worker-heartbeat", **worker_fields(len(self._running()), self.processed))
+
+    def restart_pool(self, modules: Sequence[str] | None = None, reload: bool = False) -> None:
+        """Celery's ``pool_restart``: import the task modules not imported yet (``reload``:
+        reload the others), set rate limits back to the tasks' own, and replace the pool's
+        processes so they run the code loaded now."""
+        if modules is None:
+            modules = sorted(
+                {t.__module__ for t in self.app.tasks.values()} - {"__main__", "builtins"}
+            )
+        for name in modules:
+            module = sys.modules.get(name)
+            if module is None:
+                importlib.import_module(name)
+            elif reload:
+                importlib.reload(module)
+        self.buckets.clear()  # read again from each task's rate_limit when next needed
+        if self.pool is not None:
+            self.pool.restart()
 
     def change_queues(self, queues: Sequence[str]) -> None:
         """Consume ``queues`` from now on (the switch happens once nothing is in flight)."""

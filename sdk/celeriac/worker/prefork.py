@@ -126,6 +126,8 @@ class Child:
     started: float = 0.0
     hard: float | None = None
     killed_for: str | None = None
+    #: Replace this child once its task ends (``pool_restart``).
+    stale: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -233,13 +235,29 @@ class PreforkPool:
                     )
                 for child in idle[:-extra]:
                     self.children.remove(child)
-                    self._retired.append(child)
-                    try:
-                        child.conn.send(None)  # finish: the child exits at once, being idle
-                    except OSError:
-                        child.process.kill()
+                    self._retire(child)
             self.concurrency = concurrency
             self._start_pending()
+
+    def restart(self) -> None:
+        """Replace every child, forked afresh from the worker (with the modules it has now):
+        idle ones at once, busy ones when their task ends, as Celery's prefork pool restarts."""
+        with self._lock:
+            for i, child in enumerate(list(self.children)):
+                if child.job is None:
+                    self._retire(child)
+                    self.children[i] = self._spawn()
+                else:
+                    child.stale = True
+            self._start_pending()
+
+    def _retire(self, child: Child) -> None:
+        """Tell an idle child to exit; the collector reaps it (the caller holds the lock)."""
+        self._retired.append(child)
+        try:
+            child.conn.send(None)
+        except OSError:
+            child.process.kill()
 
     def _collect(self) -> None:
         """Read outcomes, enforce hard limits, replace children that are gone."""
@@ -291,7 +309,10 @@ class PreforkPool:
             return
         outcome, retire = message
         job, child.job = child.job, None
-        if retire:
+        if child.stale and not retire:
+            self._retire(child)
+            self.children[self.children.index(child)] = self._spawn()
+        elif retire:
             child.process.join(5)
             self._replace(child, report=False)
         if job is not None:

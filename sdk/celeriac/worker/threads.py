@@ -121,6 +121,9 @@ class ThreadPool:
             self.concurrency = concurrency
             self._slots.notify_all()
 
+    def restart(self) -> None:
+        """Threads run the worker's own code: nothing to replace (as Celery's thread pool)."""
+
     def close(self) -> None:
         self.watchdog.stop()
         if self.executor is not None:
