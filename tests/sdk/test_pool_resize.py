@@ -99,7 +99,16 @@ def test_resize_changes_how_many_run_at_once(pool: str, tmp_path: Path) -> None:
             received = {e["uuid"] for e in events if e["type"] == "task-received"} & mine
             started = {e["uuid"] for e in events if e["type"] == "task-started"} & mine
             assert received == mine and len(started) == 1, events
-            assert started == {call("active")[0]["id"]}
+            running = call("active")[0]
+            assert started == {running["id"]}
+            # As Celery's: the process that runs it (a prefork child), none for the waiting one.
+            children = call("stats")["pool"]["processes"]
+            pid = running["worker_pid"]
+            if pool == "prefork":
+                assert pid in children and pid != os.getpid(), (pid, children)
+            else:
+                assert pid == os.getpid()
+            assert call("reserved")[0]["worker_pid"] is None
 
             assert call("pool_grow", n=2) == {"ok": "pool will grow to 3"}
             third = hold.delay(str(where))

@@ -180,7 +180,8 @@ class Worker:
         self, msg: Any, delivery: Delivery, started: float | None = None
     ) -> dict[str, Any]:
         """A task as ``inspect active``/``reserved`` show it (Celery's request fields); one not
-        started yet has no ``time_start`` and no ``worker_pid``, as in Celery."""
+        started yet has no ``time_start`` and no ``worker_pid`` (set for a started one by
+        ``_Active``), as in Celery."""
         info = {"routing_key": delivery.queue, "exchange": "", "redelivered": delivery.redelivered}
         return {
             "id": msg.id,
@@ -192,7 +193,7 @@ class Worker:
             "time_start": started,
             "acknowledged": False,
             "delivery_info": info,
-            "worker_pid": None if started is None else os.getpid(),
+            "worker_pid": None,
         }
 
     def revoke(
@@ -741,12 +742,12 @@ class Worker:
             log.exception("%s: could not start %s", self.hostname, job.id)
             self._done.put((job, Outcome("requeue", f"worker-error: {safe_repr(exc)}")))
 
-    def _started(self, job: Job) -> None:
+    def _started(self, job: Job, pid: int | None = None) -> None:
         """The pool starts ``job`` now (called from where it runs): it moves from ``reserved``
         to ``active``, and task-started is sent (never for a revoked one)."""
         info = self.active.get(id(job.delivery))
         if info is not None:
-            info.begin()
+            info.begin(pid or os.getpid())
         if (
             self.send_events
             and job.task is not None
@@ -910,23 +911,27 @@ class _Active(Mapping[str, Any]):
     """A task handed to the pool as ``inspect active``/``reserved`` show it, built only when
     someone asks (most never are: building it for every task cost about 5% of a no-op drain)."""
 
-    __slots__ = ("_delivery", "_full", "_msg", "_worker", "started")
+    __slots__ = ("_delivery", "_full", "_msg", "_worker", "pid", "started")
 
     def __init__(self, worker: Worker, msg: Any, delivery: Delivery) -> None:
         self._worker, self._msg, self._delivery = worker, msg, delivery
         #: When the pool started it (time.time()); None while it waits for a slot.
         self.started: float | None = None
+        #: The process that runs it (a prefork child's), once started.
+        self.pid: int | None = None
         self._full: dict[str, Any] | None = None
 
-    def begin(self) -> None:
-        """The pool starts the task now."""
+    def begin(self, pid: int) -> None:
+        """The pool starts the task now, in process ``pid``."""
         self.started = time.time()
+        self.pid = pid
         self._full = None
 
     def _info(self) -> dict[str, Any]:
         full = self._full
         if full is None:
             full = self._worker.describe(self._msg, self._delivery, self.started)
+            full["worker_pid"] = self.pid
             self._full = full
         return full
 

@@ -156,8 +156,9 @@ class PreforkPool:
         #: Children told to stop by a shrink; the collector reaps them once they exit.
         self._retired: list[Child] = []
         #: Called (from the collector thread) when a child starts a job.
-        self.on_start: Callable[[Job], None] | None = None
-        self._starting: list[Job] = []  # started, announced once the lock is released
+        #: Called (from the collector thread) with the job and the child's pid.
+        self.on_start: Callable[[Job, int], None] | None = None
+        self._starting: list[tuple[Job, int]] = []  # announced once the lock is released
         self._lock = threading.RLock()
         self._stopping = False
         self._collector = threading.Thread(
@@ -278,14 +279,14 @@ class PreforkPool:
                 self._reap()
                 self._start_pending()
                 starting, self._starting = self._starting, []
-            for job in starting:
-                self._announce(job)
+            for job, pid in starting:
+                self._announce(job, pid)
 
-    def _announce(self, job: Job) -> None:
+    def _announce(self, job: Job, pid: int) -> None:
         if self.on_start is None:
             return
         try:
-            self.on_start(job)
+            self.on_start(job, pid)
         except Exception:  # an event not sent must not stop the collector
             log.exception("%s: task-started of %s not sent", self.hostname, job.id)
 
@@ -305,7 +306,7 @@ class PreforkPool:
             return
         if message == _STARTED:
             if child.job is not None:
-                self._starting.append(child.job[0])
+                self._starting.append((child.job[0], child.process.pid))
             return
         outcome, retire = message
         job, child.job = child.job, None
