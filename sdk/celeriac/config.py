@@ -114,6 +114,8 @@ class Settings:
     worker_prefetch_multiplier: int = 4
     worker_pool: str = "threads"
     worker_max_tasks_per_child: int | None = None
+    #: Allow the ``pool_restart`` remote command (Celery's setting, off by default as there).
+    worker_pool_restarts: bool = False
     worker_max_memory_per_child: int | None = None
     #: Events (SPEC.md §9), off by default as in Celery: task events from workers, and the
     #: task-sent event from clients.

@@ -122,9 +122,12 @@ class Reject(TaskPredicate):
     """Raised by a task to reject its message (dead-letter it, or requeue it)."""
 
     def __init__(self, reason: Any = "rejected by task", requeue: bool = False) -> None:
-        super().__init__(reason)
+        super().__init__(reason, requeue)  # Celery's arguments, so the stored form is Celery's
         self.reason = reason
         self.requeue = requeue
+
+    def __repr__(self) -> str:
+        return f"reject requeue={self.requeue}: {self.reason}"  # Celery's, as events show it
 
 
 class ImproperlyConfigured(CeleriacError):

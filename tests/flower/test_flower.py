@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -72,14 +73,6 @@ def _post(url: str, data: dict[str, Any] | None = None) -> Any:
     body = urllib.parse.urlencode(data or {}).encode()
     with urllib.request.urlopen(urllib.request.Request(url, body), timeout=10) as response:
         return json.loads(response.read())
-
-
-def _post_status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, b""), timeout=10) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -188,8 +181,21 @@ def test_flower_pages_api_and_actions(watched: Watched) -> None:
         expired.get(timeout=WAIT)
     assert (unknown.state, expired.state) == ("FAILURE", "REVOKED")
 
+    # A retry, a soft time limit not caught, a message the task rejects for good.
+    retried = app.send_task("flower.flaky", (f"flower-flaky-{uuid.uuid4().hex}",))
+    softly = app.send_task("flower.soft", (10,))
+    rejected = app.send_task("flower.reject", ("no",))
+    assert retried.get(timeout=WAIT) == 2
+    with pytest.raises(Exception) as soft_error:
+        softly.get(timeout=WAIT)
+    with pytest.raises(Exception) as reject_error:
+        rejected.get(timeout=WAIT)
+    assert type(soft_error.value).__name__ == "SoftTimeLimitExceeded"
+    assert type(reject_error.value).__name__ == "Reject"
+    assert (retried.state, softly.state, rejected.state) == ("SUCCESS", "FAILURE", "FAILURE")
+
     # Flower's API agrees with the result backend, task by task.
-    for result in (ok, bad, unknown, expired):
+    for result in (ok, bad, unknown, expired, retried, softly, rejected):
         eventually(
             lambda r=result: _api_state(watched, r.id) == r.state, WAIT, f"{result.id} in Flower"
         )
@@ -198,6 +204,11 @@ def test_flower_pages_api_and_actions(watched: Watched) -> None:
     assert tasks[bad.id]["state"] == "FAILURE" == bad.state
     assert tasks[ok.id]["worker"] == name and tasks[ok.id]["result"] == "5"
     assert "boom" in _json(f"{base}/api/task/info/{bad.id}")["exception"]
+    info = _json(f"{base}/api/task/info/{retried.id}")
+    assert info["retried"] and info["retries"] == 1 and info["result"] == "2", info
+    assert "SoftTimeLimitExceeded" in _json(f"{base}/api/task/info/{softly.id}")["exception"]
+    info = _json(f"{base}/api/task/info/{rejected.id}")
+    assert info["rejected"] and info["exception"] == "reject requeue=False: no", info
     workers = _json(f"{base}/api/workers?refresh=1")
     assert workers[name]["stats"]["pool"]["max-concurrency"] == 2
     assert [q["name"] for q in workers[name]["active_queues"]] == [watched.queue]
@@ -288,6 +299,21 @@ def test_flower_pages_api_and_actions(watched: Watched) -> None:
     _post(f"{base}/api/task/rate-limit/flower.add", {"workername": name, "ratelimit": "10/m"})
     dumped = app.control.call("dump_tasks", destination=[name], timeout=10, limit=1)
     assert any(t.startswith("flower.add [rate_limit=") for t in dumped[name]), dumped
+    # Its effect: of two calls, the second waits in the worker for its token (10/m: 6 s).
+    first, second = app.send_task("flower.add", (1, 1)), app.send_task("flower.add", (2, 2))
+    assert first.get(timeout=WAIT) == 2
+    done_first = time.monotonic()
+
+    def reserved() -> list[str]:
+        replies = app.control.call("reserved", destination=[name], timeout=10, limit=1)
+        return [t["id"] for t in replies.get(name) or []]
+
+    eventually(lambda: second.id in reserved(), WAIT, "the second call held by the rate limit")
+    assert second.get(timeout=WAIT) == 4
+    assert time.monotonic() - done_first > 3, "the rate limit did not hold the second call"
+    _post(f"{base}/api/task/rate-limit/flower.add", {"workername": name, "ratelimit": "0"})
+    dumped = app.control.call("dump_tasks", destination=[name], timeout=10, limit=1)
+    assert "flower.add" in dumped[name], dumped
     _post(f"{base}/api/task/timeout/flower.wait", {"workername": name, "hard": 1})
     limited = app.send_task("flower.wait", (60,))
     with pytest.raises(Exception, match="time limit"):
@@ -298,8 +324,14 @@ def test_flower_pages_api_and_actions(watched: Watched) -> None:
     _post(f"{base}/api/task/revoke/{later.id}")
     with pytest.raises(Exception, match=r"[Rr]evoked"):
         later.get(timeout=WAIT)
-    # Pool restart is refused in Celery's error shape, which Flower reports as a failure.
-    assert _post_status(f"{api}/pool/restart/{name}") == 403
+    # Pool restart (worker_pool_restarts is on): rate limits go back to the tasks' own.
+    _post(f"{base}/api/task/rate-limit/flower.add", {"workername": name, "ratelimit": "10/m"})
+    dumped = app.control.call("dump_tasks", destination=[name], timeout=10, limit=1)
+    assert "flower.add [rate_limit=0.16666666666666666]" in dumped[name], dumped
+    assert "Restarting" in _post(f"{api}/pool/restart/{name}")["message"]
+    dumped = app.control.call("dump_tasks", destination=[name], timeout=10, limit=1)
+    assert "flower.add" in dumped[name], dumped
+    assert app.send_task("flower.add", (2, 2)).get(timeout=WAIT) == 4
     # Shutdown from Flower stops the worker process.
     _post(f"{api}/shutdown/{name}")
     eventually(lambda: watched.worker.poll() is not None, WAIT, "the worker stopped")

@@ -310,3 +310,104 @@ def test_worker_events_without_task_events() -> None:
     assert not [e for e in events if e.get("uuid") == sent.id], "task events without -E"
     heartbeat = next(e for e in events if e["type"] == "worker-heartbeat")
     assert heartbeat["freq"] == 2.0 and isinstance(heartbeat["clock"], int)
+
+
+# -- terminate, time limits, expiry and a rejected message, on two prefork workers ----------------
+
+#: Differences kept on purpose in these scenarios, each listed in docs/operations.md ("Events").
+_DELIBERATE_MORE: dict[tuple[str, ...], str] = {
+    ("hard time limit", "types"): "Celery sends task-failed twice (its timeout handler and the "
+    "pool's report of the killed child); Celeriac once",
+    ("hard time limit", "task-failed", "exception"): "Celery writes the repr of its traceback "
+    "wrapper, ExceptionWithTraceback(); Celeriac the TimeLimitExceeded the backend holds",
+}
+
+
+def _once(shaped: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
+    """The stream with an event that repeats the type of the one before it left out."""
+    return [e for i, e in enumerate(shaped) if i == 0 or e[0] != shaped[i - 1][0]]
+
+
+def _record_more(app: App, receiver: EventReceiver, hostname: str) -> dict[str, Any]:
+    """Send terminate, soft and hard limit, expiry and reject to ``hostname``; the streams."""
+    ids: dict[str, str] = {}
+    ids["terminate"] = app.send_task("tools.sleep", (60,)).id
+    ids["soft time limit"] = app.send_task("tools.soft", (5,)).id
+    ids["hard time limit"] = app.send_task("tools.hard", (5,)).id
+    ids["expiry"] = app.send_task("tools.add", (1, 2), expires=-1).id
+    ids["rejected"] = app.send_task("tools.reject", ("no",)).id
+    terminal = {"task-succeeded", "task-failed", "task-revoked", "task-rejected"}
+    mine = set(ids.values())
+
+    def started(seen: list[dict[str, Any]]) -> bool:
+        return any(e["type"] == "task-started" and e.get("uuid") == ids["terminate"] for e in seen)
+
+    seen = collect(receiver.next, started, 60)
+    assert started(seen), f"the long task never started on {hostname}: {seen}"
+    app.control.revoke(ids["terminate"], terminate=True, signal="SIGKILL", destination=[hostname])
+
+    def finished(more: list[dict[str, Any]]) -> bool:
+        ended = {e.get("uuid") for e in seen + more if e["type"] in terminal}
+        rejected = {e.get("uuid") for e in seen + more if e["type"] == "task-rejected"}
+        return mine <= ended and ids["rejected"] in rejected
+
+    seen += collect(receiver.next, finished, 60)
+    # Late events of a scenario (a task-failed after task-rejected) come within a moment.
+    seen += collect(receiver.next, lambda more: False, 1.0)
+    by_id = {v: k for k, v in ids.items()}
+    streams: dict[str, list[dict[str, Any]]] = {k: [] for k in ids}
+    for e in seen:
+        if e.get("hostname") == hostname and e.get("uuid") in by_id:
+            streams[by_id[e["uuid"]]].append(e)
+    return streams
+
+
+def _differences(
+    theirs: dict[str, Any], ours: dict[str, Any], deliberate: Any
+) -> list[tuple[Any, ...]]:
+    differences: list[tuple[Any, ...]] = []
+    for scenario in theirs:
+        a, b = _shape(theirs[scenario]), _shape(ours[scenario])
+        if (scenario, "types") in deliberate:
+            a = _once(a)
+        if [t for t, _ in a] != [t for t, _ in b]:
+            differences.append((scenario, "types", [t for t, _ in a], [t for t, _ in b]))
+            continue
+        for (kind, fa), (_, fb) in zip(a, b, strict=True):
+            for field in sorted(set(fa) | set(fb)):
+                same = fa.get(field, "<absent>") == fb.get(field, "<absent>")
+                if not same and (scenario, kind, field) not in deliberate:
+                    differences.append((scenario, kind, field, fa.get(field), fb.get(field)))
+    return differences
+
+
+def test_event_streams_side_by_side_terminate_limits_expiry_reject() -> None:
+    """The same five situations on a Celery 5.7 prefork worker and a Celeriac prefork worker:
+    the event streams are equal field by field (ids and times by type), or the difference is
+    listed as deliberate."""
+    from tests.brokers import REDIS_URL, require
+    from tests.interop import tools_tasks
+
+    require("redis")
+    queue_name = unique("events-more")
+    app = App("events-more", broker=REDIS_URL, backend=REDIS_URL, task_default_queue=queue_name)
+    tools_tasks.register(app)
+    celery_host = f"celery-more-{uuid.uuid4().hex[:6]}@test"
+    ours_host = f"celeriac-more-{uuid.uuid4().hex[:6]}@test"
+    try:
+        with EventReceiver(app) as receiver:
+            with tools_tasks.celery_worker(
+                REDIS_URL, queue_name, celery_host, "-E", "-P", "prefork", "-c", "2",
+                backend=REDIS_URL,
+            ):  # fmt: skip
+                theirs = _record_more(app, receiver, celery_host)
+            app.conf.worker_send_task_events = True
+            worker = run_worker(app, pool="prefork", concurrency=2, hostname=ours_host)
+            try:
+                ours = _record_more(app, receiver, ours_host)
+            finally:
+                stop_worker(worker)
+    finally:
+        app.close()
+    differences = _differences(theirs, ours, _DELIBERATE_MORE)
+    assert differences == [], "\n".join(map(repr, differences))

@@ -12,7 +12,7 @@ import logging
 import signal
 import threading
 from collections import deque
-from collections.abc import Container
+from collections.abc import Callable, Container
 from typing import TYPE_CHECKING, Any
 
 from celeriac.protocol import TaskMessage
@@ -22,7 +22,7 @@ from ..exceptions import SoftTimeLimitExceeded, TaskRevokedError
 from ..task import _request
 from .execute import HOSTNAME, log, prepare, settle_failure, settle_success
 from .job import Job, Outcome
-from .pool import Done, PoolError
+from .pool import Done
 from .threads import ThreadPool
 
 if TYPE_CHECKING:
@@ -58,6 +58,22 @@ class AsyncioPool:
         self._outer: set[asyncio.Task[Outcome]] = set()
         self._inbox: deque[tuple[Job, Done]] = deque()
         self._woken = False
+        # At most ``concurrency`` async tasks in flight; the others wait here, in the loop's
+        # thread (so a shrink takes effect, and a prefetched task is not announced started).
+        self._held: deque[tuple[Job, Done]] = deque()
+        self._in_flight = 0
+        self._on_start: Callable[[Job], None] | None = None
+
+    @property
+    def on_start(self) -> Callable[[Job], None] | None:
+        """Called when a task really starts: an async one on the loop, as its coroutine is
+        scheduled; a sync one in its thread."""
+        return self._on_start
+
+    @on_start.setter
+    def on_start(self, call: Callable[[Job], None] | None) -> None:
+        self._on_start = call
+        self.sync.on_start = call
 
     def submit(self, job: Job, on_done: Done) -> None:
         """Start an async task on the loop (a sync one on the threads beside it)."""
@@ -74,17 +90,27 @@ class AsyncioPool:
 
     def _spawn_all(self) -> None:
         self._woken = False  # before draining: a submit after this point wakes the loop again
-        inbox = self._inbox
+        inbox, held = self._inbox, self._held
         while inbox:
-            self._spawn(*inbox.popleft())
+            held.append(inbox.popleft())
+        self._spawn_held()
+
+    def _spawn_held(self) -> None:
+        """Start held tasks while there is room (on the loop's thread)."""
+        held = self._held
+        while held and self._in_flight < self.concurrency:
+            self._spawn(*held.popleft())
 
     def _spawn(self, job: Job, on_done: Done) -> None:
+        self._in_flight += 1
         outer = self.loop.create_task(self._run(job))
         self._outer.add(outer)  # the loop keeps only weak references to its tasks
 
         def finished(task: asyncio.Task[Outcome]) -> None:
             self._outer.discard(task)
+            self._in_flight -= 1
             on_done(job, _outcome(task))
+            self._spawn_held()
 
         outer.add_done_callback(finished)
 
@@ -106,6 +132,8 @@ class AsyncioPool:
         coroutine = context.run(task.run_with, request, msg.args, msg.kwargs)
         running = loop.create_task(coroutine, context=context)
         self.tasks[msg.id] = running
+        if self._on_start is not None:
+            self._on_start(job)
         # The worker read and checked the limits once, at dispatch (remote control included).
         limit = min(x for x in (job.soft_limit, job.hard_limit, float("inf")) if x)
         try:
@@ -142,7 +170,17 @@ class AsyncioPool:
         return True
 
     def resize(self, concurrency: int) -> None:
-        raise PoolError("the asyncio pool cannot be resized at run time")
+        """Run up to ``concurrency`` async tasks at once from now on (a shrink lets the tasks
+        in flight finish). Sync tasks keep their threads beside the loop."""
+
+        def apply() -> None:
+            self.concurrency = concurrency
+            self._spawn_held()
+
+        self.loop.call_soon_threadsafe(apply)
+
+    def restart(self) -> None:
+        """The loop runs the worker's own code: nothing to replace."""
 
     def close(self) -> None:
         """Stop the loop once the tasks in it have finished (the caller waits for them)."""

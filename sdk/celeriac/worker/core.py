@@ -6,11 +6,13 @@ from __future__ import annotations
 import collections
 import dataclasses
 import heapq
+import importlib
 import itertools
 import logging
 import os
 import queue as queue_module
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -22,7 +24,7 @@ from celeriac.protocol.control import CONTROL_EXCHANGE, parse_control_request
 from celeriac.protocol.limits import Limits
 from celeriac.protocol.serializers import SERIALIZERS, loads
 from celeriac.protocol.signing import verify
-from celeriac.protocol.states import SUCCESS
+from celeriac.protocol.states import FAILURE, SUCCESS
 from celeriac.protocol.wire import BROKER_DELAYED_HEADER, mark_broker_delayed
 from celeriac.transports import (
     BrokerUnavailable,
@@ -137,6 +139,8 @@ class Worker:
                 f"not {self.max_deliveries!r}"
             )
         self.revoked = RevokedSet()
+        #: The signal each task terminated while running was sent (task-revoked's ``signum``).
+        self._signums: dict[str, int] = {}
         #: Where tasks run; made by run() (its resources are started there).
         self.pool: Pool | None = None
         self.processed = 0
@@ -153,8 +157,9 @@ class Worker:
         # Rate-limited deliveries waiting for a token: (when, seq, job).
         self.waiting: list[tuple[float, int, Job]] = []
         self._seq = itertools.count()
-        #: Tasks started and not settled yet, by delivery, as ``inspect active`` shows them.
-        self.active: dict[int, Mapping[str, Any]] = {}
+        #: Tasks handed to the pool and not settled yet, by delivery: ``inspect active`` shows
+        #: those the pool has started, ``inspect reserved`` the others (Celery's prefetch).
+        self.active: dict[int, _Active] = {}
         #: Tasks run so far, by name (``inspect stats``).
         self.totals: collections.Counter[str] = collections.Counter()
         #: (soft, hard) time limits set by remote control, by task name.
@@ -178,8 +183,12 @@ class Worker:
         self.steps: list[Step] = list(steps)
 
     # -- what remote control reads and changes ----------------------------------------------------
-    def describe(self, msg: Any, delivery: Delivery) -> dict[str, Any]:
-        """A task as ``inspect active``/``reserved`` show it (Celery's request fields)."""
+    def describe(
+        self, msg: Any, delivery: Delivery, started: float | None = None
+    ) -> dict[str, Any]:
+        """A task as ``inspect active``/``reserved`` show it (Celery's request fields); one not
+        started yet has no ``time_start`` and no ``worker_pid`` (set for a started one by
+        ``_Active``), as in Celery."""
         info = {"routing_key": delivery.queue, "exchange": "", "redelivered": delivery.redelivered}
         return {
             "id": msg.id,
@@ -188,19 +197,23 @@ class Worker:
             "kwargs": dict(msg.kwargs),
             "type": msg.task,
             "hostname": self.hostname,
-            "time_start": time.time(),
+            "time_start": started,
             "acknowledged": False,
             "delivery_info": info,
-            "worker_pid": os.getpid(),
+            "worker_pid": None,
         }
 
-    def revoke(self, ids: Sequence[str], terminate: bool = False) -> None:
-        """Never start these tasks; with ``terminate``, stop them where they run."""
+    def revoke(
+        self, ids: Sequence[str], terminate: bool = False, signum: int = signal.SIGTERM
+    ) -> None:
+        """Never start these tasks; with ``terminate``, stop them where they run (the prefork
+        pool sends ``signum``; task-revoked reports it, as Celery's)."""
         self.revoked.update(ids)
         if not terminate or self.pool is None:
             return
         for task_id in ids:
-            self.pool.terminate(task_id)
+            if self.pool.terminate(task_id, signum):
+                self._signums[task_id] = signum
 
     def task_names(self) -> list[str]:
         """The registered tasks' names."""
@@ -215,13 +228,19 @@ class Worker:
             "broker": self.app.conf.broker_url.split(":", 1)[0],
         }
 
+    def _running(self) -> list[_Active]:
+        return [info for info in list(self.active.values()) if info.started is not None]
+
     def active_tasks(self) -> list[dict[str, Any]]:
-        """Tasks running, as ``inspect active`` shows them."""
-        return [dict(info) for info in list(self.active.values())]
+        """Tasks the pool has started, as ``inspect active`` shows them."""
+        return [dict(info) for info in self._running()]
 
     def reserved_tasks(self) -> list[dict[str, Any]]:
-        """Tasks received and waiting for their rate limit (``inspect reserved``)."""
-        return [self.describe(job.message, job.delivery) for _, _, job in list(self.waiting)]
+        """Tasks received and not started: waiting for their rate limit, or prefetched and
+        waiting in the pool for a free slot (``inspect reserved``)."""
+        waiting = [self.describe(job.message, job.delivery) for _, _, job in list(self.waiting)]
+        held = [dict(i) for i in list(self.active.values()) if i.started is None]
+        return waiting + held
 
     def revoked_ids(self) -> list[str]:
         """The revoked ids remembered (``inspect revoked``)."""
@@ -253,11 +272,29 @@ class Worker:
 
     def running_ids(self) -> set[str]:
         """Ids of the tasks running now."""
-        return {info["id"] for info in list(self.active.values())}
+        return {info["id"] for info in self._running()}
 
     def heartbeat(self) -> None:
         """Send a ``worker-heartbeat`` event now (``control heartbeat``)."""
-        self._emit("worker-heartbeat", **worker_fields(len(self.active), self.processed))
+        self._emit("worker-heartbeat", **worker_fields(len(self._running()), self.processed))
+
+    def restart_pool(self, modules: Sequence[str] | None = None, reload: bool = False) -> None:
+        """Celery's ``pool_restart``: import the task modules not imported yet (``reload``:
+        reload the others), set rate limits back to the tasks' own, and replace the pool's
+        processes so they run the code loaded now."""
+        if modules is None:
+            modules = sorted(
+                {t.__module__ for t in self.app.tasks.values()} - {"__main__", "builtins"}
+            )
+        for name in modules:
+            module = sys.modules.get(name)
+            if module is None:
+                importlib.import_module(name)
+            elif reload:
+                importlib.reload(module)
+        self.buckets.clear()  # read again from each task's rate_limit when next needed
+        if self.pool is not None:
+            self.pool.restart()
 
     def change_queues(self, queues: Sequence[str]) -> None:
         """Consume ``queues`` from now on (the switch happens once nothing is in flight)."""
@@ -389,7 +426,7 @@ class Worker:
                 self._control(control, transport)
             if time.monotonic() >= self._heartbeat_at:
                 self._heartbeat_at = time.monotonic() + 2.0  # Celery's heartbeat frequency
-                self._emit("worker-heartbeat", **worker_fields(len(self.active), self.processed))
+                self.heartbeat()
                 signals.heartbeat_sent.send(self)
             if self._new_queues is not None and in_flight == 0 and not self.waiting:
                 self._switch_consumer(transport)
@@ -555,6 +592,7 @@ class Worker:
             and msg is not None
             and msg.id not in self.revoked
             and msg.task in self.app.tasks
+            and not _expired(msg)  # Celery revokes it on receipt: only task-revoked is sent
         ):
             h = msg.headers
             self._emit(
@@ -736,9 +774,18 @@ class Worker:
             log.exception("%s: could not start %s", self.hostname, job.id)
             self._done.put((job, Outcome("requeue", f"worker-error: {safe_repr(exc)}")))
 
-    def _started(self, job: Job) -> None:
-        """task-started, from the thread that runs the task (never for a revoked one)."""
-        if self.send_events and job.task is not None and job.id not in self.revoked:
+    def _started(self, job: Job, pid: int | None = None) -> None:
+        """The pool starts ``job`` now (called from where it runs): it moves from ``reserved``
+        to ``active``, and task-started is sent (never for a revoked one)."""
+        info = self.active.get(id(job.delivery))
+        if info is not None:
+            info.begin(pid or os.getpid())
+        if (
+            self.send_events
+            and job.task is not None
+            and job.id not in self.revoked
+            and not _expired(job.message)
+        ):
             self._emit("task-started", uuid=job.id)
 
     def _finished(self, job: Job, outcome: Outcome) -> None:
@@ -788,11 +835,12 @@ class Worker:
                 settled += 1
                 self.processed += 1
                 info = self.active.pop(id(delivery), None)
+                signum = self._signums.pop(job.id, None) if self._signums else None
                 if info is not None:
                     if job.task is not None:  # names a client invents are not kept
                         self.totals[job.name] += 1
                     if self.send_events:
-                        self._task_event(info, outcome)
+                        self._task_event(info, outcome, signum)
                 if not job.acks_late:
                     pass  # acked before it ran
                 elif outcome.action in ("ack", "retry"):
@@ -827,14 +875,24 @@ class Worker:
             except Exception as exc:  # an event lost is not a task lost
                 log.warning("%s: %s event not sent: %s", self.hostname, type_, exc)
 
-    def _task_event(self, info: Mapping[str, Any], outcome: Outcome) -> None:
+    def _task_event(self, info: _Active, outcome: Outcome, signum: int | None = None) -> None:
         """The event that tells how a task ended (SPEC.md §9)."""
-        uuid, runtime = info["id"], time.time() - info["time_start"]
+        uuid, start = info["id"], info.started
+        runtime = 0.0 if start is None else time.time() - start
         if outcome.reason.startswith("unknown-task"):
             name = info["name"]
             self._emit("task-failed", uuid=uuid, exception=f"NotRegistered({name!r})", traceback="")
+        elif outcome.reason.startswith("rejected-by-task: "):
+            # As Celery 5.7: a task that rejects for good failed (the backend holds FAILURE).
+            if outcome.state == FAILURE:
+                exception = outcome.reason.removeprefix("rejected-by-task: ")
+                self._emit("task-failed", uuid=uuid, exception=exception,
+                           traceback=outcome.traceback)  # fmt: skip
+            self._emit("task-rejected", uuid=uuid, requeue=outcome.action == "requeue")
         elif outcome.action == "dead-letter":
             self._emit("task-rejected", uuid=uuid, requeue=False)
+        elif outcome.action == "requeue":
+            pass  # given back (counted) to run again: it has not ended
         elif outcome.state == SUCCESS:
             self._emit(
                 "task-succeeded", uuid=uuid, result=safe_repr(outcome.value, 1024), runtime=runtime
@@ -847,7 +905,7 @@ class Worker:
                 "task-revoked",
                 uuid=uuid,
                 terminated=outcome.reason == "revoked",  # stopped while it ran
-                signum=None,
+                signum=signum if outcome.reason == "revoked" else None,
                 expired=outcome.reason == "expired",
             )
         else:
@@ -889,23 +947,42 @@ class Worker:
                 self.panel.handle(request, transport)
 
 
-class _Active(Mapping[str, Any]):
-    """A started task as ``inspect active`` shows it, built only when someone asks (most
-    never are: building it for every task cost about 5% of a no-op drain)."""
+def _expired(msg: Any) -> bool:
+    """The message's expiry has passed (the pool will not run it)."""
+    expires = msg.headers.expires
+    if expires is None:
+        return False
+    aware = expires if expires.tzinfo else expires.replace(tzinfo=UTC)
+    return bool(aware <= datetime.now(UTC))
 
-    __slots__ = ("_delivery", "_full", "_msg", "_started", "_worker")
+
+class _Active(Mapping[str, Any]):
+    """A task handed to the pool as ``inspect active``/``reserved`` show it, built only when
+    someone asks (most never are: building it for every task cost about 5% of a no-op drain)."""
+
+    __slots__ = ("_delivery", "_full", "_msg", "_worker", "pid", "started")
 
     def __init__(self, worker: Worker, msg: Any, delivery: Delivery) -> None:
         self._worker, self._msg, self._delivery = worker, msg, delivery
-        self._started = time.time()
+        #: When the pool started it (time.time()); None while it waits for a slot.
+        self.started: float | None = None
+        #: The process that runs it (a prefork child's), once started.
+        self.pid: int | None = None
         self._full: dict[str, Any] | None = None
 
+    def begin(self, pid: int) -> None:
+        """The pool starts the task now, in process ``pid``."""
+        self.started = time.time()
+        self.pid = pid
+        self._full = None
+
     def _info(self) -> dict[str, Any]:
-        if self._full is None:
-            full = self._worker.describe(self._msg, self._delivery)
-            full["time_start"] = self._started
+        full = self._full
+        if full is None:
+            full = self._worker.describe(self._msg, self._delivery, self.started)
+            full["worker_pid"] = self.pid
             self._full = full
-        return self._full
+        return full
 
     def __getitem__(self, key: str) -> Any:
         if key == "name":

@@ -38,7 +38,7 @@ from ..exceptions import (
 )
 from ..task import Context, Task, _request, current_request
 from .boundary import safe_repr
-from .job import Action, Outcome
+from .job import Outcome
 from .request import Request
 
 if TYPE_CHECKING:
@@ -597,9 +597,26 @@ def _settle_failure(
         _finish(task, msg, IGNORED, exc)
         return ACK
     if isinstance(exc, Reject):
+        if exc.requeue:
+            _finish(task, msg, REJECTED, exc)
+            return Outcome("requeue", f"rejected-by-task: {safe_repr(exc)}")
+        # As Celery 5.7 (its issue #4222): a message rejected for good never runs again, so the
+        # task ends FAILURE (stored, errbacks, task_failure) before the message is rejected.
+        encoded, trace = _describe(exc)
+        _store(app, task, msg, FAILURE, encoded, trace, queue)
+        _on_failure(app, msg, FAILURE, encoded, (request, exc, trace))
+        if signals.task_failure:
+            signals.task_failure.send(
+                task,
+                task_id=msg.id,
+                exception=exc,
+                args=msg.args,
+                kwargs=msg.kwargs,
+                traceback=exc.__traceback__,
+                einfo=ExceptionInfo(exc),
+            )
         _finish(task, msg, REJECTED, exc)
-        action: Action = "requeue" if exc.requeue else "dead-letter"
-        return Outcome(action, f"rejected-by-task: {exc.reason}")
+        return Outcome("dead-letter", f"rejected-by-task: {safe_repr(exc)}", FAILURE, trace)
     if isinstance(exc, TaskRevokedError):
         # Raised by terminate as a bare class: say what happened.
         said = exc if exc.args else TaskRevokedError("revoked: terminated while running")

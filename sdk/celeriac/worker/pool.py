@@ -39,6 +39,10 @@ class Pool(Protocol):
     def resize(self, concurrency: int) -> None:
         """Run up to ``concurrency`` jobs at once; raises PoolError when this pool cannot."""
 
+    def restart(self) -> None:
+        """Replace the pool's processes (``pool_restart``): idle ones now, busy ones once their
+        task ends; pools that run tasks in this process have nothing to replace."""
+
     def close(self) -> None:
         """Finish what runs (the loop has waited for it), then release the pool's resources."""
 

@@ -18,7 +18,8 @@ import resource
 import signal
 import threading
 import time
-from collections.abc import Container
+import traceback
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any
@@ -42,6 +43,8 @@ __all__ = ["PreforkPool"]
 
 log = logging.getLogger("celeriac.worker")
 _PR_SET_PDEATHSIG = 1
+#: What a child sends when it starts a task, before its outcome: the task really starts now.
+_STARTED = "started"
 
 
 def die_with_parent(parent: int) -> None:
@@ -65,7 +68,7 @@ def _watch_parent(parent: int) -> None:
 
 
 def _soft_limit(signum: int, frame: Any) -> None:
-    raise SoftTimeLimitExceeded("soft time limit exceeded")
+    raise SoftTimeLimitExceeded()  # bare, as billiard raises it (the events show its repr)
 
 
 def _child(
@@ -89,6 +92,7 @@ def _child(
         if job is None:
             break
         msg, queue, revoked, soft = job
+        conn.send(_STARTED)
         if soft:
             signal.setitimer(signal.ITIMER_REAL, soft)
         try:
@@ -122,6 +126,8 @@ class Child:
     started: float = 0.0
     hard: float | None = None
     killed_for: str | None = None
+    #: Replace this child once its task ends (``pool_restart``).
+    stale: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -147,6 +153,12 @@ class PreforkPool:
         self.max_tasks = app.conf.worker_max_tasks_per_child
         self.max_memory = app.conf.worker_max_memory_per_child
         self.children: list[Child] = [self._spawn() for _ in range(concurrency)]
+        #: Children told to stop by a shrink; the collector reaps them once they exit.
+        self._retired: list[Child] = []
+        #: Called (from the collector thread) when a child starts a job.
+        #: Called (from the collector thread) with the job and the child's pid.
+        self.on_start: Callable[[Job, int], None] | None = None
+        self._starting: list[tuple[Job, int]] = []  # announced once the lock is released
         self._lock = threading.RLock()
         self._stopping = False
         self._collector = threading.Thread(
@@ -187,18 +199,66 @@ class PreforkPool:
                 revoked = (job.id,) if job.id in self.revoked else ()
                 child.conn.send((job.message, job.queue, revoked, job.soft_limit))
 
-    def terminate(self, job_id: str, signum: int = signal.SIGKILL) -> bool:
-        """Kill the child running ``job_id`` (revoke with terminate); it is replaced."""
+    def terminate(self, job_id: str, signum: int = signal.SIGTERM) -> bool:
+        """Send ``signum`` to the child running ``job_id`` (revoke with terminate), as Celery's
+        prefork pool does; a child that dies of it is replaced and its task is REVOKED."""
         with self._lock:
             for child in self.children:
                 if child.job is not None and child.job[0].id == job_id:
                     child.killed_for = "revoked"
-                    child.process.kill()
+                    try:
+                        os.kill(child.process.pid, signum)
+                    except ProcessLookupError:  # it ended meanwhile; the collector reports it
+                        pass
                     return True
         return False
 
+    @property
+    def pids(self) -> list[int]:
+        """The children's process ids (``inspect stats``)."""
+        return [c.process.pid for c in list(self.children)]
+
     def resize(self, concurrency: int) -> None:
-        raise PoolError("the prefork pool cannot be resized at run time")
+        """Start more children, or stop idle ones: as Celery's prefork pool (billiard), a shrink
+        stops only idle children, and is refused when too few are idle."""
+        with self._lock:
+            if self._stopping:
+                raise PoolError("the prefork pool is closing")
+            extra = concurrency - len(self.children)
+            if extra >= 0:
+                self.children.extend(self._spawn() for _ in range(extra))
+            else:
+                idle = [c for c in self.children if c.job is None and c.process.is_alive()]
+                if len(idle) < -extra:
+                    raise PoolError(
+                        f"can't shrink the pool by {-extra}: only {len(idle)} of its "
+                        f"{len(self.children)} processes are idle"
+                    )
+                for child in idle[:-extra]:
+                    self.children.remove(child)
+                    self._retire(child)
+            self.concurrency = concurrency
+            self._start_pending()
+
+    def restart(self) -> None:
+        """Replace every child, forked afresh from the worker (with the modules it has now):
+        idle ones at once, busy ones when their task ends, as Celery's prefork pool restarts."""
+        with self._lock:
+            for i, child in enumerate(list(self.children)):
+                if child.job is None:
+                    self._retire(child)
+                    self.children[i] = self._spawn()
+                else:
+                    child.stale = True
+            self._start_pending()
+
+    def _retire(self, child: Child) -> None:
+        """Tell an idle child to exit; the collector reaps it (the caller holds the lock)."""
+        self._retired.append(child)
+        try:
+            child.conn.send(None)
+        except OSError:
+            child.process.kill()
 
     def _collect(self) -> None:
         """Read outcomes, enforce hard limits, replace children that are gone."""
@@ -216,16 +276,44 @@ class PreforkPool:
                         self._read(child)
                     elif not child.process.is_alive():
                         self._replace(child)
+                self._reap()
                 self._start_pending()
+                starting, self._starting = self._starting, []
+            for job, pid in starting:
+                self._announce(job, pid)
+
+    def _announce(self, job: Job, pid: int) -> None:
+        if self.on_start is None:
+            return
+        try:
+            self.on_start(job, pid)
+        except Exception:  # an event not sent must not stop the collector
+            log.exception("%s: task-started of %s not sent", self.hostname, job.id)
+
+    def _reap(self) -> None:
+        """Close the children a shrink stopped, once they have exited."""
+        for child in list(self._retired):
+            if not child.process.is_alive():
+                child.process.join(0)
+                child.conn.close()
+                self._retired.remove(child)
 
     def _read(self, child: Child) -> None:
         try:
-            outcome, retire = child.conn.recv()
+            message = child.conn.recv()
         except (EOFError, OSError):
             self._replace(child)
             return
+        if message == _STARTED:
+            if child.job is not None:
+                self._starting.append((child.job[0], child.process.pid))
+            return
+        outcome, retire = message
         job, child.job = child.job, None
-        if retire:
+        if child.stale and not retire:
+            self._retire(child)
+            self.children[self.children.index(child)] = self._spawn()
+        elif retire:
             child.process.join(5)
             self._replace(child, report=False)
         if job is not None:
@@ -251,8 +339,10 @@ class PreforkPool:
     def _lost(self, child: Child, msg: Any) -> Outcome:
         """What to do with the task of a child that is gone, and store why."""
         if child.killed_for == "time-limit":
-            store_failure(self.app, msg, TimeLimitExceeded("hard time limit exceeded"))
-            return Outcome("ack", "time-limit", "FAILURE")
+            error = TimeLimitExceeded("hard time limit exceeded")
+            store_failure(self.app, msg, error)
+            trace = "".join(traceback.format_exception(error))  # for task-failed, as Celery's
+            return Outcome("ack", "time-limit", "FAILURE", trace)
         if child.killed_for == "revoked":
             store_failure(self.app, msg, TaskRevokedError("terminated"), "REVOKED")
             return Outcome("ack", "revoked", "REVOKED")
@@ -280,7 +370,7 @@ class PreforkPool:
                 child.conn.send(None)
             except OSError:
                 pass
-        for child in self.children:
+        for child in self.children + self._retired:
             child.process.join(5)
             if child.process.is_alive():
                 os.kill(child.process.pid, signal.SIGKILL)

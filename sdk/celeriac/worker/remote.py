@@ -60,8 +60,11 @@ class Controlled(Protocol):
     def revoked_ids(self) -> list[str]:
         """The revoked task ids this worker remembers."""
 
-    def revoke(self, ids: Sequence[str], terminate: bool = False) -> None:
-        """Never start these tasks; with ``terminate``, stop them where they run."""
+    def revoke(
+        self, ids: Sequence[str], terminate: bool = False, signum: int = signals.SIGTERM
+    ) -> None:
+        """Never start these tasks; with ``terminate``, stop them where they run (``signum``:
+        the signal a prefork child is sent)."""
 
     def set_rate_limit(self, task_name: str, rate: float | None) -> None:
         """Calls per second for ``task_name`` (None: no limit)."""
@@ -71,6 +74,9 @@ class Controlled(Protocol):
 
     def change_queues(self, queues: Sequence[str]) -> None:
         """Consume ``queues`` from now on."""
+
+    def restart_pool(self, modules: Sequence[str] | None = None, reload: bool = False) -> None:
+        """Import (or reload) task modules, reset rate limits, replace the pool's processes."""
 
     def resize(self, concurrency: int) -> None:
         """Run up to ``concurrency`` tasks at once; CommandError when the pool cannot."""
@@ -311,9 +317,9 @@ class ControlPanel:
         if len(ids) > _MAX_IDS:
             raise CommandError(f"at most {_MAX_IDS} task ids per revoke, not {len(ids)}")
         if terminate:
-            _signum(signal)  # a bad signal name changes nothing
+            signum = _signum(signal)  # a bad signal name changes nothing
             running = self.worker.running_ids() & set(ids)
-            self.worker.revoke(ids, terminate=True)
+            self.worker.revoke(ids, terminate=True, signum=signum)
             if not running:
                 return {"ok": "terminate: tasks unknown"}
             return {"ok": f"terminate: tasks {', '.join(sorted(running))} flagged as revoked"}
@@ -392,8 +398,23 @@ class ControlPanel:
         self.worker.resize(high)
         return {"ok": f"autoscale now max={high} min={low}"}
 
-    def pool_restart(self, **_: Any) -> dict[str, str]:
-        return {"error": "pool_restart: Celeriac workers do not reload modules; restart the worker"}
+    def pool_restart(
+        self, modules: Any = None, reload: Any = False, reloader: Any = None, **_: Any
+    ) -> dict[str, str]:
+        """Celery's: refused unless ``worker_pool_restarts`` is on (Celery's error text)."""
+        if not self.worker.settings().worker_pool_restarts:
+            return {"error": "ValueError('Pool restarts not enabled')"}
+        if reloader is not None:
+            raise CommandError("pool_restart: a Celeriac worker takes no custom reloader")
+        if modules is not None and (
+            not isinstance(modules, list | tuple) or not all(isinstance(m, str) for m in modules)
+        ):
+            raise CommandError("modules must be a list of module names")
+        try:
+            self.worker.restart_pool(None if modules is None else list(modules), bool(reload))
+        except ImportError as exc:
+            raise CommandError(f"pool_restart: {exc}") from None
+        return {"ok": "reload started"}
 
     def election(self, **_: Any) -> dict[str, str]:
         return {"error": "election: Celeriac workers do not run gossip"}

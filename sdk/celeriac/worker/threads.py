@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import traceback
 from collections.abc import Callable, Container
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
@@ -79,13 +80,14 @@ class ThreadPool:
                 job.name,
                 job.id,
             )
+            error = TimeLimitExceeded(f"hard time limit ({hard}s) exceeded")
             try:
-                error = TimeLimitExceeded(f"hard time limit ({hard}s) exceeded")
                 store_failure(self.app, job.message, error)
             except Exception:  # the slot is freed all the same
                 log.exception("%s: time limit failure of %s not stored", self.hostname, job.id)
             release()
-            on_done(job, Outcome("ack", "time-limit", "FAILURE"))
+            trace = "".join(traceback.format_exception(error))  # for task-failed, as Celery's
+            on_done(job, Outcome("ack", "time-limit", "FAILURE", trace))
 
         running = Running(job.id, threading.get_ident(), hard_limit_passed)
         self.running[job.id] = running
@@ -118,6 +120,9 @@ class ThreadPool:
         with self._slots:
             self.concurrency = concurrency
             self._slots.notify_all()
+
+    def restart(self) -> None:
+        """Threads run the worker's own code: nothing to replace (as Celery's thread pool)."""
 
     def close(self) -> None:
         self.watchdog.stop()

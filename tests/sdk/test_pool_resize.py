@@ -1,0 +1,193 @@
+"""Every pool that can resize does: after ``pool_shrink`` no more tasks run at once than the new
+size, after ``pool_grow`` and ``autoscale`` more do (observed in the tasks themselves); a task
+prefetched but waiting for a slot is ``reserved``, not ``active``, and gets no ``task-started``
+until it really starts (in the prefork child, when the coroutine starts)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from celeriac import App
+from celeriac.events import EventReceiver
+from celeriac.worker import run_worker, stop_worker
+from tests.transports.conftest import url_for
+from tests.waiting import eventually
+
+T = 5.0
+
+
+def _peak(where: Path) -> int:
+    text = (where / "peaks").read_text() if (where / "peaks").exists() else ""
+    return max((int(x) for x in text.split()), default=0)
+
+
+def _running(where: Path) -> int:
+    return len(os.listdir(where / "running"))
+
+
+@pytest.mark.parametrize("pool", ["prefork", "asyncio", "threads"])
+def test_resize_changes_how_many_run_at_once(pool: str, tmp_path: Path) -> None:
+    where = tmp_path / "calls"
+    (where / "running").mkdir(parents=True)
+    release = where / "release"
+    app = App(
+        "resize",
+        broker=url_for("sqlite", tmp_path),
+        backend=f"sqlite:///{tmp_path}/results.db",
+        task_default_queue=f"resize.{uuid.uuid4().hex[:8]}",
+        worker_send_task_events=True,
+    )
+
+    if pool == "asyncio":
+
+        @app.task(name="resize.hold")
+        async def hold(path: str) -> str:
+            # One marker per call: a coroutine shares the pid, so count by a name of its own.
+            here = Path(path)
+            mark = here / "running" / f"a-{uuid.uuid4().hex}"
+            mark.touch()
+            with (here / "peaks").open("a") as log:
+                log.write(f"{len(os.listdir(here / 'running'))}\n")
+            while not (here / "release").exists():
+                await asyncio.sleep(0.02)
+            mark.unlink()
+            return "done"
+
+    else:
+
+        @app.task(name="resize.hold")
+        def hold(path: str) -> str:  # type: ignore[misc]
+            here = Path(path)
+            mark = here / "running" / f"t-{uuid.uuid4().hex}"
+            mark.touch()
+            with (here / "peaks").open("a") as log:
+                log.write(f"{len(os.listdir(here / 'running'))}\n")
+            while not (here / "release").exists():
+                time.sleep(0.02)
+            mark.unlink()
+            return "done"
+
+    hostname = f"resize-{pool}-{uuid.uuid4().hex[:6]}@test"
+
+    def call(method: str, **arguments: Any) -> Any:
+        replies = app.control.call(method, arguments, destination=[hostname], timeout=T, limit=1)
+        return replies[hostname]
+
+    worker = run_worker(app, pool=pool, concurrency=2, hostname=hostname)
+    try:
+        with EventReceiver(app) as receiver:
+            assert call("pool_shrink", n=1) == {"ok": "pool will shrink to 1"}
+            first, second = hold.delay(str(where)), hold.delay(str(where))
+            eventually(lambda: _running(where) == 1, 30, "one task running")
+
+            def held() -> bool:
+                return len(call("active")) == 1 and len(call("reserved")) == 1
+
+            eventually(held, 30, "one task active and one reserved")
+            assert _running(where) == 1 and _peak(where) == 1
+            events: list[dict[str, Any]] = []
+            while (event := receiver.next(timeout=0.5)) is not None:
+                events.append(event)
+            mine = {first.id, second.id}
+            received = {e["uuid"] for e in events if e["type"] == "task-received"} & mine
+            started = {e["uuid"] for e in events if e["type"] == "task-started"} & mine
+            assert received == mine and len(started) == 1, events
+            running = call("active")[0]
+            assert started == {running["id"]}
+            # As Celery's: the process that runs it (a prefork child), none for the waiting one.
+            children = call("stats")["pool"]["processes"]
+            pid = running["worker_pid"]
+            if pool == "prefork":
+                assert pid in children and pid != os.getpid(), (pid, children)
+            else:
+                assert pid == os.getpid()
+            assert call("reserved")[0]["worker_pid"] is None
+
+            assert call("pool_grow", n=2) == {"ok": "pool will grow to 3"}
+            third = hold.delay(str(where))
+            eventually(lambda: _running(where) == 3, 30, "three tasks running at once")
+            assert call("stats")["pool"]["max-concurrency"] == 3
+            if pool == "prefork":
+                # As Celery's prefork (billiard): only idle processes are stopped.
+                refused = call("pool_shrink", n=1)
+                assert "can't shrink" in refused.get("error", ""), refused
+                assert len(call("stats")["pool"]["processes"]) == 3
+            assert call("autoscale", max=4, min=1) == {"ok": "autoscale now max=4 min=1"}
+            fourth = hold.delay(str(where))
+            eventually(lambda: _running(where) == 4, 30, "four tasks running at once")
+            if pool == "prefork":
+                assert len(call("stats")["pool"]["processes"]) == 4
+            release.touch()
+            for result in (first, second, third, fourth):
+                assert result.get(timeout=30) == "done"
+            assert _peak(where) == 4
+            if pool == "prefork":  # idle now: a shrink stops a process
+                assert call("pool_shrink", n=2) == {"ok": "pool will shrink to 2"}
+                eventually(lambda: len(call("stats")["pool"]["processes"]) == 2, 30, "2 left")
+    finally:
+        release.touch()
+        stop_worker(worker)
+        app.close()
+
+
+def test_pool_restart_replaces_prefork_children_and_resets_rate_limits(tmp_path: Path) -> None:
+    """Refused unless worker_pool_restarts is on (Celery's error); then idle children are
+    replaced at once, a busy one when its task ends, and remote rate limits are reset."""
+    where = tmp_path / "calls"
+    (where / "running").mkdir(parents=True)
+    release = where / "release"
+    app = App(
+        "restart",
+        broker=url_for("sqlite", tmp_path),
+        backend=f"sqlite:///{tmp_path}/results.db",
+        task_default_queue=f"restart.{uuid.uuid4().hex[:8]}",
+    )
+
+    @app.task(name="restart.hold")
+    def hold(path: str) -> int:
+        here = Path(path)
+        (here / "running" / str(os.getpid())).touch()
+        while not (here / "release").exists():
+            time.sleep(0.02)
+        return os.getpid()
+
+    hostname = f"restart-{uuid.uuid4().hex[:6]}@test"
+
+    def call(method: str, **arguments: Any) -> Any:
+        replies = app.control.call(method, arguments, destination=[hostname], timeout=T, limit=1)
+        return replies[hostname]
+
+    def pids() -> set[int]:
+        return set(call("stats")["pool"]["processes"])
+
+    worker = run_worker(app, pool="prefork", concurrency=2, hostname=hostname)
+    try:
+        before = pids()
+        assert call("pool_restart") == {"error": "ValueError('Pool restarts not enabled')"}
+        assert pids() == before
+        app.conf.worker_pool_restarts = True  # the worker reads its settings at each command
+        running = hold.delay(str(where))
+        eventually(lambda: os.listdir(where / "running"), 30, "the task running")
+        busy = int(os.listdir(where / "running")[0])
+        assert call("rate_limit", task_name="restart.hold", rate_limit="1/m")["ok"]
+        assert call("pool_restart") == {"ok": "reload started"}
+        after = pids()
+        assert busy in after and len(after - before) == 1, (before, after)
+        assert "restart.hold" in call("dump_tasks"), "the remote rate limit was not reset"
+        release.touch()
+        assert running.get(timeout=30) == busy
+        eventually(lambda: not pids() & before, 30, "every child replaced")
+        assert len(pids()) == 2
+        again = hold.delay(str(where))
+        assert again.get(timeout=30) in pids()
+    finally:
+        release.touch()
+        stop_worker(worker)
+        app.close()
