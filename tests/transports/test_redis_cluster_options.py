@@ -77,3 +77,13 @@ def test_no_node_answering_names_them_and_hides_the_password() -> None:
         RedisClusterTransport(url).connect()
     assert "127.0.0.1:1,127.0.0.1:2" in str(info.value)
     assert "s3cret" not in str(info.value)
+
+
+def test_the_workers_broker_info_reads_a_node_list() -> None:
+    """``inspect stats`` shows the first node, never the password, and does not crash on the
+    comma-separated node list (urllib cannot read its port)."""
+    from celeriac.worker.remote import _broker_info
+
+    info = _broker_info("rediss+cluster://:s3cret@10.0.0.1:7000,10.0.0.2:7001/")
+    assert (info["hostname"], info["port"], info["ssl"]) == ("10.0.0.1", 7000, True)
+    assert "s3cret" not in repr(info)

@@ -11,6 +11,7 @@ the slot map and the call is retried, or the caller sees ``BrokerUnavailable`` a
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, unquote
@@ -148,6 +149,13 @@ class RedisClusterTransport(RedisTransport):
         self._scoped: dict[str, Keys] = {}
         self._restorers: dict[str, Restorer] = {}
         self.client = None
+
+    def topology_changed(self, exc: Exception) -> None:
+        """After ``READONLY`` (a master demoted, which redis-py does not act on), relearn the
+        slot map; redirects, lost nodes and ``CLUSTERDOWN`` make redis-py relearn it itself."""
+        if isinstance(exc, redis.ReadOnlyError) and self.client is not None:
+            with contextlib.suppress(redis.RedisError, rex.RedisClusterException):
+                self.client.nodes_manager.initialize()  # type: ignore[attr-defined]
 
     def keys_for(self, queue: str) -> Keys:
         tag = slot_tag(queue)

@@ -83,6 +83,9 @@ class RedisConsumer(Consumer):
         self._restore_at = 0.0
         self._down_since: float | None = None
         self._closed = False
+        #: Settlements the server did not take (an outage, a failover): retried before every
+        #: fetch, their deliveries kept as unsettled until then. Each is idempotent.
+        self._unsent: list[tuple[_Group, list[str], list[tuple[str, str, str, bytes]]]] = []
         self._channels = [transport.keys_for(q).wake(q) for q in self.queues]
         self._pubsub: Any = None
         with transport.errors("subscribe to wake-ups"):
@@ -115,6 +118,9 @@ class RedisConsumer(Consumer):
             if room <= 0 and not renew:
                 return []
             try:
+                if self._unsent:
+                    self._resettle()
+                    room = min(max_messages, self.prefetch - len(self.unsettled))
                 got = self._fetch_groups(max(room, 0), renew, now)
                 if not got and room > 0:
                     left = _POLL if deadline is None else deadline - time.monotonic()
@@ -124,6 +130,7 @@ class RedisConsumer(Consumer):
                 self._down_since = None
                 return got
             except self.transport.topology_errors as exc:
+                self.transport.topology_changed(exc)
                 self._outage(exc)
                 return []
 
@@ -231,9 +238,9 @@ class RedisConsumer(Consumer):
                 group = self.unsettled[d.tag].extra["group"]
                 by_group.setdefault(id(group), (group, {}))[1][d.tag] = None
         for group, tags in by_group.values():
-            self._settle(group, list(tags), ())
-            for tag in tags:
-                self.unsettled.pop(tag, None)
+            if self._settle(group, list(tags), ()):
+                for tag in tags:
+                    self.unsettled.pop(tag, None)
 
     def reject(self, delivery: Delivery, reason: str) -> None:
         if delivery.tag not in self.unsettled:
@@ -241,34 +248,65 @@ class RedisConsumer(Consumer):
         queue = dead_letter_queue(delivery.queue)
         envelope = json_envelope.pack_wire(dead_letter_message(delivery, reason), routing_key=queue)
         group = delivery.extra["group"]
-        self._settle(group, (), [(delivery.tag, "L", group.keys.ready(queue), envelope)])
-        del self.unsettled[delivery.tag]
+        if self._settle(group, (), [(delivery.tag, "L", group.keys.ready(queue), envelope)]):
+            del self.unsettled[delivery.tag]
 
     def requeue(self, delivery: Delivery) -> None:
         if delivery.tag not in self.unsettled:
             return
         # To the back of the line, as Kombu's reject(requeue=True) does.
         push = (delivery.tag, "L", delivery.extra["list"], _redelivered(delivery))
-        self._settle(delivery.extra["group"], (), [push])
-        del self.unsettled[delivery.tag]
+        if self._settle(delivery.extra["group"], (), [push]):
+            del self.unsettled[delivery.tag]
 
     def _settle(
+        self, group: _Group, tags: Sequence[str], pushes: Sequence[tuple[str, str, str, bytes]]
+    ) -> bool:
+        """Settle now; if the server cannot take it (the topology changed), keep it for the next
+        fetch and return False: the deliveries stay held by this live consumer meanwhile."""
+        try:
+            with self.transport.errors("settle deliveries", topology=False):
+                self._send_settle(group, tags, pushes)
+            return True
+        except self.transport.topology_errors as exc:
+            self.transport.topology_changed(exc)
+            self._unsent.append((group, list(tags), list(pushes)))
+            log.warning(
+                "Redis at %s: could not settle %d deliveries (%s); retried before the next fetch",
+                self.transport.address,
+                len(tags) + len(pushes),
+                exc,
+            )
+            return False
+
+    def _resettle(self) -> None:
+        while self._unsent:
+            group, tags, pushes = self._unsent[0]
+            self._send_settle(group, tags, pushes)
+            self._unsent.pop(0)
+            for tag in (*tags, *(p[0] for p in pushes)):
+                self.unsettled.pop(tag, None)
+
+    def _send_settle(
         self, group: _Group, tags: Sequence[str], pushes: Sequence[tuple[str, str, str, bytes]]
     ) -> None:
         args: list[Any] = [self.id, len(tags), *tags]
         for tag, side, _, envelope in pushes:
             args += (tag, side, envelope)
-        with self.transport.errors("settle deliveries"):
-            self.transport.settle_script(
-                keys=[*group.settle_keys, *(p[2] for p in pushes)], args=args
-            )
+        self.transport.settle_script(keys=[*group.settle_keys, *(p[2] for p in pushes)], args=args)
 
     def close(self) -> None:
         """Unsettled deliveries go back to the front of their lists, in delivery order."""
         if self._closed:
             return
         self._closed = True
+        failed: tuple[type[Exception], ...] = (
+            redis.RedisError,
+            OSError,
+            *self.transport.topology_errors,
+        )
         try:
+            self._resettle()
             for group in self._groups:
                 pushes = [
                     (d.tag, "R", d.extra["list"], _redelivered(d))
@@ -276,7 +314,7 @@ class RedisConsumer(Consumer):
                     if d.extra["group"] is group
                 ]
                 if pushes:
-                    self._settle(group, (), pushes)
+                    self._send_settle(group, (), pushes)
             self.unsettled.clear()
             for group in self._groups:
                 self.transport.restorer_for(group.keys).strays(self.id, ())
@@ -284,7 +322,7 @@ class RedisConsumer(Consumer):
                 pipe.zrem(group.keys.consumers, self.id)
                 pipe.delete(group.held)
                 pipe.execute()
-        except (redis.RedisError, OSError) as exc:
+        except failed as exc:
             log.warning(
                 "Redis at %s: closing consumer %s: %s; its deliveries come back when its "
                 "deadline passes",

@@ -59,9 +59,11 @@ class RedisTransport(Transport):
     )
 
     #: Errors that mean "the server went away or the topology changed": retried, never fatal.
+    #: ``READONLY``: the server we are on was made a replica (a failover).
     topology_errors: ClassVar[tuple[type[Exception], ...]] = (
         redis.ConnectionError,
         redis.TimeoutError,
+        redis.ReadOnlyError,
     )
     #: Whether a consumer drops a broken wake-up subscription and subscribes again (redis-py's
     #: own reconnects a plain one).
@@ -156,19 +158,24 @@ class RedisTransport(Transport):
         )
 
     @contextlib.contextmanager
-    def errors(self, what: str) -> Iterator[None]:
-        """Turn redis-py's errors into ours, naming the operation and the server."""
+    def errors(self, what: str, *, topology: bool = True) -> Iterator[None]:
+        """Turn redis-py's errors into ours, naming the operation and the server; with
+        ``topology=False`` the "topology changed" errors pass through unchanged."""
         try:
             yield
         except self.topology_errors as exc:
-            raise self.unavailable(what, exc) from exc
-        except redis.ReadOnlyError as exc:
-            # The server we are on was made a replica (a failover): the topology changed, so
-            # drop our connections; the next call reconnects (through Sentinel, to the master).
-            self.connected().connection_pool.disconnect()
+            self.topology_changed(exc)
+            if not topology:
+                raise
             raise self.unavailable(what, exc) from exc
         except redis.RedisError as exc:
             raise TransportError(f"Redis at {self.address}: could not {what}: {exc}") from exc
+
+    def topology_changed(self, exc: Exception) -> None:
+        """After ``READONLY`` (our server was made a replica), drop our connections: the next
+        call reconnects (through Sentinel, to the master). Other errors reconnect by themselves."""
+        if isinstance(exc, redis.ReadOnlyError) and self.client is not None:
+            self.client.connection_pool.disconnect()
 
     def flush(self) -> None:
         if self.client is not None:
