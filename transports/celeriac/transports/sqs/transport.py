@@ -69,6 +69,7 @@ class SQSTransport(Transport):
         self._broadcaster: Broadcaster | None = None
         self._consumers: list[SQSConsumer] = []
         self._subscriptions: list[SQSSubscription] = []
+        self._fifo_warned: set[str] = set()
 
     # -- connection -----------------------------------------------------------------------------
     def connect(self) -> None:
@@ -261,6 +262,16 @@ class SQSTransport(Transport):
                 message, q.sqs_name, self.settings.message_group_id
             )
             params["MessageDeduplicationId"] = envelope.deduplication_id(message)
+        elif q.sqs_name not in self._fifo_warned and any(
+            k in message.properties for k in ("MessageGroupId", "MessageDeduplicationId")
+        ):
+            # SQS refuses both on a standard queue (InvalidParameterValue): left out, once said.
+            self._fifo_warned.add(q.sqs_name)
+            log.warning(
+                "SQS queue %r is a standard queue: MessageGroupId and MessageDeduplicationId "
+                "apply to FIFO queues (names ending .fifo) only and are not sent",
+                q.sqs_name,
+            )
         try:
             envelope.check_size(body, attrs.attributes_size(attributes), q.max_bytes)
         except ProtocolError as exc:
