@@ -101,6 +101,27 @@ def test_killing_the_master_of_the_queues_slot(redis_cluster: str, tmp_path: Pat
     assert figures.ran_after > 0, figures  # the fault landed before the drain ended
 
 
+def test_killing_another_master(redis_cluster: str, tmp_path: Path) -> None:
+    """A master that does not hold the queue: the worker's other connections (remote control's
+    subscription, say) may be on it; draining must go on."""
+    figures = Figures("redis cluster 3+3", "kill another master")
+
+    def fault(queue: str) -> float:
+        other = next(p for p in MASTERS if p != slot_master(queue))
+        assert redis.Redis(port=other).execute_command("WAIT", 1, 5000) == 1
+        services("kill", "rediscluster", str(other - 17100))
+        alive = [p for p in PORTS if p != other]
+        eventually(lambda: all(cluster_ok(p) for p in alive), 60, "a replica promoted", 0.05)
+        return time.time()
+
+    drain_with_fault(tmp_path, figures, redis_cluster, redis_cluster, OPTIONS, fault)
+    FIGURES.append(figures)
+    assert figures.lost == 0, figures
+    assert figures.duplicated <= figures.bound, figures
+    assert figures.resume_s < 10.0, figures
+    assert figures.ran_after > 0, figures
+
+
 def node_id(port: int) -> str:
     return str(redis.Redis(port=port).execute_command("CLUSTER", "MYID").decode())
 

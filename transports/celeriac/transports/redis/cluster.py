@@ -22,6 +22,8 @@ from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.retry import Retry
 
+from celeriac.protocol import WireMessage
+from celeriac.protocol.envelopes import json_envelope
 from celeriac.protocol.envelopes.redis import PRIORITY_SEP
 
 from ..errors import BrokerUnavailable, TransportError
@@ -189,6 +191,9 @@ class RedisClusterTransport(RedisTransport):
         self.delayed_script = client.register_script(PUBLISH_DELAYED)
         self.set_raw_script = client.register_script(SET_RAW)
         self.push_script = client.register_script(PUSH)
+        # Broadcasts are best effort (SPEC.md §6.3): tried once on any node, never retried, so
+        # a dead node (where redis-py sends a keyless PUBLISH) cannot stall the caller.
+        self._broadcaster = self._cluster(Retry(NoBackoff(), 0))
         self.client = client
 
     def _cluster(self, retry: Retry) -> RedisCluster:
@@ -228,12 +233,25 @@ class RedisClusterTransport(RedisTransport):
         envelopes = [e for batch in lists.values() for e in batch]
         self.push_script(keys=list(lists), args=[wake, *counts, *envelopes])
 
+    def broadcast(self, exchange: str, message: WireMessage) -> None:
+        """Kombu's fanout channel, as on one server; Pub/Sub reaches every node of a cluster, so
+        it is published on one node chosen at random."""
+        key = str(message.headers.get("routing_key") or "")
+        channel = self.keys.fanout(exchange) + (f"/{key}" if key else "")
+        envelope = json_envelope.pack_wire(message, exchange=exchange, routing_key=key)
+        self.connected()
+        with self.errors(f"broadcast to {exchange!r}"):
+            self._broadcaster.execute_command(  # type: ignore[no-untyped-call]
+                "PUBLISH", channel, envelope, target_nodes=RedisCluster.RANDOM
+            )
+
     def flush(self) -> None:
         """Every publish is confirmed before it returns: nothing to wait for."""
 
     def close(self) -> None:
         if self.client is not None:
             self.client.close()
+            self._broadcaster.close()
             self.client = None
 
     def declare_reply_queue(self, queue: str, exchange: str, routing_key: str) -> None:
