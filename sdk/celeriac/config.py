@@ -238,7 +238,7 @@ class Settings:
                 "setting broker_url: a list of brokers (failover) needs RabbitMQ (or "
                 f"sentinel:// for Redis), not {scheme}://"
             )
-        if scheme in ("redis", "rediss", "sentinel"):
+        if scheme in ("redis", "rediss", "sentinel", "redis+cluster", "rediss+cluster"):
             options.setdefault("socket_connect_timeout", self.broker_connection_timeout)
         return options
 

@@ -31,11 +31,18 @@ RESTARTABLE: dict[str, str] = {
 }
 _SERVICE = {"sqs": "sqs", "kafka": "kafka", "zookeeper": "zookeeper"}
 # A transport under development joins the suite with CELERIAC_CONTRACT_EXTRA=name[,name].
+# "rediscluster" runs it on the Redis Cluster of `scripts/services cluster up rediscluster`
+# (tests/clusters/test_redis_cluster.py does so); that one is not restarted as a broker.
 for _extra in filter(None, os.environ.get("CELERIAC_CONTRACT_EXTRA", "").split(",")):
     if _extra not in TRANSPORTS:
         TRANSPORTS += (_extra,)
         SHARED += (_extra,)
-        RESTARTABLE[_extra] = _SERVICE.get(_extra, _extra)
+        if _extra != "rediscluster":
+            RESTARTABLE[_extra] = _SERVICE.get(_extra, _extra)
+#: The Redis Cluster the contract runs on with CELERIAC_CONTRACT_EXTRA=rediscluster.
+REDIS_CLUSTER_URL = os.environ.get(
+    "CELERIAC_TEST_REDIS_CLUSTER_URL", "redis+cluster://127.0.0.1:17101,127.0.0.1:17102/"
+)
 
 
 def url_for(name: str, tmp_path: Path) -> str:
@@ -59,6 +66,8 @@ def url_for(name: str, tmp_path: Path) -> str:
     if name == "zookeeper":
         require("zookeeper")
         return f"{ZOOKEEPER_URL}/contract-{uuid.uuid4().hex[:8]}"
+    if name == "rediscluster":
+        return REDIS_CLUSTER_URL
     raise AssertionError(name)
 
 

@@ -309,6 +309,7 @@ if RESTARTABLE:  # defined once a transport with a restartable broker has landed
 def test_unreachable_broker_names_host_and_hides_password(name: str, tmp_path: Path) -> None:
     bad = {
         "redis": "redis://:s3cret@127.0.0.1:1/0",
+        "rediscluster": "redis+cluster://:s3cret@127.0.0.1:1,127.0.0.1:2/",
         "amqp": "amqp://guest:s3cret@127.0.0.1:1//",
         "sqlite": f"sqlite:///{tmp_path}/no/such/dir/broker.db",
         "sqs": "sqs://x:s3cret@127.0.0.1:1",

@@ -38,6 +38,7 @@ from ..result import AsyncResult, GroupResult
 from ..signals import Signal
 from ..task import Task, current_request
 from ..task_types import BoundTaskDecorator, TaskDecorator
+from .fifo import FIFO_OPTIONS, fifo_properties
 
 if TYPE_CHECKING:
     from ..canvas import Signature
@@ -57,6 +58,7 @@ _SEND_OPTIONS = frozenset(
         "reject_on_worker_lost track_started dont_autoretry_for retry_kwargs global_rate_limit "
         "retry retry_policy add_to_parent"
     ).split()
+    + list(FIFO_OPTIONS)
 )
 # Task options that shape how a worker runs the task, not the message itself.
 _WORKER_ONLY = frozenset(
@@ -684,6 +686,9 @@ class App(AsyncAppMixin):
             raise ValidationError(_argument_path(exc.path), exc.reason) from None
         if self.conf.security_signing_key:
             wire = sign(wire, self.conf.security_signing_key, self.conf.security_signing_key_id)
+        fifo = fifo_properties(options, self.conf.broker_url)
+        if fifo:
+            wire = dataclasses.replace(wire, properties={**wire.properties, **fifo})
         retry = options.get("retry", self.conf.task_publish_retry)
         policy = check_retry_policy(
             {**self.conf.task_publish_retry_policy, **(options.get("retry_policy") or {})},

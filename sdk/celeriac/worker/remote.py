@@ -471,13 +471,19 @@ def _broker_info(url: Any) -> dict[str, Any]:
     """Kombu's ``Connection.info()`` keys for the first broker URL (no password)."""
     first = url[0] if isinstance(url, list | tuple) else str(url).split(";")[0]
     parts = urlsplit(first)
+    if "," in parts.netloc:  # redis+cluster://a:1,b:2/: the first node
+        parts = parts._replace(netloc=parts.netloc.split(",", 1)[0])
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
     return {
         "hostname": parts.hostname,
         "userid": parts.username,
         "virtual_host": parts.path.lstrip("/") or "/",
-        "port": parts.port,
+        "port": port,
         "insist": False,
-        "ssl": parts.scheme in ("rediss", "amqps"),
+        "ssl": parts.scheme in ("rediss", "amqps", "rediss+cluster"),
         "transport": parts.scheme or "memory",
         "connect_timeout": 4,
         "transport_options": {},

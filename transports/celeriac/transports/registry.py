@@ -20,7 +20,8 @@ __all__ = ["available_schemes", "open_transport", "resolve"]
 GROUP = "celeriac.transports"
 # Which extra installs the client library a built-in transport needs.
 _EXTRAS = {
-    "redis": "redis", "rediss": "redis", "sentinel": "redis", "amqp": "amqp", "amqps": "amqp",
+    "redis": "redis", "rediss": "redis", "sentinel": "redis",
+    "redis+cluster": "redis", "rediss+cluster": "redis", "amqp": "amqp", "amqps": "amqp",
     "sqs": "sqs", "kafka": "kafka", "zookeeper": "zookeeper",
 }  # fmt: skip
 

@@ -17,8 +17,6 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import redis
-
 from celeriac.protocol.envelopes.redis import PRIORITY_SEP
 
 from .keys import Keys
@@ -80,7 +78,11 @@ class _Record:
 class Restorer:
     """Finds what must go back and puts it back, for one transport's keys."""
 
-    def __init__(self, client: redis.Redis, keys: Keys, options: RedisOptions) -> None:
+    #: Whether scripts may be queued in a pipeline (redis-py's cluster pipelines cannot load a
+    #: script a server lacks, as after a failover: there each call goes on its own).
+    pipelined_scripts = True
+
+    def __init__(self, client: Any, keys: Keys, options: RedisOptions) -> None:
         # Any: redis-py types each reply as the union of every RESP shape.
         self.client: Any = client
         self.keys = keys
@@ -98,8 +100,7 @@ class Restorer:
         if not self.client.set(k.unacked_mutex, token, nx=True, px=expire):
             return 0
         try:
-            seconds, micros = self.client.time()
-            now = seconds + micros / 1e6
+            now = self.now()
             dead = [m.decode() for m in self.client.zrangebyscore(k.consumers, "-inf", now, 0, 50)]
             records: list[_Record] = []
             for consumer in dead:
@@ -118,6 +119,11 @@ class Restorer:
             return restored
         finally:
             self.release(keys=[k.unacked_mutex], args=[token])
+
+    def now(self) -> float:
+        """The server's clock, the one the scripts' deadlines are written in."""
+        seconds, micros = self.client.time()
+        return float(seconds) + float(micros) / 1e6
 
     def strays(self, consumer: str, known: Collection[str]) -> int:
         """Give back what ``consumer`` holds on the server but not in memory."""
@@ -143,7 +149,7 @@ class Restorer:
     def _give_back(self, records: Iterable[_Record]) -> int:
         pipe = self.client.pipeline(transaction=False)
         k = self.keys
-        queued = 0
+        queued = direct = 0
         for r in records:
             targets: list[str] = []
             envelope = b""
@@ -157,19 +163,21 @@ class Restorer:
                     self._set_aside(r)
                     continue
                 envelope, targets = rewritten
-            self.restore_one(
-                keys=[
-                    r.hash_key,
-                    k.unacked_index,
-                    k.owners,
-                    k.held(r.owner) if r.owner else "",
-                    *targets,
-                ],
-                args=[r.tag, r.record or b"", envelope, r.owner],
-                client=pipe,
-            )
-            queued += 1
-        return sum(int(x) for x in pipe.execute()) if queued else 0
+            keys = [
+                r.hash_key,
+                k.unacked_index,
+                k.owners,
+                # An empty name would hash to another slot of a cluster: the unused key is ours.
+                k.held(r.owner) if r.owner else k.unacked_index,
+                *targets,
+            ]
+            args = [r.tag, r.record or b"", envelope, r.owner]
+            if self.pipelined_scripts:
+                self.restore_one(keys=keys, args=args, client=pipe)
+                queued += 1
+            else:
+                direct += int(self.restore_one(keys=keys, args=args))
+        return direct + (sum(int(x) for x in pipe.execute()) if queued else 0)
 
     def _rewrite(self, r: _Record) -> tuple[bytes, list[str]] | None:
         """The envelope marked redelivered, and where it goes: back to the list a Celeriac

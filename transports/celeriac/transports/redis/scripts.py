@@ -9,6 +9,7 @@ __all__ = [
     "FETCH",
     "FORGET",
     "PUBLISH_DELAYED",
+    "PUSH",
     "RELEASE",
     "RESTORE_ONE",
     "SETTLE",
@@ -226,8 +227,8 @@ return #tags
 
 # Give one record back, only if it is still the record that was read (compare-and-set) and,
 # for a Celeriac consumer's hold, still that consumer's.
-# KEYS: the hash holding it (unacked or raw), unacked_index, owners, the owner's held hash (or
-#       ''), then the lists to push it to.
+# KEYS: the hash holding it (unacked or raw), unacked_index, owners, the owner's held hash (for
+#       Kombu's record: unused, any key of the same slot), then the lists to push it to.
 # ARGV: tag, record as read ('' = none was), envelope, owner id ('' = Kombu's record).
 RESTORE_ONE = r"""
 local tag, owner = ARGV[1], ARGV[4]
@@ -295,3 +296,23 @@ if redis.call('HDEL', KEYS[1], ARGV[1]) == 1 then
 end
 return 0
 """
+
+# Publish to one queue on a Redis Cluster, where the ready lists share a hash slot but the
+# client has no single connection to pipeline on. KEYS: the lists. ARGV: the wake-up channel,
+# then per list the number of its envelopes, then the envelopes in list order.
+PUSH = (
+    _CHUNKED
+    + r"""
+local nk = #KEYS
+local at = nk + 2
+for k = 1, nk do
+  local n = tonumber(ARGV[1 + k])
+  local batch = {}
+  for i = at, at + n - 1 do batch[#batch + 1] = ARGV[i] end
+  chunked('LPUSH', KEYS[k], batch)
+  at = at + n
+end
+redis.call('PUBLISH', ARGV[1], '')
+return at - nk - 2
+"""
+)

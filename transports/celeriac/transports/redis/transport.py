@@ -58,6 +58,17 @@ class RedisTransport(Transport):
         max_message_bytes=512 * 1024 * 1024,
     )
 
+    #: Errors that mean "the server went away or the topology changed": retried, never fatal.
+    #: ``READONLY``: the server we are on was made a replica (a failover).
+    topology_errors: ClassVar[tuple[type[Exception], ...]] = (
+        redis.ConnectionError,
+        redis.TimeoutError,
+        redis.ReadOnlyError,
+    )
+    #: Whether a consumer drops a broken wake-up subscription and subscribes again (redis-py's
+    #: own reconnects a plain one).
+    resubscribes: ClassVar[bool] = False
+
     def __init__(self, url: str, **options: Any) -> None:
         super().__init__(url, **options)
         self.settings, self._client_url, self._client_extra = parse_options(url, options)
@@ -86,6 +97,14 @@ class RedisTransport(Transport):
         self.restorer = Restorer(client, self.keys, self.settings)
         self.sender = Sender(client, self.settings.publish_window)
         self.client = client
+
+    def keys_for(self, queue: str) -> Keys:
+        """The names of ``queue``'s keys (one set for every queue on a single server)."""
+        return self.keys
+
+    def restorer_for(self, keys: Keys) -> Restorer:
+        """The restorer of the bookkeeping ``keys`` name."""
+        return self.restorer
 
     def _make_client(self) -> redis.Redis:
         return make_client(self._client_url, self._client_extra)
@@ -139,19 +158,24 @@ class RedisTransport(Transport):
         )
 
     @contextlib.contextmanager
-    def errors(self, what: str) -> Iterator[None]:
-        """Turn redis-py's errors into ours, naming the operation and the server."""
+    def errors(self, what: str, *, topology: bool = True) -> Iterator[None]:
+        """Turn redis-py's errors into ours, naming the operation and the server; with
+        ``topology=False`` the "topology changed" errors pass through unchanged."""
         try:
             yield
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise self.unavailable(what, exc) from exc
-        except redis.ReadOnlyError as exc:
-            # The server we are on was made a replica (a failover): the topology changed, so
-            # drop our connections; the next call reconnects (through Sentinel, to the master).
-            self.connected().connection_pool.disconnect()
+        except self.topology_errors as exc:
+            self.topology_changed(exc)
+            if not topology:
+                raise
             raise self.unavailable(what, exc) from exc
         except redis.RedisError as exc:
             raise TransportError(f"Redis at {self.address}: could not {what}: {exc}") from exc
+
+    def topology_changed(self, exc: Exception) -> None:
+        """After ``READONLY`` (our server was made a replica), drop our connections: the next
+        call reconnects (through Sentinel, to the master). Other errors reconnect by themselves."""
+        if isinstance(exc, redis.ReadOnlyError) and self.client is not None:
+            self.client.connection_pool.disconnect()
 
     def flush(self) -> None:
         if self.client is not None:
@@ -176,8 +200,9 @@ class RedisTransport(Transport):
             pipe = client.pipeline(transaction=False)
             for name in (spec.name, spec.dead_letter_queue):
                 member = PRIORITY_SEP.join((name, "", name))
-                pipe.sadd(self.keys.binding(name), member)
-                pipe.sadd(self.keys.binding_permanent(name), member)
+                keys = self.keys_for(name)
+                pipe.sadd(keys.binding(name), member)
+                pipe.sadd(keys.binding_permanent(name), member)
             pipe.execute()
 
     def declare_reply_queue(self, queue: str, exchange: str, routing_key: str) -> None:
@@ -197,7 +222,7 @@ class RedisTransport(Transport):
         if not messages:
             return
         self.connected()
-        keys = self.keys
+        keys = self.keys_for(queue)
         with self.errors(f"publish to queue {queue!r}"):
             if delay is not None and delay > 0:
                 envelopes = [_pack(m, routing_key=queue) for m in messages]
@@ -207,17 +232,21 @@ class RedisTransport(Transport):
             for m in messages:
                 target = keys.ready(queue, m.properties.get("priority"))
                 lists.setdefault(target, []).append(_pack(m, routing_key=queue))
-            commands: list[tuple[Any, ...]] = [
-                ("LPUSH", target, *envelopes) for target, envelopes in lists.items()
-            ]
-            commands.append(("PUBLISH", keys.wake(queue), b""))
-            self.sender.send(commands, len(messages))
+            self._push(lists, keys.wake(queue), len(messages))
+
+    def _push(self, lists: dict[str, list[bytes]], wake: str, messages: int) -> None:
+        """LPUSH each list's envelopes, then poke ``wake``: one round trip."""
+        commands: list[tuple[Any, ...]] = [
+            ("LPUSH", target, *envelopes) for target, envelopes in lists.items()
+        ]
+        commands.append(("PUBLISH", wake, b""))
+        self.sender.send(commands, messages)
 
     def consumer(self, queues: Sequence[str], prefetch: int = 100) -> RedisConsumer:
         return RedisConsumer(self, queues, prefetch)
 
     def purge(self, queue: str) -> int:
-        lists = self.keys.ready_lists(queue)
+        lists = self.keys_for(queue).ready_lists(queue)
         with self.errors(f"purge queue {queue!r}"):
             pipe = self.connected().pipeline(transaction=True)
             for key in lists:
@@ -228,7 +257,7 @@ class RedisTransport(Transport):
     def queue_length(self, queue: str) -> int:
         with self.errors(f"count queue {queue!r}"):
             pipe = self.connected().pipeline(transaction=False)
-            for key in self.keys.ready_lists(queue):
+            for key in self.keys_for(queue).ready_lists(queue):
                 pipe.llen(key)
             return int(sum(pipe.execute()))
 

@@ -53,6 +53,14 @@ class Settings:
     #: Kombu's ``predefined_queues``: queue name -> its URL (``{"url": ...}``); with them, no
     #: ListQueues or CreateQueue call is made and no other queue can be used.
     predefined_queues: dict[str, str] = field(default_factory=dict)
+    #: Kombu's ``sts_role_arn``: an IAM role whose temporary credentials make every SQS call
+    #: (assumed with the URL's keys, else boto3's usual ones).
+    sts_role_arn: str | None = None
+    #: Kombu's ``sts_token_timeout``: seconds the role's credentials last (900 to 43200).
+    sts_token_timeout: int = 900
+    #: Kombu's ``sts_token_buffer_time``: new credentials are fetched this many seconds before
+    #: the old ones expire (Kombu's default is 0, at expiry; ours is a minute ahead).
+    sts_token_buffer_time: float = 60.0
 
 
 def _number(options: dict[str, Any], key: str, default: float) -> float:
@@ -102,15 +110,41 @@ def parse_settings(url: str, options: dict[str, Any]) -> Settings:
         subscriber_lease=_number(merged, "subscriber_lease", 60),
         connect_timeout=_number(merged, "connect_timeout", 5),
         predefined_queues=_predefined(merged.pop("predefined_queues", None)),
+        **_sts(merged),
     )
     if merged:
         raise TransportError(
             f"unknown sqs:// option(s) {', '.join(sorted(merged))}; known: region, is_secure, "
             "endpoint_url, queue_name_prefix, visibility_timeout, queue_visibility_timeout, "
             "wait_time_seconds, max_receive_count, message_group_id, subscriber_lease, "
-            "connect_timeout, predefined_queues"
+            "connect_timeout, predefined_queues, sts_role_arn, sts_token_timeout, "
+            "sts_token_buffer_time"
         )
     return settings
+
+
+def _sts(options: dict[str, Any]) -> dict[str, Any]:
+    """The STS options, checked: a role ARN, a lifetime STS grants, a buffer shorter than it."""
+    role = options.pop("sts_role_arn", None)
+    timeout = round(_number(options, "sts_token_timeout", 900))
+    buffer = _number(options, "sts_token_buffer_time", 60)
+    if role is None:
+        return {}
+    if not isinstance(role, str) or not role.startswith("arn:"):
+        raise TransportError(
+            f"sqs:// option sts_role_arn={role!r}: expected a role ARN, "
+            "arn:aws:iam::<account>:role/<name>"
+        )
+    if not 900 <= timeout <= 43200:
+        raise TransportError(
+            f"sqs:// option sts_token_timeout={timeout}: STS grants 900 to 43200 seconds"
+        )
+    if not 0 <= buffer < timeout:
+        raise TransportError(
+            f"sqs:// option sts_token_buffer_time={buffer:g}: must be 0 or more and less than "
+            f"sts_token_timeout ({timeout})"
+        )
+    return {"sts_role_arn": role, "sts_token_timeout": timeout, "sts_token_buffer_time": buffer}
 
 
 def _predefined(value: Any) -> dict[str, str]:
@@ -147,8 +181,16 @@ def _default_region() -> str:
     return boto3.session.Session().region_name or "us-east-1"
 
 
-def make_client(settings: Settings, *, retries: int = 4, long_polls: bool = True) -> Any:
+def make_client(
+    settings: Settings,
+    *,
+    retries: int = 4,
+    long_polls: bool = True,
+    session: boto3.session.Session | None = None,
+) -> Any:
     """A boto3 SQS client (thread-safe; one per transport, shared with its threads).
+
+    With ``session`` (an assumed role's), its credentials sign every call, not the URL's.
 
     Without ``long_polls`` every answer is due at once, so a read that hangs (a connection cut
     without a reset) is given up after a few seconds instead of the long-poll allowance.
@@ -161,6 +203,8 @@ def make_client(settings: Settings, *, retries: int = 4, long_polls: bool = True
         retries={"max_attempts": retries, "mode": "standard"},
         max_pool_connections=20,
     )
+    if session is not None:
+        return session.client("sqs", endpoint_url=settings.endpoint_url, config=config)
     return boto3.session.Session().client(
         "sqs",
         endpoint_url=settings.endpoint_url,

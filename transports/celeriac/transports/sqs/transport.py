@@ -23,6 +23,7 @@ from .consumer import SQSConsumer
 from .errors import CONNECTION_ERRORS, is_missing_queue
 from .options import Settings, make_client, parse_settings
 from .queues import QueueDirectory, SqsQueue
+from .sts import AssumedRole
 
 __all__ = ["SQSTransport"]
 
@@ -44,7 +45,10 @@ class SQSTransport(Transport):
     ``queue_visibility_timeout`` (default 1800, Kombu's, for queues we create),
     ``wait_time_seconds`` (long poll, default 20), ``max_receive_count`` (redrive policy,
     default 10; 0: none), ``message_group_id`` (FIFO default group), ``subscriber_lease``
-    (s, default 60), ``connect_timeout`` (s, default 5).
+    (s, default 60), ``connect_timeout`` (s, default 5), ``predefined_queues``, Kombu's
+    ``sts_role_arn``, ``sts_token_timeout`` (s, default 900) and ``sts_token_buffer_time`` (s,
+    default 60): the role is assumed at connect and again that long before its credentials
+    expire.
     """
 
     schemes = ("sqs",)
@@ -69,12 +73,32 @@ class SQSTransport(Transport):
         self._broadcaster: Broadcaster | None = None
         self._consumers: list[SQSConsumer] = []
         self._subscriptions: list[SQSSubscription] = []
+        self._fifo_warned: set[str] = set()
+        #: The assumed role whose credentials sign our calls (``sts_role_arn``), once connected.
+        self.role: AssumedRole | None = None
 
     # -- connection -----------------------------------------------------------------------------
     def connect(self) -> None:
         if self.client is not None:
             return
-        probe = make_client(self.settings, retries=1)
+        settings = self.settings
+        if settings.sts_role_arn and self.role is None:
+            try:
+                self.role = AssumedRole(
+                    settings.sts_role_arn,
+                    settings.sts_token_timeout,
+                    settings.sts_token_buffer_time,
+                    settings.region,
+                    settings.access_key,
+                    settings.secret_key,
+                )
+            except (BotoCoreError, ClientError) as exc:
+                raise BrokerUnavailable(
+                    f"SQS: could not assume role {settings.sts_role_arn!r} through STS ({exc}); "
+                    "do the credentials in use have sts:AssumeRole on it?"
+                ) from None
+        session = self.role.session if self.role is not None else None
+        probe = make_client(settings, retries=1, session=session)
         predefined = self.settings.predefined_queues
         try:
             if predefined:  # no ListQueues right needed: look at one of the queues instead
@@ -87,9 +111,9 @@ class SQSTransport(Transport):
             raise self._unreachable(exc) from None
         finally:
             probe.close()
-        self.client = make_client(self.settings)
+        self.client = make_client(settings, session=session)
         #: For calls answered at once (short receives): a hung read is given up quickly.
-        self.quick_client = make_client(self.settings, retries=2, long_polls=False)
+        self.quick_client = make_client(settings, retries=2, long_polls=False, session=session)
         self._queues = QueueDirectory(self.client, self.settings)
         self._broadcaster = Broadcaster(self)
 
@@ -155,6 +179,9 @@ class SQSTransport(Transport):
             self.quick_client.close()
             self.client = self.quick_client = None
             self._queues = None
+        if self.role is not None:
+            self.role.close()
+            self.role = None
 
     # -- queues ---------------------------------------------------------------------------------
     def declare_queue(self, spec: QueueSpec) -> None:
@@ -261,6 +288,16 @@ class SQSTransport(Transport):
                 message, q.sqs_name, self.settings.message_group_id
             )
             params["MessageDeduplicationId"] = envelope.deduplication_id(message)
+        elif q.sqs_name not in self._fifo_warned and any(
+            k in message.properties for k in ("MessageGroupId", "MessageDeduplicationId")
+        ):
+            # SQS refuses both on a standard queue (InvalidParameterValue): left out, once said.
+            self._fifo_warned.add(q.sqs_name)
+            log.warning(
+                "SQS queue %r is a standard queue: MessageGroupId and MessageDeduplicationId "
+                "apply to FIFO queues (names ending .fifo) only and are not sent",
+                q.sqs_name,
+            )
         try:
             envelope.check_size(body, attrs.attributes_size(attributes), q.max_bytes)
         except ProtocolError as exc:
