@@ -14,7 +14,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,10 +81,12 @@ def drain_with_fault(
     tasks: int = 3000,
     fault_after: float = 0.3,
     timeout: float = 180.0,
+    worker_prefix: Sequence[str] = (),
 ) -> Figures:
     """Publish ``tasks`` tasks, start a worker, call ``fault(queue)`` once ``fault_after`` of
     them ran (it returns when the cluster has a leader/master again, as a ``time.time()``),
-    then wait until every task ran and count."""
+    then wait until every task ran and count. ``worker_prefix`` is put before the worker's
+    command (``ip netns exec HOST`` runs it on another "host": tests/clusters/netns.py)."""
     queue = f"cluster.{uuid.uuid4().hex[:8]}"
     ledger = work / "ledger.db"
     client = App(
@@ -111,6 +113,7 @@ def drain_with_fault(
     with log.open("ab") as out:
         worker = subprocess.Popen(
             [
+                *worker_prefix,
                 *WORKER,
                 "worker",
                 "-A",

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import ConfigError
 from ..schedules import EPOCH, BaseSchedule, clocked, maybe_schedule, zone_of
-from .store import FENCED, LOCK_SCHEMES, RECORDED, LockStore, open_lock_store
+from .store import FENCED, LOCK_SCHEMES, RECORDED, LockStore, LockStoreError, open_lock_store
 
 if TYPE_CHECKING:
     from ..app import App
@@ -169,6 +169,8 @@ class Beat:
             while not self._stop.is_set():
                 try:
                     pause = self.step()
+                except LockStoreError:
+                    raise  # a store that cannot elect here (settings): retrying cannot help
                 except Exception as exc:  # the store or the broker is unreachable: follow
                     if self.token is not None:
                         log.warning("beat %s: no longer leading: %s", self.owner, exc)

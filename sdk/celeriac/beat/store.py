@@ -16,7 +16,8 @@ Ticks are integer microseconds since the Unix epoch (exact, comparable everywher
                    ``INCR`` on a counter; renewals and records are Lua scripts that compare
                    the lock's value first, so the check and the write are one step.
 ``sqlite:///f.db`` A lease row (owner, token, expiry) and a tick table, each change in a
-                   ``BEGIN IMMEDIATE`` transaction (processes of one machine).
+                   ``BEGIN IMMEDIATE`` transaction (processes of one host: a lease taken
+                   by another host's beat is refused).
 ``zookeeper://``   An ephemeral sequential node per beat; the lowest leads and its sequence
                    number is the token; a record is a transaction that checks the node still
                    exists (its session is alive) and sets the tick with a version check.
@@ -27,6 +28,9 @@ Ticks are integer microseconds since the Unix epoch (exact, comparable everywher
 from __future__ import annotations
 
 import abc
+import logging
+import os
+import re
 import sqlite3
 import threading
 import time
@@ -38,6 +42,8 @@ from urllib.parse import unquote, urlsplit
 from celeriac.transports.sqlite import forksafe
 
 __all__ = ["FENCED", "RECORDED", "STALE", "LockStore", "LockStoreError", "open_lock_store"]
+
+log = logging.getLogger("celeriac.beat")
 
 #: :meth:`LockStore.record` answers: written; refused (not the leader under that token);
 #: refused (the stored tick is already as late).
@@ -166,8 +172,6 @@ CREATE TABLE IF NOT EXISTS celeriac_beat_ticks (
 
 def sqlite_path(url: str) -> str:
     """``sqlite:///relative.db`` or ``sqlite:////absolute.db`` to a file path."""
-    import os
-
     parts = urlsplit(url)
     path = unquote(parts.path).removeprefix("/")
     if parts.netloc or not path or path == ":memory:":
@@ -178,10 +182,47 @@ def sqlite_path(url: str) -> str:
     return os.path.abspath(path)
 
 
+#: File systems that other hosts may mount too, where SQLite's locks cannot be relied on.
+NETWORK_FILESYSTEMS = frozenset(
+    ("nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "ceph", "glusterfs", "lustre", "afs", "gpfs")
+)
+
+
+def filesystem_type(path: str, mounts: str | None = None) -> str:
+    """The type of the file system ``path`` is on, from ``/proc/mounts`` ("" when unknown)."""
+    if mounts is None:
+        try:
+            with open("/proc/mounts", encoding="utf-8", errors="replace") as f:
+                mounts = f.read()
+        except OSError:
+            return ""
+    path = os.path.realpath(path)
+    best, found = -1, ""
+    for line in mounts.splitlines():
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        # /proc/mounts writes a space in a mount point as \040 (and so on, in octal)
+        point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[1])
+        inside = path == point or path.startswith(point.rstrip("/") + "/")
+        if inside and len(point) > best:
+            best, found = len(point), fields[2]
+    return found
+
+
+def host_of(owner: str) -> str | None:
+    """The host in an owner string made by a beat (``beat-<pid>@<host>#<id>``), else None."""
+    if not owner.startswith("beat-") or "@" not in owner:
+        return None
+    return owner.partition("@")[2].rpartition("#")[0] or None
+
+
 class SQLiteLockStore(LockStore):
     """``sqlite:///file.db``: a lease row per key, changed in BEGIN IMMEDIATE transactions.
 
-    Expiry uses this machine's clock, which every process sharing the file also reads.
+    Processes of one host only: expiry reads this machine's clock, and SQLite's file locks do
+    not hold over network file systems. A file on one (NFS, SMB, ...) is warned about when
+    opened; a lease taken by a beat of another host is refused (:class:`LockStoreError`).
     """
 
     def __init__(self, url: str, key: str, lease: float) -> None:
@@ -198,6 +239,29 @@ class SQLiteLockStore(LockStore):
         except sqlite3.Error as exc:
             raise LockStoreError(f"beat_lock_url {url!r}: cannot open {path}: {exc}") from exc
         self._lock = threading.Lock()
+        kind = filesystem_type(os.path.dirname(path))
+        if kind in NETWORK_FILESYSTEMS:
+            log.warning(
+                "beat_lock_url %s: %s is on a %s file system. SQLite elects among the beats of "
+                "one host only: its locks do not hold across hosts, and beats on other hosts "
+                "sharing this file would both lead. Give beats on several hosts a redis:// or "
+                "zookeeper:// beat_lock_url.",
+                url,
+                path,
+                kind,
+            )
+
+    def _check_host(self, holder: str, owner: str) -> None:
+        """Refuse a file a beat of another host used: SQLite cannot elect across hosts."""
+        theirs, ours = host_of(holder), host_of(owner)
+        if theirs is not None and ours is not None and theirs != ours:
+            raise LockStoreError(
+                f"beat_lock_url {self.url!r}: the lease in this file was taken by a beat on host "
+                f"{theirs!r}, and this beat runs on {ours!r}. SQLite elects among the beats of "
+                "one host only (its locks do not hold across hosts, and expiry reads each "
+                "host's clock); give beats on several hosts a shared redis:// or zookeeper:// "
+                "beat_lock_url"
+            )
 
     def _transaction(self, work: Any) -> Any:
         with self._lock:
@@ -227,6 +291,7 @@ class SQLiteLockStore(LockStore):
                 )
                 return 1
             holder, token, expires = lease
+            self._check_host(holder, owner)
             if holder == owner and expires > now:
                 self.db.execute(
                     "UPDATE celeriac_beat_lease SET expires = ? WHERE key = ?",

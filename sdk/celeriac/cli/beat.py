@@ -79,8 +79,12 @@ def beat(
 
     signal.signal(signal.SIGTERM, handle)
     signal.signal(signal.SIGINT, handle)
+    from ..beat import LockStoreError
+
     try:
         scheduler.run()
+    except LockStoreError as exc:
+        raise click.ClickException(str(exc)) from None
     finally:
         app.close()
 
