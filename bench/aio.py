@@ -2,9 +2,16 @@
 result`` from one event loop (bench/aio_side.py) beside Taskiq's ``await add.kiq(i, 1)`` +
 ``wait_result()`` (bench/peers/taskiq_app.py, mode ``concurrent``), both with results in Redis,
 on Redis and RabbitMQ, in the same run; the client loop's longest stall measured by a 1 ms
-ticker (bench/peers/stall.py).
+ticker (bench/peers/stall.py): while the callers wait, and separately the turn in which the
+caller's ``gather`` starts them all; beside it the longest garbage collection, and the longest
+stall of a bystander process (a loop with nothing to do) over the same time, which is what the
+machine's load alone causes.
 
     python -m bench.aio [--only redis,amqp] [--count 1000] [--runs 3] [--out bench]
+                        [--client-nice -5] [--gc-freeze]
+
+``--client-nice`` runs every system's client (and its bystander) at that nice value;
+``--gc-freeze`` has every client call ``gc.freeze()`` once warmed up.
 
 Writes aio_results.json and AIO.md into ``--out``.
 """
@@ -13,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -25,6 +33,9 @@ from typing import Any
 from .common import BACKEND_URL, REPO, broker_url, log
 from .peers import env as peer_envs
 from .systems import Celeriac, System, Taskiq, _json_line
+
+#: Each run's figures whose median goes into the table.
+_FIGURES = ("rate", "stall_ms", "waiting_ms", "startup_ms", "gc_ms", "floor_ms")
 
 
 def _celeriac_client(url: str, queue: str, count: int) -> dict[str, float]:
@@ -56,7 +67,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--count", type=int, default=1000)
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--out", default=str(Path(__file__).resolve().parent))
+    p.add_argument("--client-nice", type=int, default=None)
+    p.add_argument("--gc-freeze", action="store_true")
     args = p.parse_args(argv)
+    # Read by every system's client (bench.peers.stall.client_settings).
+    if args.client_nice is not None:
+        os.environ["BENCH_CLIENT_NICE"] = str(args.client_nice)
+    if args.gc_freeze:
+        os.environ["BENCH_GC_FREEZE"] = "1"
     systems: list[System] = [Celeriac(), Taskiq()]
     rows: list[dict[str, Any]] = []
     started = time.monotonic()
@@ -65,35 +83,47 @@ def main(argv: list[str] | None = None) -> None:
             runs = []
             for n in range(args.runs):
                 figures = one_run(system, broker, args.count)
+                figures["load"] = os.getloadavg()[0]
                 log(f"{broker} {system.label} run {n + 1}: {figures}")
                 runs.append(figures)
             rows.append({
                 "broker": broker, "system": system.label, "count": args.count,
                 "worker": system.pools[-1].label,
                 "rate_median": statistics.median(r["rate"] for r in runs),
-                "stall_ms_max": max(r["stall_ms"] for r in runs),
-                "stall_ms_median": statistics.median(r["stall_ms"] for r in runs),
+                **{f"{k}_median": statistics.median(r[k] for r in runs) for k in _FIGURES},
+                "waiting_ms_max": max(r["waiting_ms"] for r in runs),
                 "runs": runs,
             })  # fmt: skip
     out = Path(args.out)
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     (out / "aio_results.json").write_text(json.dumps({"when": stamp, "rows": rows}, indent=1))
+    command = " ".join(["python -m bench.aio", *(argv if argv is not None else sys.argv[1:])])
+    loads = [r["load"] for row in rows for r in row["runs"]]
     lines = [
         "# Async row: concurrent await from one event loop",
         "",
-        f"`python -m bench.aio --only {args.only} --count {args.count} --runs {args.runs}`, "
-        f"{stamp}, {time.monotonic() - started:.0f} s. Each run: {args.count} concurrent "
+        f"`{command}`, {stamp}, {time.monotonic() - started:.0f} s, load average "
+        f"{min(loads):.1f}-{max(loads):.1f} (2 cores). Each run: {args.count} concurrent "
         "send + await result from one asyncio loop (results in Redis for both systems), "
-        "fresh workers; the loop's longest stall from a 1 ms ticker over the whole run.",
+        "fresh workers. Stalls from a 1 ms ticker on the client's loop: *waiting* is the "
+        "longest while the callers wait; *start-up* is the one turn in which `gather` starts "
+        "every caller and runs each to its first `await` (the caller's own code plus the "
+        "first step of each send); *GC* is the longest garbage collection (it stops every "
+        "thread); *bystander* is the longest stall of an idle loop in another process at the "
+        "same priority over the same time: the machine's share, which no client removes.",
         "",
-        "| broker | system | worker | tasks/s (median) | longest stall, ms (median / max) |",
-        "|---|---|---|---:|---:|",
+        "| broker | system | worker | tasks/s | waiting, ms (median / max) | start-up, ms | "
+        "GC, ms | bystander, ms |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r['broker']} | {r['system']} | {r['worker']} | {r['rate_median']:,.0f} | "
-            f"{r['stall_ms_median']:.1f} / {r['stall_ms_max']:.1f} |"
+            f"{r['waiting_ms_median']:.1f} / {r['waiting_ms_max']:.1f} | "
+            f"{r['startup_ms_median']:.1f} | {r['gc_ms_median']:.1f} | "
+            f"{r['floor_ms_median']:.1f} |"
         )
+    lines += ["", "Medians of the runs; each run's figures are in aio_results.json."]
     (out / "AIO.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -10,7 +10,7 @@ import json
 import sys
 import time
 
-from bench.peers.stall import StallMeter
+from bench.peers.stall import StallMeter, client_settings
 
 
 async def run(count: int) -> dict[str, float]:
@@ -19,13 +19,15 @@ async def run(count: int) -> dict[str, float]:
     await app.aopen()
     try:
         assert await (await add.adelay(1, 1)).aget(timeout=30) == 2  # connected, worker up
+        client_settings()
 
         async def one(i: int) -> int:
             result = await add.adelay(i, 1)
             value: int = await result.aget(timeout=300)
             return value
 
-        async with StallMeter() as meter:
+        async with StallMeter(bystander=True) as meter:
+            meter.mark()
             started = time.perf_counter()
             values = await asyncio.gather(*(one(i) for i in range(count)))
             elapsed = time.perf_counter() - started
@@ -33,8 +35,7 @@ async def run(count: int) -> dict[str, float]:
             raise AssertionError("wrong results")
     finally:
         await app.aclose()
-    return {"rate": count / elapsed, "seconds": elapsed, "stall_ms": meter.longest * 1000,
-            "ticks": meter.ticks}  # fmt: skip
+    return {"rate": count / elapsed, "seconds": elapsed, **meter.figures()}
 
 
 if __name__ == "__main__":

@@ -1,13 +1,26 @@
 """Measuring how long an event loop was kept from running: a ticker that notes its longest gap.
 
-Plain standard library, so the peers' venvs (Taskiq) import it too (bench/aio.py)."""
+Plain standard library, so the peers' venvs (Taskiq) import it too (bench/aio.py).
+
+``python -m bench.peers.stall`` is the bystander: a process with nothing but a ticker on its
+loop, run beside a measured client until its stdin closes, then printing its own longest stall
+as one JSON line. What it saw is the machine's share of a client's stall (other processes on
+the same cores, the workers), which no client code can remove.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import gc
+import json
+import os
+import subprocess
+import sys
+import threading
 import time
+from typing import Any
 
-__all__ = ["StallMeter"]
+__all__ = ["StallMeter", "client_settings"]
 
 
 class StallMeter:
@@ -15,22 +28,65 @@ class StallMeter:
 
     A blocking call on the loop shows up as a tick that came that much later than due; this
     measures blocking, not speed (a busy machine adds a little, never hundreds of ms).
+
+    After :meth:`mark` (called just before the measured callers start), the first tick's
+    lateness is ``startup``: the turn in which the caller's ``gather`` starts every coroutine
+    and runs each to its first ``await``. ``waiting`` is the worst lateness after that turn.
+    ``gc_longest`` is the longest garbage collection meanwhile (it stops every thread).
+    With ``bystander=True``, a bystander process ticks alongside; ``floor`` is its longest stall.
     """
 
-    def __init__(self, period: float = 0.001) -> None:
+    def __init__(self, period: float = 0.001, bystander: bool = False) -> None:
         self.period = period
         self.longest = 0.0
+        self.startup = 0.0
+        self.waiting = 0.0
+        self.gc_longest = 0.0
+        self.floor: float | None = None
         self.ticks = 0
         self._task: asyncio.Task[None] | None = None
+        self._marked = False
+        self._after_mark = 0
+        self._bystander: subprocess.Popen[str] | None = None
+        self._want_bystander = bystander
+        self._gc_started = 0.0
+
+    def mark(self) -> None:
+        """The measured callers start now: the next tick's lateness is their start-up turn."""
+        self._marked = True
 
     async def _tick(self) -> None:
         while True:
             due = time.perf_counter() + self.period
             await asyncio.sleep(self.period)
-            self.longest = max(self.longest, time.perf_counter() - due)
+            late = time.perf_counter() - due
+            self.longest = max(self.longest, late)
             self.ticks += 1
+            if self._marked:
+                self._after_mark += 1
+                if self._after_mark == 1:
+                    self.startup = late
+                else:
+                    self.waiting = max(self.waiting, late)
+
+    def _on_gc(self, phase: str, _info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        elif self._gc_started:
+            self.gc_longest = max(self.gc_longest, time.perf_counter() - self._gc_started)
 
     async def __aenter__(self) -> StallMeter:
+        if self._want_bystander:
+            self._bystander = subprocess.Popen(
+                [sys.executable, "-m", "bench.peers.stall"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            assert self._bystander.stdout is not None
+            if self._bystander.stdout.readline().strip() != "ready":  # before we measure
+                raise RuntimeError("the bystander ticker did not start")
+        gc.callbacks.append(self._on_gc)
         self._task = asyncio.create_task(self._tick())
         await asyncio.sleep(0)
         return self
@@ -42,3 +98,51 @@ class StallMeter:
             await self._task
         except asyncio.CancelledError:
             pass
+        gc.callbacks.remove(self._on_gc)
+        if self._bystander is not None:
+            out, _ = self._bystander.communicate("", timeout=30)
+            self.floor = float(json.loads(out.strip().splitlines()[-1])["stall_ms"]) / 1000
+
+    def figures(self) -> dict[str, float]:
+        """What the benchmark reports, in ms."""
+        out = {
+            "stall_ms": self.longest * 1000,
+            "startup_ms": self.startup * 1000,
+            "waiting_ms": self.waiting * 1000,
+            "gc_ms": self.gc_longest * 1000,
+            "ticks": self.ticks,
+        }
+        if self.floor is not None:
+            out["floor_ms"] = self.floor * 1000
+        return out
+
+
+def client_settings() -> None:
+    """The benchmark's client-process settings, the same for every system: ``BENCH_CLIENT_NICE``
+    (the client's nice value) and ``BENCH_GC_FREEZE=1`` (start-up objects left out of every
+    later garbage collection, called once warmed up)."""
+    nice = os.environ.get("BENCH_CLIENT_NICE")
+    if nice:
+        os.setpriority(os.PRIO_PROCESS, 0, int(nice))
+    if os.environ.get("BENCH_GC_FREEZE") == "1":
+        gc.collect()
+        gc.freeze()
+
+
+async def _bystand() -> float:
+    meter = StallMeter()
+    async with meter:
+        print("ready", flush=True)
+        done = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        # stdin is read by a thread: the loop itself only ticks.
+        threading.Thread(
+            target=lambda: (sys.stdin.read(), loop.call_soon_threadsafe(done.set)), daemon=True
+        ).start()
+        await done.wait()
+    return meter.longest
+
+
+if __name__ == "__main__":
+    client_settings()  # the same priority as the client beside it
+    print(json.dumps({"stall_ms": asyncio.run(_bystand()) * 1000}), flush=True)

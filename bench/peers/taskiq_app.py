@@ -64,22 +64,23 @@ async def sleep(seconds: float, done: str = "") -> None:
 async def concurrent(count):
     """COUNT concurrent kiq() + wait_result() from one loop, its longest stall measured
     (the async row, bench/aio.py)."""
-    from bench.peers.stall import StallMeter
+    from bench.peers.stall import StallMeter, client_settings
 
     await (await add.kiq(1, 1)).wait_result(timeout=30, check_interval=0.005)
+    client_settings()
 
     async def one(i):
         task = await add.kiq(i, 1)
         return (await task.wait_result(timeout=300, check_interval=0.005)).return_value
 
-    async with StallMeter() as meter:
+    async with StallMeter(bystander=True) as meter:
+        meter.mark()
         t = time.perf_counter()
         values = await asyncio.gather(*(one(i) for i in range(count)))
         elapsed = time.perf_counter() - t
     if values != [i + 1 for i in range(count)]:
         raise AssertionError("wrong results")
-    return {"rate": count / elapsed, "seconds": elapsed, "stall_ms": meter.longest * 1000,
-            "ticks": meter.ticks}  # fmt: skip
+    return {"rate": count / elapsed, "seconds": elapsed, **meter.figures()}
 
 
 async def run(mode, count, args):

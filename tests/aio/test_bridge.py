@@ -154,3 +154,15 @@ def test_a_large_batch_resumes_every_caller_with_its_own_value() -> None:
     outcomes = run(main())
     assert [o for i, o in enumerate(outcomes) if i != 3] == [i for i in range(300) if i != 3]
     assert isinstance(outcomes[3], ValueError)
+
+
+def test_the_sends_of_one_turn_reach_the_io_thread_as_one_batch() -> None:
+    sends = Sends()
+
+    async def main() -> list[int]:
+        # Every caller queues its send in the same turn: they are handed over together.
+        return await asyncio.gather(*(send(sends.flush, sends.call, i) for i in range(4, 200)))
+
+    assert run(main()) == list(range(4, 200))
+    assert sends.log.count("flush") == 1, sends.log
+    assert sends.log[-1] == "flush"

@@ -9,6 +9,11 @@ client) block, so an asyncio caller hands their calls to threads of this process
   callers resumes: a thousand concurrent sends cost a few round trips, not a thousand, and an
   awaited send is acknowledged exactly as a ``delay()`` is. The batch's outcomes go back to
   each event loop in one ``call_soon_threadsafe``;
+- the loop and the I/O thread share one GIL, so neither holds it long: the sends a turn of the
+  loop queued go to the I/O thread at the end of that turn, all at once (not one wake-up each,
+  which would start the thread competing with the rest of the turn), and the I/O thread lets
+  the GIL go after each millisecond of work (else the loop would wait for it up to the
+  interpreter's 5 ms switch interval, each time it woke up);
 - calls that wait a long time (remote control gathering replies) go to a small pool, so they
   never hold up a send (bridged with ``asyncio.wrap_future``).
 """
@@ -21,6 +26,7 @@ import functools
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
@@ -32,6 +38,10 @@ T = TypeVar("T")
 
 #: The most sends written before their acknowledgements are awaited.
 BATCH = 1000
+#: The I/O thread's longest run holding the GIL, and how long it then lets it go: long enough
+#: for a thread waiting on it (the loop) to wake up and take it.
+HOLD = 0.001
+PAUSE = 0.0001
 
 _lock = threading.Lock()
 _io: tuple[int, _IOThread] | None = None
@@ -67,28 +77,45 @@ class _IOThread:
     """Runs jobs in order; a job with a ``flush`` resolves only once its flush returned."""
 
     def __init__(self) -> None:
-        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[list[_Job]] = queue.SimpleQueue()
+        #: Jobs queued in this turn of each loop, handed over at its end.
+        self._turn: dict[asyncio.AbstractEventLoop, list[_Job]] = {}
         threading.Thread(target=self._run, name="celeriac-io", daemon=True).start()
 
     def submit(self, call: Callable[[], T], flush: Callable[[], None] | None) -> asyncio.Future[T]:
         """Queue ``call`` from the running loop; the future it returns resolves on that loop."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._jobs.put((call, flush, loop, future))
+        jobs = self._turn.get(loop)
+        if jobs is None:
+            jobs = self._turn[loop] = []
+            loop.call_soon(self._hand_over, loop)
+        jobs.append((call, flush, loop, future))
         return future
 
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._jobs.put(self._turn.pop(loop))
+
     def _run(self) -> None:
+        held = time.perf_counter()  # when the GIL was last let go
+        waiting: list[_Job] = []
         while True:
-            batch = [self._jobs.get()]
-            while len(batch) < BATCH:
+            if not waiting:
+                waiting = self._jobs.get()
+                held = time.perf_counter()  # idle until now, holding nothing
+            while len(waiting) < BATCH:
                 try:
-                    batch.append(self._jobs.get_nowait())
+                    waiting += self._jobs.get_nowait()
                 except queue.Empty:
                     break
+            batch, waiting = waiting[:BATCH], waiting[BATCH:]
             done: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
             unflushed: dict[Callable[[], None], list[tuple[asyncio.AbstractEventLoop, _Outcome]]]
             unflushed = {}
             for call, flush, loop, future in batch:
+                if time.perf_counter() - held > HOLD:
+                    time.sleep(PAUSE)
+                    held = time.perf_counter()
                 if future.cancelled():  # gave up before it ran: nothing is sent
                     continue
                 try:
@@ -100,13 +127,13 @@ class _IOThread:
                     done.setdefault(loop, []).append((future, value, None))
                 else:
                     unflushed.setdefault(flush, []).append((loop, (future, value, None)))
-            for flush, waiting in unflushed.items():
+            for flush, sent in unflushed.items():
                 try:
                     flush()
                     error = None
                 except BaseException as exc:
                     error = exc
-                for loop, (future, value, _) in waiting:
+                for loop, (future, value, _) in sent:
                     done.setdefault(loop, []).append((future, value, error))
             for loop, outcomes in done.items():
                 try:
@@ -117,6 +144,9 @@ class _IOThread:
 
 def _io_thread() -> _IOThread:
     global _io
+    io = _io
+    if io is not None and io[0] == os.getpid():  # every send asks: no lock on the way
+        return io[1]
     with _lock:
         if _io is None or _io[0] != os.getpid():  # none yet, or inherited by a forked child
             _io = (os.getpid(), _IOThread())

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 import redis.asyncio as aioredis
 
@@ -20,6 +21,13 @@ _PREFIX = result_key("")
 # Reads at most this many records at once, and keeps this many connections besides pub/sub.
 _BATCH = 500
 _CONNECTIONS = 8
+#: The longest the watcher decodes and hands out records before it lets the loop run others.
+_SLICE = 0.001
+#: Channels of finished waits are dropped together, at most this often: one UNSUBSCRIBE per
+#: result would cost the loop as much as reading the result.
+_DROP_EVERY = 0.05
+#: After this long without a message, every record is read again (one lost to a reconnect).
+_QUIET = 0.5
 
 
 def _bytes(raw: bytes | str) -> bytes:
@@ -35,7 +43,9 @@ class RedisAsyncWatcher:
             url, max_connections=_CONNECTIONS, socket_connect_timeout=5
         )
         self.client = aioredis.Redis(connection_pool=pool)
-        self.pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+        # Confirmations are read and skipped here: redis-py reports an ignored one as None, the
+        # same as a timeout, and a timeout is what makes us read every record again.
+        self.pubsub = self.client.pubsub()
         self._waiting: dict[str, list[asyncio.Future[ResultRecord]]] = {}
         self._unsubscribe: set[str] = set()
         self._reader: asyncio.Task[None] | None = None
@@ -86,15 +96,23 @@ class RedisAsyncWatcher:
                         )
                     # Subscribed first, then read: a record written in between is not missed.
                     raws = await self.client.mget([result_key(t) for t in chunk])
-                    for task_id, raw in zip(chunk, raws, strict=True):
-                        if raw is not None:
-                            self._offer(task_id, decode_result(_bytes(raw)))
+                    await self._offer_read(chunk, raws)
             except Exception as exc:  # these waiters learn what failed instead of hanging
                 log.warning("subscribing to Redis results failed: %s", exc)
                 for task_id in ids:
                     for future in self._waiting.pop(task_id, []):
                         if not future.done():
                             future.set_exception(exc)
+
+    async def _offer_read(self, ids: list[str], raws: list[bytes | str | None]) -> None:
+        # Decoding and waking 500 waiters at once would hold the loop for tens of ms.
+        started = time.perf_counter()
+        for task_id, raw in zip(ids, raws, strict=True):
+            if raw is not None and task_id in self._waiting:
+                self._offer(task_id, decode_result(_bytes(raw)))
+                if time.perf_counter() - started > _SLICE:
+                    await asyncio.sleep(0)
+                    started = time.perf_counter()
 
     def _offer(self, task_id: str, record: ResultRecord) -> None:
         if record.status not in READY_STATES:
@@ -107,15 +125,22 @@ class RedisAsyncWatcher:
     async def _read(self) -> None:
         # Runs while anyone waits, so a loop that ends without ``aclose`` has no task left.
         try:
+            started = dropped = time.perf_counter()
             while self._waiting and not self._closing:
-                await self._drop_channels()
-                message = await self.pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
+                if time.perf_counter() - dropped > _DROP_EVERY:
+                    await self._drop_channels()
+                    dropped = time.perf_counter()
+                message = await self.pubsub.get_message(timeout=_QUIET)
                 if message is None:
                     await self._reread()  # quiet for a while: a message lost to a reconnect
                 elif message["type"] == "message":
                     channel = message["channel"]
                     name = channel.decode() if isinstance(channel, bytes) else channel
                     self._offer(name[len(_PREFIX) :], decode_result(_bytes(message["data"])))
+                # Messages already buffered are read without a pause: let the loop run others.
+                if time.perf_counter() - started > _SLICE:
+                    await asyncio.sleep(0)
+                    started = time.perf_counter()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # every waiter learns what failed instead of hanging
@@ -137,9 +162,7 @@ class RedisAsyncWatcher:
         for start in range(0, len(ids), _BATCH):
             chunk = ids[start : start + _BATCH]
             raws = await self.client.mget([result_key(t) for t in chunk])
-            for task_id, raw in zip(chunk, raws, strict=True):
-                if raw is not None:
-                    self._offer(task_id, decode_result(_bytes(raw)))
+            await self._offer_read(chunk, raws)
 
     async def aclose(self) -> None:
         """Stop listening and close both connections (waiters get CancelledError)."""
