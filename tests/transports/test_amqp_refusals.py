@@ -59,3 +59,9 @@ def test_a_refusal_is_a_transport_error_and_the_transport_goes_on(
     transport.publish(queue, encode_task(new_task_message("refusals.task", ())))
     assert transport.queue_length(queue) == 1
     transport.purge(queue)
+
+
+def test_a_message_no_queue_takes_is_a_transport_error(transport: AmqpTransport) -> None:
+    missing = f"refusals.missing.{uuid.uuid4().hex[:10]}"
+    with pytest.raises(TransportError, match="no queue is bound"):
+        transport.publish(missing, encode_task(new_task_message("refusals.task", ())))

@@ -578,8 +578,8 @@ class Worker:
         headers = {**message.headers, DELIVERY_COUNT_HEADER: before}
         try:
             a.transport.publish(delivery.queue, dataclasses.replace(message, headers=headers))
-        except TransportError as exc:  # run it uncounted rather than risk losing it
-            log.warning("%s: could not count a redelivery: %s", self.hostname, exc)
+        except Exception as exc:  # run it uncounted rather than risk losing it
+            log.warning("%s: could not count a redelivery: %s", self.hostname, safe_repr(exc))
             return True
         self._guarded("ack", a.consumer.ack, [delivery])
         return False

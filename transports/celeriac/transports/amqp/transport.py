@@ -221,6 +221,13 @@ class AmqpTransport(Transport):
             raise TransportError(
                 f"RabbitMQ at {self.node} refused: {exc.reply_code} {exc.reply_text}"
             ) from exc
+        except pika.exceptions.UnroutableError as exc:
+            raise TransportError(
+                f"RabbitMQ at {self.node} returned the message: no queue is bound to its "
+                "routing key (declare the queue first)"
+            ) from exc
+        except pika.exceptions.NackError as exc:
+            raise TransportError(f"RabbitMQ at {self.node} refused the message (nack)") from exc
 
     def _reopen_confirm_channel(self) -> None:
         # Only the channel is gone: the consumers' channels on this connection, and what they
