@@ -275,3 +275,22 @@ def test_a_long_backoff_is_capped_not_overflowed(app: App) -> None:
     (sent,) = _sent(app)
     wait = (sent.headers.eta - datetime.now(UTC)).total_seconds()
     assert 690 < wait <= 700 and sent.headers.retries == 5001
+
+
+def test_retry_honours_an_eta_and_checks_it(app: App) -> None:
+    app.conf.task_eta_in_broker = False
+    flaky = _retrying(app)
+    at = datetime.now(UTC) + timedelta(hours=2)
+    flaky.retry_with = {"eta": at}
+    token = _inside(flaky)
+    try:
+        with pytest.raises(Exception) as caught:
+            flaky.run()
+        assert type(caught.value).__name__ == "Retry" and caught.value.when == at
+        flaky.retry_with = {"eta": "whenever"}
+        with pytest.raises(ValueError, match="eta"):
+            flaky.run()
+    finally:
+        _request.reset(token)
+    (sent,) = _sent(app)
+    assert sent.headers.eta == at  # not the default retry delay's
