@@ -12,7 +12,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from celeriac import App
+from celeriac.bounds import parse_rate
 from interop.celery_env import run_script
 
 #: (label, the options as a Python expression): evaluated in each interpreter.
@@ -50,6 +53,7 @@ CASES = {
     "retries negative": "{'retries': -1}",
     "retry_policy": "{'retry_policy': {'max_retries': 0, 'interval_start': 0}}",
     "retry_policy negative": "{'retry_policy': {'max_retries': -1}}",
+    "countdown bool": "{'countdown': True}",
 }
 
 #: Sent by Celery's client, refused by Celeriac's, and why.
@@ -60,6 +64,7 @@ STRICTER = {
     "time_limit negative": "a worker's timer cannot hold it",
     "retries negative": "meaningless",
     "retry_policy negative": "Celery then tries no send at all and raises nothing",
+    "countdown bool": "not a number of seconds",
 }
 #: Refused by both, with another exception type, and why.
 OTHER_TYPE = {
@@ -117,3 +122,41 @@ def test_call_options_side_by_side_with_celery(tmp_path: Path) -> None:
             if label not in OTHER_TYPE:
                 assert theirs[0] in [k.__name__ for k in type(mine).__mro__], (label, mine)
     assert set(STRICTER) | set(OTHER_TYPE) <= set(CASES)
+
+
+#: Rate limits as written in ``@app.task(rate_limit=...)`` and ``control rate_limit``.
+RATES = ["10/s", "100/m", "1000/h", "2/h", "1/h", "5", "0.5/s", ".5/m", "1e2/s", "3600/h",
+         "0/s", "0.5/h", "-1/s", "nan/s", "inf/s", "10/d", "abc", "1/2h"]  # fmt: skip
+#: Read by Celery, refused by Celeriac: slower than the 1/h a worker accepts, or not finite.
+SLOWER_OR_ODD = {"0.5/h", "-1/s", "nan/s", "inf/s"}
+
+_CELERY_RATES = """
+import json, sys
+from celery.utils.time import rate
+
+out = {}
+for text in json.loads(sys.argv[1]):
+    try:
+        out[text] = rate(text)
+    except Exception as exc:
+        out[text] = type(exc).__name__
+print(json.dumps(out))
+"""
+
+
+def test_rate_strings_side_by_side_with_celery(tmp_path: Path) -> None:
+    script = tmp_path / "celery_rates.py"
+    script.write_text(_CELERY_RATES)
+    celery = json.loads(run_script(script, json.dumps(RATES), timeout=300).stdout)
+    for text in RATES:
+        theirs = celery[text]
+        try:
+            mine: Any = parse_rate(text)
+        except ValueError:
+            mine = "refused"
+        if isinstance(theirs, str):  # Celery cannot read it either
+            assert mine == "refused", (text, mine)
+        elif text in SLOWER_OR_ODD:
+            assert mine == "refused", (text, theirs, mine)
+        else:
+            assert (mine or 0) == pytest.approx(theirs), (text, theirs, mine)
