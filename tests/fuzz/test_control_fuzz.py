@@ -4,7 +4,7 @@ is well-formed, meant for the worker and asks for a reply in our queue, and neve
 the worker stays alive and answers a ping after each; a normal task runs at the end, and the
 revoked set and the worker's memory stay bounded.
 
-Budget: a fifth of ``CELERIAC_FUZZ_EXAMPLES`` (see test_worker_fuzz.py).
+Budget: 15 % of ``CELERIAC_FUZZ_EXAMPLES`` (see test_worker_fuzz.py).
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ def test_control_commands_through_the_worker(panel: Panel) -> None:
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
     @settings(
-        max_examples=budget(0.2),
+        max_examples=budget(0.15),
         deadline=None,
         derandomize=not RANDOM,
         database=None,
