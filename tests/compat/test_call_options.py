@@ -41,6 +41,8 @@ CASES = {
     "expires negative": "{'expires': -5}",
     "expires datetime": "{'expires': datetime.now(UTC) + timedelta(hours=1)}",
     "expires ISO string": "{'expires': (datetime.now(UTC) + timedelta(hours=1)).isoformat()}",
+    "expires in 50 years": "{'expires': 50 * 365 * 86400}",
+    "expires 1e300": "{'expires': 1e300}",
     "expires NaN": "{'expires': math.nan}",
     "expires inf": "{'expires': math.inf}",
     "expires not a date": "{'expires': 'soon'}",
