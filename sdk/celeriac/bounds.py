@@ -119,7 +119,10 @@ def check_when(value: Any, what: str, relative: bool = False) -> datetime | None
     if isinstance(value, datetime):
         at = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
     elif relative and not isinstance(value, bool) and isinstance(value, numbers.Real):
-        at = _from_now(check_delay(value, what), what)
+        seconds = _real(value, what)  # a late expiry is harmless: no upper bound but the calendar
+        if seconds < MIN_DELAY:
+            raise OutOfRange(f"{what} is out of range: {value!r}")  # Celery's words
+        at = _from_now(seconds, what)
     else:
         kinds = "a datetime, an ISO 8601 string or seconds" if relative else "a datetime"
         raise TypeError(f"{what} must be {kinds}, not {type(value).__name__}")
@@ -136,7 +139,7 @@ def check_when(value: Any, what: str, relative: bool = False) -> datetime | None
 def _from_now(seconds: float, what: str) -> datetime:
     try:
         return datetime.now(UTC) + timedelta(seconds=seconds)
-    except OverflowError:  # within MIN_DELAY, yet before year 1: not on this calendar
+    except OverflowError:  # past year 9999: not on this calendar
         raise OutOfRange(f"{what} of {seconds!r} s is out of range") from None
 
 

@@ -11,6 +11,8 @@ from celeriac.protocol import ProtocolError, WireMessage
 from celeriac.protocol.control import CONTROL_EXCHANGE, REPLY_EXCHANGE, ControlRequest, reply_queue
 from celeriac.protocol.serializers import dumps, loads
 
+from .bounds import check_seconds, parse_rate
+
 if TYPE_CHECKING:
     from .app import App
 
@@ -117,7 +119,9 @@ class Control:
         reply: bool = False,
         timeout: float = 1.0,
     ) -> dict[str, Any] | None:
-        """Change a task's rate limit on the workers (``None`` lifts it)."""
+        """Change a task's rate limit on the workers (``None`` lifts it); a rate a worker
+        would refuse raises ValueError here, before anything is sent."""
+        parse_rate(rate_limit, "rate_limit")
         return self._command(
             "rate_limit",
             {"task_name": task_name, "rate_limit": rate_limit},
@@ -135,7 +139,10 @@ class Control:
         reply: bool = False,
         timeout: float = 1.0,
     ) -> dict[str, Any] | None:
-        """Change a task's time limits on the workers."""
+        """Change a task's time limits on the workers; a limit a worker would refuse raises
+        ValueError here, before anything is sent."""
+        check_seconds(soft, "soft")
+        check_seconds(hard, "hard")
         return self._command(
             "time_limit",
             {"task_name": task_name, "soft": soft, "hard": hard},

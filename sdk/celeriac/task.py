@@ -399,10 +399,15 @@ class Task(AsyncTaskMixin[P, R], Generic[P, R]):
                 task_args=request.args,
                 task_kwargs=request.kwargs,
             )
+        when: Any
         if countdown is not None:
-            delay = check_delay(countdown, f"{self.name}: retry(countdown)")
+            delay: float | None = check_delay(countdown, f"{self.name}: retry(countdown)")
+            when = delay
+        elif options.get("eta") is not None:  # as Celery: an ETA given stands for the delay
+            delay, when = None, options["eta"]
         else:
             delay = self._backoff(request.retries)
+            when = delay
         self.app.send_task(
             self.name,
             args if args is not None else request.args,
@@ -421,7 +426,7 @@ class Task(AsyncTaskMixin[P, R], Generic[P, R]):
             # Back to the queue it came from, as Celery's retry does.
             **{"queue": request.delivery_info.get("routing_key"), **options},
         )
-        raise Retry(exc=exc, when=delay)
+        raise Retry(exc=exc, when=when)
 
     def _backoff(self, retries: int) -> float:
         # Checked here too: a setting (task_default_retry_delay) may stand in for the option.

@@ -16,7 +16,7 @@ from celeriac import App
 from celeriac.dashboard import Dashboard, create_app
 from celeriac.events import event, send_event
 from celeriac.worker import run_worker, stop_worker
-from tests.brokers import REDIS_URL, require
+from tests.brokers import redis_db
 from tests.waiting import eventually
 
 #: Redis database of this file's own, so its events and queues meet no other run's.
@@ -24,13 +24,11 @@ DB = 13
 
 
 def _url() -> str:
-    base = REDIS_URL.rsplit("/", 1)[0] if REDIS_URL.count("/") > 2 else REDIS_URL
-    return f"{base}/{DB}"
+    return redis_db(DB)
 
 
 @pytest.fixture
 def app() -> Iterator[App]:
-    require("redis")
     queue = f"retry.{uuid.uuid4().hex[:8]}"
     application = App(
         "retry_record",

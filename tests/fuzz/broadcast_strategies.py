@@ -62,10 +62,10 @@ def control_commands(draw: Any, hostname: str, reply_key: str) -> Command:
         "arguments": draw(arguments),
         "destination": draw(mostly(st.sampled_from([[hostname]] * 4 + [None]))),
     }
-    if draw(st.integers(0, 3)) == 0:
+    if draw(st.sampled_from([False, False, False, True])):
         body["pattern"] = draw(mostly(st.sampled_from(["*", hostname, "fuzz-*", "["])))
         body["matcher"] = draw(mostly(st.sampled_from(["glob", "pcre", None])))
-    if draw(st.integers(0, 3)):
+    if draw(st.sampled_from([True, True, True, False])):
         body["ticket"] = draw(mostly(st.uuids().map(str)))
         body["reply_to"] = draw(
             mostly(

@@ -15,6 +15,7 @@ import pytest
 from celeriac import App
 from celeriac.bounds import MAX_DELAY, MAX_TIME_LIMIT, BadNumber, OutOfRange, parse_rate
 from celeriac.protocol import decode_task
+from celeriac.protocol.control import CONTROL_EXCHANGE
 from celeriac.task import Context, _request
 from celeriac.worker import boundary, limits
 
@@ -275,3 +276,38 @@ def test_a_long_backoff_is_capped_not_overflowed(app: App) -> None:
     (sent,) = _sent(app)
     wait = (sent.headers.eta - datetime.now(UTC)).total_seconds()
     assert 690 < wait <= 700 and sent.headers.retries == 5001
+
+
+def test_retry_honours_an_eta_and_checks_it(app: App) -> None:
+    app.conf.task_eta_in_broker = False
+    flaky = _retrying(app)
+    at = datetime.now(UTC) + timedelta(hours=2)
+    flaky.retry_with = {"eta": at}
+    token = _inside(flaky)
+    try:
+        with pytest.raises(Exception) as caught:
+            flaky.run()
+        assert type(caught.value).__name__ == "Retry" and caught.value.when == at
+        flaky.retry_with = {"eta": "whenever"}
+        with pytest.raises(ValueError, match="eta"):
+            flaky.run()
+    finally:
+        _request.reset(token)
+    (sent,) = _sent(app)
+    assert sent.headers.eta == at  # not the default retry delay's
+
+
+def test_control_refuses_what_a_worker_would_before_sending(app: App) -> None:
+    got = app.producer().subscribe(CONTROL_EXCHANGE)
+    try:
+        with pytest.raises(ValueError, match="rate_limit"):
+            app.control.rate_limit("t.add", "0.1/h")
+        with pytest.raises(ValueError, match="hard"):
+            app.control.time_limit("t.add", soft=1, hard=math.inf)
+        with pytest.raises(ValueError, match="soft"):
+            app.control.time_limit("t.add", soft=-1)
+        assert got.get(timeout=0.2) is None  # nothing was broadcast
+        app.control.rate_limit("t.add", "10/m")
+        assert got.get(timeout=5) is not None
+    finally:
+        got.close()

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from celeriac import App
 from celeriac.cli import main
 from celeriac.worker import Worker, run_worker, stop_worker
+from tests.brokers import amqp_vhost, redis_db
 from tests.sdk.test_worker import E2E_TRANSPORTS
 from tests.transports.conftest import url_for
 from tests.waiting import eventually
@@ -26,9 +27,16 @@ T = 5.0  # reply timeout: generous, calls return as soon as every node named has
 
 @pytest.fixture(params=E2E_TRANSPORTS)
 def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[App]:
+    broker = url_for(str(request.param), tmp_path)
+    # Brokers of this file's own on the shared Redis and RabbitMQ: a broadcast ping is
+    # answered by every worker on the broker, other test runs' included.
+    if request.param == "redis":
+        broker = redis_db(11)
+    elif request.param == "amqp":
+        broker = amqp_vhost("celeriac-remote")
     application = App(
         "remote",
-        broker=url_for(str(request.param), tmp_path),
+        broker=broker,
         backend=f"sqlite:///{tmp_path}/results.db",
         task_default_queue=f"remote.{uuid.uuid4().hex[:8]}",
     )
