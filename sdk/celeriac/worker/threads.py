@@ -4,11 +4,12 @@ inline in the loop's thread)."""
 from __future__ import annotations
 
 import logging
+import queue
 import signal
 import threading
 import traceback
 from collections.abc import Callable, Container
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from ..exceptions import SoftTimeLimitExceeded, TaskRevokedError, TimeLimitExceeded
@@ -27,7 +28,13 @@ log = logging.getLogger("celeriac.worker")
 
 
 class ThreadPool:
-    """``concurrency`` threads; a task past its hard limit is abandoned and its slot freed."""
+    """``concurrency`` threads; a task past its hard limit is abandoned and its slot freed.
+
+    Jobs reach the pool's threads through one queue. A ``ThreadPoolExecutor`` would build a
+    Future, with its Condition and lock, for every task: about 7 us of CPU a task, most of
+    it in the loop's thread, which bounds a worker's throughput. The executor is still made
+    (``executor``): the asyncio pool runs its blocking steps on it.
+    """
 
     name = "threads"
     #: Solo runs each job in the caller's thread: no executor.
@@ -47,13 +54,31 @@ class ThreadPool:
         self._busy = 0
         self.watchdog = Watchdog(SoftTimeLimitExceeded, TimeLimitExceeded)
         self.executor: ThreadPoolExecutor | None = None
+        self._jobs: queue.SimpleQueue[tuple[Job, Done] | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        # Threads never retire: a shrink holds jobs at the slots, a grow raises the bound.
+        self._max_threads = concurrency
         if not self.inline:
             self.executor = ThreadPoolExecutor(concurrency, thread_name_prefix="celeriac-task")
 
     def submit(self, job: Job, on_done: Done) -> None:
-        assert self.executor is not None
-        future: Future[None] = self.executor.submit(self.run, job, on_done)
-        future.add_done_callback(lambda f: f.exception())
+        # Called from the loop's thread only: threads start as jobs come, up to the bound.
+        if len(self._threads) < self._max_threads:
+            thread = threading.Thread(
+                target=self._serve, name=f"celeriac-task_{len(self._threads)}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+        self._jobs.put((job, on_done))
+
+    def _serve(self) -> None:
+        """One thread of the pool: run jobs until close() sends None."""
+        while (item := self._jobs.get()) is not None:
+            try:
+                self.run(*item)
+            except BaseException:  # a limit's exception landing after the task: the executor
+                # swallowed these in its Future; the thread serves on.
+                log.exception("%s: a task thread caught an error after its task", self.hostname)
 
     def run(self, job: Job, on_done: Done) -> None:
         """Run one job on this thread, under its time limits."""
@@ -115,8 +140,9 @@ class ThreadPool:
     def resize(self, concurrency: int) -> None:
         if self.executor is None:
             raise PoolError(f"the {self.name} pool cannot be resized at run time")
-        # ThreadPoolExecutor starts threads as work arrives, up to this bound.
+        # Both start threads as work arrives, up to the bound (the executor: for the asyncio pool).
         self.executor._max_workers = max(self.executor._max_workers, concurrency)
+        self._max_threads = max(self._max_threads, concurrency)
         with self._slots:
             self.concurrency = concurrency
             self._slots.notify_all()
@@ -126,6 +152,10 @@ class ThreadPool:
 
     def close(self) -> None:
         self.watchdog.stop()
+        for _ in self._threads:  # after the jobs already queued, as the executor's shutdown
+            self._jobs.put(None)
+        for thread in self._threads:
+            thread.join()
         if self.executor is not None:
             self.executor.shutdown(wait=True, cancel_futures=False)
 
