@@ -110,6 +110,11 @@ class ResultBackend(ABC):
     def forget(self, task_id: str) -> None:
         """Delete the record of ``task_id``."""
 
+    def cleanup(self) -> None:
+        """Drop expired results, where they do not expire by themselves (Celery's
+        ``backend.cleanup``, run by the ``celery.backend_cleanup`` task)."""
+        return None
+
     def save_group(self, group_id: str, tree: Any) -> None:
         """Keep a group's result tuple (SPEC.md §7.4) under ``celery-taskset-meta-<id>``, for
         ``GroupResult.restore``; expires as task results do."""

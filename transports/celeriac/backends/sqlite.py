@@ -177,6 +177,9 @@ class SQLiteBackend(ResultBackend):
     def forget(self, task_id: str) -> None:
         self._db().execute("DELETE FROM results WHERE key = ?", (result_key(task_id),))
 
+    def cleanup(self) -> None:
+        self._db().execute("DELETE FROM results WHERE expires_at < ?", (time.time(),))
+
     def save_group(self, group_id: str, tree: Any) -> None:
         expires_at = None if self.expires is None else time.time() + self.expires
         self._db().execute(
