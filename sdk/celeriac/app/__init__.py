@@ -511,6 +511,7 @@ class App(AsyncAppMixin):
                     raise RuntimeError("no result_backend is configured, so results are not kept")
                 options: dict[str, Any] = dict(self.conf.result_backend_transport_options)
                 options["expires"] = self.conf.result_expires
+                options["serializer"] = self.conf.result_serializer
                 if self.conf.result_backend.startswith("rpc:"):
                     options["broker_url"] = self.conf.broker_url  # results go over the broker
                 self._backend = open_backend(self.conf.result_backend, **options)

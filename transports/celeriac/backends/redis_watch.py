@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 import redis.asyncio as aioredis
 
@@ -30,7 +31,8 @@ class RedisAsyncWatcher:
     """Waiters of one event loop: subscribe, then read the record, then wait for its message
     (the first two batched over every waiter that arrived in the same turn of the loop)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, decode: Callable[[bytes], ResultRecord] = decode_result) -> None:
+        self._decode = decode
         pool = aioredis.BlockingConnectionPool.from_url(
             url, max_connections=_CONNECTIONS, socket_connect_timeout=5
         )
@@ -88,7 +90,7 @@ class RedisAsyncWatcher:
                     raws = await self.client.mget([result_key(t) for t in chunk])
                     for task_id, raw in zip(chunk, raws, strict=True):
                         if raw is not None:
-                            self._offer(task_id, decode_result(_bytes(raw)))
+                            self._offer(task_id, self._decode(_bytes(raw)))
             except Exception as exc:  # these waiters learn what failed instead of hanging
                 log.warning("subscribing to Redis results failed: %s", exc)
                 for task_id in ids:
@@ -115,7 +117,7 @@ class RedisAsyncWatcher:
                 elif message["type"] == "message":
                     channel = message["channel"]
                     name = channel.decode() if isinstance(channel, bytes) else channel
-                    self._offer(name[len(_PREFIX) :], decode_result(_bytes(message["data"])))
+                    self._offer(name[len(_PREFIX) :], self._decode(_bytes(message["data"])))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # every waiter learns what failed instead of hanging
@@ -139,7 +141,7 @@ class RedisAsyncWatcher:
             raws = await self.client.mget([result_key(t) for t in chunk])
             for task_id, raw in zip(chunk, raws, strict=True):
                 if raw is not None:
-                    self._offer(task_id, decode_result(_bytes(raw)))
+                    self._offer(task_id, self._decode(_bytes(raw)))
 
     async def aclose(self) -> None:
         """Stop listening and close both connections (waiters get CancelledError)."""
