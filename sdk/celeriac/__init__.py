@@ -13,7 +13,18 @@ __version__ = "0.1.0.dev0"
 
 from . import states
 from .app import App, Celery, current_app, current_task, shared_task
-from .canvas import Signature, chain, chord, group, maybe_signature, signature, subtask
+from .canvas import (
+    Signature,
+    chain,
+    chord,
+    chunks,
+    group,
+    maybe_signature,
+    signature,
+    subtask,
+    xmap,
+    xstarmap,
+)
 from .result import AsyncResult, GroupResult
 from .task import Task
 
@@ -34,6 +45,7 @@ __all__ = [
     "Task",
     "chain",
     "chord",
+    "chunks",
     "current_app",
     "current_task",
     "group",
@@ -43,4 +55,6 @@ __all__ = [
     "states",
     "subtask",
     "uuid",
+    "xmap",
+    "xstarmap",
 ]

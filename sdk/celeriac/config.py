@@ -141,6 +141,10 @@ class Settings:
     )
     worker_log_datefmt: str | None = None
     worker_task_log_datefmt: str | None = None
+    #: What ``celeriac worker``/``beat`` print (a task's ``print()`` too) is logged at this
+    #: level instead, as Celery's worker does; False leaves stdout and stderr alone.
+    worker_redirect_stdouts: bool = True
+    worker_redirect_stdouts_level: str = "WARNING"
     #: Secret that signs every task message this app sends (HMAC-SHA256, SPEC.md §14).
     security_signing_key: str | None = None
     #: The id the signature names, so workers can hold several keys while one is rotated.
@@ -358,6 +362,12 @@ def _coerce(name: str, value: Any) -> Any:
     """Check a value against the setting's type; strings from the environment are converted."""
     if name == "broker_url":
         value = _unaliased(value)
+    if name == "worker_redirect_stdouts_level":
+        # Celery takes a level name or number; kept as the name.
+        level = value if isinstance(value, int) else logging.getLevelName(str(value).upper())
+        if isinstance(value, bool) or not isinstance(level, int):
+            raise ConfigError(f"setting {name}: {value!r} is not a logging level")
+        return logging.getLevelName(level)
     kind = str(_FIELDS[name].type)
     if name == "broker_url" and isinstance(value, list | tuple):
         # Celery's other spelling of a failover list: kept as one ``;``-separated string.

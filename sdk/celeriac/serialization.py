@@ -26,7 +26,8 @@ def register(
     content_encoding: str = "utf-8",
 ) -> None:
     """Register a serializer: ``encoder(value)`` gives ``str`` or ``bytes``; ``decoder`` gets
-    the payload (``str`` unless ``content_encoding`` is ``"binary"``) and gives the value."""
+    the payload as ``bytes``, as Kombu hands it a message body or a stored result, and gives
+    the value."""
     if not name or not content_type:
         raise ValueError("register(): a serializer needs a name and a content_type")
     if name in _BUILT_IN or SERIALIZERS.get(content_type, None) in _builtins():
@@ -38,7 +39,7 @@ def register(
         return data.encode(content_encoding) if isinstance(data, str) else bytes(data)
 
     def loads(data: bytes, limits: Limits) -> Any:
-        return decoder(data if binary else data.decode(content_encoding))
+        return decoder(data)
 
     unregister(name)
     serializer = Serializer(

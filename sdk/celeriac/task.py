@@ -18,8 +18,8 @@ from .canvas import Signature
 from .exceptions import Ignore, MaxRetriesExceededError, Retry
 
 if TYPE_CHECKING:
+    from . import canvas as _canvas
     from .app import App
-    from .canvas import group
     from .result import AsyncResult
 
 __all__ = ["CallArgs", "Context", "CoroutineTask", "Task", "current_request"]
@@ -336,38 +336,24 @@ class Task(AsyncTaskMixin[P, R], Generic[P, R]):
         """A signature with options."""
         return Signature(self.name, args, kwargs, options, app=self.app)
 
-    def map(self, it: Sequence[Any]) -> Signature[list[R]]:
-        """Celery's ``map``: this task on each item, in one message."""
-        return Signature(
-            "celery.map", (), {"task": self.s(), "it": list(it)}, subtask_type="xmap", app=self.app
-        )
+    def map(self, it: Sequence[Any]) -> _canvas.xmap[R]:
+        """Celery's ``map``: this task on each item, in one message (``celery.map``)."""
+        from .canvas import xmap
 
-    def starmap(self, it: Sequence[Sequence[Any]]) -> Signature[list[R]]:
+        return xmap(self.s(), it, app=self.app)
+
+    def starmap(self, it: Sequence[Sequence[Any]]) -> _canvas.xstarmap[R]:
         """Celery's ``starmap``: this task on each argument tuple, in one message."""
-        return Signature(
-            "celery.starmap",
-            (),
-            {"task": self.s(), "it": [list(i) for i in it]},
-            subtask_type="xstarmap",
-            app=self.app,
-        )
+        from .canvas import xstarmap
 
-    def chunks(self, it: Sequence[Sequence[Any]], n: int) -> group[list[R]]:
-        """Celery's ``chunks``: the argument tuples split into groups of ``n``, one message each."""
-        from .canvas import group
+        return xstarmap(self.s(), it, app=self.app)
 
-        items = [list(i) for i in it]
-        chunked: group[list[R]] = group(
-            Signature(
-                "celery.chunks",
-                (),
-                {"task": self.s(), "it": items[i : i + n], "n": n},
-                subtask_type="chunks",
-                app=self.app,
-            )
-            for i in range(0, len(items), n)
-        )
-        return chunked
+    def chunks(self, it: Sequence[Sequence[Any]], n: int) -> _canvas.chunks[R]:
+        """Celery's ``chunks``: the argument tuples cut into parts of ``n``, one
+        ``celery.starmap`` message each, sent as a group."""
+        from .canvas import chunks
+
+        return chunks(self.s(), it, n, app=self.app)
 
     def retry(
         self,

@@ -47,3 +47,40 @@ def test_celerys_apply_async_options_are_accepted() -> None:
         link_error=None,
     )
     assert result.id
+
+
+_RAW = """
+import json, os, re, socket, sys, uuid
+import redis
+from celery import Celery
+queue = "compat.raw." + uuid.uuid4().hex[:8]
+app = Celery("raw", broker=sys.argv[1], backend=sys.argv[2])
+app.send_task("proj.tasks.add", (1, 2), queue=queue)
+app.send_task("proj.tasks.add", (1, 2), queue=queue)
+client = redis.Redis.from_url(sys.argv[1])
+sent = [json.loads(client.rpop(queue)) for _ in range(2)]
+client.delete(queue)
+origin = f"gen{os.getpid()}@{socket.gethostname()}"
+oid = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-3[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$")
+print(json.dumps({
+    "origin": [m["headers"]["origin"] == origin for m in sent],
+    "reply_to is a uuid3": [bool(oid.match(m["properties"]["reply_to"])) for m in sent],
+    "same reply_to in a thread": len({m["properties"]["reply_to"] for m in sent}) == 1,
+}))
+"""
+
+
+def test_origin_and_reply_to_are_set_as_celery_sets_them() -> None:
+    from tests.brokers import REDIS_URL, require
+    from tests.compat.harness import script_both
+
+    require("redis")
+    backend = REDIS_URL.rsplit("/", 1)[0] + "/4"
+    source = _RAW.replace("sys.argv[1]", repr(REDIS_URL)).replace("sys.argv[2]", repr(backend))
+    celery, celeriac = script_both(source)
+    assert celery == {
+        "origin": [True, True],  # gen<pid>@<hostname>
+        "reply_to is a uuid3": [True, True],  # Celery's thread_oid, with a Redis backend too
+        "same reply_to in a thread": True,
+    }
+    assert celeriac == celery

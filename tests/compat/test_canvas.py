@@ -140,3 +140,25 @@ def test_children_and_collect_as_celery(
     # A Celery client reads the children a Celeriac worker stored, and the reverse.
     assert crossed[0]["children"] == celery["children"]
     assert crossed[1]["children"] == celery["children"]
+
+
+def test_celerys_builtin_tasks_by_name(
+    same_side: tuple[Any, Any], crossed: tuple[Any, Any]
+) -> None:
+    celery, celeriac = same_side
+    assert celery["builtins"] == {
+        "map": [3, 3],
+        "starmap": [2, 4],
+        "chunks": [[0, 2], [4, 6], [8]],  # a group of celery.starmap messages
+        "accumulate": [1, 2, 3],
+        "accumulate index": 2,
+        "backend_cleanup": None,
+        "chain by name": ["FAILURE", "chain is not a real task"],
+        "chord_unlock sends the body": 6,
+        # Both send the group and store the GroupResult they return as its result tuple.
+        "group by name": [True, [0, 2]],
+        "chunks by name": [2],
+    }
+    assert celeriac["builtins"] == celery["builtins"]
+    assert crossed[0]["builtins"] == celery["builtins"]
+    assert crossed[1]["builtins"] == celery["builtins"]

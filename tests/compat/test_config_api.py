@@ -27,7 +27,8 @@ def test_config_from_object_reads_a_module_by_name() -> None:
         assert app.config_from_object("tests.compat.fixtures.celeryconfig") is True
     assert app.conf.broker_url == "memory://from-module"
     assert app.conf.task_default_queue == "from-module"
-    assert app.conf.worker_redirect_stdouts is False  # accepted, kept, not used
+    assert app.conf.worker_redirect_stdouts is False
+    assert app.conf.worker_timer_precision == 2.0  # accepted, kept, not used
 
 
 def test_constructor_settings_win_over_config_from_object() -> None:

@@ -1,6 +1,7 @@
 """A task logger's line in the worker's log, with each side's default formats: one app, run by
 ``celery worker`` (5.7) and by ``celeriac worker`` on the same Redis, logs from a task with
-``get_task_logger(__name__)``; the lines are equal but for the time."""
+``get_task_logger(__name__)`` and prints from another (``worker_redirect_stdouts``); the lines
+are equal but for the time."""
 
 from __future__ import annotations
 
@@ -30,6 +31,11 @@ APP = textwrap.dedent(
     @app.task
     def hello(who):
         logger.info("hello %s", who)
+
+
+    @app.task
+    def shout(what):
+        print(f"shouted {what}")  # worker_redirect_stdouts: a log line at WARNING
     """
 )
 _TIME = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}: ")
@@ -66,13 +72,20 @@ def test_a_task_loggers_line_is_celerys() -> None:
                     folder, "logfmt", broker_url=REDIS_URL, queues=[queue], env=env
                 ) as worker:
                     assert worker.log_path is not None
-                    client.send_task("logfmt.hello", ("world",), queue=queue, task_id="the-id")
-                    lines.append(_line(worker.log_path, "hello world"))
+                    lines.append(_lines(client, queue, worker.log_path))
             else:
                 with celeriac_worker(folder, "logfmt", env, queue) as log:
-                    client.send_task("logfmt.hello", ("world",), queue=queue, task_id="the-id")
-                    lines.append(_line(log, "hello world"))
+                    lines.append(_lines(client, queue, log))
     finally:
         client.close()
-    assert lines[0] == "[<time>: INFO/MainProcess] logfmt.hello[the-id]: hello world"
+    assert lines[0] == [
+        "[<time>: INFO/MainProcess] logfmt.hello[the-id]: hello world",
+        "[<time>: WARNING/MainProcess] shouted loud",  # print() in a task, redirected
+    ]
     assert lines[1] == lines[0]
+
+
+def _lines(client: App, queue: str, log: Path) -> list[str]:
+    client.send_task("logfmt.hello", ("world",), queue=queue, task_id="the-id")
+    client.send_task("logfmt.shout", ("loud",), queue=queue)
+    return [_line(log, "hello world"), _line(log, "shouted loud")]

@@ -65,3 +65,55 @@ def test_debug_shows_the_broker_clients_and_no_hijack_keeps_the_users_handler() 
     assert "pika chatter" in stdout  # through the user's own root handler, kept
     assert "worker line" in stdout
     assert "T proj.tasks.hello[id-1] hello from the task" in stderr  # the task logger's own
+
+
+REDIRECT = textwrap.dedent(
+    """
+    import sys
+    from celeriac import App
+    from celeriac.cli.logs import redirected_stdouts, setup_logging
+
+    app = App("fmt", broker="memory://fmt", backend=None)
+    app.conf.update(worker_log_format="W %(levelname)s %(message)s")
+    if sys.argv[1] not in ("default", "off"):
+        app.conf.update(worker_redirect_stdouts_level=sys.argv[1])
+    if sys.argv[1] == "off":
+        app.conf.update(worker_redirect_stdouts=False, worker_redirect_stdouts_level="INFO")
+    setup_logging("info", app.conf)
+    with redirected_stdouts(app.conf):
+        print("printed")
+        print("to stderr", file=sys.stderr)
+    print("after")
+    """
+)
+
+
+def _redirect(level: str) -> tuple[str, str]:
+    done = subprocess.run(
+        [sys.executable, "-c", REDIRECT, level], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout, done.stderr
+
+
+def test_print_goes_to_the_log_at_the_redirect_level() -> None:
+    out, err = _redirect("default")
+    assert err.splitlines() == ["W WARNING printed", "W WARNING to stderr"]
+    assert out == "after\n"  # put back after the block
+    out, err = _redirect("INFO")
+    assert err.splitlines() == ["W INFO printed", "W INFO to stderr"]
+    out, err = _redirect("off")
+    assert (out, err) == ("printed\nafter\n", "to stderr\n")
+
+
+def test_a_bad_redirect_level_is_refused_by_name() -> None:
+    import pytest
+
+    from celeriac import App
+    from celeriac.config import ConfigError
+
+    app = App("fmt", broker="memory://fmt-level", backend=None)
+    with pytest.raises(ConfigError, match="worker_redirect_stdouts_level: 'LOUD'"):
+        app.conf.update(worker_redirect_stdouts_level="LOUD")
+    app.conf.update(worker_redirect_stdouts_level=20)
+    assert app.conf.worker_redirect_stdouts_level == "INFO"

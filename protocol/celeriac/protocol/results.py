@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -184,9 +184,11 @@ def decode_result(
     content_type: str = serializers.JSON,
     *,
     limits: Limits = DEFAULT_LIMITS,
+    accept: Iterable[str] = serializers.DEFAULT_ACCEPT,
 ) -> ResultRecord:
-    """Read a stored result record; errors name the field."""
-    value = serializers.loads(data, content_type, limits=limits)
+    """Read a stored result record (``content_type``: the result serializer's; ``accept``:
+    the serializers the reader takes); errors name the field."""
+    value = serializers.loads(data, content_type, limits=limits, accept=accept)
     if not isinstance(value, Mapping):
         raise ValidationError("result", "a result record must be a mapping")
     status = value.get("status")

@@ -11,9 +11,11 @@ import importlib.util
 import logging
 import os
 import re
+import socket
 import sys
 import threading
 import time
+import uuid
 import weakref
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -68,6 +70,9 @@ _WORKER_ONLY = frozenset(
         "global_rate_limit"
     ).split()
 )
+#: This process's node id in ``reply_to`` oids (Kombu's ``get_node_id``: random, once).
+_NODE_ID = uuid.uuid4().int
+_HOSTNAME = socket.gethostname()
 _current: App | None = None
 _default: App | None = None
 _state_lock = threading.RLock()
@@ -509,15 +514,24 @@ class App(AsyncAppMixin):
                     raise RuntimeError("no result_backend is configured, so results are not kept")
                 options: dict[str, Any] = dict(self.conf.result_backend_transport_options)
                 options["expires"] = self.conf.result_expires
+                options["serializer"] = self.conf.result_serializer
                 if self.conf.result_backend.startswith("rpc:"):
                     options["broker_url"] = self.conf.broker_url  # results go over the broker
                 self._backend = open_backend(self.conf.result_backend, **options)
             return self._backend
 
     def _reply_to(self) -> str | None:
-        """Where results come back to when they travel as messages (rpc://)."""
+        """Where results come back to when they travel as messages (rpc://); with any other
+        backend, as Celery's client, an id of this app in this process and thread (Celery's
+        ``thread_oid``), which workers storing results ignore."""
         backend = self.conf.result_backend
-        return self.backend.reply_queue() if backend and backend.startswith("rpc:") else None
+        if backend and backend.startswith("rpc:"):
+            return self.backend.reply_queue()
+        oid: str | None = getattr(self._local, "oid", None)
+        if oid is None:
+            who = f"{_NODE_ID:x}-{os.getpid():x}-{threading.get_ident():x}-{id(self):x}"
+            oid = self._local.oid = str(uuid.uuid3(uuid.NAMESPACE_OID, who))
+        return oid
 
     def producer(self) -> Transport:
         """This thread's connection to the broker, for publishing."""
@@ -669,6 +683,8 @@ class App(AsyncAppMixin):
             parent_id=options.get("parent_id") or parent.id,
             ignore_result=bool(options.get("ignore_result", self.conf.task_ignore_result)),
             reply_to=options.get("reply_to") or self._reply_to(),
+            # The producer's node name, as Celery's client writes it (``anon_nodename``).
+            origin=f"gen{os.getpid()}@{_HOSTNAME}",
             link=_sigs(options.get("link")),
             link_error=_sigs(options.get("link_error")),
             chain=options.get("chain"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 from typing import TYPE_CHECKING, Any
@@ -10,7 +11,7 @@ import click
 
 from .. import signals
 from .loading import app_option, broker_option, load_app
-from .logs import setup_logging
+from .logs import redirected_stdouts, setup_logging
 
 if TYPE_CHECKING:
     from ..app import App
@@ -67,7 +68,7 @@ def beat(
         }
     """
     app = load_app(app_spec, broker)
-    setup_logging(loglevel, app.conf)
+    ours = setup_logging(loglevel, app.conf)
     if lock_url:
         app.conf = app.conf.replace(beat_lock_url=lock_url)
     scheduler = start_beat(app, max_interval)
@@ -82,7 +83,8 @@ def beat(
     from ..beat import LockStoreError
 
     try:
-        scheduler.run()
+        with redirected_stdouts(app.conf) if ours else contextlib.nullcontext():
+            scheduler.run()
     except LockStoreError as exc:
         raise click.ClickException(str(exc)) from None
     finally:

@@ -4,11 +4,16 @@ a handler with ``worker_log_format`` (its previous handlers removed, unless
 ``worker_hijack_root_logger`` is False), task loggers one with ``worker_task_log_format``
 (the running task's name and id on each line), the broker clients' connection chatter is only
 shown from WARNING (unless ``-l debug``), and ``after_setup_logger``/
-``after_setup_task_logger`` receivers may adjust."""
+``after_setup_task_logger`` receivers may adjust. With ``worker_redirect_stdouts`` (the
+default), what the process prints goes to the log at ``worker_redirect_stdouts_level``."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sys
+import threading
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from .. import signals
@@ -17,7 +22,13 @@ from ..task import current_request
 if TYPE_CHECKING:
     from ..config import Settings
 
-__all__ = ["BROKER_CLIENT_LOGGERS", "TaskFormatter", "setup_logging"]
+__all__ = [
+    "BROKER_CLIENT_LOGGERS",
+    "LoggingProxy",
+    "TaskFormatter",
+    "redirected_stdouts",
+    "setup_logging",
+]
 
 #: Loggers of the broker and backend client libraries, whose INFO lines are connection chatter.
 BROKER_CLIENT_LOGGERS = (
@@ -87,3 +98,71 @@ def _handle(logger: logging.Logger, hijack: bool, formatter: logging.Formatter) 
     handler.setFormatter(formatter)
     logger.addHandler(handler)
     return True
+
+
+class LoggingProxy:
+    """A file that writes each line given to it as a log record of ``logger`` at ``level``
+    (Celery's ``LoggingProxy``): ``sys.stdout``/``sys.stderr`` in a worker, so a task's
+    ``print()`` is a log line."""
+
+    mode = "w"
+    name = None
+    encoding = "utf-8"
+    _busy = threading.local()
+
+    def __init__(self, logger: logging.Logger, level: int) -> None:
+        self.logger = logger
+        self.level = level
+        self.closed = False
+
+    def write(self, data: str) -> int:
+        """Log ``data`` without its trailing newline; nothing for an empty line."""
+        if getattr(self._busy, "writing", False) or self.closed:
+            return 0  # a handler writing back to us (to a stream that is us): no loop
+        text = str(data).rstrip("\n")
+        if not text:
+            return 0
+        self._busy.writing = True
+        try:
+            self.logger.log(self.level, text)
+        finally:
+            self._busy.writing = False
+        return len(text)
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        """Write each line."""
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        """Nothing is buffered."""
+
+    def close(self) -> None:
+        """Stop forwarding."""
+        self.closed = True
+
+    def isatty(self) -> bool:
+        """Never a terminal."""
+        return False
+
+    def fileno(self) -> int:
+        """No file descriptor: code that needs one gets the error ``io`` gives."""
+        raise OSError("the log is not a file")
+
+
+@contextlib.contextmanager
+def redirected_stdouts(conf: Settings) -> Iterator[None]:
+    """Within the block, ``sys.stdout`` and ``sys.stderr`` write to the ``celeriac.redirected``
+    logger at ``worker_redirect_stdouts_level``, when ``worker_redirect_stdouts`` is on (as
+    Celery's worker and beat); both are put back after."""
+    if not conf.worker_redirect_stdouts:
+        yield
+        return
+    level = logging.getLevelName(str(conf.worker_redirect_stdouts_level).upper())
+    proxy = LoggingProxy(logging.getLogger("celeriac.redirected"), level)
+    saved = sys.stdout, sys.stderr
+    sys.stdout = sys.stderr = proxy
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+from typing import TYPE_CHECKING
+
 import click
 
 from .. import signals
 from ..worker import Worker
 from ..worker.nodename import node_name
 from .loading import app_option, broker_option, load_app
-from .logs import setup_logging
+from .logs import redirected_stdouts, setup_logging
+
+if TYPE_CHECKING:
+    from ..app import App
 
 __all__ = ["worker"]
 
@@ -79,9 +85,15 @@ def worker(
     options = {"queues": queues, "concurrency": concurrency, "pool": pool, "loglevel": loglevel}
     signals.celeryd_init.send(node, instance=w, conf=app.conf, options=options)
     signals.worker_init.send(w)
-    setup_logging(loglevel, app.conf)
+    ours = setup_logging(loglevel, app.conf)
     signals.celeryd_after_setup.send(node, instance=w, conf=app.conf)
     w.install_signal_handlers()
+    # Logging an app set up itself (setup_logging receivers) keeps stdout, as in Celery.
+    with redirected_stdouts(app.conf) if ours else contextlib.nullcontext():
+        _run(app, w, with_beat)
+
+
+def _run(app: App, w: Worker, with_beat: bool) -> None:
     if not with_beat:
         w.run()
         return

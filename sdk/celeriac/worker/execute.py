@@ -138,6 +138,10 @@ def _store(
             "queue": queue,
         }
     done = datetime.now(UTC) if state in (SUCCESS, FAILURE, REVOKED) else None
+    if hasattr(result, "as_tuple") and app.conf.result_serializer != "pickle":
+        # A task returning a result (a group's, a chord's) stores its result tuple, as
+        # Celery's backends do (``prepare_value``); a client reads it as that list.
+        result = result.as_tuple()
     request = current_request()
     children = [c.as_tuple() for c in request.children] if request.id == msg.id else []
     record = ResultRecord(

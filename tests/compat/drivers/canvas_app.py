@@ -88,6 +88,53 @@ def children():
     }
 
 
+def state_and_error(result):
+    try:
+        return [result.get(timeout=TIMEOUT), None]
+    except Exception as exc:
+        return [result.state, str(exc).split(":")[-1].strip() if "chain" in str(exc) else None]
+
+
+def builtins():
+    """Celery's built-in tasks, through the canvas API and sent by name."""
+    done = [add.delay(1, 1), add.delay(2, 2)]
+    for result in done:
+        result.get(timeout=TIMEOUT)
+    body = xsum.s()
+    body.freeze()
+    app.send_task(
+        "celery.chord_unlock", ("no-group", body), {"result": [r.as_tuple() for r in done]}
+    )
+    ids = [f"{done[0].id}-m{i}" for i in range(2)]
+    members = [add.s(i, i).set(task_id=ids[i]) for i in range(2)]
+    saved = app.GroupResult(f"{done[0].id}-g", [app.AsyncResult(i) for i in ids])
+    by_name = app.send_task("celery.group", (members, saved.as_tuple(), saved.id, []))
+    return {
+        "map": xsum.map([[1, 2], [3]]).delay().get(timeout=TIMEOUT),
+        "starmap": add.starmap([(1, 1), (2, 2)]).delay().get(timeout=TIMEOUT),
+        "chunks": add.chunks([(i, i) for i in range(5)], 2).apply_async().get(timeout=TIMEOUT),
+        "accumulate": app.send_task("celery.accumulate", (1, 2, 3)).get(timeout=TIMEOUT),
+        "accumulate index": app.send_task("celery.accumulate", (1, 2), {"index": 1}).get(
+            timeout=TIMEOUT
+        ),
+        "backend_cleanup": app.send_task("celery.backend_cleanup").get(timeout=TIMEOUT),
+        "chain by name": state_and_error(app.send_task("celery.chain")),
+        "chord_unlock sends the body": app.AsyncResult(body.id).get(timeout=TIMEOUT),
+        # The task returns the group's result, stored as its result tuple.
+        "group by name": [
+            by_name.get(timeout=TIMEOUT) == json.loads(json.dumps(saved.as_tuple())),
+            [app.AsyncResult(i).get(timeout=TIMEOUT) for i in ids],
+        ],
+        "chunks by name": [
+            len(tree[1])
+            for tree in [
+                app.send_task("celery.chunks", (add.s(), [[1, 1], [2, 2]], 1)).get(timeout=TIMEOUT)
+            ]
+        ],
+    }
+
+
+observed["builtins"] = builtins()
 observed["children"] = children()
 observed["saved group"] = saved_group()
 print(json.dumps(observed, sort_keys=True))

@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from celeriac.protocol.results import ResultRecord
+from celeriac.protocol.errors import ProtocolError
+from celeriac.protocol.results import ResultRecord, decode_result, encode_result
+from celeriac.protocol.serializers import JSON, dumps, get_serializer, loads
 from celeriac.protocol.states import PENDING, PROPAGATE_STATES, READY_STATES, precedence
 
 from .watch import PollingWatcher, wait_future
@@ -97,6 +99,31 @@ class ResultBackend(ABC):
         self.options = options
         #: Seconds a record is kept (None: for ever); Celery's ``result_expires``.
         self.expires: float | None = options.get("expires", 86400.0)
+        #: How records are serialized (Celery's ``result_serializer``): a built-in name or
+        #: one registered with ``celeriac.serialization.register``.
+        self.serializer: str = options.get("serializer") or "json"
+        try:
+            self._content_type = get_serializer(self.serializer).content_type
+        except ProtocolError as exc:
+            raise ValueError(f"result_serializer: {exc.reason}") from None
+        self._accept = frozenset((JSON, self._content_type))
+
+    def encode(self, record: ResultRecord) -> bytes:
+        """A record as stored, with the backend's serializer."""
+        return encode_result(record, self.serializer)
+
+    def decode(self, data: bytes) -> ResultRecord:
+        """A stored record, read with the backend's serializer."""
+        return decode_result(data, self._content_type, accept=self._accept)
+
+    def encode_value(self, value: Any) -> bytes:
+        """Any other stored value (a chord part), with the backend's serializer."""
+        data, _, _ = dumps(value, self.serializer, path="result")
+        return data
+
+    def decode_value(self, data: bytes) -> Any:
+        """A value stored by ``encode_value``."""
+        return loads(data, self._content_type, accept=self._accept)
 
     @abstractmethod
     def store(self, record: ResultRecord) -> None:
@@ -109,6 +136,11 @@ class ResultBackend(ABC):
     @abstractmethod
     def forget(self, task_id: str) -> None:
         """Delete the record of ``task_id``."""
+
+    def cleanup(self) -> None:
+        """Drop expired results, where they do not expire by themselves (Celery's
+        ``backend.cleanup``, run by the ``celery.backend_cleanup`` task)."""
+        return None
 
     def save_group(self, group_id: str, tree: Any) -> None:
         """Keep a group's result tuple (SPEC.md §7.4) under ``celery-taskset-meta-<id>``, for

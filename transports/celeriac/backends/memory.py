@@ -7,7 +7,7 @@ import time
 from typing import Any, ClassVar
 
 from celeriac.protocol.result_tuples import decode_group, encode_group
-from celeriac.protocol.results import ResultRecord, decode_result, encode_result
+from celeriac.protocol.results import ResultRecord
 from celeriac.protocol.states import READY_STATES
 
 from .base import (
@@ -42,7 +42,7 @@ class MemoryBackend(ResultBackend):
 
     def store(self, record: ResultRecord) -> None:
         # Through the serializer, as every other backend, so results behave the same here.
-        record = decode_result(encode_result(record))
+        record = self.decode(self.encode(record))
         with self._cond:
             if should_replace(self._records.get(record.task_id), record):
                 self._records[record.task_id] = record

@@ -15,12 +15,9 @@ import redis
 from celeriac.protocol.result_tuples import decode_group, encode_group
 from celeriac.protocol.results import (
     ResultRecord,
-    decode_result,
-    encode_result,
     group_key,
     result_key,
 )
-from celeriac.protocol.serializers import dumps, loads
 from celeriac.protocol.states import READY_STATES
 from celeriac.transports.errors import BrokerUnavailable, TransportError
 from celeriac.transports.registry import redact_url
@@ -136,7 +133,7 @@ class RedisBackend(ResultBackend):
         self._watchers = weakref.WeakKeyDictionary()
 
     def _make_client(self, url: str, options: dict[str, Any]) -> redis.Redis:
-        unknown = sorted(set(options) - {"expires"})
+        unknown = sorted(set(options) - {"expires", "serializer"})
         if unknown:
             raise TransportError(f"unknown Redis result backend option(s): {', '.join(unknown)}")
         return redis.Redis.from_url(url, socket_connect_timeout=5)
@@ -144,13 +141,13 @@ class RedisBackend(ResultBackend):
     def store(self, record: ResultRecord) -> None:
         ttl = 0 if self.expires is None else max(int(self.expires), 1)
         self._store(keys=[result_key(record.task_id)],
-                    args=[encode_result(record), ttl, record.status])  # fmt: skip
+                    args=[self.encode(record), ttl, record.status])  # fmt: skip
 
     def get(self, task_id: str) -> ResultRecord:
         raw = self.client.get(result_key(task_id))
         if raw is None:
             return pending(task_id)
-        return decode_result(raw.encode() if isinstance(raw, str) else raw)
+        return self.decode(raw.encode() if isinstance(raw, str) else raw)
 
     def forget(self, task_id: str) -> None:
         self.client.delete(result_key(task_id))
@@ -190,7 +187,7 @@ class RedisBackend(ResultBackend):
                     raise TimeoutError(f"task {task_id} not ready after {timeout} s")
                 message = pubsub.get_message(timeout=1.0 if left is None else min(left, 1.0))
                 if message is not None:
-                    record = decode_result(message["data"])
+                    record = self.decode(message["data"])
         finally:
             pubsub.close()
         return record
@@ -199,7 +196,7 @@ class RedisBackend(ResultBackend):
         loop = asyncio.get_running_loop()
         watcher = self._watchers.get(loop)
         if watcher is None:
-            watcher = self._watchers[loop] = RedisAsyncWatcher(self.url)
+            watcher = self._watchers[loop] = RedisAsyncWatcher(self.url, self.decode)
         return await watcher.wait(task_id, timeout)
 
     async def aclose(self) -> None:
@@ -226,7 +223,7 @@ class RedisBackend(ResultBackend):
     def chord_part_return(self, part: ChordPart) -> ChordJoin | None:
         gid = part.group_id
         j, t, s, d, c = (self._chord_key(gid, x) for x in (".j", ".t", ".s", ".d", ".c"))
-        entry, _, _ = dumps([1, part.task_id, part.state, part.result])
+        entry = self.encode_value([1, part.task_id, part.state, part.result])
         score = "+inf" if part.index is None else str(part.index)
         ttl = 0 if self.expires is None else max(int(self.expires), 1)
         token = uuid.uuid4().hex
@@ -239,7 +236,7 @@ class RedisBackend(ResultBackend):
         parts: list[ChordPart] = []
         entries: list[bytes] = self.client.zrange(j, 0, -1)  # type: ignore[assignment]
         for raw in entries:
-            _, task_id, state, result = loads(raw, "application/json")
+            _, task_id, state, result = self.decode_value(raw)
             parts.append(ChordPart(gid, task_id, len(parts), state, result))
 
         def release() -> None:
@@ -266,7 +263,7 @@ class SentinelBackend(RedisBackend):
 
         from celeriac.transports.redis.sentinel import master_client, sentinel_hosts
 
-        unknown = sorted(set(options) - {"expires", "master_name", "sentinel_kwargs"})
+        unknown = sorted(set(options) - {"expires", "serializer", "master_name", "sentinel_kwargs"})
         if unknown:
             raise TransportError(f"unknown Sentinel result backend option(s): {', '.join(unknown)}")
         master_name = options.get("master_name")

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 
 import redis.asyncio as aioredis
 
@@ -38,7 +39,8 @@ class RedisAsyncWatcher:
     """Waiters of one event loop: subscribe, then read the record, then wait for its message
     (the first two batched over every waiter that arrived in the same turn of the loop)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, decode: Callable[[bytes], ResultRecord] = decode_result) -> None:
+        self._decode = decode
         pool = aioredis.BlockingConnectionPool.from_url(
             url, max_connections=_CONNECTIONS, socket_connect_timeout=5
         )
@@ -109,7 +111,7 @@ class RedisAsyncWatcher:
         started = time.perf_counter()
         for task_id, raw in zip(ids, raws, strict=True):
             if raw is not None and task_id in self._waiting:
-                self._offer(task_id, decode_result(_bytes(raw)))
+                self._offer(task_id, self._decode(_bytes(raw)))
                 if time.perf_counter() - started > _SLICE:
                     await asyncio.sleep(0)
                     started = time.perf_counter()
@@ -136,7 +138,7 @@ class RedisAsyncWatcher:
                 elif message["type"] == "message":
                     channel = message["channel"]
                     name = channel.decode() if isinstance(channel, bytes) else channel
-                    self._offer(name[len(_PREFIX) :], decode_result(_bytes(message["data"])))
+                    self._offer(name[len(_PREFIX) :], self._decode(_bytes(message["data"])))
                 # Messages already buffered are read without a pause: let the loop run others.
                 if time.perf_counter() - started > _SLICE:
                     await asyncio.sleep(0)

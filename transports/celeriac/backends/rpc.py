@@ -17,7 +17,8 @@ import uuid
 from typing import Any
 
 from celeriac.protocol import WireMessage
-from celeriac.protocol.results import ResultRecord, decode_result, encode_result
+from celeriac.protocol.results import ResultRecord, decode_result
+from celeriac.protocol.serializers import get_serializer
 from celeriac.protocol.states import READY_STATES
 from celeriac.transports import Delivery, QueueSpec, Transport, TransportError, open_transport
 
@@ -77,9 +78,9 @@ class RPCBackend(ResultBackend):
             self.store(record)  # run here (eagerly): the caller is this process
             return
         message = WireMessage(
-            body=encode_result(record),
-            content_type="application/json",
-            content_encoding="utf-8",
+            body=self.encode(record),
+            content_type=self._content_type,
+            content_encoding=get_serializer(self.serializer).content_encoding,
             headers={},
             properties={"correlation_id": correlation_id or record.task_id, "delivery_mode": 1},
         )
@@ -137,7 +138,9 @@ class RPCBackend(ResultBackend):
             log.warning("unreadable reply on %s: %s", self.reply_to, delivery.error)
             return None
         try:
-            return decode_result(delivery.message.body)
+            message = delivery.message
+            # The worker's result serializer, which the message names.
+            return decode_result(message.body, message.content_type, accept=self._accept)
         except Exception as exc:  # a foreign or corrupt reply must not stop the reader
             log.warning("unreadable reply on %s: %s", self.reply_to, exc)
             return None

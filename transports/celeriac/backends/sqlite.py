@@ -11,12 +11,9 @@ from typing import Any
 from celeriac.protocol.result_tuples import decode_group, encode_group
 from celeriac.protocol.results import (
     ResultRecord,
-    decode_result,
-    encode_result,
     group_key,
     result_key,
 )
-from celeriac.protocol.serializers import dumps, loads
 from celeriac.transports.sqlite import forksafe
 
 from .base import (
@@ -94,11 +91,11 @@ class SQLiteBackend(ResultBackend):
         db.execute("BEGIN IMMEDIATE")
         try:
             row = db.execute("SELECT value FROM results WHERE key = ?", (key,)).fetchone()
-            old = decode_result(row[0]) if row else None
+            old = self.decode(row[0]) if row else None
             if should_replace(old, record):
                 db.execute(
                     "INSERT OR REPLACE INTO results (key, value, expires_at) VALUES (?, ?, ?)",
-                    (key, encode_result(record), expires_at),
+                    (key, self.encode(record), expires_at),
                 )
             db.execute("COMMIT")
         except BaseException:
@@ -113,7 +110,7 @@ class SQLiteBackend(ResultBackend):
         )
         if row is None or (row[1] is not None and row[1] < time.time()):
             return pending(task_id)
-        return decode_result(row[0])
+        return self.decode(row[0])
 
     def take_token(self, name: str, rate: float) -> float:
         # Wall-clock time: the processes sharing the file share the machine's clock.
@@ -140,7 +137,7 @@ class SQLiteBackend(ResultBackend):
 
     def chord_part_return(self, part: ChordPart) -> ChordJoin | None:
         db = self._db()
-        value, _, _ = dumps([part.task_id, part.index, part.state, part.result])
+        value = self.encode_value([part.task_id, part.index, part.state, part.result])
         db.execute("BEGIN IMMEDIATE")
         try:
             row = db.execute(
@@ -171,11 +168,14 @@ class SQLiteBackend(ResultBackend):
             raise
         if not done:
             return None
-        entries = (loads(v, "application/json") for (v,) in rows)
+        entries = (self.decode_value(v) for (v,) in rows)
         return join_parts(ChordPart(part.group_id, t, i, st, r) for t, i, st, r in entries)
 
     def forget(self, task_id: str) -> None:
         self._db().execute("DELETE FROM results WHERE key = ?", (result_key(task_id),))
+
+    def cleanup(self) -> None:
+        self._db().execute("DELETE FROM results WHERE expires_at < ?", (time.time(),))
 
     def save_group(self, group_id: str, tree: Any) -> None:
         expires_at = None if self.expires is None else time.time() + self.expires
