@@ -903,8 +903,11 @@ def _expired(msg: Any) -> bool:
     expires = msg.headers.expires
     if expires is None:
         return False
-    aware = expires if expires.tzinfo else expires.replace(tzinfo=UTC)
-    return bool(aware <= datetime.now(UTC))
+    try:
+        aware = expires if expires.tzinfo else expires.replace(tzinfo=UTC)
+        return bool(aware <= datetime.now(UTC))
+    except (OverflowError, TypeError, ValueError):  # a date at the edge of the calendar
+        return False
 
 
 class _Active(Mapping[str, Any]):
