@@ -116,10 +116,14 @@ class ThreadPool:
         if self.executor is None:
             raise PoolError(f"the {self.name} pool cannot be resized at run time")
         # ThreadPoolExecutor starts threads as work arrives, up to this bound.
+        extra = concurrency - self.executor._max_workers
         self.executor._max_workers = max(self.executor._max_workers, concurrency)
         with self._slots:
             self.concurrency = concurrency
             self._slots.notify_all()
+        # Jobs already queued in the executor wait for a thread; each submit starts one.
+        for _ in range(extra):
+            self.executor.submit(_nothing)
 
     def restart(self) -> None:
         """Threads run the worker's own code: nothing to replace (as Celery's thread pool)."""
@@ -128,6 +132,10 @@ class ThreadPool:
         self.watchdog.stop()
         if self.executor is not None:
             self.executor.shutdown(wait=True, cancel_futures=False)
+
+
+def _nothing() -> None:
+    """Submitted to make the executor start a thread (for jobs queued before a grow)."""
 
 
 class SoloPool(ThreadPool):
