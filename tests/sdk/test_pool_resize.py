@@ -267,3 +267,29 @@ def test_bad_autoscale_is_refused_naming_the_option(tmp_path: Path) -> None:
         from celeriac.worker import Worker
 
         Worker(App("solo", broker="memory://x"), pool="solo", autoscale=(2, 1))
+
+
+def test_pool_restart_imports_and_reloads_modules(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``pool_restart`` with ``modules``: a module not imported yet is imported; with
+    ``reload`` an imported one is loaded again (as Celery's worker does)."""
+    import sys
+
+    from celeriac.worker import Worker
+
+    name = f"restart_mod_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{name}.py").write_text("VERSION = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    worker = Worker(App("restart-modules", broker="memory://x"), concurrency=1)
+    try:
+        worker.restart_pool([name])
+        assert sys.modules[name].VERSION == 1
+        (tmp_path / f"{name}.py").write_text("VERSION = 2\n")
+        worker.restart_pool([name])  # imported already, no reload: unchanged
+        assert sys.modules[name].VERSION == 1
+        os.utime(tmp_path / f"{name}.py", (time.time() + 5, time.time() + 5))
+        worker.restart_pool([name], reload=True)
+        assert sys.modules[name].VERSION == 2
+    finally:
+        sys.modules.pop(name, None)

@@ -290,10 +290,9 @@ class Worker:
         """Celery's ``pool_restart``: import the task modules not imported yet (``reload``:
         reload the others), set rate limits back to the tasks' own, and replace the pool's
         processes so they run the code loaded now."""
-        if modules is None:
-            modules = sorted(
-                {t.__module__ for t in self.app.tasks.values()} - {"__main__", "builtins"}
-            )
+        if modules is None:  # the modules the app's own tasks come from, not Celeriac's
+            names = {t.__module__ for t in self.app.tasks.values()} - {"__main__", "builtins"}
+            modules = sorted(n for n in names if n.split(".")[0] not in ("celeriac", "celery"))
         for name in modules:
             module = sys.modules.get(name)
             if module is None:
