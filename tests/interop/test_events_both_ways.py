@@ -382,9 +382,9 @@ def _differences(
 
 
 def test_event_streams_side_by_side_terminate_limits_expiry_reject() -> None:
-    """The same five situations on a Celery 5.7 prefork worker and a Celeriac prefork worker:
-    the event streams are equal field by field (ids and times by type), or the difference is
-    listed as deliberate."""
+    """The same five situations on a Celery 5.7 prefork worker and on Celeriac workers (prefork,
+    and threads): the event streams are equal field by field (ids and times by type), or the
+    difference is listed as deliberate."""
     from tests.brokers import REDIS_URL, require
     from tests.interop import tools_tasks
 
@@ -402,12 +402,18 @@ def test_event_streams_side_by_side_terminate_limits_expiry_reject() -> None:
             ):  # fmt: skip
                 theirs = _record_more(app, receiver, celery_host)
             app.conf.worker_send_task_events = True
-            worker = run_worker(app, pool="prefork", concurrency=2, hostname=ours_host)
-            try:
-                ours = _record_more(app, receiver, ours_host)
-            finally:
-                stop_worker(worker)
+            ours: dict[str, dict[str, Any]] = {}
+            # Celeriac's prefork pool, and its thread pool (its default) against the same stream.
+            for pool in ("prefork", "threads"):
+                host = f"{pool}-{ours_host}"
+                worker = run_worker(app, pool=pool, concurrency=2, hostname=host)
+                try:
+                    ours[pool] = _record_more(app, receiver, host)
+                finally:
+                    stop_worker(worker)
     finally:
         app.close()
-    differences = _differences(theirs, ours, _DELIBERATE_MORE)
+    differences = [
+        (pool, *d) for pool in ours for d in _differences(theirs, ours[pool], _DELIBERATE_MORE)
+    ]
     assert differences == [], "\n".join(map(repr, differences))

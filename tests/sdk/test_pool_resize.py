@@ -191,3 +191,105 @@ def test_pool_restart_replaces_prefork_children_and_resets_rate_limits(tmp_path:
         release.touch()
         stop_worker(worker)
         app.close()
+
+
+@pytest.mark.parametrize("pool", ["threads", "prefork"])
+def test_autoscale_grows_under_load_and_shrinks_when_idle(
+    pool: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As Celery's --autoscale: the pool starts at MIN, runs up to MAX at once under load, and
+    comes back to MIN once idle for AUTOSCALE_KEEPALIVE; ``autoscale`` changes the bounds."""
+    monkeypatch.setenv("AUTOSCALE_KEEPALIVE", "0.5")
+    where = tmp_path / "calls"
+    (where / "running").mkdir(parents=True)
+    release = where / "release"
+    app = App(
+        "autoscale",
+        broker=url_for("sqlite", tmp_path),
+        backend=f"sqlite:///{tmp_path}/results.db",
+        task_default_queue=f"autoscale.{uuid.uuid4().hex[:8]}",
+    )
+
+    @app.task(name="autoscale.hold")
+    def hold(path: str) -> str:
+        here = Path(path)
+        mark = here / "running" / uuid.uuid4().hex
+        mark.touch()
+        with (here / "peaks").open("a") as log:
+            log.write(f"{len(os.listdir(here / 'running'))}\n")
+        while not (here / "release").exists():
+            time.sleep(0.02)
+        mark.unlink()
+        return "done"
+
+    hostname = f"autoscale-{pool}-{uuid.uuid4().hex[:6]}@test"
+
+    def call(method: str, **arguments: Any) -> Any:
+        replies = app.control.call(method, arguments, destination=[hostname], timeout=T, limit=1)
+        return replies[hostname]
+
+    def slots() -> int:
+        return int(call("stats")["pool"]["max-concurrency"])
+
+    worker = run_worker(app, pool=pool, autoscale=(3, 1), hostname=hostname)
+    try:
+        stats = call("stats")
+        assert stats["pool"]["max-concurrency"] == 1 and stats["prefetch_count"] == 3 * 4
+        assert stats["autoscaler"] == {"max": 3, "min": 1, "current": 1, "qty": 0}
+        results = [hold.delay(str(where)) for _ in range(4)]
+        eventually(lambda: _running(where) == 3, 30, "three running at once (max)")
+        assert slots() == 3 and call("stats")["autoscaler"]["qty"] == 4
+        assert call("autoscale", max=2, min=1) == {"ok": "autoscale now max=2 min=1"}
+        if pool == "threads":  # prefork: the three children are busy, shrunk once idle
+            assert slots() == 2
+        release.touch()
+        assert [r.get(timeout=30) for r in results] == ["done"] * 4
+        assert _peak(where) == 3
+        eventually(lambda: slots() == 1, 30, "back to min once idle")
+    finally:
+        release.touch()
+        stop_worker(worker)
+        app.close()
+
+
+def test_bad_autoscale_is_refused_naming_the_option(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from celeriac.cli import main
+
+    broker = ["-b", url_for("sqlite", tmp_path)]
+    for bad in ("1,5", "x", "3,1,2", "0"):
+        result = CliRunner().invoke(
+            main, ["worker", "-A", "tests.sdk.apps.crashy:app", *broker, "--autoscale", bad]
+        )
+        assert result.exit_code == 2 and "--autoscale" in result.output, (bad, result.output)
+    with pytest.raises(ValueError, match="solo pool cannot be resized"):
+        from celeriac.worker import Worker
+
+        Worker(App("solo", broker="memory://x"), pool="solo", autoscale=(2, 1))
+
+
+def test_pool_restart_imports_and_reloads_modules(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``pool_restart`` with ``modules``: a module not imported yet is imported; with
+    ``reload`` an imported one is loaded again (as Celery's worker does)."""
+    import sys
+
+    from celeriac.worker import Worker
+
+    name = f"restart_mod_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{name}.py").write_text("VERSION = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    worker = Worker(App("restart-modules", broker="memory://x"), concurrency=1)
+    try:
+        worker.restart_pool([name])
+        assert sys.modules[name].VERSION == 1
+        (tmp_path / f"{name}.py").write_text("VERSION = 2\n")
+        worker.restart_pool([name])  # imported already, no reload: unchanged
+        assert sys.modules[name].VERSION == 1
+        os.utime(tmp_path / f"{name}.py", (time.time() + 5, time.time() + 5))
+        worker.restart_pool([name], reload=True)
+        assert sys.modules[name].VERSION == 2
+    finally:
+        sys.modules.pop(name, None)

@@ -193,11 +193,11 @@ def test_pool_shrink_and_grow_change_how_many_tasks_run_at_once(tmp_path: Path) 
                     seen.append(event)
             assert running[0] == 1
             # Both are held by the worker; only one runs and only one was announced started.
-            received = [e for e in seen if e["type"] == "task-received"]
             for _ in range(20):  # drain what is already there, bounded
                 event = receiver.next(timeout=0.05)
                 if event is not None:
                     seen.append(event)
+            received = [e for e in seen if e["type"] == "task-received"]
             started = {e["uuid"] for e in seen if e["type"] == "task-started"}
             assert len(started) == 1, seen
             assert peak[0] == 1 and received

@@ -29,6 +29,10 @@ __all__ = ["worker"]
     type=click.Choice(["prefork", "threads", "asyncio", "solo"]),
     help="Execution pool.",
 )
+@click.option(
+    "--autoscale",
+    help="MAX,MIN: the pool grows to MAX tasks at once under load and shrinks back to MIN.",
+)
 @click.option("-Q", "--queues", help="Comma-separated queues to consume.")
 @click.option(
     "-n",
@@ -53,6 +57,7 @@ def worker(
     broker: str | None,
     concurrency: int | None,
     pool: str | None,
+    autoscale: str | None,
     queues: str | None,
     hostname: str | None,
     with_beat: bool,
@@ -75,13 +80,19 @@ def worker(
     app = load_app(app_spec, broker)
     if task_events:
         app.conf.update(worker_send_task_events=True)
-    w = Worker(
-        app,
-        queues=queues.split(",") if queues else None,
-        concurrency=concurrency,
-        pool=pool,
-        hostname=node,
-    )
+    try:
+        w = Worker(
+            app,
+            queues=queues.split(",") if queues else None,
+            concurrency=concurrency,
+            pool=pool,
+            hostname=node,
+            autoscale=autoscale,
+        )
+    except ValueError as exc:
+        if autoscale is None or "autoscale" not in str(exc).lower():
+            raise
+        raise click.BadParameter(str(exc), param_hint="--autoscale") from None
     options = {"queues": queues, "concurrency": concurrency, "pool": pool, "loglevel": loglevel}
     signals.celeryd_init.send(node, instance=w, conf=app.conf, options=options)
     signals.worker_init.send(w)

@@ -41,6 +41,7 @@ from ..events import event, send_event, worker_fields
 from ..exceptions import (
     WorkerLostError,
 )
+from .autoscale import Autoscaler, parse_autoscale
 from .boundary import (
     DELIVERY_COUNT_HEADER,
     MAX_DELAY,
@@ -106,6 +107,7 @@ class Worker:
         pool: str | None = None,
         hostname: str | None = None,
         steps: Sequence[Step] = (),
+        autoscale: tuple[int, int] | str | None = None,
     ) -> None:
         options = app.conf.broker_transport_options
         if options.get("publish_window"):
@@ -119,6 +121,18 @@ class Worker:
         fixed = check_pool(self.pool_name, app)
         self.concurrency = fixed or concurrency or app.conf.worker_concurrency or 8
         self.prefetch = self.concurrency * max(app.conf.worker_prefetch_multiplier, 1)
+        #: ``autoscale=(max, min)`` (or ``"max,min"``): the pool starts at min and follows the
+        #: load, with the prefetch of max (as Celery's --autoscale).
+        self.autoscaler: Autoscaler | None = None
+        if autoscale is not None:
+            if fixed:
+                raise ValueError(f"autoscale: the {self.pool_name} pool cannot be resized")
+            high, low = parse_autoscale(
+                autoscale if isinstance(autoscale, str) else ",".join(map(str, autoscale))
+            )
+            self.concurrency = low
+            self.prefetch = high * max(app.conf.worker_prefetch_multiplier, 1)
+            self.autoscaler = Autoscaler(self, high, low)
         self.hostname = hostname or HOSTNAME
         self.accept = frozenset(SERIALIZERS[c].content_type for c in app.conf.accept_content)
         self.signing_keys = signing_keys(app) if app.conf.security_require_signature else None
@@ -226,6 +240,7 @@ class Worker:
             "pool": self.pool_name,
             "prefetch": self.prefetch,
             "broker": self.app.conf.broker_url.split(":", 1)[0],
+            "autoscaler": self.autoscaler.info() if self.autoscaler is not None else None,
         }
 
     def _running(self) -> list[_Active]:
@@ -282,10 +297,9 @@ class Worker:
         """Celery's ``pool_restart``: import the task modules not imported yet (``reload``:
         reload the others), set rate limits back to the tasks' own, and replace the pool's
         processes so they run the code loaded now."""
-        if modules is None:
-            modules = sorted(
-                {t.__module__ for t in self.app.tasks.values()} - {"__main__", "builtins"}
-            )
+        if modules is None:  # the modules the app's own tasks come from, not Celeriac's
+            names = {t.__module__ for t in self.app.tasks.values()} - {"__main__", "builtins"}
+            modules = sorted(n for n in names if n.split(".")[0] not in ("celeriac", "celery"))
         for name in modules:
             module = sys.modules.get(name)
             if module is None:
@@ -295,6 +309,36 @@ class Worker:
         self.buckets.clear()  # read again from each task's rate_limit when next needed
         if self.pool is not None:
             self.pool.restart()
+
+    def held(self) -> int:
+        """Tasks received and not settled: running, waiting in the pool or for a rate limit."""
+        return len(self.active) + len(self.waiting)
+
+    def scale_to(self, concurrency: int) -> bool:
+        """The autoscaler's resize: the pool only (the prefetch is max's); False if refused."""
+        if self.pool is None:
+            return False
+        try:
+            self.pool.resize(concurrency)
+        except PoolError as exc:
+            log.debug("%s: autoscale to %d refused: %s", self.hostname, concurrency, exc)
+            return False
+        self.concurrency = concurrency
+        return True
+
+    def autoscale(self, high: int, low: int) -> tuple[int, int]:
+        """``autoscale`` remote command: new bounds for the autoscaler; without one (no
+        ``--autoscale``), the pool is resized to ``high`` and stays there."""
+        if self.autoscaler is None:
+            self.resize(high)
+            return high, low
+        try:
+            bounds = self.autoscaler.update(high, low)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        self.prefetch = bounds[0] * max(self.app.conf.worker_prefetch_multiplier, 1)
+        self.change_queues(self.queues)  # a consumer with the new prefetch
+        return bounds
 
     def change_queues(self, queues: Sequence[str]) -> None:
         """Consume ``queues`` from now on (the switch happens once nothing is in flight)."""
@@ -433,6 +477,8 @@ class Worker:
             consumer = self._consumer
             in_flight -= self._settle(consumer, block=False)
             self._release_waiting(pool)
+            if self.autoscaler is not None:
+                self.autoscaler.tick(now)
             room = self.prefetch - in_flight
             # With no room, fetch(0) still runs: transports renew leases and liveness there, so
             # deliveries held by long tasks are not given to another consumer.
@@ -952,8 +998,11 @@ def _expired(msg: Any) -> bool:
     expires = msg.headers.expires
     if expires is None:
         return False
-    aware = expires if expires.tzinfo else expires.replace(tzinfo=UTC)
-    return bool(aware <= datetime.now(UTC))
+    try:
+        aware = expires if expires.tzinfo else expires.replace(tzinfo=UTC)
+        return bool(aware <= datetime.now(UTC))
+    except (OverflowError, TypeError, ValueError):  # a date at the edge of the calendar
+        return False
 
 
 class _Active(Mapping[str, Any]):

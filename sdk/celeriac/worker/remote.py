@@ -75,6 +75,9 @@ class Controlled(Protocol):
     def change_queues(self, queues: Sequence[str]) -> None:
         """Consume ``queues`` from now on."""
 
+    def autoscale(self, high: int, low: int) -> tuple[int, int]:
+        """New autoscaler bounds (without an autoscaler: resize to ``high``); the bounds set."""
+
     def restart_pool(self, modules: Sequence[str] | None = None, reload: bool = False) -> None:
         """Import (or reload) task modules, reset rate limits, replace the pool's processes."""
 
@@ -229,6 +232,7 @@ class ControlPanel:
                 "put-guarded-by-semaphore": False,
                 "timeouts": [0, 0],
             },
+            **({"autoscaler": counters["autoscaler"]} if counters.get("autoscaler") else {}),
             "prefetch_count": counters["prefetch"],
             "broker": _broker_info(w.settings().broker_url),
             "rusage": {
@@ -389,13 +393,13 @@ class ControlPanel:
         return {"ok": f"pool will shrink to {self.worker.concurrency}"}
 
     def autoscale(self, max: Any = None, min: Any = None, **_: Any) -> dict[str, str]:
-        """No autoscaler runs: the pool is set to ``max`` (within ``[min, max]``, as Celery's
-        autoscaler would reach under load) and stays there."""
+        """New bounds for a worker started with ``--autoscale``; without an autoscaler the pool
+        is set to ``max`` (what Celery's would reach under load) and stays there."""
         high = _count(int(max) if isinstance(max, str) and max.isdigit() else max)
         low = _count(int(min) if isinstance(min, str) and min.isdigit() else (min or 1))
         if low > high:
             raise CommandError(f"min ({low}) must not exceed max ({high})")
-        self.worker.resize(high)
+        high, low = self.worker.autoscale(high, low)
         return {"ok": f"autoscale now max={high} min={low}"}
 
     def pool_restart(

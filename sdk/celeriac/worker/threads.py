@@ -64,12 +64,15 @@ class ThreadPool:
     def submit(self, job: Job, on_done: Done) -> None:
         # Called from the loop's thread only: threads start as jobs come, up to the bound.
         if len(self._threads) < self._max_threads:
-            thread = threading.Thread(
-                target=self._serve, name=f"celeriac-task_{len(self._threads)}", daemon=True
-            )
-            thread.start()
-            self._threads.append(thread)
+            self._start_thread()
         self._jobs.put((job, on_done))
+
+    def _start_thread(self) -> None:
+        thread = threading.Thread(
+            target=self._serve, name=f"celeriac-task_{len(self._threads)}", daemon=True
+        )
+        thread.start()
+        self._threads.append(thread)
 
     def _serve(self) -> None:
         """One thread of the pool: run jobs until close() sends None."""
@@ -140,12 +143,16 @@ class ThreadPool:
     def resize(self, concurrency: int) -> None:
         if self.executor is None:
             raise PoolError(f"the {self.name} pool cannot be resized at run time")
-        # Both start threads as work arrives, up to the bound (the executor: for the asyncio pool).
+        # Threads start as work arrives, up to the bound (the executor: for the asyncio pool).
         self.executor._max_workers = max(self.executor._max_workers, concurrency)
         self._max_threads = max(self._max_threads, concurrency)
         with self._slots:
             self.concurrency = concurrency
             self._slots.notify_all()
+        # Jobs already queued wait for a thread: start the new ones now, not at the next submit.
+        if self._threads:
+            while len(self._threads) < self._max_threads:
+                self._start_thread()
 
     def restart(self) -> None:
         """Threads run the worker's own code: nothing to replace (as Celery's thread pool)."""
