@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,12 +41,13 @@ def redis_cluster() -> Iterator[str]:
         services("down", "rediscluster")
 
 
-def test_the_transport_contract_holds_on_the_cluster(redis_cluster: str) -> None:
-    """The contract suite every transport passes (tests/transports/test_contract.py), run on the
-    cluster: each queue's scripts find all their keys in one slot."""
+def test_the_transport_and_backend_contracts_hold_on_the_cluster(redis_cluster: str) -> None:
+    """The contract suites every transport and every result backend pass
+    (tests/transports/test_contract.py, tests/sdk/test_backends.py), run on the cluster: each
+    queue's and each chord's scripts find all their keys in one slot."""
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "rediscluster",
-         "tests/transports/test_contract.py"],
+         "tests/transports/test_contract.py", "tests/sdk/test_backends.py"],
         env={**os.environ, "CELERIAC_CONTRACT_EXTRA": "rediscluster",
              "CELERIAC_TEST_REDIS_CLUSTER_URL": redis_cluster},
         cwd=REPO, capture_output=True, text=True, timeout=500,
@@ -57,9 +59,14 @@ def test_the_transport_contract_holds_on_the_cluster(redis_cluster: str) -> None
 
 def slot_master(queue: str) -> int:
     """The port of the master serving ``queue``'s hash slot, as a live node sees it."""
+    return key_master(slot_tag(queue))
+
+
+def key_master(key: str) -> int:
+    """The port of the master serving ``key``'s slot, as a live node sees it."""
+    slot = key_slot(key.encode())
     for port in PORTS:
         try:
-            slot = key_slot(slot_tag(queue).encode())
             for start, end, master, *_ in redis.Redis(port=port).cluster("slots"):
                 if start <= slot <= end:
                     return int(master[1])
@@ -120,6 +127,25 @@ def test_killing_another_master(redis_cluster: str, tmp_path: Path) -> None:
     assert figures.duplicated <= figures.bound, figures
     assert figures.resume_s < 10.0, figures
     assert figures.ran_after > 0, figures
+
+
+def test_the_result_backend_follows_a_failover(redis_cluster: str) -> None:
+    from celeriac.backends import open_backend
+    from celeriac.protocol.results import ResultRecord
+
+    backend = open_backend(redis_cluster, expires=600)
+    before, after = str(uuid.uuid4()), str(uuid.uuid4())
+    backend.store(ResultRecord(before, "SUCCESS", result=1))
+    old = key_master(f"celery-task-meta-{before}")
+    # Replication is asynchronous: the replica must hold the record before the master dies.
+    assert redis.Redis(port=old).execute_command("WAIT", 1, 5000) == 1
+    services("kill", "rediscluster", str(old - 17100))
+    alive = [p for p in PORTS if p != old]
+    eventually(lambda: all(cluster_ok(p) for p in alive), 60, "a replica promoted", 0.05)
+    assert backend.get(before).status == "SUCCESS"
+    backend.store(ResultRecord(after, "SUCCESS", result=2))
+    assert backend.wait(after, timeout=10).result == 2
+    backend.close()
 
 
 def node_id(port: int) -> str:
