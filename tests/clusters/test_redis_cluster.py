@@ -17,7 +17,8 @@ import pytest
 import redis
 from redis.crc import key_slot
 
-from celeriac.transports.redis.cluster import slot_tag
+from celeriac.protocol import WireMessage
+from celeriac.transports.redis.cluster import RedisClusterTransport, slot_tag
 from tests.waiting import eventually
 
 from .conftest import FIGURES, services
@@ -55,6 +56,57 @@ def test_the_transport_and_backend_contracts_hold_on_the_cluster(redis_cluster: 
     summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert " passed" in summary and "failed" not in summary, summary
+
+
+def queues_on_every_master() -> list[str]:
+    """One queue name whose slot each master serves."""
+    found: dict[int, str] = {}
+    n = 0
+    while len(found) < len(MASTERS):
+        name = f"cluster.multi.{uuid.uuid4().hex[:6]}.{n}"
+        found.setdefault(slot_master(name), name)
+        n += 1
+    return list(found.values())
+
+
+def wire(n: int) -> WireMessage:
+    return WireMessage(b"[[], {}, {}]", "application/json", "utf-8", {"id": str(n)}, {})
+
+
+def test_one_consumer_of_queues_on_every_master(redis_cluster: str) -> None:
+    """A consumer whose queues live on different masters fetches from each, renews its hold on
+    each (another consumer gets none of what it holds, over several visibility timeouts), and
+    dead-letters within each queue's slot."""
+    holder_side = RedisClusterTransport(redis_cluster, visibility_timeout=1)
+    other_side = RedisClusterTransport(redis_cluster, visibility_timeout=1)
+    queues = queues_on_every_master()
+    try:
+        for i, q in enumerate(queues):
+            holder_side.publish(q, wire(i))
+        with (
+            holder_side.consumer(queues, prefetch=len(queues)) as holder,
+            other_side.consumer(queues, prefetch=len(queues)) as other,
+        ):
+            held = []
+            deadline = time.monotonic() + 10
+            while len(held) < len(queues) and time.monotonic() < deadline:
+                held += holder.fetch(len(queues), timeout=0.5)
+            assert sorted(d.queue for d in held) == sorted(queues)
+            until = time.monotonic() + 3.5  # several visibility timeouts
+            while time.monotonic() < until:
+                assert holder.fetch(1, timeout=0.2) == []  # renews every slot's hold, no room
+                assert other.fetch(1, timeout=0.2) == []
+            first, *rest = held
+            holder.reject(first, "test")
+            holder.ack(rest)
+        assert all(holder_side.queue_length(q) == 0 for q in queues)
+        assert holder_side.queue_length(f"{first.queue}.dlq") == 1
+    finally:
+        for q in queues:
+            holder_side.purge(q)
+            holder_side.purge(f"{q}.dlq")
+        holder_side.close()
+        other_side.close()
 
 
 def slot_master(queue: str) -> int:
