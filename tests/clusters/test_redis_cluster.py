@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +17,8 @@ import pytest
 import redis
 from redis.crc import key_slot
 
-from celeriac.transports.redis.cluster import slot_tag
+from celeriac.protocol import WireMessage
+from celeriac.transports.redis.cluster import RedisClusterTransport, slot_tag
 from tests.waiting import eventually
 
 from .conftest import FIGURES, services
@@ -40,12 +42,13 @@ def redis_cluster() -> Iterator[str]:
         services("down", "rediscluster")
 
 
-def test_the_transport_contract_holds_on_the_cluster(redis_cluster: str) -> None:
-    """The contract suite every transport passes (tests/transports/test_contract.py), run on the
-    cluster: each queue's scripts find all their keys in one slot."""
+def test_the_transport_and_backend_contracts_hold_on_the_cluster(redis_cluster: str) -> None:
+    """The contract suites every transport and every result backend pass
+    (tests/transports/test_contract.py, tests/sdk/test_backends.py), run on the cluster: each
+    queue's and each chord's scripts find all their keys in one slot."""
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "rediscluster",
-         "tests/transports/test_contract.py"],
+         "tests/transports/test_contract.py", "tests/sdk/test_backends.py"],
         env={**os.environ, "CELERIAC_CONTRACT_EXTRA": "rediscluster",
              "CELERIAC_TEST_REDIS_CLUSTER_URL": redis_cluster},
         cwd=REPO, capture_output=True, text=True, timeout=500,
@@ -55,11 +58,67 @@ def test_the_transport_contract_holds_on_the_cluster(redis_cluster: str) -> None
     assert " passed" in summary and "failed" not in summary, summary
 
 
+def queues_on_every_master() -> list[str]:
+    """One queue name whose slot each master serves."""
+    found: dict[int, str] = {}
+    n = 0
+    while len(found) < len(MASTERS):
+        name = f"cluster.multi.{uuid.uuid4().hex[:6]}.{n}"
+        found.setdefault(slot_master(name), name)
+        n += 1
+    return list(found.values())
+
+
+def wire(n: int) -> WireMessage:
+    return WireMessage(b"[[], {}, {}]", "application/json", "utf-8", {"id": str(n)}, {})
+
+
+def test_one_consumer_of_queues_on_every_master(redis_cluster: str) -> None:
+    """A consumer whose queues live on different masters fetches from each, renews its hold on
+    each (another consumer gets none of what it holds, over several visibility timeouts), and
+    dead-letters within each queue's slot."""
+    holder_side = RedisClusterTransport(redis_cluster, visibility_timeout=1)
+    other_side = RedisClusterTransport(redis_cluster, visibility_timeout=1)
+    queues = queues_on_every_master()
+    try:
+        for i, q in enumerate(queues):
+            holder_side.publish(q, wire(i))
+        with (
+            holder_side.consumer(queues, prefetch=len(queues)) as holder,
+            other_side.consumer(queues, prefetch=len(queues)) as other,
+        ):
+            held = []
+            deadline = time.monotonic() + 10
+            while len(held) < len(queues) and time.monotonic() < deadline:
+                held += holder.fetch(len(queues), timeout=0.5)
+            assert sorted(d.queue for d in held) == sorted(queues)
+            until = time.monotonic() + 3.5  # several visibility timeouts
+            while time.monotonic() < until:
+                assert holder.fetch(1, timeout=0.2) == []  # renews every slot's hold, no room
+                assert other.fetch(1, timeout=0.2) == []
+            first, *rest = held
+            holder.reject(first, "test")
+            holder.ack(rest)
+        assert all(holder_side.queue_length(q) == 0 for q in queues)
+        assert holder_side.queue_length(f"{first.queue}.dlq") == 1
+    finally:
+        for q in queues:
+            holder_side.purge(q)
+            holder_side.purge(f"{q}.dlq")
+        holder_side.close()
+        other_side.close()
+
+
 def slot_master(queue: str) -> int:
     """The port of the master serving ``queue``'s hash slot, as a live node sees it."""
+    return key_master(slot_tag(queue))
+
+
+def key_master(key: str) -> int:
+    """The port of the master serving ``key``'s slot, as a live node sees it."""
+    slot = key_slot(key.encode())
     for port in PORTS:
         try:
-            slot = key_slot(slot_tag(queue).encode())
             for start, end, master, *_ in redis.Redis(port=port).cluster("slots"):
                 if start <= slot <= end:
                     return int(master[1])
@@ -120,6 +179,25 @@ def test_killing_another_master(redis_cluster: str, tmp_path: Path) -> None:
     assert figures.duplicated <= figures.bound, figures
     assert figures.resume_s < 10.0, figures
     assert figures.ran_after > 0, figures
+
+
+def test_the_result_backend_follows_a_failover(redis_cluster: str) -> None:
+    from celeriac.backends import open_backend
+    from celeriac.protocol.results import ResultRecord
+
+    backend = open_backend(redis_cluster, expires=600)
+    before, after = str(uuid.uuid4()), str(uuid.uuid4())
+    backend.store(ResultRecord(before, "SUCCESS", result=1))
+    old = key_master(f"celery-task-meta-{before}")
+    # Replication is asynchronous: the replica must hold the record before the master dies.
+    assert redis.Redis(port=old).execute_command("WAIT", 1, 5000) == 1
+    services("kill", "rediscluster", str(old - 17100))
+    alive = [p for p in PORTS if p != old]
+    eventually(lambda: all(cluster_ok(p) for p in alive), 60, "a replica promoted", 0.05)
+    assert backend.get(before).status == "SUCCESS"
+    backend.store(ResultRecord(after, "SUCCESS", result=2))
+    assert backend.wait(after, timeout=10).result == 2
+    backend.close()
 
 
 def node_id(port: int) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import uuid
 from collections.abc import Iterator
@@ -13,13 +14,22 @@ from celeriac.backends import ChordPart, ResultBackend, open_backend
 from celeriac.protocol.results import EncodedException, ResultRecord
 from tests.brokers import REDIS_URL, require
 
+#: With CELERIAC_CONTRACT_EXTRA=rediscluster these run on the Redis Cluster of
+#: `scripts/services cluster up rediscluster` too (tests/clusters/test_redis_cluster.py).
+_EXTRA = [
+    x for x in os.environ.get("CELERIAC_CONTRACT_EXTRA", "").split(",") if x == "rediscluster"
+]
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
+
+@pytest.fixture(params=["memory", "sqlite", "redis", *_EXTRA])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ResultBackend]:
     urls = {
         "memory": f"memory://{tmp_path.name}",
         "sqlite": f"sqlite:///{tmp_path}/r.db",
         "redis": REDIS_URL.rsplit("/", 1)[0] + "/2",
+        "rediscluster": os.environ.get(
+            "CELERIAC_TEST_REDIS_CLUSTER_URL", "redis+cluster://127.0.0.1:17101,127.0.0.1:17102/"
+        ),
     }
     if request.param == "redis":
         require("redis")

@@ -112,7 +112,12 @@ _CLAIM_SECONDS = 10  # Celery: max(5, 2 x result_chord_join_timeout (default 5 s
 class RedisBackend(ResultBackend):
     """Result records in Redis, readable by Celery's Redis backend and vice versa."""
 
-    transient_errors = (redis.ConnectionError, redis.TimeoutError, ConnectionError, TimeoutError)
+    transient_errors: tuple[type[BaseException], ...] = (
+        redis.ConnectionError,
+        redis.TimeoutError,
+        ConnectionError,
+        TimeoutError,
+    )
 
     def __init__(self, url: str, **options: Any) -> None:
         super().__init__(url, **options)
