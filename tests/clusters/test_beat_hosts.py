@@ -21,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+import redis
 
 from celeriac.beat import open_lock_store
 from celeriac.beat.scheduler import owner_pid
@@ -54,10 +55,15 @@ def shared_redis(network: Network, tmp_path_factory: pytest.TempPathFactory) -> 
         stderr=subprocess.STDOUT,
     )
     url = f"redis://{network.gateway}:{REDIS_PORT}"
-    try:
-        import redis
 
-        eventually(lambda: redis.Redis.from_url(url).ping(), 30, "the bridge Redis answering")
+    def answers() -> bool:
+        try:
+            return bool(redis.Redis.from_url(url, socket_timeout=2).ping())
+        except redis.ConnectionError:
+            return False  # not listening yet
+
+    try:
+        eventually(answers, 30, "the bridge Redis answering", 0.1)
         yield url
     finally:
         server.terminate()

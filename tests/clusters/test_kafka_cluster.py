@@ -64,12 +64,10 @@ def check(figures: Figures) -> None:
 
 def test_killing_the_partition_leader(kafka_cluster: str, tmp_path: Path) -> None:
     figures = Figures("kafka 3 brokers, rf 3", "kill the partition leader")
-    killed: list[int] = []
 
     def fault(queue: str) -> float:
         leader = leader_of(queue, SERVERS)
         assert leader is not None, f"{queue} has no leader"
-        killed.append(leader)
         services("kill", "kafka", str(leader))
         alive = [s for s in SERVERS if not s.endswith(f":{19290 + leader}")]
 
@@ -80,9 +78,7 @@ def test_killing_the_partition_leader(kafka_cluster: str, tmp_path: Path) -> Non
         eventually(led_elsewhere, 60, f"a new leader after broker {leader} died", interval=0.2)
         return time.time()
 
-    try:
-        drain_with_fault(tmp_path, figures, kafka_cluster, kafka_cluster, OPTIONS, fault)
-    finally:
-        for node in killed:
-            services("start", "kafka", str(node))
+    # The killed broker is not started again: the fixture removes the whole cluster next (a
+    # restart that waits for three brokers took up to 70 s on a loaded machine).
+    drain_with_fault(tmp_path, figures, kafka_cluster, kafka_cluster, OPTIONS, fault)
     check(figures)

@@ -326,7 +326,19 @@ class KafkaTransport(Transport):
         topic = broadcast_topic(exchange)
         if not self.partitions(topic):
             self.create_topics({topic: 1})
-        return [TopicPartition(topic, p) for p in self.partitions(topic)]
+        # On a cluster, the broker asked may list a topic another broker just created a moment
+        # later: wait (bounded) rather than subscribe to no partition at all.
+        deadline = time.monotonic() + self.settings.connect_timeout
+        found = self.partitions(topic)
+        while not found and time.monotonic() < deadline:
+            time.sleep(0.1)
+            found = self.partitions(topic)
+        if not found:
+            raise TransportError(
+                f"Kafka at {self.address}: topic {topic!r} was created, but no broker listed its "
+                f"partitions within connect_timeout ({self.settings.connect_timeout} s)"
+            )
+        return [TopicPartition(topic, p) for p in found]
 
     def broadcast(self, exchange: str, message: WireMessage) -> None:
         topic = broadcast_topic(exchange)
