@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Iterator, Sequence
@@ -153,6 +154,13 @@ class RedisTransport(Transport):
         except redis.RedisError as exc:
             raise TransportError(f"Redis at {self.address}: could not {what}: {exc}") from exc
 
+    def set_publish_window(self, window: int) -> int:
+        previous = self.settings.publish_window
+        self.settings = dataclasses.replace(self.settings, publish_window=window)
+        if self.client is not None:
+            self.sender.window = window
+        return previous
+
     def flush(self) -> None:
         if self.client is not None:
             with self.errors("confirm earlier publishes"):
@@ -171,14 +179,14 @@ class RedisTransport(Transport):
     def declare_queue(self, spec: QueueSpec) -> None:
         """Lists need no declaring; the bindings Celery declares for a queue are added, so a
         Kombu producer routing through the queue's direct exchange reaches it too."""
-        client = self.connected()
+        self.connected()
+        commands: list[tuple[Any, ...]] = []
+        for name in (spec.name, spec.dead_letter_queue):
+            member = PRIORITY_SEP.join((name, "", name))
+            commands.append(("SADD", self.keys.binding(name), member))
+            commands.append(("SADD", self.keys.binding_permanent(name), member))
         with self.errors(f"declare queue {spec.name!r}"):
-            pipe = client.pipeline(transaction=False)
-            for name in (spec.name, spec.dead_letter_queue):
-                member = PRIORITY_SEP.join((name, "", name))
-                pipe.sadd(self.keys.binding(name), member)
-                pipe.sadd(self.keys.binding_permanent(name), member)
-            pipe.execute()
+            self.sender.call(commands)
 
     def declare_reply_queue(self, queue: str, exchange: str, routing_key: str) -> None:
         """A Kombu binding, so a Celery worker's reply to ``exchange``/``routing_key`` lands in
