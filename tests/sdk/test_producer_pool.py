@@ -206,3 +206,35 @@ def test_threads_and_asyncio_callers_publish_through_at_most_the_limit(
     assert max(counter.samples) <= LIMIT, counter.samples
     assert max(counter.samples) >= 1, "the broker listed none of our connections"
     assert len(app.producers) <= LIMIT
+
+
+def test_flush_waits_for_a_producer_lent_out() -> None:
+    flushed: list[str] = []
+
+    class Recording:
+        def __init__(self) -> None:
+            self.inner = open_transport(f"memory://f-{uuid.uuid4().hex}")
+
+        def flush(self) -> None:
+            flushed.append("flush")
+
+        def close(self) -> None:
+            self.inner.close()
+
+    pool = ProducerPool(Recording, 1)  # type: ignore[arg-type]
+    lent = threading.Event()
+    release = threading.Event()
+
+    def borrower() -> None:
+        with pool.acquire():
+            lent.set()
+            release.wait(10)
+            flushed.append("given back")
+
+    t = threading.Thread(target=borrower)
+    t.start()
+    assert lent.wait(10)
+    threading.Timer(0.2, release.set).start()
+    pool.flush()  # the only producer is lent out: flushed once it comes back
+    t.join(10)
+    assert flushed == ["given back", "flush"]

@@ -557,9 +557,6 @@ class App(AsyncAppMixin):
         if transport is not None:
             transport.flush()
         if self._producers is not None:
-            pinned = self._producers.pinned()
-            if pinned is not None:
-                pinned.transport.flush()
             self._producers.flush()
 
     def declare(self, queue: str) -> None:

@@ -91,7 +91,7 @@ class ProducerPool:
         except BaseException:
             with self._freed:
                 self._opening -= 1
-                self._freed.notify()
+                self._freed.notify_all()
             raise
         with self._freed:
             self._opening -= 1
@@ -104,7 +104,7 @@ class ProducerPool:
                 if producer in self._all:  # else: the pool was closed meanwhile
                     self._idle.append(producer)
                     if self._waiting:
-                        self._freed.notify()
+                        self._freed.notify_all()
                     return
         _close(producer)
 
@@ -142,7 +142,7 @@ class ProducerPool:
         with self._freed:
             if producer in self._all:
                 self._all.remove(producer)
-                self._freed.notify()
+                self._freed.notify_all()
         _close(producer)
 
     @contextlib.contextmanager
@@ -183,17 +183,28 @@ class ProducerPool:
         return producer
 
     def flush(self) -> None:
-        """Wait until the broker acknowledged every publish of the producers not in use."""
+        """Wait until the broker acknowledged every publish through the pool (a producer lent
+        out is flushed once given back; this thread's pinned one at once)."""
+        pinned: Producer | None = getattr(self._pinned, "producer", None)
+        if pinned is not None:
+            pinned.transport.flush()
         with self._freed:
-            idle = list(self._idle)
-            self._idle.clear()
-        try:
-            for producer in idle:
-                producer.transport.flush()
-        finally:
+            waiting = [p for p in self._all if p is not pinned]
+        for producer in waiting:
             with self._freed:
-                self._idle.extend(p for p in idle if p in self._all)
-                self._freed.notify_all()
+                while producer in self._all and producer not in self._idle:
+                    self._waiting += 1
+                    try:
+                        self._freed.wait()
+                    finally:
+                        self._waiting -= 1
+                if producer not in self._all:  # closed meanwhile: nothing left to wait for
+                    continue
+                self._idle.remove(producer)
+            try:
+                producer.transport.flush()
+            finally:
+                self._give_back(producer)
 
     def close(self) -> None:
         """Close every producer not in use (those in use close when given back)."""
