@@ -62,8 +62,8 @@ class Settings:
     broker_connection_timeout: float = 4.0
     #: Order the URLs of a list are tried in: ``round-robin`` or ``shuffle``.
     broker_failover_strategy: str = "round-robin"
-    #: Celery's producer pool size: each publishing thread here keeps one connection instead,
-    #: so a value other than the default is accepted with a warning.
+    #: The most broker connections an app's tasks are sent through in a process, by every
+    #: thread and asyncio caller together; None or 0: one opened and closed per send (Celery's).
     broker_pool_limit: int | None = 10
     #: ``classic`` or ``quorum``: the type of the queues declared on RabbitMQ (Celery 5.5).
     task_default_queue_type: str = "classic"
@@ -223,11 +223,13 @@ class Settings:
                     f"setting task_default_queue_type='quorum' needs a RabbitMQ broker, not {scheme}://"
                 )
             options.setdefault("queue_type", "quorum")
-        if self.broker_pool_limit != 10 and "broker_pool_limit" not in _warned:
-            _warned.add("broker_pool_limit")
-            log.warning(
-                "broker_pool_limit=%r has no effect: each publishing thread keeps one connection",
-                self.broker_pool_limit,
+        limit = self.broker_pool_limit
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or limit < 0
+        ):
+            raise ConfigError(
+                f"setting broker_pool_limit: {limit!r} is not a whole number of connections "
+                "(0 or None: one per send, without a pool)"
             )
         if amqp:
             if self.broker_heartbeat is not None:

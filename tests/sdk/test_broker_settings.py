@@ -55,10 +55,17 @@ def test_broker_settings_that_cannot_apply_are_refused() -> None:
         settings_from({"task_default_queue_type": "stream"}).broker_options()
 
 
-def test_broker_pool_limit_is_accepted_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="celeriac.config"):
-        settings_from({"broker_url": "amqp://a//", "broker_pool_limit": 3}).broker_options()
-    assert any("broker_pool_limit=3 has no effect" in r.getMessage() for r in caplog.records)
+def test_broker_pool_limit_is_applied_without_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        for limit in (3, 0, None):
+            settings_from({"broker_url": "amqp://a//", "broker_pool_limit": limit}).broker_options()
+            assert App("t22", broker="memory://t22", broker_pool_limit=limit).producers.limit == (
+                limit or 0
+            )
+    assert not [r for r in caplog.records if "broker_pool_limit" in r.getMessage()]
+    for bad in (-1, 2.5):
+        with pytest.raises(ConfigError, match=r"setting broker_pool_limit: .* whole number"):
+            settings_from({"broker_url": "redis://h", "broker_pool_limit": bad}).broker_options()
 
 
 def test_delay_with_a_broker_list_fails_over_and_prints_no_password() -> None:

@@ -7,9 +7,6 @@ import functools
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit
-
-from celeriac.transports import open_transport
 
 from .bridge import BATCH, in_io_thread, send
 from .control import AsyncControl
@@ -19,6 +16,7 @@ if TYPE_CHECKING:
     from celeriac.config import Settings
     from celeriac.transports import Transport
 
+    from ..app.producers import ProducerPool
     from ..control import Control
     from ..result import AsyncResult
 
@@ -26,21 +24,35 @@ __all__ = ["AsyncAppMixin", "on_io_connection"]
 
 T = TypeVar("T")
 
-# Brokers whose transport can write sends without waiting for each acknowledgement.
-_PIPELINED = frozenset(("redis", "rediss", "amqp", "amqps"))
-
 
 def on_io_connection(app: AsyncAppMixin, call: Callable[[], T]) -> T:
-    """``call()`` on the I/O thread, whose connection to ``app``'s broker pipelines sends
-    (``publish_window``) where the broker can: the I/O thread flushes after each batch."""
-    local = app._local
-    if getattr(local, "transport", None) is None:
-        options = dict(app.conf.broker_transport_options)
-        if urlsplit(app.conf.broker_url).scheme in _PIPELINED and not options.get("publish_window"):
-            options["publish_window"] = BATCH
-            local.transport = open_transport(app.conf.broker_url, **options)
-            local.declared = set()
+    """``call()`` on the I/O thread, which holds one of ``app``'s pooled connections for a
+    batch of sends and pipelines them on it (``publish_window``) where the broker can: the
+    batch ends with :func:`io_flush`."""
+    pool = app.producers
+    if pool.pinned() is None:
+        producer = pool.pin()
+        previous = producer.transport.set_publish_window(BATCH)
+        if previous:  # the app's own window is kept
+            producer.transport.set_publish_window(previous)
+        producer.window = previous
     return call()
+
+
+def io_flush(app: AsyncAppMixin) -> None:
+    """The end of a batch of sends on the I/O thread: wait for the broker's acknowledgements,
+    then give the connection back to the pool (for sync callers too)."""
+    pool = app.producers
+    producer = pool.pinned()
+    if producer is None:
+        return
+    try:
+        producer.transport.flush()
+    except BaseException:
+        pool.unpin(discard=True)  # its connection broke: the next batch opens a new one
+        raise
+    producer.transport.set_publish_window(producer.window)
+    pool.unpin()
 
 
 class AsyncAppMixin:
@@ -54,6 +66,9 @@ class AsyncAppMixin:
 
         @property
         def backend(self) -> ResultBackend: ...
+
+        @property
+        def producers(self) -> ProducerPool: ...
 
         def producer(self) -> Transport: ...
 
@@ -76,7 +91,10 @@ class AsyncAppMixin:
     ) -> AsyncResult[Any]:
         """``send_task`` for asyncio: send a call of task ``name`` off the event loop."""
         call = functools.partial(self.send_task, name, args, kwargs, **options)
-        return await send(self.flush, on_io_connection, self, call)
+        return await send(self._io_flush, on_io_connection, self, call)
+
+    def _io_flush(self) -> None:
+        io_flush(self)
 
     @property
     def acontrol(self) -> AsyncControl:
@@ -85,20 +103,18 @@ class AsyncAppMixin:
         return AsyncControl(self.control)
 
     async def aopen(self) -> None:
-        """Connect to the broker and the result backend now, off the event loop (an ASGI
-        lifespan's startup), so the first request does not pay for it."""
-        await in_io_thread(on_io_connection, self, self.producer)
+        """Open a pooled broker connection and the result backend now, off the event loop (an
+        ASGI lifespan's startup), so the first request does not pay for it."""
+        await in_io_thread(self._open_pooled)
         await in_io_thread(getattr, self, "backend")
 
     async def aclose(self) -> None:
-        """Close what asyncio callers opened: the I/O thread's broker connection and this
-        event loop's result connections (an ASGI lifespan's shutdown)."""
-        await in_io_thread(self._close_io_producer)
+        """Close the pool's idle broker connections and this event loop's result connections
+        (an ASGI lifespan's shutdown)."""
+        await in_io_thread(self.producers.close)
         if self._backend is not None:
             await self._backend.aclose()
 
-    def _close_io_producer(self) -> None:
-        transport = getattr(self._local, "transport", None)
-        if transport is not None:
-            transport.close()
-            self._local.transport = None
+    def _open_pooled(self) -> None:
+        with self.producers.acquire() as producer:
+            producer.transport.connect()

@@ -36,7 +36,7 @@ class AsyncTaskMixin(Generic[P, R]):
     async def adelay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
         """``delay`` for asyncio: the broker round trip runs off the event loop."""
         call: Callable[[], AsyncResult[R]] = functools.partial(self.apply_async, args, kwargs)
-        return await send(self.app.flush, on_io_connection, self.app, call)
+        return await send(self.app._io_flush, on_io_connection, self.app, call)
 
     async def aapply_async(
         self,
@@ -46,4 +46,4 @@ class AsyncTaskMixin(Generic[P, R]):
     ) -> AsyncResult[R]:
         """``apply_async`` for asyncio (the same options: countdown, eta, queue, ...)."""
         call = functools.partial(self.apply_async, args, kwargs, **options)
-        return await send(self.app.flush, on_io_connection, self.app, call)
+        return await send(self.app._io_flush, on_io_connection, self.app, call)

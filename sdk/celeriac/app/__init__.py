@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import atexit
-import contextlib
 import dataclasses
 import fnmatch
 import importlib
@@ -41,6 +40,7 @@ from ..signals import Signal
 from ..task import Task, current_request
 from ..task_types import BoundTaskDecorator, TaskDecorator
 from .fifo import FIFO_OPTIONS, fifo_properties
+from .producers import Producer, ProducerPool
 
 if TYPE_CHECKING:
     from ..canvas import Signature
@@ -279,6 +279,7 @@ class App(AsyncAppMixin):
         self._local = threading.local()
         self._backend: ResultBackend | None = None
         self._lock = threading.Lock()
+        self._producers: ProducerPool | None = None
         self.control = Control(self)
         self.on_configure = Signal("app.on_configure")
         self.on_after_configure = Signal("app.on_after_configure")
@@ -533,8 +534,28 @@ class App(AsyncAppMixin):
             oid = self._local.oid = str(uuid.uuid3(uuid.NAMESPACE_OID, who))
         return oid
 
+    @property
+    def producers(self) -> ProducerPool:
+        """The pool of connections every thread and asyncio caller of this process sends tasks
+        through: at most ``broker_pool_limit`` of them."""
+        pool = self._producers
+        if pool is None:
+            with self._lock:
+                if self._producers is None:
+                    self._producers = ProducerPool(self._open_producer, self.conf.broker_pool_limit)
+                pool = self._producers
+        return pool
+
+    def _open_producer(self) -> Transport:
+        options = self.conf.broker_options()
+        transport = open_transport(self.conf.broker_url, **options)
+        if options.get("publish_window"):
+            _flush_at_exit(transport)
+        return transport
+
     def producer(self) -> Transport:
-        """This thread's connection to the broker, for publishing."""
+        """This thread's own connection to the broker, for what is not a task's publish
+        (remote control, events, the CLI's queue tools); tasks go through :attr:`producers`."""
         transport: Transport | None = getattr(self._local, "transport", None)
         if transport is None:
             options = self.conf.broker_options()
@@ -545,19 +566,15 @@ class App(AsyncAppMixin):
                 _flush_at_exit(transport)
         return transport
 
-    def _drop_producer(self) -> None:
-        transport: Transport | None = getattr(self._local, "transport", None)
-        self._local.transport = None
-        if transport is not None:
-            with contextlib.suppress(Exception):
-                transport.close()
-
     def flush(self) -> None:
-        """Return once the broker acknowledged every task this thread sent (with the transport
-        option ``publish_window``, ``delay`` returns before that; see ``Transport.flush``)."""
+        """Return once the broker acknowledged every task sent through the pool (with the
+        transport option ``publish_window``, ``delay`` returns before that; see
+        ``Transport.flush``)."""
         transport: Transport | None = getattr(self._local, "transport", None)
         if transport is not None:
             transport.flush()
+        if self._producers is not None:
+            self._producers.flush()
 
     def declare(self, queue: str) -> None:
         """Declare ``queue`` once per connection."""
@@ -572,13 +589,16 @@ class App(AsyncAppMixin):
         self._local = threading.local()
         self._backend = None
         self._lock = threading.Lock()
+        self._producers = None
 
     def close(self) -> None:
-        """Close this thread's broker connection and the result backend."""
+        """Close this thread's broker connection, the pool's idle ones and the result backend."""
         transport = getattr(self._local, "transport", None)
         if transport is not None:
             transport.close()
             self._local.transport = None
+        if self._producers is not None:
+            self._producers.close()
         if self._backend is not None:
             self._backend.close()
             self._backend = None
@@ -711,26 +731,16 @@ class App(AsyncAppMixin):
             f"{name}: "
             + ("retry_policy" if options.get("retry_policy") else "task_publish_retry_policy"),
         )
+        pool = self.producers
         for attempt in range(int(policy.get("max_retries") or 0) + 1 if retry else 1):
             try:
-                self.declare(queue)
-                if eta is not None and self.conf.task_eta_in_broker:
-                    # Due by our clock once the delay runs out, or already (the queue's
-                    # declaration may have taken longer than a short countdown): marked either
-                    # way, so a worker whose clock lags does not hold a due task for the
-                    # difference (SPEC.md §2.9).
-                    delay = (eta - datetime.now(UTC)).total_seconds()
-                    self.producer().publish(
-                        queue, mark_broker_delayed(wire), delay=delay if delay > 0 else None
-                    )
-                else:
-                    self.producer().publish(queue, wire)
+                # A producer whose connection broke is closed: the next attempt opens another.
+                pool.run(_BROKEN, self._publish, queue, wire, eta)
                 break
             except (BrokerUnavailable, ConnectionError) as exc:
                 if not retry or attempt >= int(policy.get("max_retries") or 0):
                     raise
-                # A new connection for the next attempt; Celery's retry_policy spacing.
-                self._drop_producer()
+                # Celery's retry_policy spacing.
                 wait = float(policy.get("interval_start", 0)) + attempt * float(
                     policy.get("interval_step", 0.2)
                 )
@@ -786,6 +796,20 @@ class App(AsyncAppMixin):
             return
         parent.children.append(result)
 
+    def _publish(self, producer: Producer, queue: str, wire: Any, eta: datetime | None) -> None:
+        transport = producer.transport
+        if queue not in producer.declared:
+            transport.declare_queue(QueueSpec(queue))
+            producer.declared.add(queue)
+        if eta is not None and self.conf.task_eta_in_broker:
+            # Due by our clock once the delay runs out, or already (the queue's declaration may
+            # have taken longer than a short countdown): marked either way, so a worker whose
+            # clock lags does not hold a due task for the difference (SPEC.md §2.9).
+            delay = (eta - datetime.now(UTC)).total_seconds()
+            transport.publish(queue, mark_broker_delayed(wire), delay=delay if delay > 0 else None)
+        else:
+            transport.publish(queue, wire)
+
     def AsyncResult(self, task_id: str, parent: AsyncResult[Any] | None = None) -> AsyncResult[Any]:
         """The result handle of a task id."""
         return AsyncResult(task_id, self, parent)
@@ -800,6 +824,9 @@ class App(AsyncAppMixin):
             self.__dict__["_group_result_class"] = bound
         return bound
 
+
+#: Errors after which a publishing connection is not used again.
+_BROKEN = (BrokerUnavailable, ConnectionError)
 
 #: Celery's name for the application class: ``from celeriac import Celery``.
 Celery = App

@@ -190,6 +190,11 @@ class Transport(ABC):
         """
         return  # the default: every publish already waited
 
+    def set_publish_window(self, window: int) -> int:
+        """Change ``publish_window`` (see :meth:`flush`; flush first when lowering it); returns
+        the window it replaces. Transports without windows keep 0: each publish waits."""
+        return 0
+
     def publish_many(self, queue: str, messages: Sequence[WireMessage]) -> None:
         """Put several messages on ``queue``, in one round trip where the broker allows."""
         for message in messages:

@@ -426,6 +426,10 @@ class AmqpTransport(Transport):
             refused, self.batch.refused = self.batch.refused, 0
             raise TransportError(f"RabbitMQ refused {refused} earlier published message(s) (nack)")
 
+    def set_publish_window(self, window: int) -> int:
+        previous, self.window = self.window, window
+        return previous
+
     def flush(self) -> None:
         def wait() -> None:
             self._send_lost()

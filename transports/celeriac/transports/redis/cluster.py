@@ -248,6 +248,10 @@ class RedisClusterTransport(RedisTransport):
     def flush(self) -> None:
         """Every publish is confirmed before it returns: nothing to wait for."""
 
+    def set_publish_window(self, window: int) -> int:
+        """No window: every publish waits for its reply (the base transport's behaviour)."""
+        return 0
+
     def close(self) -> None:
         if self.client is not None:
             self.client.close()

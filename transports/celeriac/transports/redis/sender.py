@@ -1,4 +1,4 @@
-"""Commands written in one go on a connection each thread keeps, with their replies read.
+"""Commands written in one go on the one connection a transport publishes on, replies read.
 
 A publish is one round trip; what redis-py adds around it (taking a connection from the pool and
 checking its health, the pipeline object, packing) cost about as much as the round trip itself.
@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -101,24 +100,36 @@ class _Held:
 
 
 class Sender:
-    """Writes command batches for one ``redis.Redis`` client and reads their replies."""
+    """Writes command batches for one ``redis.Redis`` client and reads their replies, on one
+    connection: a transport is lent to one thread at a time (the app's pool of producers), so
+    threads take turns on it rather than each keeping a connection of its own."""
 
     def __init__(self, client: redis.Redis, window: int = 0) -> None:
         self.pool = client.connection_pool
         self.window = window
-        self._local = threading.local()
-        self._all: weakref.WeakSet[_Held] = weakref.WeakSet()
+        self._lock = threading.RLock()
+        self._current: _Held | None = None
 
     def _held(self) -> _Held:
-        held: _Held | None = getattr(self._local, "held", None)
+        held = self._current
         if held is None or held.pid != os.getpid():  # a forked child opens its own
-            held = self._local.held = _Held(self.pool)
-            self._all.add(held)
+            held = self._current = _Held(self.pool)
         return held
 
     def send(self, commands: Sequence[tuple[Any, ...]], messages: int = 1) -> None:
         """Write ``commands`` (holding ``messages`` messages); read their replies now, or, with
         a window, once the window is full. Retried as the client retries."""
+        with self._lock:
+            self._send(commands, messages)
+
+    def call(self, commands: Sequence[tuple[Any, ...]]) -> None:
+        """Write ``commands`` and read every reply owed, theirs included (on the publishing
+        connection, so a declaration takes no second connection)."""
+        with self._lock:
+            self._send(commands, 0)
+            self._held().settle()
+
+    def _send(self, commands: Sequence[tuple[Any, ...]], messages: int) -> None:
         held = self._held()
         if _pack_command is not None:
             packed = [b"".join([_pack_command(c) for c in commands])]
@@ -140,13 +151,12 @@ class Sender:
                 raise
 
     def flush(self) -> None:
-        """Read every reply this thread is owed."""
-        held: _Held | None = getattr(self._local, "held", None)
-        if held is not None and held.unread:
-            held.settle()
+        """Read every reply owed."""
+        with self._lock:
+            held = self._current
+            if held is not None and held.pid == os.getpid() and held.unread:
+                held.settle()
 
     def flush_all(self) -> None:
-        """Read every reply any thread is owed (on close, once those threads are done)."""
-        for held in list(self._all):
-            if held.unread:
-                held.settle()
+        """Read every reply owed (on close)."""
+        self.flush()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Iterator, Sequence
@@ -176,6 +177,13 @@ class RedisTransport(Transport):
         call reconnects (through Sentinel, to the master). Other errors reconnect by themselves."""
         if isinstance(exc, redis.ReadOnlyError) and self.client is not None:
             self.client.connection_pool.disconnect()
+
+    def set_publish_window(self, window: int) -> int:
+        previous = self.settings.publish_window
+        self.settings = dataclasses.replace(self.settings, publish_window=window)
+        if self.client is not None:
+            self.sender.window = window
+        return previous
 
     def flush(self) -> None:
         if self.client is not None:
