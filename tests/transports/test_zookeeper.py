@@ -219,6 +219,61 @@ def test_requeued_item_keeps_its_place_and_is_flagged(
         consumer.ack([again])
 
 
+def test_an_item_whose_holder_died_comes_back_counted(
+    make: Any, raw: KazooClient, base: str
+) -> None:
+    """The claim ends with the session; the count node (persistent) remembers the delivery, so
+    a message that kills every worker that takes it still reaches worker_max_deliveries."""
+    transport = make()
+    transport.publish_many("q", [wire(1), wire(2)])
+    for expected in (1, 2, 3):
+        consumer = transport.consumer(["q"], prefetch=1)
+        (held,) = consumer.fetch(1, timeout=5)
+        assert number(held) == 1 and held.deliveries == expected
+        assert held.redelivered is (expected > 1)
+        name = held.tag.rsplit("/", 1)[1]
+        assert raw.exists(f"{base}/.celeriac/deliveries/q/{name}").version == expected - 1
+        consumer.close()  # as a killed worker's session: the claim goes, not a word said
+    with transport.consumer(["q"], prefetch=2) as consumer:
+        got = consumer.fetch(2, timeout=5)
+        assert sorted((number(d), d.deliveries) for d in got) == [(1, 4), (2, 1)]
+        consumer.ack(got)
+    # Settled: nothing is left behind, neither items nor counts.
+    assert raw.get_children(f"{base}/q") == []
+    assert raw.get_children(f"{base}/.celeriac/deliveries/q") == []
+
+
+def test_counts_go_with_their_items_and_orphans_are_swept(
+    make: Any, raw: KazooClient, base: str
+) -> None:
+    transport = make()
+    transport.publish_many("q", [wire(i) for i in range(4)])
+    counts = f"{base}/.celeriac/deliveries/q"
+    consumer = transport.consumer(["q"], prefetch=2)
+    first, second = consumer.fetch(2, timeout=5)
+    consumer.reject(first, "invalid-message: test")
+    consumer.requeue(second)  # keeps its count: the next delivery bumps it
+    assert raw.get_children(counts) == [second.tag.rsplit("/", 1)[1]]
+    consumer.close()
+    # A count whose item a foreign consumer (Kombu's deletes the node) took is swept.
+    raw.delete(second.tag)
+    raw.create(f"{counts}/entry-004-9999999999", b"")  # an item that was never there
+    assert transport.purge("q") == 2
+    with transport.consumer(["q"], prefetch=1) as again:
+        assert again.fetch(1, timeout=0.3) == []
+    assert raw.get_children(counts) == []
+    transport.publish("q", wire(9))
+    with transport.consumer(["q"], prefetch=1) as consumer:
+        (held,) = consumer.fetch(1, timeout=5)
+        consumer.requeue(held)
+        (again_held,) = consumer.fetch(1, timeout=5)
+        assert again_held.deliveries == 2
+        transport.purge("q")  # held: left alone, count and all
+        assert raw.get_children(counts) == [held.tag.rsplit("/", 1)[1]]
+        consumer.ack([again_held])
+    assert raw.get_children(counts) == []
+
+
 def test_delayed_items_wait_in_their_node_then_move_once(
     make: Any, raw: KazooClient, base: str
 ) -> None:

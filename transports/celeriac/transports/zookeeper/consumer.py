@@ -2,7 +2,8 @@
 
 A claim is the node ``<base>/.celeriac/claims/<queue>/<item>``, created EPHEMERAL by the consumer's
 own session: when the consumer closes or its process dies, the session ends, the claims vanish and
-the items are ready again.
+the items are ready again. Each delivery is also counted in a persistent node (``counts.py``), so
+an item whose consumers keep dying arrives counted (``Delivery.deliveries``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ..dead_letter import dead_letter_message
 from ..errors import TransportError
 from .claims import claim, strays
 from .client import delete_all, gather, guarded
+from .counts import count, orphans, sweep
 from .delayed import move_due
 
 if TYPE_CHECKING:
@@ -98,7 +100,11 @@ class ZooKeeperConsumer(Consumer):
         """
         if self._strays:
             self._drop_strays()
-        ready, claimed, delayed = self.client.retry(self._look)
+        ready, claimed, delayed, counted = self.client.retry(self._look)
+        for queue, names in counted.items():
+            stale = orphans(names, ready[queue])
+            if stale:  # left by a holder that died between the two, or taken by Kombu
+                sweep(self.client, self.layout, queue, stale)
         now_ms = int(time.time() * 1000)
         next_due: float | None = None
         for queue, names in delayed.items():
@@ -125,14 +131,21 @@ class ZooKeeperConsumer(Consumer):
                 if name.startswith(envelope.ENTRY_PREFIX) and name not in claimed[queue]
             ),
         )
-        got = self._claim([(queue, name) for name, queue in candidates])
+        known = {(queue, name) for queue, names in counted.items() for name in names}
+        got = self._claim([(queue, name) for name, queue in candidates], known)
         return got, (0.0 if candidates and not got else next_due)
 
-    def _look(self) -> tuple[dict[str, list[str]], dict[str, set[str]], dict[str, list[str]]]:
-        """Children of each queue's item, claim and delayed nodes, in one pipelined round."""
+    def _look(
+        self,
+    ) -> tuple[
+        dict[str, list[str]], dict[str, set[str]], dict[str, list[str]], dict[str, list[str]]
+    ]:
+        """Children of each queue's count, item, claim and delayed nodes, in one pipelined
+        round (counts first: see ``counts.orphans``)."""
         c, layout, watch = self.client, self.layout, self._watch
         calls = []
         for queue in self.queues:
+            calls.append(c.get_children_async(layout.counts(queue)))
             calls.append(c.get_children_async(layout.queue(queue), watch=watch))
             calls.append(c.get_children_async(layout.claims(queue)))
             calls.append(c.get_children_async(layout.delayed(queue), watch=watch))
@@ -140,35 +153,40 @@ class ZooKeeperConsumer(Consumer):
         ready: dict[str, list[str]] = {}
         claimed: dict[str, set[str]] = {}
         delayed: dict[str, list[str]] = {}
+        counted: dict[str, list[str]] = {}
         for i, queue in enumerate(self.queues):
-            got = results[3 * i : 3 * i + 3]
+            got = results[4 * i : 4 * i + 4]
             for result in got:
                 if isinstance(result, NoNodeError):  # deleted by hand, or the data was wiped
                     self._transport.ensure_queue(queue, again=True)
                 elif isinstance(result, Exception):
                     raise result
-            ready[queue], claimed[queue], delayed[queue] = (
+            counted[queue], ready[queue], claims, delayed[queue] = (
                 [] if isinstance(r, Exception) else r for r in got
             )
-            claimed[queue] = set(claimed[queue])
-        return ready, claimed, delayed
+            claimed[queue] = set(claims)
+        return ready, claimed, delayed, counted
 
-    def _claim(self, items: list[tuple[str, str]]) -> list[Delivery]:
+    def _claim(self, items: list[tuple[str, str]], known: set[tuple[str, str]]) -> list[Delivery]:
         c, layout = self.client, self.layout
         won, unsure = claim(c, layout, items)
         self._strays = self._strays or unsure
         reads = gather([c.get_async(f"{layout.queue(q)}/{n}") for q, n, _ in won])
-        out: list[Delivery] = []
+        read: list[tuple[str, str, str, bytes]] = []
         lost: list[str] = []
-        for (queue, name, claim_path), read in zip(won, reads, strict=True):
-            if isinstance(read, Exception):
+        for (queue, name, claim_path), result in zip(won, reads, strict=True):
+            if isinstance(result, Exception):
                 lost.append(claim_path)  # acked by its holder between our look and our claim
-                continue
-            data: bytes = read[0]
+            else:
+                read.append((queue, name, claim_path, result[0]))
+        delete_all(c, lost)
+        # Counted once read, before anything runs: a holder that dies after this still counts.
+        counts = count(c, layout, [(q, n) for q, n, _, _ in read], known)
+        out: list[Delivery] = []
+        for (queue, name, claim_path, data), deliveries in zip(read, counts, strict=True):
             path = f"{layout.queue(queue)}/{name}"
             self.held[path] = _Held(queue, name, claim_path, data)
-            out.append(_delivery(queue, path, data))
-        delete_all(c, lost)
+            out.append(_delivery(queue, path, data, deliveries))
         return out
 
     def _drop_strays(self) -> None:
@@ -186,7 +204,8 @@ class ZooKeeperConsumer(Consumer):
         for delivery in deliveries:
             held = self._settle(delivery)
             if held is not None:
-                paths += [delivery.tag, held.claim]  # the item first: a lone claim is harmless
+                # The item first: a lone claim or count is harmless (a count is swept).
+                paths += [delivery.tag, held.claim, self.layout.count(held.queue, held.name)]
         # One multi while every node is there; a lost session's claims are gone, which is fine.
         delete_all(self.client, paths)
 
@@ -213,6 +232,7 @@ class ZooKeeperConsumer(Consumer):
         # Without our claim (a lost session) the item is still ours to move; gone, it was settled.
         if not self.client.retry(move, True):
             self.client.retry(move, False)
+        sweep(self.client, self.layout, held.queue, [held.name])
 
     @guarded
     def requeue(self, delivery: Delivery) -> None:
@@ -222,7 +242,8 @@ class ZooKeeperConsumer(Consumer):
 
         def give_back() -> None:
             tx = self.client.transaction()
-            # Same name, so the item keeps its place; the flag tells the next consumer.
+            # Same name, so the item keeps its place (and its count, which the next delivery
+            # bumps); the flag tells the next consumer.
             tx.set_data(delivery.tag, envelope.mark_redelivered(held.data))
             tx.delete(held.claim)
             tx.commit()  # fails only when the claim is gone: the item is back already
@@ -264,9 +285,10 @@ def _dead_letter_data(copy: WireMessage, dead: str, limit: int) -> bytes:
     return data
 
 
-def _delivery(queue: str, path: str, data: bytes) -> Delivery:
+def _delivery(queue: str, path: str, data: bytes, deliveries: int) -> Delivery:
     try:
         wire, info = envelope.unpack_wire(data)
     except ProtocolError as exc:
-        return Delivery(queue, None, path, raw=data, error=exc)
-    return Delivery(queue, wire, path, info.redelivered)
+        return Delivery(queue, None, path, raw=data, error=exc, deliveries=deliveries)
+    # An item given back by a dead session carries no flag: its count says it came back.
+    return Delivery(queue, wire, path, info.redelivered or deliveries > 1, deliveries=deliveries)

@@ -1,7 +1,8 @@
 """Where things live in ZooKeeper (SPEC.md §6.6): Kombu's queue nodes, Celeriac's own beside them.
 
 Queue nodes hold nothing but kazoo-style items, so Kombu's consumers and its size (the node's
-child count) keep working; claims, delayed items and broadcasts live under ``<base>/.celeriac``.
+child count) keep working; claims, delivery counts, delayed items and broadcasts live under
+``<base>/.celeriac``.
 """
 
 from __future__ import annotations
@@ -44,13 +45,21 @@ class Layout:
         """The node whose ephemeral children name the items consumers hold."""
         return f"{self.internal}/claims/{check_name('queue', queue)}"
 
+    def counts(self, queue: str) -> str:
+        """The node whose persistent children count the deliveries of the queue's items."""
+        return f"{self.internal}/deliveries/{check_name('queue', queue)}"
+
+    def count(self, queue: str, name: str) -> str:
+        """The node whose version counts the deliveries of item ``name`` of ``queue``."""
+        return f"{self.counts(queue)}/{name}"
+
     def delayed(self, queue: str) -> str:
         """The node whose children are items not due yet, named by due time."""
         return f"{self.internal}/delayed/{check_name('queue', queue)}"
 
-    def structure(self, queue: str) -> tuple[str, str, str]:
+    def structure(self, queue: str) -> tuple[str, ...]:
         """Every node a queue needs."""
-        return self.queue(queue), self.claims(queue), self.delayed(queue)
+        return self.queue(queue), self.claims(queue), self.counts(queue), self.delayed(queue)
 
     def broadcast(self, exchange: str) -> str:
         """The node whose sequential children are the messages broadcast to ``exchange``."""

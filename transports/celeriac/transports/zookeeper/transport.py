@@ -20,6 +20,7 @@ from .broadcast import BROADCAST_TTL, ZooKeeperSubscription, sweep
 from .claims import claim, strays
 from .client import batches, delete_all, gather, guarded, open_client, where
 from .consumer import ZooKeeperConsumer
+from .counts import sweep as sweep_counts
 from .options import MAX_NODE_BYTES, ZooKeeperOptions, parse_options
 from .paths import Layout
 
@@ -47,9 +48,9 @@ class ZooKeeperTransport(Transport):
         shared=True,
         max_message_bytes=MAX_NODE_BYTES,
     )
-    # A requeued item comes back flagged, not counted (and one whose consumer's session ended
-    # comes back not even flagged: its claim node is simply gone).
-    counts_redeliveries = False
+    # Every delivery is counted in a persistent node beside the item (counts.py), so an item
+    # whose consumer's session ended (its claim simply gone) still comes back counted.
+    counts_redeliveries = True
 
     def __init__(self, url: str, **options: Any) -> None:
         super().__init__(url, **options)
@@ -201,6 +202,9 @@ class ZooKeeperTransport(Transport):
                 won.append((queue, path.rsplit("/", 1)[1], path))
         paths = [f"{self.layout.queue(queue)}/{name}" for _, name, _ in won]
         delete_all(client, paths + [path for _, _, path in won])
+        # The counts of the items delivered before (the others have none: no failing multi).
+        counted = set(client.retry(client.get_children, self.layout.counts(queue)))
+        sweep_counts(client, self.layout, queue, [n for _, n, _ in won if n in counted])
         return len(paths)
 
     @guarded
