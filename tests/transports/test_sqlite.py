@@ -351,3 +351,57 @@ def test_a_fork_waits_for_the_sqlite_call_in_progress(tmp_path: Path) -> None:
     assert times["call done"] < times["forked"]
     assert db.execute("SELECT slow(2)").fetchall() == [(2,)]  # the gate is open again
     db.close()
+
+
+def test_a_fork_waits_for_the_transaction_in_progress(tmp_path: Path) -> None:
+    # A process forked while another thread's connection is between BEGIN and COMMIT inherits
+    # SQLite's record of that lock: its own connections then wait for it until their busy
+    # timeout (a prefork child hung 30 s on its first result). The fork waits for the COMMIT.
+    path = str(tmp_path / "fork.db")
+    db = forksafe.connect(path, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("CREATE TABLE t (x)")
+    inside = threading.Event()
+    times: dict[str, float] = {}
+
+    def writer() -> None:
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("INSERT INTO t VALUES (1)")
+        inside.set()
+        time.sleep(0.3)  # the transaction stays open between calls
+        times["committed"] = time.monotonic()
+        db.execute("COMMIT")
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    assert inside.wait(5)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            child = sqlite3.connect(path, timeout=2, isolation_level=None)
+            child.execute("INSERT INTO t VALUES (2)")
+        except BaseException:
+            os._exit(1)
+        os._exit(0)
+    times["forked"] = time.monotonic()
+    _, status = os.waitpid(pid, 0)
+    thread.join(5)
+    assert os.waitstatus_to_exitcode(status) == 0  # the child could write: no phantom lock
+    assert times["committed"] < times["forked"]
+    assert sorted(db.execute("SELECT x FROM t").fetchall()) == [(1,), (2,)]
+    db.execute("INSERT INTO t VALUES (3)")  # the gate is open again: nothing waits
+    db.close()
+
+
+def test_rows_are_read_within_the_query_so_a_half_read_one_holds_nothing(tmp_path: Path) -> None:
+    db = forksafe.connect(str(tmp_path / "rows.db"), isolation_level=None)
+    db.execute("CREATE TABLE t (x)")
+    db.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(5)])
+    cursor = db.execute("SELECT x FROM t ORDER BY x")
+    assert cursor.fetchone() == (0,)
+    assert not db.in_transaction and not db._in_gate
+    assert forksafe._GATE.inside == 0  # a fork now would not wait
+    assert cursor.fetchmany(2) == [(1,), (2,)]
+    assert list(cursor) == [(3,), (4,)]
+    assert cursor.fetchone() is None and cursor.fetchall() == []
+    db.close()

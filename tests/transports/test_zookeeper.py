@@ -33,6 +33,7 @@ from celeriac.transports import (
 from celeriac.transports.zookeeper import ZooKeeperTransport
 from celeriac.transports.zookeeper.broadcast import BROADCAST_TTL, sweep
 from celeriac.transports.zookeeper.consumer import TRUNCATED_HEADER
+from celeriac.transports.zookeeper.counts import count
 from celeriac.transports.zookeeper.transport import MAX_NODE_BYTES
 from interop import celery_env
 from tests.brokers import ZOOKEEPER_URL, require, unique
@@ -272,6 +273,21 @@ def test_counts_go_with_their_items_and_orphans_are_swept(
         assert raw.get_children(counts) == [held.tag.rsplit("/", 1)[1]]
         consumer.ack([again_held])
     assert raw.get_children(counts) == []
+
+
+def test_a_count_made_on_an_out_of_date_look_is_still_right(
+    make: Any, raw: KazooClient, base: str
+) -> None:
+    """The look that says which items have a count node may be stale (another consumer made
+    or deleted one since): the multi fails and each item is counted one by one."""
+    transport = make()
+    transport.ensure_queue("q")
+    raw.create(f"{base}/.celeriac/deliveries/q/entry-004-0000000002", b"")  # delivered once
+    items = [("q", "entry-004-0000000001"), ("q", "entry-004-0000000002")]
+    client = transport.client_or_raise()
+    # The look said the other way round: 1 has a node, 2 has none.
+    assert count(client, transport.layout, items, {items[0]}) == [1, 2]
+    assert count(client, transport.layout, items, set(items)) == [2, 3]
 
 
 def test_delayed_items_wait_in_their_node_then_move_once(

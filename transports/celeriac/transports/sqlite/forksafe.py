@@ -1,15 +1,22 @@
-"""SQLite connections that a fork never catches mid-call.
+"""SQLite connections that a fork never catches mid-call or mid-transaction.
 
 SQLite is not fork-safe: a process forked while another of its threads is inside an SQLite call
 inherits that call's mutexes locked, and its own first SQLite call then waits forever (seen as a
-prefork child that never ran its task; reproduced: 1 fork in 300 beside a busy thread). Every
-call made through these connections passes a gate, and a fork in this process waits until no
-thread is inside one (``os.register_at_fork``). Calls never wait for each other, only for a
-fork: once a fork waits at the gate, new calls wait until it is done.
+prefork child that never ran its task; reproduced: 1 fork in 300 beside a busy thread). A
+process forked while another thread's connection holds a transaction (between ``BEGIN`` and
+``COMMIT``, or a query whose rows are not all read) inherits SQLite's record of that lock: its
+own connections to the same file then wait for a lock no one will release ("database is locked"
+after the busy timeout: a prefork child forked while the worker stored a result in the sqlite
+backend hung 30 s on its first result). Every call made through these connections passes a
+gate, and a fork in this process waits until no thread is inside one (``os.register_at_fork``);
+a connection in a transaction stays inside until it ends, and a query's rows are read within
+its call. Calls never wait for each other, only for a fork: once a fork waits at the gate, new
+calls wait until it is done (a transaction in progress goes on to its end).
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import sqlite3
@@ -43,7 +50,9 @@ class _Gate:
 
     def leave(self) -> None:
         with self.cond:
-            self.inside -= 1
+            # Never below 0: a connection inherited in a transaction leaves a gate it never
+            # entered in this (child) process.
+            self.inside = max(self.inside - 1, 0)
             if self.inside == 0:
                 self.cond.notify_all()
 
@@ -80,41 +89,81 @@ os.register_at_fork(
 )
 
 
-def _gated(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    _GATE.enter()
+def _gated(db: sqlite3.Connection | None, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``call`` inside the gate; ``db`` (the connection it uses) stays inside while it is in a
+    transaction, so no fork happens between its ``BEGIN`` and its ``COMMIT``."""
+    held = getattr(db, "_in_gate", False)
+    if not held:
+        _GATE.enter()
     try:
         return call(*args, **kwargs)
     finally:
-        _GATE.leave()
+        try:
+            busy = db is not None and db.in_transaction
+        except sqlite3.ProgrammingError:  # closed (which rolled back)
+            busy = False
+        if busy:
+            db._in_gate = True  # type: ignore[union-attr]
+        else:
+            if held:
+                db._in_gate = False  # type: ignore[union-attr]
+            _GATE.leave()
 
 
 class ForkSafeCursor(sqlite3.Cursor):
-    """A cursor whose every step into SQLite passes the gate."""
+    """A cursor whose every step into SQLite passes the gate; a query's rows are all read in
+    its ``execute`` (a statement left half read holds a read lock between calls)."""
+
+    _rows: collections.deque[Any] | None = None
+
+    def _run(self, call: Callable[..., Any], *args: Any) -> Self:
+        def run() -> None:
+            call(*args)
+            rows = sqlite3.Cursor.fetchall(self) if self.description is not None else None
+            self._rows = None if rows is None else collections.deque(rows)
+
+        _gated(self.connection, run)
+        return self
 
     def execute(self, sql: str, parameters: Any = (), /) -> Self:
-        return _gated(super().execute, sql, parameters)
+        return self._run(super().execute, sql, parameters)
 
     def executemany(self, sql: str, seq: Iterable[Any], /) -> Self:
-        return _gated(super().executemany, sql, seq)
+        return self._run(super().executemany, sql, seq)
 
     def executescript(self, script: str, /) -> sqlite3.Cursor:
-        return _gated(super().executescript, script)
+        return self._run(super().executescript, script)
 
     def fetchone(self) -> Any:
-        return _gated(super().fetchone)
+        if self._rows is None:
+            return _gated(self.connection, super().fetchone)
+        return self._rows.popleft() if self._rows else None
 
     def fetchmany(self, size: int | None = None) -> list[Any]:
-        return _gated(super().fetchmany, self.arraysize if size is None else size)
+        n = self.arraysize if size is None else size
+        if self._rows is None:
+            return _gated(self.connection, super().fetchmany, n)
+        return [self._rows.popleft() for _ in range(min(n, len(self._rows)))]
 
     def fetchall(self) -> list[Any]:
-        return _gated(super().fetchall)
+        if self._rows is None:
+            return _gated(self.connection, super().fetchall)
+        rows, self._rows = list(self._rows), collections.deque()
+        return rows
 
     def __next__(self) -> Any:
-        return _gated(super().__next__)
+        if self._rows is None:
+            return _gated(self.connection, super().__next__)
+        if not self._rows:
+            raise StopIteration
+        return self._rows.popleft()
 
 
 class ForkSafeConnection(sqlite3.Connection):
     """``sqlite3.Connection`` whose calls pass the fork gate (cursors included)."""
+
+    #: Whether this connection holds a place in the gate (it is in a transaction).
+    _in_gate = False
 
     def cursor(self, factory: Any = ForkSafeCursor) -> Any:
         return super().cursor(factory)
@@ -132,16 +181,16 @@ class ForkSafeConnection(sqlite3.Connection):
         return cursor.executescript(script)
 
     def commit(self) -> None:
-        _gated(super().commit)
+        _gated(self, super().commit)
 
     def rollback(self) -> None:
-        _gated(super().rollback)
+        _gated(self, super().rollback)
 
     def close(self) -> None:
-        _gated(super().close)
+        _gated(self, super().close)
 
 
 def connect(path: str, **options: Any) -> ForkSafeConnection:
     """``sqlite3.connect`` with a ForkSafeConnection (opening passes the gate too)."""
-    db = _gated(sqlite3.connect, path, **options, factory=ForkSafeConnection)
+    db = _gated(None, sqlite3.connect, path, **options, factory=ForkSafeConnection)
     return cast(ForkSafeConnection, db)

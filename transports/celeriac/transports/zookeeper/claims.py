@@ -6,33 +6,56 @@ themselves; creating it fails when another consumer holds the item, so no item i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
-from kazoo.client import KazooClient, TransactionRequest
-from kazoo.exceptions import NodeExistsError
+from kazoo.client import KazooClient
+from kazoo.exceptions import KazooException, NodeExistsError
 
-from .client import batches, gather, retryable, try_multi
+from .client import batches, gather, retryable
+from .counts import deliveries_of
 from .paths import Layout
 
 __all__ = ["claim", "owned", "strays"]
 
 
 def claim(
-    client: KazooClient, layout: Layout, items: Sequence[tuple[str, str]]
-) -> tuple[list[tuple[str, str, str]], bool]:
+    client: KazooClient,
+    layout: Layout,
+    items: Sequence[tuple[str, str]],
+    known: Collection[tuple[str, str]] | None = None,
+) -> tuple[list[tuple[str, str, str]], bool, dict[str, int]]:
     """Claim the items ``(queue, name)`` that no one holds; return ``(queue, name, claim)`` of
-    each, and whether a lost reply may have left a claim of ours that is not among them."""
+    each, whether a lost reply may have left a claim of ours that is not among them, and the
+    deliveries counted.
+
+    With ``known`` (the items whose count node a recent look found), the multi that claims a
+    run also counts its deliveries (``counts.py``), at no extra write: the third value maps the
+    claim paths counted so to their deliveries. Items claimed one by one are not counted here.
+    """
     wanted = [(queue, name, f"{layout.claims(queue)}/{name}") for queue, name in items]
     won: list[tuple[str, str, str]] = []
+    counted: dict[str, int] = {}
     unsure = False
     for run in batches(wanted):
-
-        def build(tx: TransactionRequest, run: list[tuple[str, str, str]] = run) -> None:
-            for _, _, path in run:
-                tx.create(path, b"", ephemeral=True)
-
-        if try_multi(client, build):  # the usual case: nobody else wanted these
-            won += run
+        tx = client.transaction()
+        for _, _, path in run:
+            tx.create(path, b"", ephemeral=True)
+        if known is not None:
+            for queue, name, _ in run:
+                if (queue, name) in known:
+                    tx.set_data(layout.count(queue, name), b"")
+                else:
+                    tx.create(layout.count(queue, name), b"")
+        try:
+            results = tx.commit()
+        except KazooException as exc:
+            if not retryable(exc):
+                raise
+            results = None  # the reply was lost: one by one, and find out what was done
+        if results is not None and not any(isinstance(r, Exception) for r in results):
+            won += run  # the usual case: nobody else wanted these
+            for (_, _, path), result in zip(run, results[len(run) :], strict=False):
+                counted[path] = deliveries_of(result)
             continue
         # Some were taken (or the reply was lost): one by one, and keep what is ours.
         results = gather([client.create_async(path, b"", ephemeral=True) for _, _, path in run])
@@ -44,7 +67,7 @@ def claim(
             for item, result in zip(run, results, strict=True)
             if not isinstance(result, Exception) or item[2] in mine
         ]
-    return won, unsure
+    return won, unsure, counted
 
 
 def _unsure(result: object) -> bool:

@@ -169,24 +169,31 @@ class ZooKeeperConsumer(Consumer):
 
     def _claim(self, items: list[tuple[str, str]], known: set[tuple[str, str]]) -> list[Delivery]:
         c, layout = self.client, self.layout
-        won, unsure = claim(c, layout, items)
+        # Counted as claimed (one multi), before anything runs: a holder that dies still counts.
+        won, unsure, counted = claim(c, layout, items, known)
         self._strays = self._strays or unsure
         reads = gather([c.get_async(f"{layout.queue(q)}/{n}") for q, n, _ in won])
         read: list[tuple[str, str, str, bytes]] = []
         lost: list[str] = []
         for (queue, name, claim_path), result in zip(won, reads, strict=True):
             if isinstance(result, Exception):
-                lost.append(claim_path)  # acked by its holder between our look and our claim
+                # Acked by its holder between our look and our claim (its count too, if we
+                # made one: the item is gone for good).
+                lost += [claim_path, layout.count(queue, name)]
             else:
                 read.append((queue, name, claim_path, result[0]))
         delete_all(c, lost)
-        # Counted once read, before anything runs: a holder that dies after this still counts.
-        counts = count(c, layout, [(q, n) for q, n, _, _ in read], known)
+        # Those claimed one by one (another consumer raced us for some) are counted now.
+        uncounted = [(q, n) for q, n, claim_path, _ in read if claim_path not in counted]
+        for (queue, name), deliveries in zip(
+            uncounted, count(c, layout, uncounted, known), strict=True
+        ):
+            counted[f"{layout.claims(queue)}/{name}"] = deliveries
         out: list[Delivery] = []
-        for (queue, name, claim_path, data), deliveries in zip(read, counts, strict=True):
+        for queue, name, claim_path, data in read:
             path = f"{layout.queue(queue)}/{name}"
             self.held[path] = _Held(queue, name, claim_path, data)
-            out.append(_delivery(queue, path, data, deliveries))
+            out.append(_delivery(queue, path, data, counted[claim_path]))
         return out
 
     def _drop_strays(self) -> None:

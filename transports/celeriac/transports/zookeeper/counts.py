@@ -19,7 +19,7 @@ from kazoo.protocol.states import ZnodeStat
 from .client import batches, delete_all, gather, retryable
 from .paths import Layout
 
-__all__ = ["count", "orphans", "sweep"]
+__all__ = ["count", "deliveries_of", "orphans", "sweep"]
 
 
 def count(
@@ -55,11 +55,11 @@ def count(
             again += run  # the look was out of date for some: one by one
             continue
         for i, result in zip(run, results, strict=True):
-            counts[i] = _deliveries(result)
+            counts[i] = deliveries_of(result)
     # One by one, pipelined: set where the look found a node, else create; then the others.
     tries = gather(
         [
-            client.set_data_async(paths[i], b"")
+            client.set_async(paths[i], b"")
             if items[i] in known
             else client.create_async(paths[i], b"")
             for i in again
@@ -69,19 +69,19 @@ def count(
         if isinstance(result, Exception):
             counts[i] = client.retry(_count_one, client, paths[i])
         else:
-            counts[i] = _deliveries(result)
+            counts[i] = deliveries_of(result)
     return counts
 
 
-def _deliveries(result: object) -> int:
-    # A create answers with the path (the first delivery), a set with the node's new stat.
+def deliveries_of(result: object) -> int:
+    """The deliveries a count node's create (the path: the first) or set (its stat) says."""
     return result.version + 1 if isinstance(result, ZnodeStat) else 1
 
 
 def _count_one(client: KazooClient, path: str) -> int:
     while True:
         try:
-            stat: ZnodeStat = client.set_data(path, b"")
+            stat: ZnodeStat = client.set(path, b"")
             return int(stat.version) + 1
         except NoNodeError:
             pass

@@ -195,7 +195,7 @@ class ZooKeeperTransport(Transport):
     def purge(self, queue: str) -> int:
         client = self.client_or_raise()
         # Claim first, so an item a consumer claims meanwhile is left to it.
-        won, unsure = claim(client, self.layout, [(queue, name) for name in self._ready(queue)])
+        won, unsure, _ = claim(client, self.layout, [(queue, name) for name in self._ready(queue)])
         if unsure:  # consumers have sessions of their own: every claim of this one is purge's
             known = {name for _, name, _ in won}
             for path in strays(client, self.layout, queue, known):
