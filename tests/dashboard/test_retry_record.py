@@ -142,10 +142,29 @@ def test_a_task_that_succeeded_is_not_retried_on_a_forged_failure(
     board, _ = running
     result = app.tasks["retry_record.echo"].delay(4)
     assert result.get(timeout=20) == 4
-    eventually(lambda: board.state.task_fields(result.id), 10, "the task's events")
-    _forge(app, "task-failed", result.id, exception="ValueError()")
-    eventually(lambda: board.state.task_fields(result.id).state == "FAILURE", 10, "forgery")
-    answer = _retry(board, result.id)
+    # A dashboard that saw the real events keeps SUCCESS (Celery's precedence), so the forger's
+    # target is one that did not see them: started once they were all sent (the worker sends
+    # events after the result is stored), it sees only forgeries.
+    eventually(
+        lambda: getattr(board.state.task_fields(result.id), "state", None) == "SUCCESS",
+        10,
+        "the task's real events",
+    )
+    late = Dashboard(app, reply_timeout=0.5)
+    late.start()
+    try:
+        eventually(lambda: late.connected, 10, "the late dashboard's event stream")
+        _forge(app, "task-received", result.id, name="retry_record.echo", args="(4,)")
+        _forge(app, "task-failed", result.id, exception="ValueError()")
+        try:
+            eventually(
+                lambda: getattr(late.state.task_fields(result.id), "state", None) == "FAILURE"
+            )
+        except AssertionError:
+            raise AssertionError(f"forgery: {late.state.task_fields(result.id)!r}") from None
+        answer = _retry(late, result.id)
+    finally:
+        late.stop()
     assert answer.status_code == 409 and "backend says SUCCESS" in answer.json()["error"]
 
 
