@@ -148,6 +148,7 @@ def test_children_and_collect_as_celery(
         "collect leaves": [103, 0, 2, 4],
         "chain step is its parent's child": True,
         "children of an unknown id": None,
+        "two callbacks are one group child": ["GroupResult", [6, 9]],
     }
     assert celeriac["children"] == celery["children"]
     # A Celery client reads the children a Celeriac worker stored, and the reverse.
