@@ -455,6 +455,11 @@ class chord(Signature[R]):
         as Celery sends it, so the body's message continues the chain."""
         app = self._require_app()
         header: list[Signature[Any]] = [Signature(t) for t in self["kwargs"]["header"]]
+        for member in header:
+            if member["subtask_type"] in ("chain", "group", "chord"):
+                raise NotImplementedError(
+                    f"a {member['subtask_type']} in a chord's header is not supported yet"
+                )
         body: Signature[R] = _copy(self["kwargs"]["body"])
         if chain:
             body["options"]["chain"] = [dict(step) for step in chain]

@@ -55,6 +55,19 @@ def test_celeriac_runs_them_as_celery(same_side: tuple[Any, Any]) -> None:
     assert celeriac == celery
 
 
+def test_celeriac_on_sqlite_runs_them_as_celery(
+    same_side: tuple[Any, Any], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Celeriac with an SQLite broker and result store (which Celery cannot use) observes what
+    Celery does on Redis."""
+    folder = tmp_path_factory.mktemp("canvas-sqlite")
+    urls = (f"sqlite:///{folder}/broker.db", f"sqlite:///{folder}/results.db")
+    _, on_sqlite = run_both(
+        "canvas_app", "proj", "canvas_app.py", REDIS_URL, BACKEND, celeriac_urls=urls
+    )
+    assert on_sqlite == same_side[0]
+
+
 def test_a_celery_client_and_a_celeriac_worker_and_the_reverse(
     same_side: tuple[Any, Any], crossed: tuple[Any, Any]
 ) -> None:
@@ -135,6 +148,7 @@ def test_children_and_collect_as_celery(
         "collect leaves": [103, 0, 2, 4],
         "chain step is its parent's child": True,
         "children of an unknown id": None,
+        "two callbacks are one group child": ["GroupResult", [6, 9]],
     }
     assert celeriac["children"] == celery["children"]
     # A Celery client reads the children a Celeriac worker stored, and the reverse.

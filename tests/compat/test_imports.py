@@ -20,7 +20,7 @@ IMPORTS = [
     ("celery", name)
     for name in (
         "Celery Task chain chord group signature subtask shared_task states current_app "
-        "current_task maybe_signature uuid"
+        "current_task maybe_signature uuid chunks xmap xstarmap"
     ).split()
 ] + [
     ("celery.app.task", "Task"),
@@ -36,6 +36,7 @@ IMPORTS = [
     ("celery.result", "ResultSet"),
     ("celery.result", "allow_join_result"),
     ("celery.result", "denied_join_result"),
+    ("celery.result", "result_from_tuple"),
     ("celery.schedules", "solar"),
     ("celery.schedules", "maybe_schedule"),
     ("celery.canvas", "Signature"),
@@ -44,6 +45,9 @@ IMPORTS = [
     ("celery.canvas", "chord"),
     ("celery.canvas", "signature"),
     ("celery.canvas", "maybe_signature"),
+    ("celery.canvas", "chunks"),
+    ("celery.canvas", "xmap"),
+    ("celery.canvas", "xstarmap"),
     *[
         ("celery.states", name)
         for name in (
@@ -60,7 +64,7 @@ IMPORTS = [
             "SoftTimeLimitExceeded TimeLimitExceeded TaskRevokedError ChordError "
             "WorkerLostError Terminated WorkerShutdown WorkerTerminate SecurityError "
             "InvalidTaskError BackendError CPendingDeprecationWarning CDeprecationWarning "
-            "AlwaysEagerIgnored FixupWarning NotConfigured"
+            "AlwaysEagerIgnored FixupWarning NotConfigured IncompleteStream"
         ).split()
     ],
 ]

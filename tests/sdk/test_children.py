@@ -1,4 +1,5 @@
-"""A task's children (Celery's trail): what it sent while it ran, stored in its record."""
+"""A task's children (Celery's trail): what it sent while it ran, stored in its record; and a
+canvas the worker could not run, refused before it is sent."""
 
 from __future__ import annotations
 
@@ -83,3 +84,11 @@ def test_iterdeps_stops_at_a_result_not_ready_unless_intermediate(app: App) -> N
     with pytest.raises(IncompleteStream):
         next(walk)
     assert [node.id for _, node in never.iterdeps(intermediate=True)] == ["never-sent"]
+
+
+def test_a_canvas_in_a_chords_header_is_refused_before_sending(app: App) -> None:
+    from celeriac import chain
+
+    add, xsum = app.tasks["kids.add"], app.tasks["kids.xsum"]
+    with pytest.raises(NotImplementedError, match="chain in a chord's header"):
+        chord([chain(add.s(1, 1), add.s(2)), add.s(3, 3)], xsum.s()).apply_async()

@@ -25,7 +25,7 @@ from celeriac.protocol.states import FAILURE, RETRY, REVOKED, STARTED, SUCCESS
 from celeriac.transports import BrokerUnavailable
 
 from .. import signals
-from ..canvas import Signature, _typed
+from ..canvas import Signature, _typed, group
 from ..einfo import ExceptionInfo
 from ..exceptions import (
     Ignore,
@@ -259,7 +259,15 @@ _FOLLOW_UP_OPTIONS = frozenset(
 def _send_following(app: App, msg: TaskMessage, result: Any) -> None:
     """Send the callbacks and the chain's next step, before the result is stored, as Celery
     does: they are then among the task's ``children`` in its record."""
-    for callback in msg.embed.callbacks or ():
+    callbacks = [_typed(callback) for callback in msg.embed.callbacks or ()]
+    if len(callbacks) > 1:
+        # Several callbacks go as one group (each group among them on its own), as Celery's
+        # worker sends them: that group is then the task's child.
+        plain = [c for c in callbacks if not isinstance(c, group)]
+        callbacks = [c for c in callbacks if isinstance(c, group)]
+        if plain:
+            callbacks.append(group(plain))
+    for callback in callbacks:
         _send(app, callback, msg, result)
     if msg.embed.chain:
         *rest, following = msg.embed.chain  # the last element runs next (SPEC.md §2.6)

@@ -77,6 +77,9 @@ def children():
         kid.get(timeout=TIMEOUT)
     first = chain(add.s(1, 1), add.s(2)).delay()
     first.get(timeout=TIMEOUT)
+    linked = add.apply_async((1, 2), link=[mul.s(2), mul.s(3)])
+    linked.get(timeout=TIMEOUT)
+    (callbacks,) = linked.children
     return {
         "kinds": [type(kid).__name__ for kid in kids],
         "group size": len(kids[0].results),
@@ -85,6 +88,10 @@ def children():
         "collect leaves": [value for node, value in result.collect() if not node.children],
         "chain step is its parent's child": [c.id for c in first.parent.children] == [first.id],
         "children of an unknown id": app.AsyncResult("no-such-task").children,
+        "two callbacks are one group child": [
+            type(callbacks).__name__,
+            sorted(callbacks.get(timeout=TIMEOUT)),
+        ],
     }
 
 
