@@ -139,3 +139,30 @@ def test_call_and_result(env: dict[str, str], tmp_path: Path) -> None:
     assert shown.output.startswith("PENDING"), shown.output
     bad = runner.invoke(main, ["call", "x", "--args", "{not json"])
     assert bad.exit_code != 0 and "not JSON" in bad.output
+
+
+def test_max_tasks_per_child_replaces_prefork_children(env: dict[str, str], tmp_path: Path) -> None:
+    worker = subprocess.Popen(
+        [CELERIAC, "worker", "-A", "tests.sdk.apps.crashy:app", "-P", "prefork", "-c", "1",
+         "--max-tasks-per-child", "2", "-l", "warning"],
+        env={**env, "CRASHY_SECONDS": "0"}, cwd=REPO, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        app = _client(env)
+        for i in range(4):  # one at a time, so each child's count is exact
+            assert app.tasks["tests.sdk.apps.crashy.slow_mark"].delay(f"t{i}").get(30) == f"t{i}"
+        ledger = _wait_for(tmp_path / "ledger.txt", "done t3").splitlines()
+        pids = [line.split()[2] for line in ledger if line.startswith("done")]
+        assert len(pids) == 4 and pids[0] == pids[1] and pids[2] == pids[3] and pids[1] != pids[2]
+    finally:
+        worker.terminate()
+        worker.communicate(timeout=30)
+
+
+def test_child_limits_need_the_prefork_pool(env: dict[str, str]) -> None:
+    runner = CliRunner(env={k: v for k, v in env.items() if k.startswith("CELERIAC_")})
+    for flag in ("--max-tasks-per-child", "--max-memory-per-child"):
+        result = runner.invoke(
+            main, ["worker", "-A", "tests.sdk.apps.crashy:app", "-P", "threads", flag, "5"]
+        )
+        assert result.exit_code == 2 and "need the prefork pool" in result.output, result.output

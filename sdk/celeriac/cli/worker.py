@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from typing import TYPE_CHECKING
 
 import click
@@ -33,6 +34,17 @@ __all__ = ["worker"]
     "--autoscale",
     help="MAX,MIN: the pool grows to MAX tasks at once under load and shrinks back to MIN.",
 )
+@click.option(
+    "--max-tasks-per-child",
+    type=click.IntRange(min=1),
+    help="Prefork: a child process is replaced after this many tasks (worker_max_tasks_per_child).",
+)
+@click.option(
+    "--max-memory-per-child",
+    type=click.IntRange(min=1),
+    help="Prefork: a child whose resident memory passes this many KiB is replaced after its "
+    "task (worker_max_memory_per_child).",
+)
 @click.option("-Q", "--queues", help="Comma-separated queues to consume.")
 @click.option(
     "-n",
@@ -58,6 +70,8 @@ def worker(
     concurrency: int | None,
     pool: str | None,
     autoscale: str | None,
+    max_tasks_per_child: int | None,
+    max_memory_per_child: int | None,
     queues: str | None,
     hostname: str | None,
     with_beat: bool,
@@ -80,6 +94,23 @@ def worker(
     app = load_app(app_spec, broker)
     if task_events:
         app.conf.update(worker_send_task_events=True)
+    if max_tasks_per_child is not None:
+        app.conf.update(worker_max_tasks_per_child=max_tasks_per_child)
+    if max_memory_per_child is not None:
+        app.conf.update(worker_max_memory_per_child=max_memory_per_child)
+    if (pool or app.conf.worker_pool) != "prefork":
+        # Celery's limits replace child processes: other pools have none to replace.
+        if max_tasks_per_child is not None or max_memory_per_child is not None:
+            raise click.BadParameter(
+                "--max-tasks-per-child and --max-memory-per-child need the prefork pool",
+                param_hint="-P/--pool",
+            )
+        if app.conf.worker_max_tasks_per_child or app.conf.worker_max_memory_per_child:
+            logging.getLogger("celeriac.worker").warning(
+                "worker_max_tasks_per_child and worker_max_memory_per_child apply to the "
+                "prefork pool only; the %s pool ignores them",
+                pool or app.conf.worker_pool,
+            )
     try:
         w = Worker(
             app,
