@@ -46,6 +46,11 @@ class StallMeter:
         self.gc_longest = 0.0
         self._gcs: list[tuple[float, float]] = []
         self._waits: list[tuple[float, float, float]] = []
+        #: (when it ended, CPU seconds) of each turn of the loop that took over 0.5 ms of CPU.
+        self._turns: list[tuple[float, float]] = []
+        self._unwatch: Any = None
+        self._startup_seen = 0.0
+        self.turn_cpu = 0.0
         self.floor: float | None = None
         self.ticks = 0
         self._task: asyncio.Task[None] | None = None
@@ -72,9 +77,26 @@ class StallMeter:
                 self._after_mark += 1
                 if self._after_mark == 1:
                     self.startup = late
+                    self._startup_seen = now
                 else:
                     self.waiting = max(self.waiting, late)
                     self._waits.append((slept, now, late))
+
+    def _watch_turns(self, loop: asyncio.AbstractEventLoop) -> None:
+        # Each turn of the loop timed in this thread's CPU time: what the code on the loop
+        # itself took, without the time the thread waited for the CPU or the GIL.
+        run_once = loop._run_once  # type: ignore[attr-defined]
+        turns = self._turns
+
+        def timed() -> None:
+            started = time.thread_time()
+            run_once()
+            spent = time.thread_time() - started
+            if spent > 0.0005:
+                turns.append((time.perf_counter(), spent))
+
+        loop._run_once = timed  # type: ignore[attr-defined]
+        self._unwatch = lambda: delattr(loop, "_run_once")
 
     def _on_gc(self, phase: str, _info: dict[str, Any]) -> None:
         if phase == "start":
@@ -96,6 +118,7 @@ class StallMeter:
             if self._bystander.stdout.readline().strip() != "ready":  # before we measure
                 raise RuntimeError("the bystander ticker did not start")
         gc.callbacks.append(self._on_gc)
+        self._watch_turns(asyncio.get_running_loop())
         self._task = asyncio.create_task(self._tick())
         await asyncio.sleep(0)
         return self
@@ -108,6 +131,14 @@ class StallMeter:
         except asyncio.CancelledError:
             pass
         gc.callbacks.remove(self._on_gc)
+        if self._unwatch is not None:
+            self._unwatch()
+        # The longest turn after the start-up turn, in CPU time, collections taken out.
+        for ended, spent in self._turns:
+            if self._startup_seen and ended > self._startup_seen:
+                in_gc = sum(max(0.0, min(end, ended) - max(start, ended - spent))
+                            for start, end in self._gcs)  # fmt: skip
+                self.turn_cpu = max(self.turn_cpu, spent - in_gc)
         # Settled at the end: a collection's span is noted by a callback that may run after
         # the loop already woke up from it (the GIL changes hands inside the callback).
         for slept, now, late in self._waits:
@@ -125,6 +156,7 @@ class StallMeter:
             "waiting_ms": self.waiting * 1000,
             "waiting_no_gc_ms": self.waiting_no_gc * 1000,
             "gc_ms": self.gc_longest * 1000,
+            "turn_cpu_ms": self.turn_cpu * 1000,
             "ticks": self.ticks,
         }
         if self.floor is not None:
