@@ -102,7 +102,7 @@ def refused(url: str, **options: Any) -> tuple[str, float]:
         (
             f"kafka://scram512:wrong@{SSL}",
             {"sasl_mechanism": "SCRAM-SHA-512", "ssl": True},
-            "SASL SCRAM-SHA-512 authentication failed: wrong user name or password",
+            "SASL SCRAM-SHA-512 authentication",
         ),
         (f"kafka://alice:alice-secret@{SSL}", {"ssl": "stranger"}, "check ssl_cafile"),
     ],
@@ -116,6 +116,7 @@ def test_wrong_credentials_are_refused_clearly_and_soon(
         options["ssl_cafile"] = str(tls / ("stranger-ca.pem" if which == "stranger" else "ca.pem"))
     message, took = refused(url, **options)
     assert cause in message, message
+    assert "wrong user name or password" in message or "ssl_cafile" in message, message
     assert "wrong" not in message.split("refused", 1)[1].split(":", 1)[0], "password shown"
     assert "***" in message
     assert took < 5 + 5, f"refused after {took:.1f}s, past the connect timeout"

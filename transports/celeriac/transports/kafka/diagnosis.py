@@ -34,13 +34,14 @@ class ConnectLog(logging.Handler):
                     "TLS: the broker's certificate is not signed by a trusted CA; check "
                     "ssl_cafile (certificate verify failed)"
                 )
-            if "Handshake failed" in text or "SSL" in text:
+            if "Handshake failed" in text or "[SSL" in text:
                 return f"TLS handshake failed ({text.rpartition('Handshake failed: ')[2][:200]})"
         if protocol.startswith("SASL") and any(
             "socket disconnected" in t and "broker_version=(" in t for t in self.messages
         ):
             # The broker answered ApiVersions, then hung up: Kafka closes the socket on a
-            # rejected SASL PLAIN login without saying why.
+            # rejected SASL PLAIN login without saying why (and kafka-python does not always
+            # log the SCRAM failure it was sent before the close).
             return (
                 f"the broker closed the connection during SASL {mechanism} authentication: wrong "
                 "user name or password, or a mechanism the broker does not enable"
