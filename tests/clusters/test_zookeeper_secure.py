@@ -66,3 +66,33 @@ def test_an_untrusted_certificate_is_refused_clearly_and_soon(tls: Path) -> None
         ).close()
     took = time.monotonic() - t0
     assert took < 3 + 5, f"refused after {took:.1f}s, past the connect timeout"
+
+
+SASL = "127.0.0.1:2191"
+
+
+def test_a_task_runs_with_sasl_digest_md5_and_others_are_refused(tls: Path) -> None:
+    """The server knows celeriac/s3cret (a JAAS DigestLoginModule): a worker and client log in
+    with SASL DIGEST-MD5 and their nodes carry a sasl:celeriac ACL; a wrong password fails the
+    login, and a client without credentials may not read the nodes."""
+    base = f"/t20c-{uuid.uuid4().hex[:8]}"
+    sasl = {"sasl_mechanism": "DIGEST-MD5"}
+    app = App(
+        "zk-sasl",
+        broker=f"zookeeper://celeriac:s3cret@{SASL}{base}",
+        broker_transport_options={**sasl, "creator_acl": True},
+    )
+    ran = threading.Event()
+
+    @app.task(name="t20c.sasl")
+    def record(x: int) -> None:
+        if x == 9:
+            ran.set()
+
+    with start_worker(app, perform_ping_check=False):
+        record.delay(9)
+        assert ran.wait(30), "the task did not run with SASL DIGEST-MD5"
+    with pytest.raises(BrokerUnavailable, match=r"authentication failed \(AuthFailedError\)"):
+        open_transport(f"zookeeper://celeriac:wrong@{SASL}{base}", **sasl).close()
+    with pytest.raises(BrokerUnavailable, match=r"not allowed to read .*NoAuthError"):
+        open_transport(f"zookeeper://{SASL}{base}").close()

@@ -113,3 +113,11 @@ def test_a_worker_with_the_credentials_runs_a_task_and_others_are_refused() -> N
         eventually(deleted, 30, f"{base} deleted by its owner", interval=0.2)
         owner.stop()
         owner.close()
+
+
+def test_creator_acl_under_sasl_names_the_sasl_identity() -> None:
+    got = kwargs("zookeeper://al:pw@h/x", sasl_mechanism="DIGEST-MD5", creator_acl=True)
+    (acl,) = got["default_acl"]  # type: ignore[misc]
+    assert (acl.id.scheme, acl.id.id) == ("sasl", "al")
+    (digest,) = kwargs("zookeeper://al:pw@h/x", creator_acl=True)["default_acl"]  # type: ignore[misc]
+    assert digest.id.scheme == "digest" and digest.id.id.startswith("al:")

@@ -8,7 +8,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import KazooException, NoAuthError, NoNodeError, RolledBackError
+from kazoo.exceptions import (
+    AuthFailedError,
+    KazooException,
+    NoAuthError,
+    NoNodeError,
+    RolledBackError,
+)
 
 from celeriac.protocol import WireMessage
 from celeriac.protocol.envelopes import zookeeper as envelope
@@ -72,6 +78,14 @@ class ZooKeeperTransport(Transport):
             # ensure_path succeeds on a node that exists whatever its ACL: read it, so a client
             # without the owner's credentials is refused here and not at its first publish
             client.retry(client.get_children, self.layout.root)
+        except AuthFailedError:
+            client.stop()
+            client.close()
+            mechanism = self.settings.sasl_mechanism or "digest"
+            raise BrokerUnavailable(
+                f"{self.where}: authentication failed (AuthFailedError): the server refused the "
+                f"URL's user and password ({mechanism})"
+            ) from None
         except NoAuthError:
             client.stop()
             client.close()
