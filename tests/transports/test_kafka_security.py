@@ -9,6 +9,7 @@ import pytest
 from celeriac.protocol import WireMessage
 from celeriac.transports import QueueSpec, TransportError, open_transport
 from celeriac.transports.kafka import KafkaTransport
+from celeriac.transports.kafka.diagnosis import ConnectLog
 from celeriac.transports.kafka.options import parse_options, security_config
 from tests.brokers import KAFKA_URL, require
 from tests.waiting import eventually
@@ -73,3 +74,19 @@ def test_the_idempotent_producer_publishes_and_can_be_turned_off() -> None:
         assert off._producer.config["enable_idempotence"] is False
     finally:
         off.close()
+
+
+def test_a_failed_bootstrap_is_explained_from_what_kafka_python_logged() -> None:
+    def cause(*messages: str, protocol: str = "SASL_SSL") -> str:
+        log = ConnectLog()
+        log.messages.extend(messages)
+        return log.cause(protocol, "SCRAM-SHA-512")
+
+    scram = "Connection lost: [Error 58] SaslAuthenticationFailedError: Authentication failed"
+    assert "SASL SCRAM-SHA-512 authentication failed" in cause(scram)
+    untrusted = "Handshake failed: [SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed"
+    assert "check ssl_cafile" in cause(untrusted)
+    hung_up = "<KafkaConnection broker_version=(4, 0)>: KafkaConnectionError: socket disconnected"
+    assert "closed the connection during SASL" in cause(hung_up)
+    assert cause(hung_up, protocol="PLAINTEXT") == ""
+    assert cause("<KafkaSSLTransport [x]>: Abort (socket disconnected)", protocol="SSL") == ""

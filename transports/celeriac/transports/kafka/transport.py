@@ -24,6 +24,7 @@ from ..capabilities import Capabilities
 from ..errors import BrokerUnavailable, TransportError
 from ..registry import redact_url
 from .consumer import KafkaQueueConsumer
+from .diagnosis import capture_connect_log
 from .options import parse_options, security_config
 from .subscription import KafkaSubscription
 from .topics import broadcast_topic, check_queue_name, delay_topic, group_id
@@ -112,20 +113,30 @@ class KafkaTransport(Transport):
         if self._producer is not None:
             return
         self._check_reachable()
+        config = self.client_config()
         try:
-            self._admin = kafka.KafkaAdminClient(**self.client_config())
-            self._producer = kafka.KafkaProducer(
-                **self.client_config(),
-                acks="all",
-                linger_ms=0,
-                batch_size=256 * 1024,
-                max_request_size=self.settings.max_message_bytes + 64 * 1024,
-                max_block_ms=int(_PUBLISH_TIMEOUT_S * 1000),
-                enable_idempotence=self.settings.enable_idempotence,
-            )
+            with capture_connect_log() as log:
+                self._connect_clients()
         except kerrors.KafkaError as exc:
             self.close()
+            cause = log.cause(config["security_protocol"], config.get("sasl_mechanism", ""))
+            if cause:
+                raise BrokerUnavailable(
+                    f"Kafka at {self.address} refused {redact_url(self.url)!r}: {cause}"
+                ) from None
             raise self.unavailable("connect", exc) from None
+
+    def _connect_clients(self) -> None:
+        self._admin = kafka.KafkaAdminClient(**self.client_config())
+        self._producer = kafka.KafkaProducer(
+            **self.client_config(),
+            acks="all",
+            linger_ms=0,
+            batch_size=256 * 1024,
+            max_request_size=self.settings.max_message_bytes + 64 * 1024,
+            max_block_ms=int(_PUBLISH_TIMEOUT_S * 1000),
+            enable_idempotence=self.settings.enable_idempotence,
+        )
 
     def _check_reachable(self) -> None:
         """A plain TCP connect first, so a wrong address fails at once and clearly."""

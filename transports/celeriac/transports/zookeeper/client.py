@@ -21,7 +21,7 @@ from kazoo.interfaces import IAsyncResult
 from kazoo.protocol.states import KeeperState
 from kazoo.retry import InterruptedError as RetryInterrupted
 from kazoo.retry import KazooRetry, RetryFailedError
-from kazoo.security import make_digest_acl
+from kazoo.security import make_acl, make_digest_acl
 
 from ..errors import BrokerUnavailable, TransportError
 from .options import ZooKeeperOptions
@@ -111,7 +111,10 @@ def security_kwargs(url: str, options: ZooKeeperOptions | None = None) -> dict[s
             }
         else:
             kwargs["auth_data"] = [("digest", f"{user}:{password}")]
-        if options.creator_acl:
+        if options.creator_acl and options.sasl_mechanism:
+            # a SASL session's identity is sasl:user; a digest ACL would lock it out
+            kwargs["default_acl"] = [make_acl("sasl", user, all=True)]
+        elif options.creator_acl:
             kwargs["default_acl"] = [make_digest_acl(user, password, all=True)]
     elif options.sasl_mechanism or options.creator_acl:
         raise TransportError(

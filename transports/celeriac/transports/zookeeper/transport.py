@@ -8,7 +8,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import KazooException, NoNodeError, RolledBackError
+from kazoo.exceptions import (
+    AuthFailedError,
+    KazooException,
+    NoAuthError,
+    NoNodeError,
+    RolledBackError,
+)
 
 from celeriac.protocol import WireMessage
 from celeriac.protocol.envelopes import zookeeper as envelope
@@ -69,6 +75,25 @@ class ZooKeeperTransport(Transport):
         client = self.open_session()
         try:
             client.retry(client.ensure_path, self.layout.root)
+            # ensure_path succeeds on a node that exists whatever its ACL: read it, so a client
+            # without the owner's credentials is refused here and not at its first publish
+            client.retry(client.get_children, self.layout.root)
+        except AuthFailedError:
+            client.stop()
+            client.close()
+            mechanism = self.settings.sasl_mechanism or "digest"
+            raise BrokerUnavailable(
+                f"{self.where}: authentication failed (AuthFailedError): the server refused the "
+                f"URL's user and password ({mechanism})"
+            ) from None
+        except NoAuthError:
+            client.stop()
+            client.close()
+            raise BrokerUnavailable(
+                f"{self.where}: not allowed to read {self.layout.root} (NoAuthError): its ACL "
+                "admits other credentials; give the user and password that created it in the "
+                "URL (zookeeper://user:password@host:2181/path)"
+            ) from None
         except KazooException as exc:
             client.stop()
             client.close()
