@@ -158,10 +158,12 @@ def test_expired_task_is_revoked(tasks: dict[str, Any], worker: Worker, ledger: 
 
 
 def test_revoke_before_it_runs(tasks: dict[str, Any], worker: Worker, ledger: Ledger) -> None:
-    result = tasks["record"].apply_async(("revoked",), countdown=1.5)
+    # The countdown outlasts the revoke broadcast's way to the worker: SQS polls for it, and
+    # under load 1.5 s was not always enough (the task ran before the revoke arrived).
+    result = tasks["record"].apply_async(("revoked",), countdown=4)
     result.revoke()
     with pytest.raises(Exception, match="revoked"):
-        result.get(timeout=10)
+        result.get(timeout=15)
     assert "revoked" not in ledger.runs
 
 

@@ -73,7 +73,8 @@ def test_a_countdown_on_a_quorum_queue_waits_in_celerys_levels(queue: str) -> No
         consumer = t.consumer([queue], prefetch=1)
         got = eventually(lambda: consumer.fetch(1, timeout=0.2), 10, "the delayed message")
         waited = time.monotonic() - sent
-        assert 2.0 <= waited < 4.0, waited
+        # RabbitMQ expires a TTL a few ms early by our clock (1.996 s seen in a full run).
+        assert 1.9 <= waited < 4.0, waited
         consumer.ack(got)
         consumer.close()
         check = t.connection().channel()  # the level queues exist as Celery declares them
