@@ -33,7 +33,8 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ResultBa
     }
     if request.param == "redis":
         require("redis")
-    with open_backend(urls[request.param]) as b:
+    # As App.backend opens it: result_expires and result_serializer are always passed.
+    with open_backend(urls[request.param], expires=86400.0, serializer="json") as b:
         yield b
 
 

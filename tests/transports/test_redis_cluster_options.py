@@ -87,3 +87,17 @@ def test_the_workers_broker_info_reads_a_node_list() -> None:
     info = _broker_info("rediss+cluster://:s3cret@10.0.0.1:7000,10.0.0.2:7001/")
     assert (info["hostname"], info["port"], info["ssl"]) == ("10.0.0.1", 7000, True)
     assert "s3cret" not in repr(info)
+
+
+def test_the_result_backend_takes_the_apps_options_and_names_what_it_refuses() -> None:
+    """``App.backend`` opens every backend with ``expires`` and ``serializer``: taken (the
+    next fault is the missing cluster), and an unknown option is refused by name."""
+    from celeriac.backends import open_backend
+
+    url = "redis+cluster://:s3cret@127.0.0.1:1,127.0.0.1:2/"
+    with pytest.raises(BrokerUnavailable) as info:
+        open_backend(url, expires=60.0, serializer="json")
+    assert "127.0.0.1:1,127.0.0.1:2" in str(info.value)
+    assert "s3cret" not in str(info.value)
+    with pytest.raises(TransportError, match="option\\(s\\): colour; it takes expires"):
+        open_backend(url, expires=60.0, serializer="json", colour="red")

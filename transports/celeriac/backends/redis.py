@@ -8,7 +8,7 @@ import asyncio
 import time
 import uuid
 import weakref
-from typing import Any
+from typing import Any, ClassVar
 
 import redis
 
@@ -119,8 +119,20 @@ class RedisBackend(ResultBackend):
         TimeoutError,
     )
 
+    #: The options this backend takes (``App.backend`` passes ``expires`` and ``serializer``
+    #: to every backend); any other is refused, naming it.
+    options_taken: ClassVar[frozenset[str]] = frozenset({"expires", "serializer"})
+    #: How errors name this backend.
+    kind: ClassVar[str] = "Redis"
+
     def __init__(self, url: str, **options: Any) -> None:
         super().__init__(url, **options)
+        unknown = sorted(set(options) - self.options_taken)
+        if unknown:
+            raise TransportError(
+                f"unknown {self.kind} result backend option(s): {', '.join(unknown)}; "
+                f"it takes {', '.join(sorted(self.options_taken))}"
+            )
         try:
             self.client = self._make_client(url, options)
             self.client.ping()
@@ -138,9 +150,6 @@ class RedisBackend(ResultBackend):
         self._watchers = weakref.WeakKeyDictionary()
 
     def _make_client(self, url: str, options: dict[str, Any]) -> redis.Redis:
-        unknown = sorted(set(options) - {"expires", "serializer"})
-        if unknown:
-            raise TransportError(f"unknown Redis result backend option(s): {', '.join(unknown)}")
         return redis.Redis.from_url(url, socket_connect_timeout=5)
 
     def store(self, record: ResultRecord) -> None:
@@ -158,14 +167,17 @@ class RedisBackend(ResultBackend):
         self.client.delete(result_key(task_id))
 
     def save_group(self, group_id: str, tree: Any) -> None:
-        # As Celery's Redis backend writes any key: SETEX (SET without expiry), then PUBLISH.
-        value = encode_group(tree)
+        self._set_and_announce(group_key(group_id), encode_group(tree))
+
+    def _set_and_announce(self, key: str, value: bytes) -> None:
+        """As Celery's Redis backend writes any key: SETEX (SET without expiry), then PUBLISH
+        on the key's channel, in one round trip."""
         with self.client.pipeline() as pipe:
             if self.expires is None:
-                pipe.set(group_key(group_id), value)
+                pipe.set(key, value)
             else:
-                pipe.setex(group_key(group_id), max(int(self.expires), 1), value)
-            pipe.publish(group_key(group_id), value)
+                pipe.setex(key, max(int(self.expires), 1), value)
+            pipe.publish(key, value)
             pipe.execute()
 
     def restore_group(self, group_id: str) -> Any:
@@ -263,14 +275,14 @@ class SentinelBackend(RedisBackend):
     ``sentinel_kwargs``). After a failover the next call reaches the new master; READONLY from
     a demoted one is a connection error, retried like any other."""
 
+    options_taken = RedisBackend.options_taken | {"master_name", "sentinel_kwargs"}
+    kind = "Sentinel"
+
     def _make_client(self, url: str, options: dict[str, Any]) -> redis.Redis:
         from redis.sentinel import Sentinel
 
         from celeriac.transports.redis.sentinel import master_client, sentinel_hosts
 
-        unknown = sorted(set(options) - {"expires", "serializer", "master_name", "sentinel_kwargs"})
-        if unknown:
-            raise TransportError(f"unknown Sentinel result backend option(s): {', '.join(unknown)}")
         master_name = options.get("master_name")
         if not master_name:
             raise TransportError(

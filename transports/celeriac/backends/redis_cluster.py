@@ -15,8 +15,9 @@ from redis.cluster import ClusterNode, RedisCluster
 from redis.retry import Retry
 
 from celeriac.protocol.results import ResultRecord, group_key
-from celeriac.transports.errors import TransportError
+from celeriac.transports.errors import BrokerUnavailable, TransportError
 from celeriac.transports.redis.cluster import cluster_nodes
+from celeriac.transports.registry import redact_url
 
 from .redis import RedisBackend
 
@@ -35,25 +36,38 @@ class RedisClusterBackend(RedisBackend):
         redis.exceptions.ReadOnlyError,
     )
 
+    kind = "Redis Cluster"
+
     def _make_client(self, url: str, options: dict[str, Any]) -> redis.Redis:
-        unknown = sorted(set(options) - {"expires"})
-        if unknown:
-            raise TransportError(
-                f"unknown Redis Cluster result backend option(s): {', '.join(unknown)}"
-            )
         tls, nodes, credentials, query = cluster_nodes(url)
         if query:
             raise TransportError(
                 f"redis+cluster:// result backend: URL options ({query}) are not taken here"
             )
         kwargs: dict[str, Any] = {"socket_connect_timeout": 5, "ssl": tls, **credentials}
-        client = RedisCluster(
-            startup_nodes=[ClusterNode(h, p) for h, p in nodes],  # type: ignore[no-untyped-call]
-            # As the transport: retried at most half a second apart for about ten seconds.
-            retry=Retry(ExponentialWithJitterBackoff(cap=0.5, base=0.05), 24),
-            **kwargs,
-        )
+        try:
+            client = RedisCluster(
+                startup_nodes=[ClusterNode(h, p) for h, p in nodes],  # type: ignore[no-untyped-call]
+                # As the transport: retried at most half a second apart for about ten seconds.
+                retry=Retry(ExponentialWithJitterBackoff(cap=0.5, base=0.05), 24),
+                **kwargs,
+            )
+        except redis.exceptions.RedisClusterException as exc:  # not a RedisError
+            named = ",".join(f"{h}:{p}" for h, p in nodes)
+            raise BrokerUnavailable(
+                f"result backend {redact_url(url)}: no node of {named} answered with the "
+                f"cluster's slot map ({exc}); is the cluster up, and are these its nodes?"
+            ) from None
         return client  # type: ignore[return-value]
+
+    def _set_and_announce(self, key: str, value: bytes) -> None:
+        # redis-py's cluster pipelines refuse PUBLISH: two calls, the key first, so whoever the
+        # message wakes finds the value.
+        if self.expires is None:
+            self.client.set(key, value)
+        else:
+            self.client.setex(key, max(int(self.expires), 1), value)
+        self.client.publish(key, value)
 
     @staticmethod
     def _chord_key(group_id: str, suffix: str) -> str:
