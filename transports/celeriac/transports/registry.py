@@ -15,7 +15,7 @@ from .base import Transport
 from .errors import MissingDependency, UnknownScheme
 from .failover import join_urls
 
-__all__ = ["available_schemes", "open_transport", "resolve"]
+__all__ = ["BUILTIN_SCHEMES", "available_schemes", "open_transport", "resolve", "stale_install"]
 
 GROUP = "celeriac.transports"
 # Which extra installs the client library a built-in transport needs.
@@ -24,6 +24,18 @@ _EXTRAS = {
     "redis+cluster": "redis", "rediss+cluster": "redis", "amqp": "amqp", "amqps": "amqp",
     "sqs": "sqs", "kafka": "kafka", "zookeeper": "zookeeper",
 }  # fmt: skip
+#: The schemes Celeriac itself serves. Entry points are listed whatever extras are installed,
+#: so one of these missing means the install's metadata predates the code, not a missing extra.
+BUILTIN_SCHEMES = frozenset({"memory", "sqlite", *_EXTRAS})
+
+
+def stale_install(kind: str, scheme: str) -> str:
+    """What to say when the installed entry points lack a ``scheme`` Celeriac ships."""
+    return (
+        f"; this Celeriac ships a {kind} for {scheme}://, but the installed package's entry "
+        "points predate it (an editable install not redone since it was added): reinstall "
+        "Celeriac (pip install -e . in a checkout, or scripts/bootstrap)"
+    )
 
 
 def _entry_points() -> dict[str, EntryPoint]:
@@ -47,9 +59,9 @@ def resolve(url: str | Sequence[str]) -> type[Transport]:
         )
     ep = _entry_points().get(scheme)
     if ep is None:
-        hint = f" (pip install 'celeriac[{_EXTRAS[scheme]}]')" if scheme in _EXTRAS else ""
+        hint = stale_install("transport", scheme) if scheme in BUILTIN_SCHEMES else ""
         raise UnknownScheme(
-            f"no transport serves {scheme}://{hint}; installed: {', '.join(available_schemes())}"
+            f"no transport serves {scheme}://; installed: {', '.join(available_schemes())}{hint}"
         )
     try:
         cls = ep.load()
