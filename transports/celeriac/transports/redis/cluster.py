@@ -31,7 +31,7 @@ from ..registry import redact_url
 from .keys import Keys
 from .options import parse_options
 from .restore import Restorer
-from .scripts import FETCH, PUBLISH_DELAYED, PUSH, SET_RAW, SETTLE
+from .scripts import PUSH
 from .sentinel import _typed
 from .transport import RedisTransport
 
@@ -181,20 +181,13 @@ class RedisClusterTransport(RedisTransport):
             )
         return restorer
 
-    def connect(self) -> None:
-        if self.client is not None:
-            return
-        self._check_reachable()
-        client = self._make_client()
-        self.fetch_script = client.register_script(FETCH)
-        self.settle_script = client.register_script(SETTLE)
-        self.delayed_script = client.register_script(PUBLISH_DELAYED)
-        self.set_raw_script = client.register_script(SET_RAW)
+    def _attach(self, client: redis.Redis) -> None:
+        # Each publish is one script call on the queue's master (no Sender: its one connection
+        # is one node's); restorers are made per hash tag (restorer_for).
         self.push_script = client.register_script(PUSH)
         # Broadcasts are best effort (SPEC.md §6.3): tried once on any node, never retried, so
         # a dead node (where redis-py sends a keyless PUBLISH) cannot stall the caller.
         self._broadcaster = self._cluster(Retry(NoBackoff(), 0))
-        self.client = client
 
     def _cluster(self, retry: Retry) -> RedisCluster:
         kwargs = {"socket_connect_timeout": 5.0, **self._client_extra}

@@ -95,9 +95,14 @@ class RedisTransport(Transport):
         self.settle_script = client.register_script(SETTLE)
         self.delayed_script = client.register_script(PUBLISH_DELAYED)
         self.set_raw_script = client.register_script(SET_RAW)
+        self._attach(client)
+        self.client = client
+
+    def _attach(self, client: redis.Redis) -> None:
+        """Make what works beside a new client: here the restorer and the publishing
+        connection (a subclass that publishes otherwise makes its own)."""
         self.restorer = Restorer(client, self.keys, self.settings)
         self.sender = Sender(client, self.settings.publish_window)
-        self.client = client
 
     def keys_for(self, queue: str) -> Keys:
         """The names of ``queue``'s keys (one set for every queue on a single server)."""
