@@ -24,9 +24,7 @@ from tests.waiting import eventually
 from .conftest import FIGURES, services
 from .drain import REPO, Figures, drain_with_fault
 
-# Out of CI's second stage for now: these passed on their branch, and failed on the merged main
-# at the end of the session of 2026-12-05 (cause not found yet); issue 20 tracks it.
-pytestmark = [pytest.mark.cluster_on_demand, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
 URL = "redis+cluster://127.0.0.1:17101,127.0.0.1:17102,127.0.0.1:17103/"
 PORTS = tuple(range(17101, 17107))
 #: The masters `redis-cli --cluster create` makes of the first three nodes.
