@@ -4,6 +4,7 @@ in-flight deliveries run twice, work resumes within seconds of the new master.""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -56,6 +57,45 @@ def test_the_transport_and_backend_contracts_hold_on_the_cluster(redis_cluster: 
     summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert " passed" in summary and "failed" not in summary, summary
+
+
+def test_an_app_with_broker_and_results_on_the_cluster(redis_cluster: str) -> None:
+    """The README's example, end to end: tasks, a chord, an awaited task and a saved group, with
+    the broker and the result backend both on the cluster (the app opens the backend with its
+    own options, result_serializer among them)."""
+    from celeriac import App, chord, group
+    from celeriac.result import GroupResult
+    from celeriac.worker import run_worker, stop_worker
+
+    app = App("cluster-e2e", broker=redis_cluster, result_backend=redis_cluster,
+              task_default_queue=f"cluster.e2e.{uuid.uuid4().hex[:6]}",
+              broker_transport_options=OPTIONS)  # fmt: skip
+
+    @app.task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    @app.task
+    def tsum(xs: list[int]) -> int:
+        return sum(xs)
+
+    async def awaited() -> int:
+        return await (await add.adelay(20, 1)).aget(timeout=20)
+
+    worker = run_worker(app, concurrency=2)
+    try:
+        assert add.delay(2, 3).get(timeout=20) == 5
+        assert chord([add.s(i, i) for i in range(6)], tsum.s()).apply_async().get(timeout=20) == 30
+        assert asyncio.run(awaited()) == 21
+        saved = group(add.s(i, 1) for i in range(3)).apply_async()
+        saved.save()
+        restored = GroupResult.restore(saved.id, app=app)
+        assert restored is not None and restored.get(timeout=20) == [1, 2, 3]
+        restored.delete()
+        assert GroupResult.restore(saved.id, app=app) is None
+    finally:
+        stop_worker(worker)
+        app.close()
 
 
 def queues_on_every_master() -> list[str]:
