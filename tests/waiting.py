@@ -17,7 +17,7 @@ T = TypeVar("T")
 
 
 def eventually(
-    check: Callable[[], T],
+    check: Callable[[], T | None],
     timeout: float = 10.0,
     what: str = "condition",
     interval: float = 0.02,
