@@ -20,7 +20,7 @@ from celeriac.worker import Worker, run_worker, stop_worker
 from tests.brokers import amqp_vhost, redis_db
 from tests.sdk.test_worker import E2E_TRANSPORTS
 from tests.transports.conftest import url_for
-from tests.waiting import eventually
+from tests.waiting import collect, eventually
 
 T = 5.0  # reply timeout: generous, calls return as soon as every node named has answered
 
@@ -188,12 +188,7 @@ def test_pool_shrink_and_grow_change_how_many_tasks_run_at_once(tmp_path: Path) 
         assert reply == {hostname: {"ok": "pool will shrink to 1"}}
         with EventReceiver(app) as receiver:
             first, second = hold.delay(), hold.delay()
-            seen: list[dict[str, Any]] = []
-            deadline = time.monotonic() + 30
-            while running[0] < 1 and time.monotonic() < deadline:
-                event = receiver.next(timeout=0.2)
-                if event is not None:
-                    seen.append(event)
+            seen = collect(receiver.next, lambda _: running[0] >= 1, timeout=30)
             assert running[0] == 1
             # Both are held by the worker; only one runs and only one was announced started.
             for _ in range(20):  # drain what is already there, bounded
