@@ -21,6 +21,8 @@ from urllib.parse import quote, unquote, urlsplit
 
 import pytest
 
+from tests.waiting import eventually
+
 SERVICES = "scripts/services"
 
 
@@ -118,19 +120,23 @@ def require(name: str, timeout: float = 5.0) -> Broker:
     then calls :func:`pytest.fail` naming the broker and the command that starts it.
     """
     broker = BROKERS[name]
-    deadline = time.monotonic() + timeout
-    while True:
+    errors: list[str] = []
+
+    def reachable() -> bool:
         error = _connect_error(broker, timeout=min(2.0, timeout))
-        if error is None:
-            return broker
-        if time.monotonic() >= deadline:
-            break
-        time.sleep(0.2)
-    pytest.fail(
-        f"{name} broker is not reachable at {broker.address} ({error}). "
-        f"Start it with `{SERVICES} up {name}` (check it with `{SERVICES} status {name}`).",
-        pytrace=False,
-    )
+        if error is not None:
+            errors.append(error)
+        return error is None
+
+    try:
+        eventually(reachable, timeout, f"a connection to {name}", interval=0.2)
+    except AssertionError:
+        pytest.fail(
+            f"{name} broker is not reachable at {broker.address} ({errors[-1]}). "
+            f"Start it with `{SERVICES} up {name}` (check it with `{SERVICES} status {name}`).",
+            pytrace=False,
+        )
+    return broker
 
 
 def unique(prefix: str) -> str:

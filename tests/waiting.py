@@ -17,9 +17,17 @@ T = TypeVar("T")
 
 
 def eventually(
-    check: Callable[[], T], timeout: float = 10.0, what: str = "condition", interval: float = 0.02
+    check: Callable[[], T | None],
+    timeout: float = 10.0,
+    what: str = "condition",
+    interval: float = 0.02,
+    detail: Callable[[], object] | None = None,
 ) -> T:
-    """``check()``'s first truthy value, polled every ``interval`` s for at most ``timeout`` s."""
+    """``check()``'s first truthy value, polled every ``interval`` s for at most ``timeout`` s.
+
+    On timeout the failure names ``what``, followed by ``detail()`` when given (a worker's log,
+    the state last seen): computed only then, so it may be costly.
+    """
     deadline = time.monotonic() + timeout
     tick = threading.Event()  # never set: its bounded wait is the pause between polls
     while True:
@@ -27,7 +35,8 @@ def eventually(
         if value:
             return value
         if time.monotonic() >= deadline:
-            raise AssertionError(f"{what} not reached in {timeout} s")
+            message = f"{what} not reached in {timeout} s"
+            raise AssertionError(message if detail is None else f"{message}:\n{detail()}")
         tick.wait(interval)
 
 

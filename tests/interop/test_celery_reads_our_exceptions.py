@@ -85,7 +85,7 @@ def test_celery_client_gets_celery_exception_classes() -> None:
             stored = {c["id"]: json.loads(r.get(f"celery-task-meta-{c['id']}")) for c in sent}
         finally:
             r.close()
-        proc = celery_env.run_script(READER, _backend(), json.dumps(sent), "30", timeout=120)
+        proc = celery_env.run_script(READER, _backend(), json.dumps(sent), timeout=120)
     finally:
         stop_worker(worker)
         app.close()

@@ -10,13 +10,12 @@ builds a message with ``celeriac.protocol``, puts it on the broker with a plain 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 from uuid import UUID
 
@@ -28,6 +27,7 @@ from celeriac.protocol.envelopes import redis as redis_envelope
 from celeriac.protocol.tagged import from_tagged
 from interop import celery_env
 from tests.brokers import AMQP_URL, REDIS_URL, amqp_params, require, unique
+from tests.waiting import eventually
 
 pytestmark = [pytest.mark.celery, pytest.mark.broker]
 
@@ -60,23 +60,25 @@ def _wait_until_consumed_amqp(queue: str, worker: celery_env.CeleryWorker) -> No
         virtual_host=p.vhost,
         credentials=pika.PlainCredentials(p.user, p.password),
     )
-    deadline = time.monotonic() + QUEUE_TIMEOUT
     with pika.BlockingConnection(params) as conn:
-        while True:
+
+        def consumed() -> bool:
+            # Each poll opens a channel: a blocking call, so pika serves heartbeats meanwhile.
             ch = conn.channel()
             try:
                 ok = ch.queue_declare(queue, passive=True)
-                if ok.method.consumer_count >= 1:
-                    return
-                ch.close()
             except pika.exceptions.ChannelClosedByBroker:
-                pass  # 404: not declared yet
-            if time.monotonic() >= deadline:
-                pytest.fail(
-                    f"Celery never consumed from {queue!r}:\n{worker.log()[-3000:]}",
-                    pytrace=False,
-                )
-            conn.sleep(0.1)
+                return False  # 404: not declared yet
+            ch.close()
+            return bool(ok.method.consumer_count >= 1)
+
+        eventually(
+            consumed,
+            QUEUE_TIMEOUT,
+            f"Celery consuming from {queue!r}",
+            interval=0.1,
+            detail=lambda: worker.log()[-3000:],
+        )
 
 
 @pytest.fixture(scope="module")
@@ -170,21 +172,22 @@ def _wait_for_result(task_id: str, worker: celery_env.CeleryWorker) -> dict[str,
 
     client = redis.Redis.from_url(_backend_url())
     key = f"celery-task-meta-{task_id}"
-    deadline = time.monotonic() + RESULT_TIMEOUT
+
+    def stored() -> bytes | None:
+        return cast("bytes | None", client.get(key))  # as a plain client would: a GET a poll
+
     try:
-        while True:
-            raw = client.get(key)
-            if raw is not None:
-                record: dict[str, Any] = json.loads(raw)
-                return record
-            if time.monotonic() >= deadline:
-                pytest.fail(
-                    f"no {key} after {RESULT_TIMEOUT:.0f}s; worker log:\n{worker.log()[-4000:]}",
-                    pytrace=False,
-                )
-            time.sleep(0.05)  # polling the result backend; nothing to block on
+        raw = eventually(
+            stored,
+            RESULT_TIMEOUT,
+            key,
+            interval=0.05,
+            detail=lambda: f"worker log:\n{worker.log()[-4000:]}",
+        )
     finally:
         client.close()
+    record: dict[str, Any] = json.loads(raw)
+    return record
 
 
 _WHEN = datetime(2031, 2, 3, 4, 5, 6, 789000, tzinfo=timezone(timedelta(hours=2)))

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 
@@ -18,6 +17,7 @@ from celeriac.cli import main
 from celeriac.worker import run_worker, stop_worker
 from interop import celery_env
 from tests.brokers import unique
+from tests.waiting import eventually
 
 pytestmark = [pytest.mark.celery, pytest.mark.broker]
 
@@ -65,14 +65,17 @@ def test_celery_inspect_ping_and_active_answered_by_celeriac(
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert _json_tail(proc.stdout) == {hostname: {"ok": "pong"}}
     running = app.send_task("e2e.wait", (60,))
-    deadline = time.monotonic() + 30
-    active: list[dict[str, object]] = []
-    while not active and time.monotonic() < deadline:
+
+    def active_there() -> list[dict[str, object]]:
         proc = celery_cli(broker, "inspect", "active", "-d", hostname, "-t", "5", "--json")
         assert proc.returncode == 0, proc.stdout + proc.stderr
-        active = list(_json_tail(proc.stdout)[hostname])  # type: ignore[call-overload]
-    assert [t["id"] for t in active] == [running.id]  # type: ignore[index]
-    assert active[0]["name"] == "e2e.wait"  # type: ignore[index]
+        replies = _json_tail(proc.stdout)
+        rows: list[dict[str, object]] = list(replies[hostname])  # type: ignore[call-overload]
+        return rows
+
+    active = eventually(active_there, 30, "the running task in celery inspect active")
+    assert [t["id"] for t in active] == [running.id]
+    assert active[0]["name"] == "e2e.wait"
     gate.set()
 
 

@@ -12,8 +12,6 @@ import base64
 import json
 import subprocess
 import sys
-import threading
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ import redis
 
 from celeriac.interop.cases import CLIENT_CASES
 from tests.brokers import AMQP_URL, REDIS_URL, amqp_params, require, unique
+from tests.waiting import eventually
 
 pytestmark = [pytest.mark.broker]
 
@@ -88,15 +87,12 @@ class MinimalClient:
         conn.close()
 
     def result(self, task_id: str, timeout: float) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def ready() -> dict[str, Any] | None:
             raw = self.results.get(f"celery-task-meta-{task_id}")
-            if raw is not None:
-                meta: dict[str, Any] = json.loads(raw)
-                if meta["status"] in ("SUCCESS", "FAILURE", "REVOKED"):
-                    return meta
-            threading.Event().wait(0.05)
-        raise TimeoutError(f"no result for {task_id} within {timeout} s")
+            meta: dict[str, Any] | None = None if raw is None else json.loads(raw)
+            return meta if meta and meta["status"] in ("SUCCESS", "FAILURE", "REVOKED") else None
+
+        return eventually(ready, timeout, f"a result for {task_id}", interval=0.05)
 
 
 @pytest.mark.parametrize("broker_name", ["redis", "rabbitmq"])

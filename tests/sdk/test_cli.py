@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from click.testing import CliRunner
 from celeriac import App
 from celeriac.cli import main
 from tests.transports.conftest import url_for
+from tests.waiting import eventually
 
 REPO = Path(__file__).resolve().parents[2]
 CELERIAC = str(Path(sys.executable).with_name("celeriac"))
@@ -65,13 +65,16 @@ def _worker(env: dict[str, str], seconds: str = "3") -> subprocess.Popen[str]:
 
 
 def _wait_for(path: Path, text: str, timeout: float = 30) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        content = path.read_text() if path.exists() else ""
-        if text in content:
-            return content
-        time.sleep(0.05)  # the ledger is a file another process appends to
-    raise AssertionError(f"{text!r} not in {path} after {timeout}s: {content!r}")
+    """The ledger (a file the worker process appends to) once it holds ``text``."""
+
+    def content() -> str:
+        return path.read_text() if path.exists() else ""
+
+    def holding() -> str | None:
+        now = content()
+        return now if text in now else None
+
+    return eventually(holding, timeout, f"{text!r} in {path}", detail=lambda: repr(content()))
 
 
 _CLIENT_KEYS = ("CELERIAC_BROKER_URL", "CELERIAC_RESULT_BACKEND", "CELERIAC_TASK_DEFAULT_QUEUE")

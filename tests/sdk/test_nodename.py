@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import uuid
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pytest
 from celeriac import App
 from celeriac.worker import run_worker, stop_worker
 from celeriac.worker.nodename import node_name
+from tests.waiting import eventually
 
 
 @pytest.mark.parametrize(
@@ -83,9 +83,7 @@ def test_two_workers_with_one_name_are_warned_about(
     second = None
     try:
         second = run_worker(app, concurrency=1, hostname="twin@test")
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and "already uses this node name" not in caplog.text:
-            time.sleep(0.05)
+        eventually(lambda: "already uses this node name" in caplog.text, 15, "the warning")
         assert "twin@test: another worker already uses this node name" in caplog.text
     finally:
         if second is not None:
@@ -101,12 +99,11 @@ def test_a_worker_alone_is_not_warned_about(
     caplog.set_level(logging.WARNING, logger="celeriac.worker")
     w = run_worker(app, concurrency=1, hostname=f"alone-{uuid.uuid4().hex[:6]}@test")
     try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(
-            t.name == "celeriac-name-check" for t in threading.enumerate()
-        ):
-            time.sleep(0.05)
-        assert not any(t.name == "celeriac-name-check" for t in threading.enumerate())
+        eventually(
+            lambda: not any(t.name == "celeriac-name-check" for t in threading.enumerate()),
+            10,
+            "the name check over",
+        )
         assert "already uses this node name" not in caplog.text
     finally:
         stop_worker(w)

@@ -18,6 +18,7 @@ from celeriac.exceptions import TimeLimitExceeded, WorkerLostError
 from celeriac.worker import Worker, run_worker, stop_worker
 from celeriac.worker.prefork import PreforkPool
 from tests.brokers import AMQP_URL, REDIS_URL, require
+from tests.waiting import eventually
 
 
 @pytest.fixture(params=["sqlite", "redis", "amqp"])
@@ -80,15 +81,16 @@ def test_a_dead_child_gives_its_task_back(app: App) -> None:
     w = run_worker(app, pool="prefork", concurrency=2)
     try:
         app.tasks[f"{__name__}.die"].delay()
-        deadline = time.monotonic() + 20
         seen: set[Any] = set()
-        while time.monotonic() < deadline and len(seen) < 2:
+
+        def replaced() -> bool:
             seen.add(_child_pids(w))
-            time.sleep(0.05)  # watching the pool replace the child that died
+            return len(seen) >= 2
+
+        eventually(replaced, 20, "the child that died replaced", interval=0.05)
         assert app.tasks[f"{__name__}.add"].delay(1, 1).get(timeout=30) == 2
     finally:
         stop_worker(w)
-    assert len(seen) >= 2
 
 
 def _child_pids(w: Worker) -> tuple[int, ...]:
@@ -168,21 +170,21 @@ def test_sigkill_of_the_parent_leaves_no_child(tmp_path: Path) -> None:
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 30
-        while len(list(marks.iterdir())) < 3 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        eventually(lambda: len(list(marks.iterdir())) >= 3, 30, "three children busy")
         children = _children_of(parent.pid)
         running = {int(p.name) for p in marks.iterdir()}
         assert len(running) == 3 and running <= children, (running, children)
     finally:
         parent.kill()
         parent.wait(10)
-    deadline = time.monotonic() + 10
     alive = children
-    while alive and time.monotonic() < deadline:
+
+    def gone() -> bool:
+        nonlocal alive
         alive = {pid for pid in alive if Path(f"/proc/{pid}").exists() and not _zombie(pid)}
-        time.sleep(0.05)
-    assert not alive, f"children left behind: {alive}"
+        return not alive
+
+    eventually(gone, 10, "every child gone", detail=lambda: f"children left behind: {alive}")
 
 
 def _zombie(pid: int) -> bool:

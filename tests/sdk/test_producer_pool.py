@@ -19,6 +19,7 @@ from celeriac import App
 from celeriac.app.producers import ProducerPool
 from celeriac.transports import open_transport
 from tests.brokers import AMQP_URL, REDIS_URL, require
+from tests.waiting import eventually
 
 REPO = Path(__file__).resolve().parents[2]
 THREADS = 50
@@ -190,15 +191,15 @@ def test_threads_and_asyncio_callers_publish_through_at_most_the_limit(
     for w in workers:
         w.start()
     try:
-        deadline = time.monotonic() + 60
         # Sampled while every thread and caller is publishing (each has sent at least once).
+        eventually(
+            lambda: all(sent["threads"]) and all(sent["callers"]),
+            60,
+            "every publisher started",
+            detail=lambda: f"{sent}, {errors}",
+        )
         while len(counter.samples) < (20 if counter.broker == "redis" else 3):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"publishers did not all start: {sent}, {errors}")
-            if all(sent["threads"]) and all(sent["callers"]):
-                counter.sample()
-            else:
-                time.sleep(0.01)
+            counter.sample()
     finally:
         stop.set()
         for w in workers:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 from celeriac import App
 from celeriac.transports import open_transport
 from celeriac.worker import Job, Outcome, Step, run_worker, stop_worker
+from tests.waiting import eventually
 
 
 class Quarantine(Step):
@@ -69,19 +69,19 @@ def test_a_step_refuses_a_job_and_sees_every_outcome(app: App) -> None:
         assert app.send_task("steps.add", (2, 3)).get(timeout=30) == 5
         refused = app.send_task("steps.banned")
         transport = open_transport(app.conf.broker_url)
-        reason = None
+
+        def dead_lettered() -> str | None:
+            for d in dlq.fetch(1, timeout=0.2):
+                assert d.message is not None
+                assert d.message.headers["id"] == refused.id
+                return str(d.message.headers["x-celeriac-reject-reason"])
+            return None
+
         with transport.consumer([f"{app.conf.task_default_queue}.dlq"], prefetch=10) as dlq:
-            deadline = time.monotonic() + 10
-            while reason is None and time.monotonic() < deadline:
-                for d in dlq.fetch(1, timeout=0.2):
-                    assert d.message is not None
-                    assert d.message.headers["id"] == refused.id
-                    reason = d.message.headers["x-celeriac-reject-reason"]
+            reason = eventually(dead_lettered, 10, "the refused task dead-lettered")
         transport.close()
         assert reason == "quarantined: steps.banned is not run here"
-        deadline = time.monotonic() + 10
-        while len(quarantine.ended) < 2 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        eventually(lambda: len(quarantine.ended) >= 2, 10, "both outcomes seen by the step")
         assert sorted(quarantine.ended) == [("steps.add", "SUCCESS"), ("steps.banned", "FAILURE")]
         assert w.thread.is_alive()  # type: ignore[attr-defined]
     finally:

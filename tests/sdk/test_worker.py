@@ -18,6 +18,7 @@ from celeriac.transports import open_transport
 from celeriac.worker import Worker, run_worker, stop_worker
 from tests.brokers import REDIS_URL
 from tests.transports.conftest import url_for
+from tests.waiting import eventually
 
 E2E_TRANSPORTS = ("memory", "sqlite", "redis", "amqp", "sqs", "kafka", "zookeeper")
 
@@ -128,9 +129,8 @@ def test_failure_runs_errback(tasks: dict[str, Any], worker: Worker, ledger: Led
     result = tasks["fail"].apply_async(link_error=tasks["on_error"].s())
     with pytest.raises(ValueError, match="boom"):
         result.get(timeout=10)
-    deadline = time.monotonic() + 10
-    while f"errback:{result.id}" not in ledger.runs and time.monotonic() < deadline:
-        time.sleep(0.02)  # the errback runs after the failure is stored
+    # The errback runs after the failure is stored.
+    eventually(lambda: f"errback:{result.id}" in ledger.runs, 10, "the errback run")
     assert ledger.runs.get(f"errback:{result.id}") == 1
 
 
@@ -185,9 +185,7 @@ def test_chord(tasks: dict[str, Any], worker: Worker) -> None:
 def test_link_callback(tasks: dict[str, Any], worker: Worker, ledger: Ledger) -> None:
     result = tasks["add"].apply_async((2, 2), link=tasks["record"].s())
     assert result.get(timeout=10) == 4
-    deadline = time.monotonic() + 10
-    while "4" not in ledger.runs and time.monotonic() < deadline:
-        time.sleep(0.02)  # the callback is a separate task
+    eventually(lambda: "4" in ledger.runs, 10, "the callback run")  # a separate task
     assert ledger.runs == {"4": 1}
 
 
@@ -209,9 +207,8 @@ def test_unknown_task_is_dead_lettered(app: App, worker: Worker) -> None:
 def test_warm_shutdown_loses_nothing(app: App, tasks: dict[str, Any], ledger: Ledger) -> None:
     results = [tasks["record"].delay(f"w{i}") for i in range(40)]
     first = run_worker(app, concurrency=2)
-    deadline = time.monotonic() + 10
-    while len(ledger.runs) < 5 and time.monotonic() < deadline:
-        time.sleep(0.01)  # let the first worker get going, then stop it mid-stream
+    # Let the first worker get going, then stop it mid-stream.
+    eventually(lambda: len(ledger.runs) >= 5, 10, "five tasks run by the first worker")
     stop_worker(first)
     second = run_worker(app, concurrency=2)
     try:
@@ -249,13 +246,6 @@ def test_asyncio_pool_runs_many_at_once_with_their_own_request(app: App) -> None
     finally:
         stop_worker(w)
     assert state["peak"] >= 30
-
-
-def _wait_until(predicate: Any, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate() and time.monotonic() < deadline:
-        time.sleep(0.01)  # polling state another thread changes
-    return bool(predicate())
 
 
 def test_soft_time_limit_raises_inside_the_task(app: App, ledger: Ledger) -> None:
@@ -315,7 +305,7 @@ def test_revoke_with_terminate_stops_a_running_task(app: App, ledger: Ledger) ->
     w = run_worker(app, concurrency=2)
     try:
         result = forever.delay("running")
-        assert _wait_until(lambda: "running" in ledger.runs)
+        eventually(lambda: "running" in ledger.runs, 10, "the task running")
         result.revoke(terminate=True)
         with pytest.raises(TaskRevokedError):
             result.get(timeout=10)

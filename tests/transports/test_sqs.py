@@ -12,7 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import boto3
 import orjson
@@ -35,6 +35,7 @@ from celeriac.transports.sqs import SQSTransport
 from celeriac.transports.sqs.broadcast import LEASE_TAG
 from interop import celery_env
 from tests.brokers import REDIS_URL, SQS_REGION, SQS_URL, require, sqs_client_kwargs, unique
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.broker
 
@@ -51,18 +52,6 @@ def number(delivery: Delivery) -> int:
     value = decode_task(delivery.message).args[0]
     assert isinstance(value, int)
     return value
-
-
-def eventually(check: Any, timeout: float = 10.0, what: str = "condition") -> Any:
-    """Call ``check`` until it returns something truthy (bounded); each call is a bounded
-    receive or read on the server, so nothing here sleeps."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            pytest.fail(f"{what} not reached in {timeout}s", pytrace=False)
 
 
 @pytest.fixture
@@ -522,9 +511,10 @@ def test_our_message_runs_on_a_celery_worker(make: Any) -> None:
             env={"CELERIAC_SQS_REGION": SQS_REGION},
         ) as worker:
             stored = eventually(
-                lambda: backend.get(f"celery-task-meta-{message.id}"),
+                lambda: cast("bytes | None", backend.get(f"celery-task-meta-{message.id}")),
                 timeout=60,
-                what=f"Celery's result (worker log: {worker.log()[-2000:]})",
+                what="Celery's result",
+                detail=lambda: f"worker log: {worker.log()[-2000:]}",
             )
         record = json.loads(stored)
         assert (record["status"], record["result"]) == ("SUCCESS", 5)
