@@ -36,7 +36,7 @@ class group(Signature[list[G]]):
 
     def __or__(self, other: Signature[T]) -> Signature[T]:  # type: ignore[override]
         """``group | task`` is a chord, as in Celery; ``group | group`` a chain."""
-        from .chains import chain
+        from .chains import chain  # here, not at the top: chains imports this module
 
         if isinstance(other, group):
             return chain(self, other, app=self._app)
@@ -143,7 +143,7 @@ class chord(Signature[R]):
                 raise NotImplementedError(
                     f"a {member['subtask_type']} in a chord's header is not supported yet"
                 )
-        from .chains import _freeze
+        from .chains import _freeze  # here, not at the top: chains imports this module
 
         body: Signature[R] = _copy(self["kwargs"]["body"])
         if chain:

@@ -164,7 +164,7 @@ class Signature(dict[str, Any], Generic[R]):
         return task
 
     def __or__(self, other: Signature[T]) -> chain[T]:  # type: ignore[override]
-        from .chains import chain
+        from .chains import chain  # here, not at the top: every canvas module imports this one
 
         return chain(self, other)
 
