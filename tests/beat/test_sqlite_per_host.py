@@ -89,12 +89,12 @@ def test_a_beat_stops_on_a_file_another_host_uses(tmp_path: Path) -> None:
 def test_a_file_on_a_network_file_system_is_warned_about(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(stores, "filesystem_type", lambda path, mounts=None: "nfs4")
+    monkeypatch.setattr(stores.sqlite, "filesystem_type", lambda path, mounts=None: "nfs4")
     with caplog.at_level(logging.WARNING, logger="celeriac.beat"):
         open_lock_store(f"sqlite:///{tmp_path}/beat.db", "k").close()
     assert "nfs4 file system" in caplog.text and "redis://" in caplog.text
     caplog.clear()
-    monkeypatch.setattr(stores, "filesystem_type", lambda path, mounts=None: "ext4")
+    monkeypatch.setattr(stores.sqlite, "filesystem_type", lambda path, mounts=None: "ext4")
     with caplog.at_level(logging.WARNING, logger="celeriac.beat"):
         open_lock_store(f"sqlite:///{tmp_path}/beat2.db", "k").close()
     assert caplog.text == ""
