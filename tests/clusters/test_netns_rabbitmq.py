@@ -29,8 +29,9 @@ OPTIONS = {"queue_type": "quorum", "heartbeat": 2}
 USER = "c20b"
 #: How long the host stays cut off: well under the transport's 30 s of reconnect attempts.
 CUT_S = 6.0
-#: Longest time from the freeze to the worker consuming through another node.
-FAILOVER_S = 30.0
+#: Longest time from the freeze to the worker consuming through another node (the issue's
+#: bound; about 5 s here: two heartbeats of silence, then until the others count it down).
+FAILOVER_S = 10.0
 
 
 @pytest.fixture(scope="module")
@@ -120,10 +121,11 @@ def test_freezing_the_workers_node(
     but say nothing. The worker must notice through heartbeats and consume through another
     node while the node is still frozen; the deliveries the frozen node held come back.
 
-    Measured: the worker works again about 20 s after the freeze. pika counts a connection dead
-    only after ``heartbeat + 5`` s of silence, checked every as many seconds (7-14 s here), and
-    the cluster blocks the worker's declarations until it counts the node down (net_ticktime,
-    6 s here): hence the bound of FAILOVER_S rather than 10 s."""
+    The transport counts a connection dead after two heartbeat intervals without a byte (4 s
+    here; pika's own check took 7-14 s, and the worker's two connections, tasks and events,
+    were noticed one after the other: 18 s in all). The cluster blocks queue declarations and
+    bindings until it counts the frozen node down (net_ticktime, 6 s here); the worker's
+    control subscription is set up again without waiting for them, so tasks flow meanwhile."""
     (l1, l2, l3), (b1, b2, b3) = bridged_rabbitmq
     figures = Figures("rabbitmq 3 nodes, quorum", "worker's node frozen (SIGSTOP)")
     ledger = tmp_path / "ledger.db"
