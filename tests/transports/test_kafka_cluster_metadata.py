@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 import kafka
 import kafka.errors as kerrors
 import pytest
 
+from celeriac.transports.base import QueueSpec
 from celeriac.transports.errors import TransportError
 from celeriac.transports.kafka.subscription import KafkaSubscription
 from celeriac.transports.kafka.transport import KafkaTransport
@@ -106,3 +108,29 @@ def test_an_error_that_is_not_retriable_fails_at_once(monkeypatch: pytest.Monkey
     with pytest.raises(TransportError, match=r"subscribe to 'celery\.pidbox'.*Authorization"):
         subscribe()
     assert reader.lookups == 1
+
+
+class _Admin:
+    """Creates topics (the broker's reply) but, as a broker that has not caught up yet, lists
+    none of them."""
+
+    def create_topics(self, spec: dict[str, Any], **options: Any) -> dict[str, Any]:
+        return {"topics": [{"name": name, "error_code": 0} for name in spec]}
+
+    def describe_topics(self, topics: list[str]) -> list[dict[str, Any]]:
+        return [{"topic": t, "partitions": []} for t in topics]
+
+
+def test_topics_created_here_exist_before_every_broker_lists_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A worker that declares a new queue consumes its delay topic too, although the broker it
+    asks next may not list that topic yet (it used to leave the delay topic out: countdowns of
+    that queue would never have been relayed by that worker)."""
+    transport = KafkaTransport("kafka://127.0.0.1:1")
+    monkeypatch.setattr(transport, "admin", _Admin)
+    transport.declare_queue(QueueSpec("orders"))
+    assert transport.partitions("orders.delay") == []  # what the broker asked says
+    assert transport.exists("orders.delay")
+    assert transport.exists("orders")
+    assert not transport.exists("invoices.delay")
