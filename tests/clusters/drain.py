@@ -128,10 +128,17 @@ def drain_with_fault(
             stdout=out,
             stderr=subprocess.STDOUT,
         )
+
+    def draining() -> bool:
+        if worker.poll() is not None:  # fail now, with its log, not after the whole wait
+            tail = log.read_text(errors="replace")[-3000:]
+            raise AssertionError(
+                f"the worker exited ({worker.returncode}) before draining:\n{tail}"
+            )
+        return len(runs(ledger)) >= tasks * fault_after
+
     try:
-        eventually(
-            lambda: len(runs(ledger)) >= tasks * fault_after, 120, "the worker draining", 0.05
-        )
+        eventually(draining, 120, "the worker draining", 0.05)
         fault_at = time.time()
         figures.extra["ran_before"] = len(runs(ledger))
         back_at = fault(queue)

@@ -17,9 +17,7 @@ from tests.waiting import eventually
 from .conftest import FIGURES, services
 from .drain import Figures, drain_with_fault
 
-# Out of CI's second stage for now: in the merged run of 2026-12-05 the worker did not start
-# draining within 120 s (it passed 6 of 7 runs on its branch); issue 20 tracks it.
-pytestmark = [pytest.mark.cluster_on_demand, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
 SERVERS = [f"127.0.0.1:{19290 + n}" for n in (1, 2, 3)]
 #: One partition, so one broker leads all of the queue's records; every record on 3 brokers.
 OPTIONS = {"partitions": 1, "replication_factor": 3}

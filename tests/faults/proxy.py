@@ -1,4 +1,5 @@
-"""A TCP proxy on loopback that a test can cut and restore, to fake a network outage."""
+"""A TCP proxy on loopback that a test can cut and restore, to fake a network outage, or
+freeze and thaw, to fake a frozen server."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ __all__ = ["CuttableProxy"]
 
 class CuttableProxy:
     """Relays ``127.0.0.1:<port>`` to ``host:target``. ``cut()`` drops every connection and
-    refuses new ones (they are accepted and closed at once) until ``restore()``."""
+    refuses new ones (they are accepted and closed at once) until ``restore()``. ``freeze()``
+    keeps every connection open and relays nothing, either way, until ``thaw()``: a frozen
+    server (SIGSTOP, a paused VM), whose kernel still accepts connections."""
 
     def __init__(self, target: int, host: str = "127.0.0.1") -> None:
         self.host, self.target = host, target
@@ -20,6 +23,8 @@ class CuttableProxy:
         self._open: set[socket.socket] = set()
         self._cut = False
         self._closed = False
+        self._thawed = threading.Event()
+        self._thawed.set()
         threading.Thread(target=self._accept, name="fault-proxy", daemon=True).start()
 
     def _accept(self) -> None:
@@ -54,6 +59,7 @@ class CuttableProxy:
     def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while chunk := source.recv(65536):
+                self._thawed.wait()  # frozen: held here, sent (late) once thawed
                 sink.sendall(chunk)
         except OSError:
             pass
@@ -82,7 +88,15 @@ class CuttableProxy:
         with self._lock:
             self._cut = False
 
+    def freeze(self) -> None:
+        """Relay nothing from now on; connections stay open and new ones are accepted."""
+        self._thawed.clear()
+
+    def thaw(self) -> None:
+        self._thawed.set()
+
     def close(self) -> None:
         self._closed = True
         self.cut()
+        self.thaw()
         self.listener.close()

@@ -65,6 +65,15 @@ def test_shuffle_tries_every_node_once_per_round_in_varying_orders() -> None:
         Failover(["a"], "random")
 
 
+def test_shuffle_tries_the_node_it_was_on_last_after_the_others() -> None:
+    f = Failover(["a", "b", "c", "d"], "shuffle")
+    assert {f.round()[-1] for _ in range(50)} != {"a"}  # nothing failed yet: any order
+    f.connected("b")
+    rounds = [f.round() for _ in range(50)]
+    assert all(r[-1] == "b" and sorted(r) == ["a", "b", "c", "d"] for r in rounds)
+    assert len({tuple(r) for r in rounds}) > 1
+
+
 def test_passwords_of_every_url_of_a_list_are_hidden() -> None:
     shown = redact_url(["amqp://u:pw1@a//", "amqp://u:pw2@b//"])
     assert "pw1" not in shown and "pw2" not in shown

@@ -47,7 +47,9 @@ class Failover:
 
     ``round-robin`` starts from the URL after the one last connected to (a node that just
     failed is tried last); ``shuffle`` tries them in a new random order each time, so that many
-    workers do not all fall over to the same node.
+    workers do not all fall over to the same node, except that the one last connected to goes
+    last there too (a frozen node accepts a connection and answers nothing: trying it first
+    costs a whole connect timeout).
     """
 
     def __init__(self, urls: Sequence[str], strategy: str = "round-robin") -> None:
@@ -62,14 +64,20 @@ class Failover:
         #: The URL of the node connected to last (the first one until a connection opened).
         self.current: str = self.urls[0]
         self._start = 0
+        self._connected = False
 
     def round(self) -> list[str]:
         """Every URL once, in the order to try them now."""
         if self.strategy == "shuffle":
-            return random.sample(self.urls, len(self.urls))
+            order = random.sample(self.urls, len(self.urls))
+            if self._connected:
+                order.remove(self.current)
+                order.append(self.current)
+            return order
         return self.urls[self._start :] + self.urls[: self._start]
 
     def connected(self, url: str) -> None:
         """Note that ``url`` worked: the next round starts after it."""
         self.current = url
         self._start = (self.urls.index(url) + 1) % len(self.urls)
+        self._connected = True

@@ -13,6 +13,7 @@ import pika.exceptions
 
 from ..errors import BrokerUnavailable
 from ..registry import redact_url
+from .liveness import watch_silence
 from .options import AmqpOptions
 
 __all__ = ["CONNECTION_ERRORS", "connect", "option_query", "parameters", "with_retries"]
@@ -92,7 +93,9 @@ def connect(url: str, options: AmqpOptions | None = None) -> pika.BlockingConnec
     parts = urlsplit(url)
     where = f"{parts.hostname}:{parts.port or (5671 if parts.scheme == 'amqps' else 5672)}"
     try:
-        return pika.BlockingConnection(parameters(url, options))
+        conn = pika.BlockingConnection(parameters(url, options))
+        watch_silence(conn)
+        return conn
     except pika.exceptions.ProbableAuthenticationError as exc:
         raise BrokerUnavailable(
             f"RabbitMQ at {where} refused the login ({redact_url(url)}): check the user name "

@@ -1,4 +1,4 @@
-"""The RabbitMQ consumer and broadcast subscription (pika, one thread)."""
+"""The RabbitMQ consumer (pika, one thread)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 import pika
 
-from celeriac.protocol import ProtocolError, WireMessage
+from celeriac.protocol import ProtocolError
 from celeriac.protocol.envelopes import amqp as amqp_envelope
 
-from ..base import Consumer, Delivery, QueueSpec, Subscription
+from ..base import Consumer, Delivery, QueueSpec
 from ..dead_letter import dead_letter_message
 from ..errors import TransportError
 from .connection import with_retries
@@ -23,7 +23,7 @@ from .connection import with_retries
 if TYPE_CHECKING:
     from .transport import AmqpTransport
 
-__all__ = ["AmqpConsumer", "AmqpSubscription"]
+__all__ = ["AmqpConsumer"]
 
 log = logging.getLogger("celeriac.transports.amqp")
 #: Channels of every consumer are numbered from one counter, so a delivery tag names its channel.
@@ -265,48 +265,3 @@ class AmqpConsumer(Consumer):
             pass
         self.buffer.clear()
         self.unsettled.clear()
-
-
-class AmqpSubscription(Subscription):
-    """An exclusive, auto-deleted queue bound to the fanout exchange."""
-
-    def __init__(self, transport: AmqpTransport, exchange: str) -> None:
-        self.t = transport
-        self.exchange = exchange
-        self.inbox: collections.deque[WireMessage] = collections.deque()
-        self._setup()
-
-    def _setup(self) -> None:
-        self.generation = self.t.generation
-        self.ch = self.t.connection().channel()
-        self.t.fanout_exchange(self.ch, self.exchange)
-        ok = self.ch.queue_declare("", exclusive=True, auto_delete=True)
-        self.ch.queue_bind(ok.method.queue, self.exchange, routing_key="#")
-        self.ch.basic_consume(ok.method.queue, self._on_message, auto_ack=True)
-
-    def _on_message(self, ch: Any, method: Any, props: pika.BasicProperties, body: bytes) -> None:
-        try:
-            self.inbox.append(amqp_envelope.unpack_wire(body, _decode_bytes(_props_dict(props))))
-        except ProtocolError:
-            pass  # a broadcast we cannot read is not for us
-
-    def get(self, timeout: float | None = 1.0) -> WireMessage | None:
-        end = time.monotonic() + (timeout or 0.0)
-
-        def pump() -> None:
-            if self.generation != self.t.generation or not self.ch.is_open:
-                self._setup()
-            self.t.connection().process_data_events(time_limit=max(end - time.monotonic(), 0))
-
-        while not self.inbox:
-            with_retries(pump, self.t.reconnect)
-            if time.monotonic() >= end:
-                break
-        return self.inbox.popleft() if self.inbox else None
-
-    def close(self) -> None:
-        try:
-            if self.ch.is_open:
-                self.ch.close()
-        except Exception:  # the connection is already gone
-            pass

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pika
+import pika.channel
 import pika.exceptions
 import pika.spec
 from pika.adapters.blocking_connection import BlockingChannel
@@ -472,14 +473,17 @@ class AmqpTransport(Transport):
         return AmqpConsumer(self, queues, prefetch)
 
     # -- broadcast -----------------------------------------------------------------------------
-    def fanout_exchange(self, ch: BlockingChannel, exchange: str) -> None:
+    def fanout_exchange(
+        self, ch: BlockingChannel | pika.channel.Channel, exchange: str, **callback: Any
+    ) -> None:
         """Declare ``exchange`` as Celery declares it: Kombu's mailbox exchanges are transient
         fanouts; Celery's event exchange ``celeryev`` is a durable topic exchange, which reaches
-        every queue bound with ``#`` just as a fanout does."""
+        every queue bound with ``#`` just as a fanout does. (``callback=``: on pika's
+        asynchronous channel, called with the broker's reply.)"""
         if exchange in TOPIC_EXCHANGES:
-            ch.exchange_declare(exchange, "topic", durable=True, auto_delete=False)
+            ch.exchange_declare(exchange, "topic", durable=True, auto_delete=False, **callback)
         else:
-            ch.exchange_declare(exchange, "fanout", durable=False, auto_delete=False)
+            ch.exchange_declare(exchange, "fanout", durable=False, auto_delete=False, **callback)
 
     def broadcast(self, exchange: str, message: WireMessage) -> None:
         def send() -> None:
@@ -495,6 +499,6 @@ class AmqpTransport(Transport):
         self._retry(send)
 
     def subscribe(self, exchange: str) -> Subscription:
-        from .consumer import AmqpSubscription
+        from .subscription import AmqpSubscription
 
         return AmqpSubscription(self, exchange)

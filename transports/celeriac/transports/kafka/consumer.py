@@ -76,7 +76,8 @@ class QueueReader(ConsumerRebalanceListener):  # type: ignore[misc]
         self.delayed: list[_Delayed] = []
         self._seq = itertools.count()
         s = transport.settings
-        topics = [queue] + ([self.delay] if transport.partitions(self.delay) else [])
+        # A queue declared elsewhere (by Kombu) may have no delay topic.
+        topics = [queue] + ([self.delay] if transport.exists(self.delay) else [])
         with transport.errors(f"consume from {queue!r}"):
             self.kc = kafka.KafkaConsumer(
                 **transport.client_config(),

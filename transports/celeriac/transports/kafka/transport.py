@@ -94,6 +94,8 @@ class KafkaTransport(Transport):
         self._producer: kafka.KafkaProducer | None = None
         self._admin: kafka.KafkaAdminClient | None = None
         self._partitions: dict[str, list[int]] = {}
+        #: Topics this transport created (or found existing when it tried to).
+        self._created: set[str] = set()
         self._rotation = itertools.count()
 
     # -- connection -----------------------------------------------------------------------------
@@ -220,6 +222,12 @@ class KafkaTransport(Transport):
                     f"Kafka at {self.address}: could not create topic {topic.get('name')!r}: "
                     f"{topic.get('error_message') or kerrors.for_code(code).__name__}"
                 )
+            self._created.add(str(topic.get("name")))
+
+    def exists(self, topic: str) -> bool:
+        """Whether ``topic`` exists: created here, or listed by the broker asked (on a cluster
+        that broker may not list a topic another broker created a moment ago)."""
+        return topic in self._created or bool(self.partitions(topic))
 
     def partitions(self, topic: str) -> list[int]:
         """The partition numbers of ``topic`` ([] when it does not exist)."""
