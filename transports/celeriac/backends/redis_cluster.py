@@ -34,6 +34,9 @@ class RedisClusterBackend(RedisBackend):
         redis.exceptions.TryAgainError,
         redis.exceptions.ReadOnlyError,
     )
+    # The cluster client's pub/sub picks its node at the first SUBSCRIBE: a fresh one per wait
+    # follows failovers and resharding.
+    keeps_subscriber = False
 
     def _make_client(self, url: str, options: dict[str, Any]) -> redis.Redis:
         unknown = sorted(set(options) - {"expires"})
