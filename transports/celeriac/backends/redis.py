@@ -214,15 +214,11 @@ class RedisBackend(ResultBackend):
         deadline: float | None,
         timeout: float | None,
     ) -> ResultRecord:
-        """Wait for the SUBSCRIBE's reply before reading the record: a GET on the other
-        connection could otherwise be served first and miss a record written in between."""
-        subscribed = False
-        record = None
-        while True:
-            if subscribed and record is None:
-                record = self.get(task_id)
-            if record is not None and record.status in READY_STATES:
-                return record
+        """Read the record while the SUBSCRIBE is on its way, and once more when its reply
+        comes: a GET served before the subscription would miss a record written in between,
+        and the second one catches it (one round trip, not two, before the wait)."""
+        record = self.get(task_id)
+        while record.status not in READY_STATES:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 raise TimeoutError(f"task {task_id} not ready after {timeout} s")
@@ -230,9 +226,10 @@ class RedisBackend(ResultBackend):
             if message is None or message["channel"] != channel:
                 continue  # a late reply or message of an earlier wait's channel
             if message["type"] == "subscribe":
-                subscribed = True
+                record = self.get(task_id)
             elif message["type"] == "message":
                 record = self.decode(message["data"])
+        return record
 
     def _wait_once(
         self, task_id: str, deadline: float | None, timeout: float | None
