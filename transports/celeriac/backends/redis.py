@@ -191,7 +191,7 @@ class RedisBackend(ResultBackend):
         if not self.keeps_subscriber:
             return self._wait_once(task_id, deadline, timeout)
         pubsub = self._subscriber()
-        channel = result_key(task_id).encode()
+        channel = result_key(task_id)
         try:
             pubsub.subscribe(channel)
             try:
@@ -209,7 +209,7 @@ class RedisBackend(ResultBackend):
     def _wait_on(
         self,
         pubsub: Any,
-        channel: bytes,
+        channel: str,
         task_id: str,
         deadline: float | None,
         timeout: float | None,
@@ -217,13 +217,14 @@ class RedisBackend(ResultBackend):
         """Read the record while the SUBSCRIBE is on its way, and once more when its reply
         comes: a GET served before the subscription would miss a record written in between,
         and the second one catches it (one round trip, not two, before the wait)."""
+        names = (channel, channel.encode())  # bytes, or str with decode_responses
         record = self.get(task_id)
         while record.status not in READY_STATES:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 raise TimeoutError(f"task {task_id} not ready after {timeout} s")
             message = pubsub.get_message(timeout=1.0 if left is None else min(left, 1.0))
-            if message is None or message["channel"] != channel:
+            if message is None or message["channel"] not in names:
                 continue  # a late reply or message of an earlier wait's channel
             if message["type"] == "subscribe":
                 record = self.get(task_id)
