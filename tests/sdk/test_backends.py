@@ -129,3 +129,43 @@ def test_chord_with_a_failed_part_names_it(backend: ResultBackend) -> None:
     join = backend.chord_part_return(_part(group_id, 1, state="FAILURE"))
     assert join is not None and join.failed == ("task-1", 10)
     join.release()
+
+
+def _redis_backend() -> ResultBackend:
+    require("redis")
+    return open_backend(REDIS_URL.rsplit("/", 1)[0] + "/2")
+
+
+def test_redis_waits_in_a_thread_share_one_subscription() -> None:
+    """Sequential waits reuse the thread's pub/sub connection, and a channel left over from an
+    earlier wait (published to after it returned) does not end a later one."""
+    with _redis_backend() as backend:
+        first, second, third = _tid("w1"), _tid("w2"), _tid("w3")
+        backend.store(ResultRecord(first, "SUCCESS", 1))
+        assert backend.wait(first, timeout=5).result == 1
+        pubsub = backend._subscribers.pubsub  # type: ignore[attr-defined]
+        backend.store(ResultRecord(first, "SUCCESS", 1))  # a late message on an old channel
+        with pytest.raises(TimeoutError):
+            backend.wait(second, timeout=0.2)
+        stored = threading.Event()
+
+        def finish() -> None:
+            stored.wait(5)
+            backend.store(ResultRecord(third, "SUCCESS", 3))
+
+        threading.Thread(target=finish).start()
+        stored.set()
+        assert backend.wait(third, timeout=5).result == 3
+        assert backend._subscribers.pubsub is pubsub  # type: ignore[attr-defined]
+
+
+def test_redis_wait_recovers_from_a_broken_subscription() -> None:
+    """A subscription whose connection was cut is replaced on the next wait."""
+    with _redis_backend() as backend:
+        tid = _tid("w4")
+        backend.store(ResultRecord(tid, "SUCCESS", 4))
+        assert backend.wait(tid, timeout=5).result == 4
+        backend._subscribers.pubsub.connection.disconnect()  # type: ignore[attr-defined]
+        again = _tid("w5")
+        backend.store(ResultRecord(again, "SUCCESS", 5))
+        assert backend.wait(again, timeout=5).result == 5

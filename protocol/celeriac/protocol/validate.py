@@ -29,6 +29,11 @@ _ISO_DATETIME = re.compile(
     f"(?:Z|[+-](?:[01][0-9]|2[0-3])(?::?{_TWO})?)?)?"
 )
 _KNOWN_PROPERTIES = frozenset(("correlation_id", "reply_to", "priority", "delivery_mode"))
+_NOT_EXTRA = _KNOWN_HEADERS | _CODEC_HEADERS
+_OPTIONAL_STRINGS = ("shadow", "group", "root_id", "parent_id", "origin", "argsrepr", "kwargsrepr")
+_STR_OR_NONE = frozenset((str, type(None)))
+#: The embed of a plain call (no callbacks, errbacks, chain or chord): immutable, so shared.
+_NO_EMBED = Embed()
 
 
 def _type_name(value: Any) -> str:
@@ -88,56 +93,83 @@ def parse_time(value: Any, path: str) -> datetime | None:
 
 def parse_headers(h: Any, path: str = "headers") -> TaskHeaders:
     """Validate v2 headers and build :class:`TaskHeaders`. Only ``task`` and ``id`` are required."""
-    if not isinstance(h, Mapping):
+    if type(h) is not dict and not isinstance(h, Mapping):
         raise ValidationError(path, f"must be a mapping, not {_type_name(h)}")
-    task = _str(h, "task", path, required=True)
-    task_id = _str(h, "id", path, required=True)
+    get = h.get
+    task = get("task")
+    task_id = get("id")
+    if type(task) is not str or type(task_id) is not str or not task or not task_id:
+        task = _str(h, "task", path, required=True)
+        task_id = _str(h, "id", path, required=True)
     assert task is not None and task_id is not None
-    timelimit = h.get("timelimit")
+    # Every message reads these: one check of their types together, then a precise error
+    # from the field-by-field check only when one of them is wrong.
+    lang, shadow, group = get("lang"), get("shadow"), get("group")
+    root_id, parent_id, origin = get("root_id"), get("parent_id"), get("origin")
+    argsrepr, kwargsrepr = get("argsrepr"), get("kwargsrepr")
+    strings = (lang, shadow, group, root_id, parent_id, origin, argsrepr, kwargsrepr)
+    if not _STR_OR_NONE.issuperset(map(type, strings)):
+        for key in ("lang", *_OPTIONAL_STRINGS):
+            _str(h, key, path)
+    timelimit = get("timelimit")
     time_limit = soft_time_limit = None
     if timelimit is not None:
         if not isinstance(timelimit, list | tuple) or len(timelimit) != 2:
             raise ValidationError(f"{path}.timelimit", "must be a pair [hard, soft]")
-        time_limit = _number(timelimit[0], f"{path}.timelimit[0]")
-        soft_time_limit = _number(timelimit[1], f"{path}.timelimit[1]")
-    retries = _int(h, "retries", path, 0)
+        if timelimit[0] is not None:
+            time_limit = _number(timelimit[0], f"{path}.timelimit[0]")
+        if timelimit[1] is not None:
+            soft_time_limit = _number(timelimit[1], f"{path}.timelimit[1]")
+    retries = get("retries")
+    if type(retries) is not int:
+        retries = _int(h, "retries", path, 0)
     if retries is not None and retries < 0:
         raise ValidationError(f"{path}.retries", "must not be negative")
-    stamped = h.get("stamped_headers")
+    group_index = get("group_index")
+    if group_index is not None and type(group_index) is not int:
+        group_index = _int(h, "group_index", path, None)
+    nesting = get("replaced_task_nesting")
+    if type(nesting) is not int:
+        nesting = _int(h, "replaced_task_nesting", path, 0)
+    stamped = get("stamped_headers")
     if stamped is not None and (
         not isinstance(stamped, list | tuple) or not all(isinstance(s, str) for s in stamped)
     ):
         raise ValidationError(f"{path}.stamped_headers", "must be a list of strings or null")
-    stamps = h.get("stamps")
+    stamps = get("stamps")
     if stamps is None:
         stamps = {}
     elif not isinstance(stamps, Mapping):
         raise ValidationError(f"{path}.stamps", f"must be a mapping, not {_type_name(stamps)}")
-    ignore_result = h.get("ignore_result", False)
+    ignore_result = get("ignore_result", False)
     if ignore_result is not None and not isinstance(ignore_result, bool):
         raise ValidationError(
             f"{path}.ignore_result", f"must be a boolean, not {_type_name(ignore_result)}"
         )
-    extra = {k: v for k, v in h.items() if k not in _KNOWN_HEADERS and k not in _CODEC_HEADERS}
+    eta, expires = get("eta"), get("expires")
+    if _NOT_EXTRA.issuperset(h):
+        extra: dict[str, Any] = {}
+    else:
+        extra = {k: v for k, v in h.items() if k not in _NOT_EXTRA}
     return TaskHeaders(
         task=task,
         id=task_id,
-        lang=_str(h, "lang", path) or "py",
-        shadow=_str(h, "shadow", path),
-        eta=parse_time(h.get("eta"), f"{path}.eta"),
-        expires=parse_time(h.get("expires"), f"{path}.expires"),
-        group=_str(h, "group", path),
-        group_index=_int(h, "group_index", path, None),
+        lang=lang or "py",
+        shadow=shadow,
+        eta=None if eta is None else parse_time(eta, f"{path}.eta"),
+        expires=None if expires is None else parse_time(expires, f"{path}.expires"),
+        group=group,
+        group_index=group_index,
         retries=retries or 0,
         time_limit=time_limit,
         soft_time_limit=soft_time_limit,
-        root_id=_str(h, "root_id", path),
-        parent_id=_str(h, "parent_id", path),
-        argsrepr=_str(h, "argsrepr", path),
-        kwargsrepr=_str(h, "kwargsrepr", path),
-        origin=_str(h, "origin", path),
+        root_id=root_id,
+        parent_id=parent_id,
+        argsrepr=argsrepr,
+        kwargsrepr=kwargsrepr,
+        origin=origin,
         ignore_result=ignore_result,
-        replaced_task_nesting=_int(h, "replaced_task_nesting", path, 0) or 0,
+        replaced_task_nesting=nesting or 0,
         stamped_headers=None if stamped is None else tuple(stamped),
         stamps=stamps,
         extra=extra,
@@ -148,20 +180,31 @@ def parse_properties(p: Any, path: str = "properties") -> Properties:
     """Validate message properties and build :class:`Properties`."""
     if p is None:
         return Properties()
-    if not isinstance(p, Mapping):
+    if type(p) is not dict and not isinstance(p, Mapping):
         raise ValidationError(path, f"must be a mapping, not {_type_name(p)}")
-    priority = _int(p, "priority", path, None)
+    get = p.get
+    raw = get("priority")
+    priority: int | None = raw if type(raw) is int else _int(p, "priority", path, None)
     if priority is not None and not 0 <= priority <= 255:
         raise ValidationError(f"{path}.priority", "must be between 0 and 255")
-    delivery_mode = _int(p, "delivery_mode", path, DELIVERY_PERSISTENT)
+    raw = get("delivery_mode")
+    delivery_mode = raw if type(raw) is int else _int(p, "delivery_mode", path, DELIVERY_PERSISTENT)
     if delivery_mode not in (1, 2):
         raise ValidationError(f"{path}.delivery_mode", "must be 1 (transient) or 2 (persistent)")
+    correlation_id, reply_to = get("correlation_id"), get("reply_to")
+    if not _STR_OR_NONE.issuperset((type(correlation_id), type(reply_to))):
+        _str(p, "correlation_id", path)
+        _str(p, "reply_to", path)
+    if _KNOWN_PROPERTIES.issuperset(p):
+        extra: dict[str, Any] = {}
+    else:
+        extra = {k: v for k, v in p.items() if k not in _KNOWN_PROPERTIES}
     return Properties(
-        correlation_id=_str(p, "correlation_id", path),
-        reply_to=_str(p, "reply_to", path),
+        correlation_id=correlation_id,
+        reply_to=reply_to,
         priority=priority,
         delivery_mode=delivery_mode,
-        extra={k: v for k, v in p.items() if k not in _KNOWN_PROPERTIES},
+        extra=extra,
     )
 
 
@@ -188,10 +231,17 @@ def _signature(sig: Any, path: str) -> Mapping[str, Any]:
 def parse_embed(e: Any, path: str = "body[2]") -> Embed:
     """Validate the embed mapping (callbacks, errbacks, chain, chord); null means empty."""
     if e is None:
-        return Embed()
-    if not isinstance(e, Mapping):
+        return _NO_EMBED
+    if type(e) is not dict and not isinstance(e, Mapping):
         raise ValidationError(path, f"must be a mapping or null, not {_type_name(e)}")
     chord = e.get("chord")
+    if (
+        chord is None
+        and e.get("callbacks") is None
+        and e.get("errbacks") is None
+        and (e.get("chain") is None)
+    ):
+        return _NO_EMBED
     return Embed(
         callbacks=_signatures(e.get("callbacks"), f"{path}.callbacks"),
         errbacks=_signatures(e.get("errbacks"), f"{path}.errbacks"),

@@ -495,8 +495,13 @@ class Worker:
             pause = 0.1
             if not deliveries and in_flight >= self.prefetch:
                 in_flight -= self._settle(consumer, block=True, timeout=0.5)
+            # A message that arrives alone at an idle worker may run in this thread (a quick
+            # task: the pool decides), saving the hop to a pool thread in its round trip.
+            if len(deliveries) == 1 and in_flight:  # the last task may be done, not settled
+                in_flight -= self._settle(consumer, block=False)
+            alone = in_flight == 0 and len(deliveries) == 1
             for delivery in deliveries:
-                if self._dispatch(transport, consumer, delivery, pool):
+                if self._dispatch(transport, consumer, delivery, pool, alone):
                     in_flight += 1
         consumer = self._consumer
         for _, _, job in self.waiting:  # not started: back to the queue
@@ -526,6 +531,7 @@ class Worker:
         consumer: Consumer,
         delivery: Delivery,
         pool: Pool,
+        alone: bool = False,
     ) -> bool:
         """Start a delivery's task; False when it was settled on the spot.
 
@@ -549,7 +555,7 @@ class Worker:
         if wait > 0:
             heapq.heappush(self.waiting, (time.monotonic() + wait, next(self._seq), job))
             return True
-        self._start(job, pool)
+        self._start(job, pool, alone)
         return True
 
     def _admit(self, a: Admission) -> tuple[Job, float, Outcome | None] | None:
@@ -809,13 +815,16 @@ class Worker:
                 return
             self._start(job, pool)
 
-    def _start(self, job: Job, pool: Pool) -> None:
-        """Hand a job to the pool; a pool that fails to take it gives it back, counted."""
+    def _start(self, job: Job, pool: Pool, alone: bool = False) -> None:
+        """Hand a job to the pool; a pool that fails to take it gives it back, counted.
+        ``alone``: the worker holds nothing else, so a pool that can may run it right here."""
         self.active[id(job.delivery)] = _Active(self, job.message, job.delivery)
         if getattr(pool, "on_start", None) is None:
             self._started(job)
         try:
-            pool.submit(job, self._finished)
+            run_here = getattr(pool, "run_here", None) if alone else None
+            if run_here is None or not run_here(job, self._finished):
+                pool.submit(job, self._finished)
         except Exception as exc:  # the pool refused it (closed, broken pipe)
             log.exception("%s: could not start %s", self.hostname, job.id)
             self._done.put((job, Outcome("requeue", f"worker-error: {safe_repr(exc)}")))

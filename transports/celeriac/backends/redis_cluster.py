@@ -35,6 +35,9 @@ class RedisClusterBackend(RedisBackend):
         redis.exceptions.TryAgainError,
         redis.exceptions.ReadOnlyError,
     )
+    # The cluster client's pub/sub picks its node at the first SUBSCRIBE: a fresh one per wait
+    # follows failovers and resharding.
+    keeps_subscriber = False
 
     kind = "Redis Cluster"
 
