@@ -98,3 +98,37 @@ def test_a_revoked_task_alone_is_not_run(app: App, worker: Worker) -> None:
     with pytest.raises(Exception, match=r"(?i)revoked"):
         result.get(timeout=10)
     assert ran == ["a"] * len(names)
+
+
+@pytest.mark.parametrize("pool", ["threads", "solo", "asyncio"])
+def test_a_task_that_calls_exit_fails_and_the_worker_serves_on(app: App, pool: str) -> None:
+    """A task's ``sys.exit()`` is that task's failure (stored, its message settled), never the
+    worker's: in the loop's own thread (run_here, solo), on a pool thread, on the asyncio
+    loop (asyncio re-raises SystemExit out of its loop)."""
+
+    @app.task
+    def fine() -> str:
+        return "ok"
+
+    @app.task
+    def leaves() -> None:
+        raise SystemExit(3)
+
+    @app.task
+    async def leaves_async() -> None:
+        raise SystemExit(4)
+
+    w = run_worker(app, pool=pool, concurrency=4)
+    try:
+        for _ in range(3):  # the first runs on a pool thread, later ones in the loop's
+            failed = leaves.delay()
+            with pytest.raises(SystemExit):
+                failed.get(timeout=10)
+            assert failed.state == "FAILURE"
+            assert fine.delay().get(timeout=10) == "ok"
+        exited = leaves_async.delay()
+        with pytest.raises(SystemExit):
+            exited.get(timeout=10)
+        assert fine.delay().get(timeout=10) == "ok"
+    finally:
+        stop_worker(w)

@@ -12,7 +12,7 @@ import logging
 import signal
 import threading
 from collections import deque
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from celeriac.protocol import TaskMessage
@@ -130,7 +130,7 @@ class AsyncioPool:
         context = contextvars.copy_context()
         context.run(_request.set, request)
         coroutine = context.run(task.run_with, request, msg.args, msg.kwargs)
-        running = loop.create_task(coroutine, context=context)
+        running = loop.create_task(_no_exit(coroutine), context=context)
         self.tasks[msg.id] = running
         if self._on_start is not None:
             self._on_start(job)
@@ -149,8 +149,9 @@ class AsyncioPool:
                 self.threads, settle_failure, self.app, task, msg, request, exc2, queue
             )
         except Exception as exc:
+            error = exc.exc if isinstance(exc, _Exited) else exc
             return await loop.run_in_executor(
-                self.threads, settle_failure, self.app, task, msg, request, exc, queue
+                self.threads, settle_failure, self.app, task, msg, request, error, queue
             )
         finally:
             self.tasks.pop(msg.id, None)
@@ -220,3 +221,19 @@ def _outcome(future: Any) -> Outcome:
     except (Exception, asyncio.CancelledError) as exc:  # the backend or broker failed
         return Outcome("requeue", f"worker-error: {exc!r}")
     return outcome
+
+
+class _Exited(Exception):
+    """A task's ``SystemExit``, carried as an ordinary exception: asyncio re-raises
+    ``SystemExit`` out of its loop, which would stop every task of the pool."""
+
+    def __init__(self, exc: SystemExit) -> None:
+        super().__init__(exc)
+        self.exc = exc
+
+
+async def _no_exit(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    try:
+        return await coroutine
+    except SystemExit as exc:
+        raise _Exited(exc) from None

@@ -449,7 +449,7 @@ def execute(
         result = task.run_with(request, msg.args, msg.kwargs)
         if task.is_async:  # outside the asyncio pool an async task gets a loop of its own
             result = asyncio.run(result)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # a task's exit() is its failure, not the worker's
         return settle_failure(app, task, msg, request, exc, queue)
     return settle_success(app, task, msg, result, queue, request)
 
