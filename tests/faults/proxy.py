@@ -10,7 +10,9 @@ __all__ = ["CuttableProxy"]
 
 class CuttableProxy:
     """Relays ``127.0.0.1:<port>`` to ``host:target``. ``cut()`` drops every connection and
-    refuses new ones (they are accepted and closed at once) until ``restore()``."""
+    refuses new ones (they are accepted and closed at once) until ``restore()``;
+    ``swallow()`` keeps the connections open and loses what they carry, either way, until
+    ``restore()``."""
 
     def __init__(self, target: int, host: str = "127.0.0.1") -> None:
         self.host, self.target = host, target
@@ -19,6 +21,7 @@ class CuttableProxy:
         self._lock = threading.Lock()
         self._open: set[socket.socket] = set()
         self._cut = False
+        self._swallow = False
         self._closed = False
         threading.Thread(target=self._accept, name="fault-proxy", daemon=True).start()
 
@@ -54,7 +57,8 @@ class CuttableProxy:
     def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while chunk := source.recv(65536):
-                sink.sendall(chunk)
+                if not self._swallow:
+                    sink.sendall(chunk)
         except OSError:
             pass
         finally:
@@ -78,9 +82,14 @@ class CuttableProxy:
         for s in victims:
             self._drop(s)
 
+    def swallow(self) -> None:
+        """Lose every byte the open connections carry from now on (they stay open)."""
+        self._swallow = True
+
     def restore(self) -> None:
         with self._lock:
             self._cut = False
+            self._swallow = False
 
     def close(self) -> None:
         self._closed = True

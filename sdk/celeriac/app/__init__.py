@@ -24,7 +24,7 @@ from celeriac.backends import ResultBackend, open_backend
 from celeriac.protocol import TaskMessage, ValidationError, encode_task, new_task_message
 from celeriac.protocol.signing import sign
 from celeriac.protocol.wire import mark_broker_delayed
-from celeriac.transports import QueueSpec, Transport, open_transport
+from celeriac.transports import QueueSpec, Transport, open_transport, resolve
 from celeriac.transports.errors import BrokerUnavailable
 from celeriac.transports.registry import redact_url
 
@@ -548,6 +548,12 @@ class App(AsyncAppMixin):
 
     def _open_producer(self) -> Transport:
         options = self.conf.broker_options()
+        if "publish_window" not in options and "confirm_publish" not in options:
+            # RabbitMQ: confirms read in bulk, not a disk sync waited for in each delay()
+            # (the README's guarantee: flushed at app.flush(), exit, and a worker's settle).
+            window = resolve(self.conf.broker_url).client_publish_window
+            if window:
+                options["publish_window"] = window
         transport = open_transport(self.conf.broker_url, **options)
         if options.get("publish_window"):
             _flush_at_exit(transport)

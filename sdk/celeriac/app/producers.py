@@ -58,6 +58,8 @@ class ProducerPool:
         self._pid = os.getpid()
         #: The producer a thread holds for a while (the I/O thread, for a batch of sends).
         self._pinned = threading.local()
+        #: Something was published through the pool since :meth:`flush_sent` last looked.
+        self.sent = False
 
     def _reset_if_forked(self) -> None:
         # A child must not write on its parent's sockets: it opens its own.
@@ -122,6 +124,7 @@ class ProducerPool:
         pinned = producer is not None
         if producer is None:
             producer = self._take()
+        self.sent = True  # before the call: a publish that raised may still have been written
         try:
             result = fn(producer, *args, **kwargs)
         except broken:
@@ -205,6 +208,13 @@ class ProducerPool:
                 producer.transport.flush()
             finally:
                 self._give_back(producer)
+
+    def flush_sent(self) -> None:
+        """:meth:`flush` if anything was published since the last call, else nothing (a worker
+        calls it before it acks tasks: what they sent is confirmed first)."""
+        if self.sent:
+            self.sent = False  # before flushing: a publish from now on is seen by the next call
+            self.flush()
 
     def close(self) -> None:
         """Close every producer not in use (those in use close when given back)."""
