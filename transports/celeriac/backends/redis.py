@@ -5,6 +5,8 @@ client wakes at once instead of polling."""
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
 import time
 import uuid
 import weakref
@@ -136,6 +138,7 @@ class RedisBackend(ResultBackend):
         # asyncio connections belong to one event loop, so each loop gets its own watcher.
         self._watchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, RedisAsyncWatcher]
         self._watchers = weakref.WeakKeyDictionary()
+        self._local = threading.local()
 
     def _make_client(self, url: str, options: dict[str, Any]) -> redis.Redis:
         unknown = sorted(set(options) - {"expires", "serializer"})
@@ -181,9 +184,11 @@ class RedisBackend(ResultBackend):
         self, task_id: str, timeout: float | None = None, interval: float = 0.05
     ) -> ResultRecord:
         deadline = None if timeout is None else time.monotonic() + timeout
-        pubsub = self.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call,unused-ignore]
+        channel = result_key(task_id)
+        name = channel.encode()
+        pubsub = self._pubsub()
         try:
-            pubsub.subscribe(result_key(task_id))
+            pubsub.subscribe(channel)
             # Subscribed first, then read: a record written in between is not missed.
             record = self.get(task_id)
             while record.status not in READY_STATES:
@@ -191,11 +196,36 @@ class RedisBackend(ResultBackend):
                 if left is not None and left <= 0:
                     raise TimeoutError(f"task {task_id} not ready after {timeout} s")
                 message = pubsub.get_message(timeout=1.0 if left is None else min(left, 1.0))
-                if message is not None:
+                # A kept connection may still hold what an earlier wait's channel announced.
+                if message is not None and message["channel"] in (name, channel):
                     record = self.decode(message["data"])
-        finally:
-            pubsub.close()
+            pubsub.unsubscribe(channel)
+        except BaseException:
+            self._drop_pubsub(pubsub)  # broken or interrupted mid-reply: not used again
+            raise
+        if not self.keep_pubsub:
+            self._drop_pubsub(pubsub)
         return record
+
+    #: Each thread keeps its pub/sub connection from one wait to the next (a wait that opened
+    #: one cost a TCP connect and redis-py's handshake, four round trips, every ``get()``).
+    keep_pubsub = True
+
+    def _pubsub(self) -> Any:
+        kept = getattr(self._local, "pubsub", None)
+        if kept is not None and kept[0] == os.getpid():
+            return kept[1]
+        pubsub = self.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call,unused-ignore]
+        if self.keep_pubsub:
+            self._local.pubsub = (os.getpid(), pubsub)
+        return pubsub
+
+    def _drop_pubsub(self, pubsub: Any) -> None:
+        kept = getattr(self._local, "pubsub", None)
+        if kept is not None and kept[1] is pubsub:
+            self._local.pubsub = None
+        if kept is None or kept[0] == os.getpid():  # a parent's socket is left to the parent
+            pubsub.close()
 
     async def wait_async(self, task_id: str, timeout: float | None = None) -> ResultRecord:
         loop = asyncio.get_running_loop()
@@ -253,6 +283,9 @@ class RedisBackend(ResultBackend):
 
     def close(self) -> None:
         super().close()
+        kept = getattr(self._local, "pubsub", None)
+        if kept is not None:
+            self._drop_pubsub(kept[1])
         self.client.close()
 
 

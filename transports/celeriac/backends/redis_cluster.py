@@ -34,6 +34,8 @@ class RedisClusterBackend(RedisBackend):
         redis.exceptions.TryAgainError,
         redis.exceptions.ReadOnlyError,
     )
+    #: A cluster's pub/sub connection is one node's: opened for each wait, as before.
+    keep_pubsub = False
 
     def _make_client(self, url: str, options: dict[str, Any]) -> redis.Redis:
         unknown = sorted(set(options) - {"expires"})
