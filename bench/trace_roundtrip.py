@@ -1,6 +1,6 @@
 """Where one ``delay(...).get()`` round trip spends its time, stage by stage.
 
-    python -m bench.trace_roundtrip [amqp|redis] [COUNT] [--pool threads|solo]
+    python -m bench.trace_roundtrip [amqp|redis] [COUNT] [--pool threads|solo] [--window N]
 
 A worker runs from its command line (``bench.celeriac_app``, as the benchmark's) with hooks
 that note the time of each stage of each task; this process sends COUNT sequential
@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("broker", nargs="?", default="amqp", choices=("amqp", "redis"))
     p.add_argument("count", nargs="?", type=int, default=300)
     p.add_argument("--pool", default="threads")
+    p.add_argument("--window", type=int, help="the client's publish_window (0: each confirmed)")
     args = p.parse_args(argv)
     from .suite import URLS
 
@@ -106,6 +107,8 @@ def main(argv: list[str] | None = None) -> None:
     worker = subprocess.Popen(argv_, env=env, cwd=REPO)
     from bench.celeriac_app import add, app
 
+    if args.window is not None:
+        app.conf = app.conf.replace(broker_transport_options={"publish_window": args.window})
     marks: dict[str, dict[str, float]] = {}
     try:
         add.delay(1, 1).get(timeout=60)  # the worker is up
@@ -123,7 +126,8 @@ def main(argv: list[str] | None = None) -> None:
         if task_id in marks:
             marks[task_id][stage] = when
     trace.unlink()
-    print(f"{args.broker}, {args.count} round trips, pool {args.pool} (microseconds)")
+    window = "" if args.window is None else f", client publish_window={args.window}"
+    print(f"{args.broker}, {args.count} round trips, pool {args.pool}{window} (microseconds)")
     print(f"{'stage':<12} {'p50':>8} {'p90':>8}")
     for name, start, end in STAGES:
         spans = [(m[end] - m[start]) * 1e6 for m in marks.values() if start in m and end in m]
