@@ -63,12 +63,12 @@ def _encode_value(pieces: list[bytes], value: Any) -> int:
     return result
 
 
-def _encode_table(pieces: list[bytes], table: dict[str, Any] | None) -> int:
+def _encode_table(pieces: list[bytes], table: dict[Any, Any] | None) -> int:
     at = len(pieces)
     pieces.append(b"")  # the table's size, once known
     size = 0
     for key, value in (table or {}).items():
-        name = key.encode() if type(key) is str else key
+        name: bytes = key.encode() if type(key) is str else key  # pika takes bytes keys too
         if len(name) > 255:
             raise pika.exceptions.ShortStringTooLong(name)
         pieces.append(bytes((len(name),)) + name)
