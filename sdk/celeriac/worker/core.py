@@ -69,6 +69,8 @@ log = logging.getLogger("celeriac.worker")
 _ETA_SLACK = 0.05
 # How often a busy worker reads its control channel (an idle one reads it every turn).
 _CONTROL_EVERY = 0.02
+#: Seconds the loop waits for the connections tasks published through before it acks them.
+_CONFIRM_WAIT = 30.0
 
 
 def signing_keys(app: App) -> dict[str, str]:
@@ -915,7 +917,9 @@ class Worker:
         if pool is None or not pool.sent:
             return None
         try:
-            pool.flush_sent()
+            # Bounded: a connection a stuck task holds (past its hard time limit, abandoned
+            # in a publish) must not stop the loop; its tasks go back to the queue instead.
+            pool.flush_sent(timeout=_CONFIRM_WAIT)
         except Exception as exc:
             log.error("%s: what tasks sent was not confirmed: %s", self.hostname, exc)
             return f"worker-error: what the task sent was not confirmed: {safe_repr(exc)}"
