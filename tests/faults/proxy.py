@@ -11,9 +11,11 @@ __all__ = ["CuttableProxy"]
 
 class CuttableProxy:
     """Relays ``127.0.0.1:<port>`` to ``host:target``. ``cut()`` drops every connection and
-    refuses new ones (they are accepted and closed at once) until ``restore()``. ``freeze()``
-    keeps every connection open and relays nothing, either way, until ``thaw()``: a frozen
-    server (SIGSTOP, a paused VM), whose kernel still accepts connections."""
+    refuses new ones (they are accepted and closed at once) until ``restore()``;
+    ``swallow()`` keeps the connections open and loses what they carry, either way, until
+    ``restore()``. ``freeze()`` keeps every connection open and relays nothing, either way,
+    until ``thaw()``: a frozen server (SIGSTOP, a paused VM), whose kernel still accepts
+    connections."""
 
     def __init__(self, target: int, host: str = "127.0.0.1") -> None:
         self.host, self.target = host, target
@@ -22,6 +24,7 @@ class CuttableProxy:
         self._lock = threading.Lock()
         self._open: set[socket.socket] = set()
         self._cut = False
+        self._swallow = False
         self._closed = False
         self._thawed = threading.Event()
         self._thawed.set()
@@ -60,7 +63,8 @@ class CuttableProxy:
         try:
             while chunk := source.recv(65536):
                 self._thawed.wait()  # frozen: held here, sent (late) once thawed
-                sink.sendall(chunk)
+                if not self._swallow:
+                    sink.sendall(chunk)
         except OSError:
             pass
         finally:
@@ -84,9 +88,14 @@ class CuttableProxy:
         for s in victims:
             self._drop(s)
 
+    def swallow(self) -> None:
+        """Lose every byte the open connections carry from now on (they stay open)."""
+        self._swallow = True
+
     def restore(self) -> None:
         with self._lock:
             self._cut = False
+            self._swallow = False
 
     def freeze(self) -> None:
         """Relay nothing from now on; connections stay open and new ones are accepted."""

@@ -169,3 +169,36 @@ def test_redis_wait_recovers_from_a_broken_subscription() -> None:
         again = _tid("w5")
         backend.store(ResultRecord(again, "SUCCESS", 5))
         assert backend.wait(again, timeout=5).result == 5
+
+
+def test_redis_waits_on_one_thread_share_a_connection_and_skip_stale_announcements() -> None:
+    require("redis")
+    from celeriac.protocol.results import result_key
+
+    with open_backend(REDIS_URL.rsplit("/", 1)[0] + "/2") as backend:
+        first, second = _tid("first"), _tid("second")
+        backend.store(ResultRecord(first, "SUCCESS", 1))
+        assert backend.wait(first, timeout=5).result == 1
+        kept = backend._subscribers.pubsub  # type: ignore[attr-defined]
+        connection = kept.connection
+        # Left over on the kept connection: an announcement for a channel no one waits on.
+        kept.subscribe(result_key(first))
+        backend.client.publish(result_key(first), backend.encode(ResultRecord(first, "FAILURE")))  # type: ignore[attr-defined]
+        subscribed = threading.Event()
+
+        def finish() -> None:
+            subscribed.wait(5)
+            backend.store(ResultRecord(second, "SUCCESS", 2))
+
+        real_get = backend.get
+
+        def get_then_finish(task_id: str) -> ResultRecord:
+            record = real_get(task_id)
+            subscribed.set()  # second's record is written only once the wait subscribed
+            return record
+
+        backend.get = get_then_finish  # type: ignore[method-assign]
+        threading.Thread(target=finish).start()
+        record = backend.wait(second, timeout=5)
+        assert (record.task_id, record.status, record.result) == (second, "SUCCESS", 2)
+        assert backend._subscribers.pubsub is kept and kept.connection is connection  # type: ignore[attr-defined]

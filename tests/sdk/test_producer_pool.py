@@ -241,3 +241,32 @@ def test_flush_waits_for_a_producer_lent_out() -> None:
     pool.flush()  # the only producer is lent out: flushed once it comes back
     t.join(10)
     assert flushed == ["given back", "flush"]
+
+
+def test_a_bounded_flush_gives_up_on_a_producer_still_lent_out() -> None:
+    pool = ProducerPool(lambda: open_transport(f"memory://p-{uuid.uuid4().hex}"), 2)
+    taken = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:
+        with pool.acquire():
+            taken.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert taken.wait(5)
+    try:
+        started = time.monotonic()
+        with pytest.raises(TimeoutError, match=r"stayed in use for 0\.2 s"):
+            pool.flush(timeout=0.2)
+        assert time.monotonic() - started < 5
+        pool.sent = True
+        with pytest.raises(TimeoutError):
+            pool.flush_sent(timeout=0.2)
+        assert not pool.sent  # seen: the next flush_sent waits only for newer publishes
+    finally:
+        release.set()
+        holder.join(5)
+    pool.flush(timeout=1)  # given back: nothing left to wait for
+    pool.close()

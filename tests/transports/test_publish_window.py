@@ -7,16 +7,26 @@ written and unacknowledged (they are written again: at least once).
 from __future__ import annotations
 
 import subprocess
+import uuid
+from pathlib import Path
 
 import pytest
 import redis
 
 from celeriac.transports import Transport, TransportError, resolve
+from tests.brokers import amqp_vhost
 
-from .conftest import MakeTransport, new_queue
+from .conftest import MakeTransport, new_queue, url_for
 from .test_contract import REPO, drain, number, wire
 
 WINDOWED = ("redis", "amqp")
+#: The RabbitMQ virtual host of these tests: dropping its connections drops no one else's.
+VHOST = "celeriac-window"
+
+
+@pytest.fixture
+def url(name: str, tmp_path: Path) -> str:
+    return amqp_vhost(VHOST) if name == "amqp" else url_for(name, tmp_path)
 
 
 @pytest.mark.parametrize("name", WINDOWED)
@@ -38,7 +48,7 @@ def _drop_connections(name: str, url: str) -> None:
         client.close()
     else:
         services = str(REPO / "scripts/services")
-        cmd = [services, "rabbitmqctl", "close_all_connections", "test: dropped"]
+        cmd = [services, "rabbitmqctl", "close_all_connections", "--vhost", VHOST, "dropped"]
         subprocess.run(cmd, check=True, capture_output=True, timeout=60)
 
 
@@ -78,13 +88,42 @@ def test_a_bad_window_is_refused_naming_the_option(url: str, bad: object) -> Non
         resolve(url)(url, publish_window=bad)
 
 
-def test_a_worker_waits_for_each_of_its_publishes() -> None:
+def test_a_worker_s_own_publishes_each_wait_while_its_tasks_use_the_window() -> None:
     from celeriac import App
     from celeriac.worker import Worker
 
     app = App("w", broker="memory://window", broker_transport_options={"publish_window": 50})
-    Worker(app, pool="solo")
-    assert "publish_window" not in app.conf.broker_transport_options
+    worker = Worker(app, pool="solo")
+    # Tasks publish through the app's pool, windowed; the worker flushes it before their acks.
+    assert app.conf.broker_transport_options == {"publish_window": 50}
+    # The loop's transport (a requeued copy, then the original acked) waits for each publish.
+    transport = worker._connect()
+    try:
+        assert transport.options["publish_window"] == 0
+    finally:
+        transport.close()
+
+
+@pytest.mark.parametrize("name", ["amqp"])
+def test_a_windowed_message_no_queue_takes_is_reported(make_transport: MakeTransport) -> None:
+    transport = make_transport(publish_window=100)
+    transport.publish(f"nowhere.{uuid.uuid4().hex}", wire(1))  # written; returned later
+    with pytest.raises(TransportError, match="returned 1 earlier published message"):
+        transport.flush()
+    transport.flush()  # reported once
+
+
+@pytest.mark.parametrize("name", ["amqp"])
+def test_confirm_publish_is_kombu_s_name_for_a_window_of_zero(url: str) -> None:
+    from celeriac.transports.amqp.options import CLIENT_WINDOW, parse_options
+
+    assert parse_options({"confirm_publish": True}, {}).publish_window == 0
+    assert parse_options({"confirm_publish": "false"}, {}).publish_window == CLIENT_WINDOW
+    assert parse_options({"confirm_publish": False, "publish_window": 7}, {}).publish_window == 7
+    with pytest.raises(TransportError, match="confirm_publish=True and publish_window=5"):
+        parse_options({"confirm_publish": True, "publish_window": 5}, {})
+    with pytest.raises(TransportError, match="confirm_publish"):
+        parse_options({"confirm_publish": "often"}, {})
 
 
 def test_the_default_transport_has_nothing_to_flush(make_transport: MakeTransport) -> None:

@@ -24,7 +24,7 @@ from celeriac.backends import ResultBackend, open_backend
 from celeriac.protocol import TaskMessage, ValidationError, encode_task, new_task_message
 from celeriac.protocol.signing import sign
 from celeriac.protocol.wire import mark_broker_delayed
-from celeriac.transports import QueueSpec, Transport, open_transport
+from celeriac.transports import QueueSpec, Transport, open_transport, resolve
 from celeriac.transports.errors import BrokerUnavailable
 from celeriac.transports.registry import redact_url
 
@@ -548,6 +548,12 @@ class App(AsyncAppMixin):
 
     def _open_producer(self) -> Transport:
         options = self.conf.broker_options()
+        if "publish_window" not in options and "confirm_publish" not in options:
+            # RabbitMQ: confirms read in bulk, not a disk sync waited for in each delay()
+            # (the README's guarantee: flushed at app.flush(), exit, and a worker's settle).
+            window = resolve(self.conf.broker_url).client_publish_window
+            if window:
+                options["publish_window"] = window
         transport = open_transport(self.conf.broker_url, **options)
         if options.get("publish_window"):
             _flush_at_exit(transport)
@@ -726,11 +732,7 @@ class App(AsyncAppMixin):
         if fifo:
             wire = dataclasses.replace(wire, properties={**wire.properties, **fifo})
         retry = options.get("retry", self.conf.task_publish_retry)
-        policy = check_retry_policy(
-            {**self.conf.task_publish_retry_policy, **(options.get("retry_policy") or {})},
-            f"{name}: "
-            + ("retry_policy" if options.get("retry_policy") else "task_publish_retry_policy"),
-        )
+        policy = self._retry_policy(name, options.get("retry_policy"))
         pool = self.producers
         for attempt in range(int(policy.get("max_retries") or 0) + 1 if retry else 1):
             try:
@@ -784,6 +786,19 @@ class App(AsyncAppMixin):
         if options.get("add_to_parent", True):
             self._add_to_parent(result)
         return result
+
+    def _retry_policy(self, name: str, per_call: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The checked publish retry policy of a call; the setting's own is checked once (while
+        it stays equal), not at every ``delay()``."""
+        setting = self.conf.task_publish_retry_policy
+        if per_call:
+            return check_retry_policy({**setting, **per_call}, f"{name}: retry_policy")
+        cached = self.__dict__.get("_checked_retry_policy")
+        if cached is None or cached[0] != setting:
+            checked = check_retry_policy(setting, f"{name}: task_publish_retry_policy")
+            cached = self.__dict__["_checked_retry_policy"] = (dict(setting), checked)
+        policy: dict[str, Any] = cached[1]
+        return policy
 
     def _add_to_parent(self, result: Any) -> None:
         """Record ``result`` as a child of the task running here, if any (Celery's trail,

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Concatenate, ParamSpec, TypeVar
 
@@ -58,6 +59,8 @@ class ProducerPool:
         self._pid = os.getpid()
         #: The producer a thread holds for a while (the I/O thread, for a batch of sends).
         self._pinned = threading.local()
+        #: Something was published through the pool since :meth:`flush_sent` last looked.
+        self.sent = False
 
     def _reset_if_forked(self) -> None:
         # A child must not write on its parent's sockets: it opens its own.
@@ -122,6 +125,7 @@ class ProducerPool:
         pinned = producer is not None
         if producer is None:
             producer = self._take()
+        self.sent = True  # before the call: a publish that raised may still have been written
         try:
             result = fn(producer, *args, **kwargs)
         except broken:
@@ -182,9 +186,11 @@ class ProducerPool:
         producer: Producer | None = getattr(self._pinned, "producer", None)
         return producer
 
-    def flush(self) -> None:
+    def flush(self, timeout: float | None = None) -> None:
         """Wait until the broker acknowledged every publish through the pool (a producer lent
-        out is flushed once given back; this thread's pinned one at once)."""
+        out is flushed once given back; this thread's pinned one at once). With ``timeout``,
+        a producer still lent out after that many seconds is a TimeoutError."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         pinned: Producer | None = getattr(self._pinned, "producer", None)
         if pinned is not None:
             pinned.transport.flush()
@@ -193,9 +199,14 @@ class ProducerPool:
         for producer in waiting:
             with self._freed:
                 while producer in self._all and producer not in self._idle:
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        raise TimeoutError(
+                            f"a publishing connection stayed in use for {timeout:g} s"
+                        )
                     self._waiting += 1
                     try:
-                        self._freed.wait()
+                        self._freed.wait(left)
                     finally:
                         self._waiting -= 1
                 if producer not in self._all:  # closed meanwhile: nothing left to wait for
@@ -205,6 +216,13 @@ class ProducerPool:
                 producer.transport.flush()
             finally:
                 self._give_back(producer)
+
+    def flush_sent(self, timeout: float | None = None) -> None:
+        """:meth:`flush` if anything was published since the last call, else nothing (a worker
+        calls it before it acks tasks: what they sent is confirmed first)."""
+        if self.sent:
+            self.sent = False  # before flushing: a publish from now on is seen by the next call
+            self.flush(timeout)
 
     def close(self) -> None:
         """Close every producer not in use (those in use close when given back)."""

@@ -69,6 +69,8 @@ log = logging.getLogger("celeriac.worker")
 _ETA_SLACK = 0.05
 # How often a busy worker reads its control channel (an idle one reads it every turn).
 _CONTROL_EVERY = 0.02
+#: Seconds the loop waits for the connections tasks published through before it acks them.
+_CONFIRM_WAIT = 30.0
 
 
 def signing_keys(app: App) -> dict[str, str]:
@@ -109,12 +111,6 @@ class Worker:
         steps: Sequence[Step] = (),
         autoscale: tuple[int, int] | str | None = None,
     ) -> None:
-        options = app.conf.broker_transport_options
-        if options.get("publish_window"):
-            # A task's ack must not come before the broker has what the task sent (its chain's
-            # next step, its callbacks): the worker's publishes each wait for the broker.
-            rest = {k: v for k, v in options.items() if k != "publish_window"}
-            app.conf = app.conf.replace(broker_transport_options=rest)
         self.app = app
         self.queues = list(queues or [app.conf.task_default_queue])
         self.pool_name = pool or app.conf.worker_pool
@@ -386,8 +382,14 @@ class Worker:
         )
         pause = 0.1
         for attempt in range((attempts or 0) + 1):
+            options = conf.broker_options()
+            if options.get("publish_window"):
+                # The loop's own publishes (a requeued copy, then the original acked) each
+                # wait for the broker. Tasks publish through the app's pool, windowed, and
+                # _settle flushes it before acking them.
+                options["publish_window"] = 0
             try:
-                return open_transport(conf.broker_url, **conf.broker_options())
+                return open_transport(conf.broker_url, **options)
             except BrokerUnavailable as exc:
                 if attempt == attempts or self._stop.is_set():
                     raise
@@ -875,42 +877,62 @@ class Worker:
     def _settle(self, consumer: Consumer, block: bool, timeout: float = 0.0) -> int:
         """Ack, reject or requeue finished deliveries (acks batched); return how many.
 
-        A broker error while settling is logged, not raised: the broker gives the delivery
-        again (at least once), and the worker goes on.
+        What their tasks published is confirmed by the broker first. A broker error while
+        settling is logged, not raised: the broker gives the delivery again (at least once),
+        and the worker goes on.
         """
-        acks: list[Delivery] = []
-        settled = 0
+        done: list[tuple[Job, Outcome]] = []
         try:
-            item = self._done.get(timeout=timeout) if block else self._done.get_nowait()
+            done.append(self._done.get(timeout=timeout) if block else self._done.get_nowait())
             while True:
-                job, outcome = item
-                if self.steps:
-                    outcome = self._after(job, outcome)
-                delivery = job.delivery
-                settled += 1
-                self.processed += 1
-                info = self.active.pop(id(delivery), None)
-                signum = self._signums.pop(job.id, None) if self._signums else None
-                if info is not None:
-                    if job.task is not None:  # names a client invents are not kept
-                        self.totals[job.name] += 1
-                    if self.send_events:
-                        self._task_event(info, outcome, signum)
-                if not job.acks_late:
-                    pass  # acked before it ran
-                elif outcome.action in ("ack", "retry"):
-                    acks.append(delivery)
-                elif outcome.action == "dead-letter":
-                    log.error("%s: rejected %s: %s", self.hostname, delivery.queue, outcome.reason)
-                    self._guarded("reject", consumer.reject, delivery, outcome.reason)
-                else:
-                    self._give_back(self._transport, consumer, delivery, outcome.reason)
-                item = self._done.get_nowait()
+                done.append(self._done.get_nowait())
         except queue_module.Empty:
-            pass
+            if not done:
+                return 0
+        unconfirmed = self._confirm_sent()
+        acks: list[Delivery] = []
+        for job, outcome in done:
+            if unconfirmed is not None and job.acks_late and outcome.action != "requeue":
+                outcome = Outcome("requeue", unconfirmed)
+            if self.steps:
+                outcome = self._after(job, outcome)
+            delivery = job.delivery
+            self.processed += 1
+            info = self.active.pop(id(delivery), None)
+            signum = self._signums.pop(job.id, None) if self._signums else None
+            if info is not None:
+                if job.task is not None:  # names a client invents are not kept
+                    self.totals[job.name] += 1
+                if self.send_events:
+                    self._task_event(info, outcome, signum)
+            if not job.acks_late:
+                pass  # acked before it ran
+            elif outcome.action in ("ack", "retry"):
+                acks.append(delivery)
+            elif outcome.action == "dead-letter":
+                log.error("%s: rejected %s: %s", self.hostname, delivery.queue, outcome.reason)
+                self._guarded("reject", consumer.reject, delivery, outcome.reason)
+            else:
+                self._give_back(self._transport, consumer, delivery, outcome.reason)
         if acks:
             self._guarded("ack", consumer.ack, acks)
-        return settled
+        return len(done)
+
+    def _confirm_sent(self) -> str | None:
+        """Wait until the broker confirmed what tasks published through the app's pool (with a
+        ``publish_window``, ``delay()`` returns before that); nothing to do when they published
+        nothing. The reason to requeue the tasks when the broker did not confirm, else None."""
+        pool = self.app._producers
+        if pool is None or not pool.sent:
+            return None
+        try:
+            # Bounded: a connection a stuck task holds (past its hard time limit, abandoned
+            # in a publish) must not stop the loop; its tasks go back to the queue instead.
+            pool.flush_sent(timeout=_CONFIRM_WAIT)
+        except Exception as exc:
+            log.error("%s: what tasks sent was not confirmed: %s", self.hostname, exc)
+            return f"worker-error: what the task sent was not confirmed: {safe_repr(exc)}"
+        return None
 
     def _after(self, job: Job, outcome: Outcome) -> Outcome:
         """The users' steps see the outcome last to first (as they wrap the call)."""

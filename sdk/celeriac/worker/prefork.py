@@ -97,6 +97,9 @@ def _child(
             signal.setitimer(signal.ITIMER_REAL, soft)
         try:
             outcome = execute(app, msg, queue, revoked, hostname)
+            if app._producers is not None:
+                # What the task sent is confirmed before the parent acks it (publish_window).
+                app._producers.flush_sent()
         except Exception as exc:  # the backend or broker failed while settling the task
             outcome = Outcome("requeue", f"worker-error: {safe_repr(exc)}")
         finally:

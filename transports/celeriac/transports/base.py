@@ -190,6 +190,10 @@ class Transport(ABC):
         """
         return  # the default: every publish already waited
 
+    #: The ``publish_window`` the SDK's clients publish tasks with when none is given (RabbitMQ:
+    #: confirms read in bulk, each ``delay()`` not waiting for a disk sync); 0: each waits.
+    client_publish_window: ClassVar[int] = 0
+
     def set_publish_window(self, window: int) -> int:
         """Change ``publish_window`` (see :meth:`flush`; flush first when lowering it); returns
         the window it replaces. Transports without windows keep 0: each publish waits."""

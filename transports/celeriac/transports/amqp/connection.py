@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import ssl
 import time
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, quote, urlsplit
 
 import pika
 import pika.exceptions
+from pika.adapters.utils.io_services_utils import _AsyncPlaintextTransport
 
 from ..errors import BrokerUnavailable
 from ..registry import redact_url
@@ -19,6 +20,7 @@ from .options import AmqpOptions
 __all__ = ["CONNECTION_ERRORS", "connect", "option_query", "parameters", "with_retries"]
 
 T = TypeVar("T")
+_PLAINTEXT = _AsyncPlaintextTransport
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     pika.exceptions.AMQPConnectionError,
     pika.exceptions.ConnectionClosed,
@@ -94,8 +96,6 @@ def connect(url: str, options: AmqpOptions | None = None) -> pika.BlockingConnec
     where = f"{parts.hostname}:{parts.port or (5671 if parts.scheme == 'amqps' else 5672)}"
     try:
         conn = pika.BlockingConnection(parameters(url, options))
-        watch_silence(conn)
-        return conn
     except pika.exceptions.ProbableAuthenticationError as exc:
         raise BrokerUnavailable(
             f"RabbitMQ at {where} refused the login ({redact_url(url)}): check the user name "
@@ -110,6 +110,53 @@ def connect(url: str, options: AmqpOptions | None = None) -> pika.BlockingConnec
             f"RabbitMQ at {where} is unreachable ({type(exc).__name__}: {exc}); is it running, "
             f"and are the host and port of {redact_url(url)} right?"
         ) from exc
+    watch_silence(conn)
+    _one_write_per_message(conn._impl)
+    return conn
+
+
+#: A message's frames up to this size go out joined in one write (beyond it, frame by frame:
+#: no copy of a large body).
+_JOIN_BYTES = 256 * 1024
+
+
+def _one_write_per_message(impl: Any) -> None:
+    """Write a message's method, header and body frames to the socket at once, and at once.
+
+    pika hands each frame to its transport on its own, so a publish took three ``send`` calls,
+    each its own TCP segment (pika turns Nagle off), and woke RabbitMQ up to three times; and
+    the transport only buffers it, turning the poller's write watch on, then a round of pika's
+    I/O loop (a poll, the send, the watch off again) writes it. When nothing is waiting to be
+    written before it, the joined frames are sent here, directly; whatever the socket does not
+    take (or an error) goes through pika's own path, which keeps the order and reports errors.
+    """
+    emit = impl._adapter_emit_data
+
+    def output(frames: Sequence[bytes]) -> None:
+        size = sum(map(len, frames))
+        impl.bytes_sent += size
+        impl.frames_sent += len(frames)
+        if len(frames) > 1 and size > _JOIN_BYTES:
+            for frame in frames:
+                emit(frame)
+            return
+        data = b"".join(frames) if len(frames) > 1 else frames[0]
+        transport = impl._transport
+        if (
+            type(transport) is _PLAINTEXT
+            and not transport._tx_buffers
+            and transport._state == _PLAINTEXT._STATE_ACTIVE
+        ):
+            try:
+                sent = transport._sock.send(data)
+            except OSError:  # would block, or broken: pika's path waits or reports it
+                sent = 0
+            if sent == len(data):
+                return
+            data = data[sent:]
+        emit(data)
+
+    impl._output_marshaled_frames = output
 
 
 def with_retries(

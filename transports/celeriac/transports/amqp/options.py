@@ -12,7 +12,7 @@ from typing import Any
 from ..errors import TransportError
 from ..failover import FAILOVER_STRATEGIES
 
-__all__ = ["QUEUE_TYPES", "AmqpOptions", "parse_options"]
+__all__ = ["CLIENT_WINDOW", "QUEUE_TYPES", "WINDOW_BYTES", "AmqpOptions", "parse_options"]
 
 log = logging.getLogger("celeriac.transports.amqp")
 
@@ -21,9 +21,15 @@ QUEUE_TYPES = ("classic", "quorum")
 #: Kombu/py-amqp options with no meaning here, accepted with one warning each: publishes are
 #: always confirmed, and retried on any node for ``retry_seconds``.
 _KOMBU_ONLY = frozenset((
-    "confirm_publish", "max_retries", "interval_start", "interval_step", "interval_max",
+    "max_retries", "interval_start", "interval_step", "interval_max",
     "client_properties", "login_method", "visibility_timeout", "polling_interval",
 ))  # fmt: skip
+#: The publish window of the SDK's clients when none is given (``Transport.client_publish_window``)
+#: and of Kombu's ``confirm_publish=False``: confirms are read in bulk, 1,000 messages at most
+#: waiting for theirs (and :data:`WINDOW_BYTES` of bodies).
+CLIENT_WINDOW = 1000
+#: Bytes of message bodies a window holds at most (large messages wait for confirms sooner).
+WINDOW_BYTES = 16 * 1024 * 1024
 #: Options a URL's query string may carry (Kombu reads these from the URL too).
 _URL_OPTIONS = ("heartbeat", "connect_timeout", "failover_strategy")
 _warned: set[str] = set()
@@ -34,6 +40,7 @@ class AmqpOptions:
     """What a RabbitMQ transport can be told (Celery's setting in brackets)."""
 
     #: Messages a publishing thread may leave unconfirmed; 0: each publish waits (Transport.flush).
+    #: Kombu's ``confirm_publish=True`` (wait for each confirm) is ``publish_window=0``.
     publish_window: int = 0
     #: ``classic`` or ``quorum`` for task, delay and dead-letter queues [task_default_queue_type].
     queue_type: str = "classic"
@@ -65,7 +72,7 @@ class AmqpOptions:
 _NUMBERS = {"publish_window": int, "delivery_limit": int, "heartbeat": float}
 _NUMBERS |= {"connect_timeout": float, "retry_seconds": float}
 _KNOWN = (*_NUMBERS, "queue_type", "quorum", "failover_strategy", "native_delayed_delivery")
-_KNOWN += ("exchange_type",)
+_KNOWN += ("exchange_type", "confirm_publish")
 
 
 def _number(name: str, value: Any, kind: type) -> Any:
@@ -110,6 +117,10 @@ def parse_options(options: Mapping[str, Any], query: Mapping[str, str]) -> AmqpO
                 )
         elif name in _NUMBERS:
             values[name] = _number(name, value, _NUMBERS[name])
+        elif name == "confirm_publish":
+            # Kombu's: True waits for each publish's confirm, which publish_window=0 does;
+            # False (Kombu: no confirms at all) is the clients' window: confirms read in bulk.
+            values["confirm_each"] = _flag(name, value)
         elif name == "native_delayed_delivery":
             values[name] = None if value is None else _flag(name, value)
         elif name == "exchange_type":
@@ -140,6 +151,15 @@ def parse_options(options: Mapping[str, Any], query: Mapping[str, str]) -> AmqpO
             raise TransportError(
                 f"unknown RabbitMQ transport option {name!r}{hint} (valid: {', '.join(_KNOWN)})"
             )
+    confirm_each = values.pop("confirm_each", None)
+    if confirm_each and values.get("publish_window", 0) > 0:
+        raise TransportError(
+            f"RabbitMQ options confirm_publish=True and publish_window={values['publish_window']} "
+            "disagree: confirm_publish=True waits for each message's confirm, which is "
+            "publish_window=0; give one of them"
+        )
+    if confirm_each is not None:
+        values.setdefault("publish_window", 0 if confirm_each else CLIENT_WINDOW)
     if "delivery_limit" in values and values.get("queue_type") != "quorum":
         raise TransportError("RabbitMQ option delivery_limit needs queue_type='quorum'")
     return AmqpOptions(**values)

@@ -1,7 +1,13 @@
 """Floats in AMQP header tables. pika refuses to encode a Python float, and decodes the double
 (``d``) and float (``f``) types by truncating them to integers; Celery (through py-amqp) writes
 doubles, e.g. ``timelimit = [30, 20.5]``. Importing this module makes pika write floats as
-doubles and read both types as floats, the way py-amqp does."""
+doubles and read both types as floats, the way py-amqp does.
+
+It also encodes tables faster: the plain values of a Celery header table (str, int, None, bool,
+float, lists and tables of them) by exact type, one piece each, the same bytes pika writes
+(``tests/transports/test_amqp_tables.py`` compares them); anything else goes to pika. pika's
+chain of ``isinstance`` checks and helper calls was ~20 us of each publish's ~25 us header
+frame."""
 
 from __future__ import annotations
 
@@ -9,19 +15,66 @@ import struct
 from typing import Any
 
 import pika.data
+import pika.exceptions
 
 __all__ = ["install"]
 
 _original = pika.data.encode_value
 _original_decode = pika.data.decode_value
+_original_table = pika.data.encode_table
+_length = struct.Struct(">I").pack
+_int = struct.Struct(">i").pack
+_long = struct.Struct(">q").pack
+_double = struct.Struct(">d").pack
 
 
 def _encode_value(pieces: list[bytes], value: Any) -> int:
-    if isinstance(value, float):
-        pieces.append(b"d" + struct.pack(">d", value))
+    kind = type(value)
+    if kind is str:
+        data = value.encode()
+        pieces.append(b"S" + _length(len(data)) + data)
+        return 5 + len(data)
+    if kind is int:  # as pika: a signed 32-bit I if it fits, else a 64-bit l (else refused)
+        if -0x80000000 <= value <= 0x7FFFFFFF:
+            pieces.append(b"I" + _int(value))
+            return 5
+        pieces.append(b"l" + _long(value))
         return 9
+    if value is None:
+        pieces.append(b"V")
+        return 1
+    if kind is bool:
+        pieces.append(b"t\x01" if value else b"t\x00")
+        return 2
+    if isinstance(value, float):
+        pieces.append(b"d" + _double(value))
+        return 9
+    if kind is dict:
+        pieces.append(b"F")
+        return 1 + _encode_table(pieces, value)
+    if kind is list:
+        items: list[bytes] = []
+        for item in value:
+            _encode_value(items, item)
+        data = b"".join(items)
+        pieces.append(b"A" + _length(len(data)) + data)
+        return 5 + len(data)
     result: int = _original(pieces, value)
     return result
+
+
+def _encode_table(pieces: list[bytes], table: dict[Any, Any] | None) -> int:
+    at = len(pieces)
+    pieces.append(b"")  # the table's size, once known
+    size = 0
+    for key, value in (table or {}).items():
+        name: bytes = key.encode() if type(key) is str else key  # pika takes bytes keys too
+        if len(name) > 255:
+            raise pika.exceptions.ShortStringTooLong(name)
+        pieces.append(bytes((len(name),)) + name)
+        size += 1 + len(name) + _encode_value(pieces, value)
+    pieces[at] = _length(size)
+    return size + 4
 
 
 def _decode_value(encoded: bytes, offset: int) -> tuple[Any, int]:
@@ -38,6 +91,7 @@ def install() -> None:
     """Patch once; idempotent."""
     if pika.data.encode_value is not _encode_value:
         pika.data.encode_value = _encode_value
+        pika.data.encode_table = _encode_table
         pika.data.decode_value = _decode_value
 
 

@@ -26,7 +26,7 @@ from ..registry import redact_url
 from .connection import connect, option_query, with_retries
 from .native_delay import ENTRY_EXCHANGE, MAX_DELAY_S, bind_queue, declare_topology
 from .native_delay import routing_key as native_routing_key
-from .options import parse_options
+from .options import CLIENT_WINDOW, WINDOW_BYTES, parse_options
 
 __all__ = ["AmqpTransport", "delay_queue"]
 
@@ -68,6 +68,10 @@ class _Confirms:
         self.nacked: set[int] = set()
         #: Windowed messages the broker refused, not yet reported.
         self.refused = 0
+        #: Windowed messages the broker returned (no queue bound to the key), not yet reported.
+        self.returned = 0
+        #: Bytes of the windowed bodies still waiting for their confirms.
+        self.bytes = 0
 
     def on_ready(self, _frame: Any) -> None:
         self.ready = True
@@ -75,6 +79,12 @@ class _Confirms:
     def sent(self, item: tuple[str, WireMessage] | None = None) -> None:
         self.pending[self.next_tag] = item
         self.next_tag += 1
+        if item is not None:
+            self.bytes += len(item[1].body)
+
+    def on_return(self, *_returned: Any) -> None:
+        # A mandatory message no queue took: RabbitMQ returns it, then confirms it.
+        self.returned += 1
 
     def on_confirm(self, frame: Any) -> None:
         method = frame.method
@@ -90,6 +100,8 @@ class _Confirms:
         nack = isinstance(method, pika.spec.Basic.Nack)
         for t in settled:
             item = self.pending.pop(t, None)
+            if item is not None:
+                self.bytes -= len(item[1].body)
             if nack:
                 self.nacked.add(t)
                 self.refused += item is not None
@@ -123,6 +135,7 @@ class AmqpTransport(Transport):
         shared=True,
         max_message_bytes=128 * 1024 * 1024,
     )
+    client_publish_window = CLIENT_WINDOW
 
     def __init__(self, url: str, **options: Any) -> None:
         super().__init__(url, **options)
@@ -160,6 +173,7 @@ class AmqpTransport(Transport):
         self.batch_ch._impl.confirm_delivery(
             ack_nack_callback=self.batch.on_confirm, callback=self.batch.on_ready
         )
+        self.batch_ch._impl.add_on_return_callback(self.batch.on_return)
         self._pump_until(lambda: self.batch.ready, "turn publisher confirms on")
 
     def _connect_any(self) -> pika.BlockingConnection:
@@ -404,14 +418,21 @@ class AmqpTransport(Transport):
         def send() -> None:
             nonlocal written
             self._send_lost()
+            batch = self.batch
             if not written:
-                self.batch_ch._impl.basic_publish("", queue, message.body, properties(message))
-                self.batch.sent(item)
+                # Mandatory, as an unwindowed publish: a message no queue takes is reported.
+                self.batch_ch._impl.basic_publish(
+                    "", queue, message.body, properties(message), mandatory=True
+                )
+                batch.sent(item)
                 written = True  # from here on, a broken connection sends it again with the rest
             self.batch_ch._flush_output()
-            if len(self.batch.pending) > self.window:
-                half = self.window // 2
-                self._pump_until(lambda: len(self.batch.pending) <= half, "confirm publishes")
+            if len(batch.pending) > self.window or batch.bytes > WINDOW_BYTES:
+                half, half_bytes = self.window // 2, WINDOW_BYTES // 2
+                self._pump_until(
+                    lambda: len(batch.pending) <= half and batch.bytes <= half_bytes,
+                    "confirm publishes",
+                )
             self._report_refused()
 
         self._retry(send)
@@ -419,13 +440,22 @@ class AmqpTransport(Transport):
     def _send_lost(self) -> None:
         lost, self._lost = self._lost, []
         for item in lost:
-            self.batch_ch._impl.basic_publish("", item[0], item[1].body, properties(item[1]))
+            self.batch_ch._impl.basic_publish(
+                "", item[0], item[1].body, properties(item[1]), mandatory=True
+            )
             self.batch.sent(item)
 
     def _report_refused(self) -> None:
-        if self.batch.refused:
-            refused, self.batch.refused = self.batch.refused, 0
+        batch = self.batch
+        if batch.refused:
+            refused, batch.refused = batch.refused, 0
             raise TransportError(f"RabbitMQ refused {refused} earlier published message(s) (nack)")
+        if batch.returned:
+            returned, batch.returned = batch.returned, 0
+            raise TransportError(
+                f"RabbitMQ at {self.node} returned {returned} earlier published message(s): no "
+                "queue is bound to its routing key (declare the queue first)"
+            )
 
     def set_publish_window(self, window: int) -> int:
         previous, self.window = self.window, window
