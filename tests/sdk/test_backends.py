@@ -74,9 +74,11 @@ def test_wait_returns_when_ready_and_times_out(backend: ResultBackend) -> None:
         ready.wait(5)
         backend.store(ResultRecord(t3, "SUCCESS", [1, 2]))
 
-    threading.Thread(target=finish).start()
+    storer = threading.Thread(target=finish)
+    storer.start()
     ready.set()
     assert backend.wait(t3, timeout=5).result == [1, 2]
+    storer.join(5)  # its reply read before the fixture closes the backend
 
 
 def test_forget(backend: ResultBackend) -> None:
@@ -153,10 +155,12 @@ def test_redis_waits_in_a_thread_share_one_subscription() -> None:
             stored.wait(5)
             backend.store(ResultRecord(third, "SUCCESS", 3))
 
-        threading.Thread(target=finish).start()
+        storer = threading.Thread(target=finish)
+        storer.start()
         stored.set()
         assert backend.wait(third, timeout=5).result == 3
         assert backend._subscribers.pubsub is pubsub  # type: ignore[attr-defined]
+        storer.join(5)  # its reply read before the backend closes
 
 
 def test_redis_wait_recovers_from_a_broken_subscription() -> None:
@@ -198,7 +202,9 @@ def test_redis_waits_on_one_thread_share_a_connection_and_skip_stale_announcemen
             return record
 
         backend.get = get_then_finish  # type: ignore[method-assign]
-        threading.Thread(target=finish).start()
+        storer = threading.Thread(target=finish)
+        storer.start()
         record = backend.wait(second, timeout=5)
         assert (record.task_id, record.status, record.result) == (second, "SUCCESS", 2)
+        storer.join(5)  # its reply read before the backend closes
         assert backend._subscribers.pubsub is kept and kept.connection is connection  # type: ignore[attr-defined]
