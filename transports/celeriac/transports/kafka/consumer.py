@@ -172,32 +172,41 @@ class QueueReader(ConsumerRebalanceListener):  # type: ignore[misc]
             for tp in batches
             if tp.topic == self.queue and tp not in self.ledger.partitions
         }
-        out: list[Delivery] = []
+        taken: list[tuple[TopicPartition, PartitionLedger, Any]] = []
         unread: list[tuple[TopicPartition, int]] = []
+        queue = self.queue
         with self.lock:
             for tp, records in batches.items():
                 ledger = self.ledger.get(tp)
                 if tp in handed:
                     ledger.handed_before = handed[tp]
-                for r in records:
-                    if tp.topic == self.queue and len(out) >= room:
+                if tp.topic == queue:
+                    if len(taken) + len(records) > room:
                         # A partition assigned during this poll was not paused yet: give its
                         # records back to the log rather than exceed the prefetch limit.
-                        unread.append((tp, r.offset))
-                        break
+                        keep = max(room - len(taken), 0)
+                        if keep < len(records):
+                            unread.append((tp, records[keep].offset))
+                        records = records[:keep]
+                    ledger.hand_out_many([r.offset for r in records])
+                    taken += [(tp, ledger, r) for r in records]
+                    continue
+                for r in records:
                     ledger.hand_out(r.offset)
-                    if tp.topic == self.delay:
-                        record = KafkaRecord(r.key, r.value or b"", tuple(r.headers or ()))
-                        due = kafka_envelope.deliver_at(r.headers) or 0
-                        entry = _Delayed(due, next(self._seq), tp, r.offset, ledger.epoch, record)
-                        heapq.heappush(self.delayed, entry)
-                    else:
-                        out.append(self._delivery(tp, ledger, r))
+                    record = KafkaRecord(r.key, r.value or b"", tuple(r.headers or ()))
+                    due = kafka_envelope.deliver_at(r.headers) or 0
+                    entry = _Delayed(due, next(self._seq), tp, r.offset, ledger.epoch, record)
+                    heapq.heappush(self.delayed, entry)
         for tp, offset in unread:
             with contextlib.suppress(kerrors.IllegalStateError):
                 self.kc.seek(tp, offset)
-        if out or self.handover:
-            self.commit()  # records how far we handed out, so queue_length leaves these out
+        # Record how far we handed out, so queue_length leaves these out. The commit travels
+        # while the records are decoded (a commit takes the broker several ms), and has landed
+        # or failed when this returns.
+        commit = self._send_commit() if taken or self.handover else None
+        out = [self._delivery(tp, ledger, r) for tp, ledger, r in taken]
+        if commit is not None:
+            self._finish_commit(*commit)
         self.relay_due()
         self._maybe_hand_over()
         return out
@@ -283,13 +292,7 @@ class QueueReader(ConsumerRebalanceListener):  # type: ignore[misc]
 
         The metadata says how far records were handed out, so the queue's length leaves out what
         a live member holds; ``releasing`` gives the unsettled records back instead."""
-        owned = self.kc.assignment()
-        with self.lock:
-            pending = {}
-            for tp, ledger in self.ledger.partitions.items():
-                wanted = ledger.pending_commit(releasing=releasing) if tp in owned else None
-                if wanted is not None:
-                    pending[tp] = (ledger.epoch, wanted)
+        pending = self._pending(releasing)
         if not pending:
             return True
         offsets = {tp: OffsetAndMetadata(w[0], str(w[1]), -1) for tp, (_, w) in pending.items()}
@@ -299,11 +302,58 @@ class QueueReader(ConsumerRebalanceListener):  # type: ignore[misc]
             # A rebalance or a restarting broker: the next settle commits again.
             log.info("Kafka at %s: commit for %r deferred: %s", self.t.address, self.queue, exc)
             return False
+        self._committed(pending)
+        return True
+
+    def _pending(self, releasing: bool = False) -> dict[TopicPartition, tuple[int, Any]]:
+        """Per owned partition whose commit is behind: (epoch, (offset, handed-out position))."""
+        owned = self.kc.assignment()
+        with self.lock:
+            pending = {}
+            for tp, ledger in self.ledger.partitions.items():
+                wanted = ledger.pending_commit(releasing=releasing) if tp in owned else None
+                if wanted is not None:
+                    pending[tp] = (ledger.epoch, wanted)
+        return pending
+
+    def _committed(self, pending: dict[TopicPartition, tuple[int, Any]]) -> None:
         with self.lock:
             for tp, (epoch, wanted) in pending.items():
                 current = self.ledger.partitions.get(tp)
                 if current is not None and current.epoch == epoch:
                     current.committed = wanted
+
+    def _send_commit(self) -> tuple[dict[TopicPartition, Any], threading.Event, Any] | None:
+        """Start a commit without waiting for it (see :meth:`_finish_commit`); None: nothing to
+        commit, or it could not be sent (the next settle commits again)."""
+        pending = self._pending()
+        if not pending:
+            return None
+        offsets = {tp: OffsetAndMetadata(w[0], str(w[1]), -1) for tp, (_, w) in pending.items()}
+        done = threading.Event()
+        try:
+            future = self.kc.commit_async(offsets)
+        except kerrors.KafkaError as exc:
+            log.info("Kafka at %s: commit for %r deferred: %s", self.t.address, self.queue, exc)
+            return None
+        future.add_both(lambda _: done.set())
+        return pending, done, future
+
+    def _finish_commit(
+        self, pending: dict[TopicPartition, Any], done: threading.Event, future: Any
+    ) -> bool:
+        """Wait (bounded) for a commit :meth:`_send_commit` started (True: landed)."""
+        if not done.wait(_COMMIT_TIMEOUT_MS / 1000):
+            log.info("Kafka at %s: commit for %r not answered yet", self.t.address, self.queue)
+            return False
+        if future.exception is not None:
+            # A rebalance or a restarting broker: the next settle commits again.
+            log.info(
+                "Kafka at %s: commit for %r deferred: %s",
+                self.t.address, self.queue, future.exception,
+            )  # fmt: skip
+            return False
+        self._committed(pending)
         return True
 
     def _maybe_hand_over(self) -> None:
