@@ -41,7 +41,7 @@ from .topics import delay_topic, group_id
 if TYPE_CHECKING:
     from .transport import KafkaTransport
 
-__all__ = ["KafkaQueueConsumer", "QueueReader"]
+__all__ = ["KafkaQueueConsumer", "QueueReader", "fetch_bytes"]
 
 log = logging.getLogger("celeriac.transports.kafka")
 # Commits and offset look-ups give up after this long (the broker may be restarting); a commit
@@ -49,6 +49,17 @@ log = logging.getLogger("celeriac.transports.kafka")
 _COMMIT_TIMEOUT_MS = 5_000
 # Several queues share one fetch call: each reader waits this long before the next gets a turn.
 _SLICE_S = 0.05
+# Bytes fetched per partition and request, per unit of prefetch (kafka-python's default is 1 MiB
+# whatever the prefetch): a worker that holds 32 tasks need not buffer 1 MiB per partition, and
+# each MiB fetched stays in the process's heap. A record larger than the limit still comes (the
+# broker always returns at least one batch).
+_FETCH_BYTES_PER_PREFETCH = 2048
+_FETCH_BYTES_MIN, _FETCH_BYTES_MAX = 64 * 1024, 1024 * 1024
+
+
+def fetch_bytes(prefetch: int) -> int:
+    """``max_partition_fetch_bytes`` for a consumer holding at most ``prefetch`` records."""
+    return min(max(prefetch * _FETCH_BYTES_PER_PREFETCH, _FETCH_BYTES_MIN), _FETCH_BYTES_MAX)
 
 
 @dataclass(order=True, slots=True)
@@ -66,7 +77,7 @@ class _Delayed:
 class QueueReader(ConsumerRebalanceListener):  # type: ignore[misc]
     """The group member for one queue: reads its topic and relays its delay topic."""
 
-    def __init__(self, transport: KafkaTransport, queue: str) -> None:
+    def __init__(self, transport: KafkaTransport, queue: str, prefetch: int = 100) -> None:
         self.t = transport
         self.queue = queue
         self.delay = delay_topic(queue)
@@ -88,6 +99,7 @@ class QueueReader(ConsumerRebalanceListener):  # type: ignore[misc]
                 heartbeat_interval_ms=s.heartbeat_interval_ms,
                 max_poll_interval_ms=s.max_poll_interval_ms,
                 fetch_max_wait_ms=s.fetch_max_wait_ms,
+                max_partition_fetch_bytes=fetch_bytes(prefetch),
                 check_crcs=s.check_crcs,
             )
             self.kc.subscribe(topics, listener=self)
@@ -387,7 +399,7 @@ class KafkaQueueConsumer(Consumer):
         self.readers: dict[str, QueueReader] = {}
         try:
             for queue in dict.fromkeys(queues):
-                self.readers[queue] = QueueReader(transport, queue)
+                self.readers[queue] = QueueReader(transport, queue, prefetch)
         except BaseException:
             self.close()
             raise
