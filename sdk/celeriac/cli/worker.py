@@ -10,6 +10,7 @@ import click
 
 from .. import signals
 from ..worker import Worker
+from ..worker.arenas import limit_malloc_arenas
 from ..worker.nodename import node_name
 from .loading import app_option, broker_option, load_app
 from .logs import redirected_stdouts, setup_logging
@@ -89,6 +90,7 @@ def worker(
         node = node_name(hostname)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="-n/--hostname") from None
+    limit_malloc_arenas()  # before any thread starts
     # The app first, so the receivers its modules connect (setup_logging, celeryd_init, ...)
     # are there when those signals are sent, as in Celery.
     app = load_app(app_spec, broker)
