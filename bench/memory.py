@@ -7,7 +7,8 @@ Each worker is started from its command line (``celeriac worker -A bench.celeria
 as ``python -m bench all`` starts it), answers one task, and after a second its tree's RSS is
 read (idle, ``/proc/<pid>/statm``). Then ``--tasks`` no-op tasks are published while it runs,
 and the peak RSS until the queue is empty is the loaded figure. The memory transport has no
-server, so that row runs the same worker in one process with its publisher (``--inproc``).
+server, so that row runs the same worker in one process with its publisher (``--inproc``),
+which keeps at most ~1,000 tasks waiting.
 ``--celery`` adds Celery 5.7 with the same pool on Redis and RabbitMQ.
 """
 
@@ -92,6 +93,10 @@ def inproc(tasks: int, concurrency: int) -> None:
         noop.delay()
         if i % 500 == 0:
             peak = max(peak, proc_rss(os.getpid()))
+            # The queue lives in this process too: keep it near the worker's prefetch, or the
+            # row would count the waiting messages, not the worker.
+            while worker.processed < i - 500:
+                time.sleep(0.005)
     while worker.processed < tasks + 1:
         peak = max(peak, proc_rss(os.getpid()))
         time.sleep(0.05)
