@@ -184,7 +184,8 @@ class QueueReader(ConsumerRebalanceListener):  # type: ignore[misc]
             for tp in batches
             if tp.topic == self.queue and tp not in self.ledger.partitions
         }
-        taken: list[tuple[TopicPartition, PartitionLedger, Any]] = []
+        taken: list[tuple[TopicPartition, PartitionLedger, list[Any]]] = []
+        count = 0
         unread: list[tuple[TopicPartition, int]] = []
         queue = self.queue
         with self.lock:
@@ -193,15 +194,16 @@ class QueueReader(ConsumerRebalanceListener):  # type: ignore[misc]
                 if tp in handed:
                     ledger.handed_before = handed[tp]
                 if tp.topic == queue:
-                    if len(taken) + len(records) > room:
+                    if count + len(records) > room:
                         # A partition assigned during this poll was not paused yet: give its
                         # records back to the log rather than exceed the prefetch limit.
-                        keep = max(room - len(taken), 0)
+                        keep = max(room - count, 0)
                         if keep < len(records):
                             unread.append((tp, records[keep].offset))
                         records = records[:keep]
                     ledger.hand_out_many([r.offset for r in records])
-                    taken += [(tp, ledger, r) for r in records]
+                    taken.append((tp, ledger, records))
+                    count += len(records)
                     continue
                 for r in records:
                     ledger.hand_out(r.offset)
@@ -216,23 +218,39 @@ class QueueReader(ConsumerRebalanceListener):  # type: ignore[misc]
         # while the records are decoded (a commit takes the broker several ms), and has landed
         # or failed when this returns.
         commit = self._send_commit() if taken or self.handover else None
-        out = [self._delivery(tp, ledger, r) for tp, ledger, r in taken]
+        out: list[Delivery] = []
+        for tp, ledger, records in taken:
+            out += self._deliveries(tp, ledger, records)
         if commit is not None:
             self._finish_commit(*commit)
         self.relay_due()
         self._maybe_hand_over()
         return out
 
-    def _delivery(self, tp: TopicPartition, ledger: PartitionLedger, r: Any) -> Delivery:
-        tag = (tp, r.offset, ledger.epoch)
-        seen = ledger.handed_before is not None and r.offset < ledger.handed_before
-        extra = {"key": r.key, "headers": tuple(r.headers or ())}
-        try:
-            wire, info = kafka_envelope.unpack_record(r.value, r.headers)
-        except ProtocolError as exc:
-            raw = r.value or b""
-            return Delivery(self.queue, None, tag, seen, raw=raw, error=exc, extra=extra)
-        return Delivery(self.queue, wire, tag, seen or info.redelivered, raw=r.value, extra=extra)
+    def _deliveries(
+        self, tp: TopicPartition, ledger: PartitionLedger, records: list[Any]
+    ) -> list[Delivery]:
+        """The deliveries of one partition's records (a flat loop: it runs for every record)."""
+        queue, epoch, unpack = self.queue, ledger.epoch, kafka_envelope.unpack_record
+        # Offsets below this were handed out before we owned the partition: seen already.
+        before = -1 if ledger.handed_before is None else ledger.handed_before
+        out = []
+        for r in records:
+            offset, value, headers = r.offset, r.value, r.headers
+            extra = {"key": r.key, "headers": tuple(headers or ())}
+            try:
+                wire, info = unpack(value, headers)
+            except ProtocolError as exc:
+                raw = value or b""
+                unreadable = Delivery(
+                    queue, None, (tp, offset, epoch), offset < before, raw=raw, error=exc,
+                    extra=extra,
+                )  # fmt: skip
+                out.append(unreadable)
+                continue
+            redelivered = offset < before or info.redelivered
+            out.append(Delivery(queue, wire, (tp, offset, epoch), redelivered, value, None, extra))
+        return out
 
     def _handed_before(self, tp: TopicPartition) -> int:
         """How far the group had handed records out of ``tp`` (the commit's metadata)."""
