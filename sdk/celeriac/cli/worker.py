@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 from typing import TYPE_CHECKING
 
@@ -132,6 +133,11 @@ def worker(
     ours = setup_logging(loglevel, app.conf)
     signals.celeryd_after_setup.send(node, instance=w, conf=app.conf)
     w.install_signal_handlers()
+    # What start-up built (modules, the app, its tasks) lives as long as the process: kept out
+    # of the collector's way, each full collection walks only what came after (and prefork's
+    # children do not copy the pages a collection would touch).
+    gc.collect()
+    gc.freeze()
     # Logging an app set up itself (setup_logging receivers) keeps stdout, as in Celery.
     with redirected_stdouts(app.conf) if ours else contextlib.nullcontext():
         _run(app, w, with_beat)
