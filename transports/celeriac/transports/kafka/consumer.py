@@ -237,7 +237,7 @@ class QueueReader(ConsumerRebalanceListener):  # type: ignore[misc]
         out = []
         for r in records:
             offset, value, headers = r.offset, r.value, r.headers
-            extra = {"key": r.key, "headers": tuple(headers or ())}
+            extra = {"key": r.key, "headers": headers or ()}
             try:
                 wire, info = unpack(value, headers)
             except ProtocolError as exc:
