@@ -597,12 +597,17 @@ class App(AsyncAppMixin):
         self._lock = threading.Lock()
         self._producers = None
 
-    def close(self) -> None:
-        """Close this thread's broker connection, the pool's idle ones and the result backend."""
+    def close_thread_connection(self) -> None:
+        """Close this thread's own broker connection (:meth:`producer`'s), if it opened one:
+        a short-lived thread's, once it is done (the connection outlives the thread)."""
         transport = getattr(self._local, "transport", None)
         if transport is not None:
             transport.close()
             self._local.transport = None
+
+    def close(self) -> None:
+        """Close this thread's broker connection, the pool's idle ones and the result backend."""
+        self.close_thread_connection()
         if self._producers is not None:
             self._producers.close()
         if self._backend is not None:

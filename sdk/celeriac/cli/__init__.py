@@ -4,22 +4,32 @@ from __future__ import annotations
 
 import click
 
-from .beat import beat
-from .calls import call, purge, result
-from .dashboard import dashboard
-from .demo import demo
-from .dlq import dlq
-from .events import events
-from .interop import interop
+from .lazy import LazyGroup
 from .loading import app_option, broker_option
-from .protocol_demo import protocol_demo
-from .remote import control, inspect, status
-from .worker import worker
 
 __all__ = ["main"]
 
+#: Each command's module is imported when that command runs (or ``--help`` lists them): a
+#: worker does not load what the dashboard, the demos or the interop checks need.
+COMMANDS = {
+    "worker": ".worker:worker",
+    "beat": ".beat:beat",
+    "call": ".calls:call",
+    "result": ".calls:result",
+    "purge": ".calls:purge",
+    "dlq": ".dlq:dlq",
+    "inspect": ".remote:inspect",
+    "control": ".remote:control",
+    "status": ".remote:status",
+    "events": ".events:events",
+    "dashboard": ".dashboard:dashboard",
+    "demo": ".demo:demo",
+    "protocol-demo": ".protocol_demo:protocol_demo",
+    "interop": ".interop:interop",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+@click.group(cls=LazyGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="celeriac")
 @app_option
 @broker_option
@@ -42,22 +52,3 @@ def main(ctx: click.Context, app_spec: str | None, broker: str | None) -> None:
         celeriac dashboard -b redis://localhost          # live web page on 127.0.0.1:5555
     """
     ctx.obj = {"app_spec": app_spec, "broker": broker}
-
-
-for command in (
-    worker,
-    beat,
-    call,
-    result,
-    purge,
-    dlq,
-    inspect,
-    control,
-    status,
-    events,
-    dashboard,
-    demo,
-    protocol_demo,
-    interop,
-):
-    main.add_command(command)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 from typing import TYPE_CHECKING
 
@@ -10,6 +11,7 @@ import click
 
 from .. import signals
 from ..worker import Worker
+from ..worker.arenas import limit_malloc_arenas
 from ..worker.nodename import node_name
 from .loading import app_option, broker_option, load_app
 from .logs import redirected_stdouts, setup_logging
@@ -89,6 +91,7 @@ def worker(
         node = node_name(hostname)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="-n/--hostname") from None
+    limit_malloc_arenas()  # before any thread starts
     # The app first, so the receivers its modules connect (setup_logging, celeryd_init, ...)
     # are there when those signals are sent, as in Celery.
     app = load_app(app_spec, broker)
@@ -130,6 +133,11 @@ def worker(
     ours = setup_logging(loglevel, app.conf)
     signals.celeryd_after_setup.send(node, instance=w, conf=app.conf)
     w.install_signal_handlers()
+    # What start-up built (modules, the app, its tasks) lives as long as the process: kept out
+    # of the collector's way, each full collection walks only what came after (and prefork's
+    # children do not copy the pages a collection would touch).
+    gc.collect()
+    gc.freeze()
     # Logging an app set up itself (setup_logging receivers) keeps stdout, as in Celery.
     with redirected_stdouts(app.conf) if ours else contextlib.nullcontext():
         _run(app, w, with_beat)

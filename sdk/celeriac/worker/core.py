@@ -451,6 +451,10 @@ class Worker:
         except Exception as exc:  # a check, never a reason to stop
             log.debug("%s: could not check for a worker of the same name: %s", self.hostname, exc)
             return
+        finally:
+            # The check's connection (and on Kafka its clients' threads, ~2 MB) would outlive
+            # this thread otherwise.
+            self.app.close_thread_connection()
         if answers:
             log.warning(
                 "%s: another worker already uses this node name; give each worker its own "

@@ -153,18 +153,27 @@ def unpack_record(
     if value is None:
         raise ValidationError("record.value", "missing (a tombstone is not a message)")
     wire, info = json_envelope.unpack_wire(value, limits=limits)
-    mirrored: Mapping[str, str] = {
-        "content-type": wire.content_type,
-        "content-encoding": wire.content_encoding,
-    }
-    for name, expected in mirrored.items():
-        given = header(headers, name)
+    # One pass over the headers (this runs for every record consumed); the last of a name wins.
+    content_type: bytes | None = None
+    content_encoding: bytes | None = None
+    redelivered = False
+    for key, raw in headers or ():
+        if key == "content-type":
+            content_type = raw
+        elif key == "content-encoding":
+            content_encoding = raw
+        elif key == REDELIVERED_HEADER:
+            redelivered = True
+    for name, given, expected in (
+        ("content-type", content_type, wire.content_type),
+        ("content-encoding", content_encoding, wire.content_encoding),
+    ):
         if given is not None and given != expected.encode("utf-8"):
             raise ValidationError(
                 f"record.headers.{name}",
                 f"{given!r} contradicts the envelope's {expected!r}",
             )
-    if header(headers, REDELIVERED_HEADER) is not None and not info.redelivered:
+    if redelivered and not info.redelivered:
         info = EnvelopeInfo(info.exchange, info.routing_key, info.delivery_tag, True)
     return wire, info
 

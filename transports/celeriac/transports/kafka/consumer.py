@@ -41,7 +41,7 @@ from .topics import delay_topic, group_id
 if TYPE_CHECKING:
     from .transport import KafkaTransport
 
-__all__ = ["KafkaQueueConsumer", "QueueReader"]
+__all__ = ["KafkaQueueConsumer", "QueueReader", "fetch_bytes"]
 
 log = logging.getLogger("celeriac.transports.kafka")
 # Commits and offset look-ups give up after this long (the broker may be restarting); a commit
@@ -49,6 +49,17 @@ log = logging.getLogger("celeriac.transports.kafka")
 _COMMIT_TIMEOUT_MS = 5_000
 # Several queues share one fetch call: each reader waits this long before the next gets a turn.
 _SLICE_S = 0.05
+# Bytes fetched per partition and request, per unit of prefetch (kafka-python's default is 1 MiB
+# whatever the prefetch): a worker that holds 32 tasks need not buffer 1 MiB per partition, and
+# each MiB fetched stays in the process's heap. A record larger than the limit still comes (the
+# broker always returns at least one batch).
+_FETCH_BYTES_PER_PREFETCH = 2048
+_FETCH_BYTES_MIN, _FETCH_BYTES_MAX = 64 * 1024, 1024 * 1024
+
+
+def fetch_bytes(prefetch: int) -> int:
+    """``max_partition_fetch_bytes`` for a consumer holding at most ``prefetch`` records."""
+    return min(max(prefetch * _FETCH_BYTES_PER_PREFETCH, _FETCH_BYTES_MIN), _FETCH_BYTES_MAX)
 
 
 @dataclass(order=True, slots=True)
@@ -66,7 +77,7 @@ class _Delayed:
 class QueueReader(ConsumerRebalanceListener):  # type: ignore[misc]
     """The group member for one queue: reads its topic and relays its delay topic."""
 
-    def __init__(self, transport: KafkaTransport, queue: str) -> None:
+    def __init__(self, transport: KafkaTransport, queue: str, prefetch: int = 100) -> None:
         self.t = transport
         self.queue = queue
         self.delay = delay_topic(queue)
@@ -89,6 +100,7 @@ class QueueReader(ConsumerRebalanceListener):  # type: ignore[misc]
                 heartbeat_interval_ms=s.heartbeat_interval_ms,
                 max_poll_interval_ms=s.max_poll_interval_ms,
                 fetch_max_wait_ms=s.fetch_max_wait_ms,
+                max_partition_fetch_bytes=fetch_bytes(prefetch),
                 check_crcs=s.check_crcs,
             )
             self.kc.subscribe(topics, listener=self)
@@ -173,46 +185,73 @@ class QueueReader(ConsumerRebalanceListener):  # type: ignore[misc]
             for tp in batches
             if tp.topic == self.queue and tp not in self.ledger.partitions
         }
-        out: list[Delivery] = []
+        taken: list[tuple[TopicPartition, PartitionLedger, list[Any]]] = []
+        count = 0
         unread: list[tuple[TopicPartition, int]] = []
+        queue = self.queue
         with self.lock:
             for tp, records in batches.items():
                 ledger = self.ledger.get(tp)
                 if tp in handed:
                     ledger.handed_before = handed[tp]
-                for r in records:
-                    if tp.topic == self.queue and len(out) >= room:
+                if tp.topic == queue:
+                    if count + len(records) > room:
                         # A partition assigned during this poll was not paused yet: give its
                         # records back to the log rather than exceed the prefetch limit.
-                        unread.append((tp, r.offset))
-                        break
+                        keep = max(room - count, 0)
+                        if keep < len(records):
+                            unread.append((tp, records[keep].offset))
+                        records = records[:keep]
+                    ledger.hand_out_many([r.offset for r in records])
+                    taken.append((tp, ledger, records))
+                    count += len(records)
+                    continue
+                for r in records:
                     ledger.hand_out(r.offset)
-                    if tp.topic == self.delay:
-                        record = KafkaRecord(r.key, r.value or b"", tuple(r.headers or ()))
-                        due = kafka_envelope.deliver_at(r.headers) or 0
-                        entry = _Delayed(due, next(self._seq), tp, r.offset, ledger.epoch, record)
-                        heapq.heappush(self.delayed, entry)
-                    else:
-                        out.append(self._delivery(tp, ledger, r))
+                    record = KafkaRecord(r.key, r.value or b"", tuple(r.headers or ()))
+                    due = kafka_envelope.deliver_at(r.headers) or 0
+                    entry = _Delayed(due, next(self._seq), tp, r.offset, ledger.epoch, record)
+                    heapq.heappush(self.delayed, entry)
         for tp, offset in unread:
             with contextlib.suppress(kerrors.IllegalStateError):
                 self.kc.seek(tp, offset)
-        if out or self.handover:
-            self.commit()  # records how far we handed out, so queue_length leaves these out
+        # Record how far we handed out, so queue_length leaves these out. The commit travels
+        # while the records are decoded (a commit takes the broker several ms), and has landed
+        # or failed when this returns.
+        commit = self._send_commit() if taken or self.handover else None
+        out: list[Delivery] = []
+        for tp, ledger, records in taken:
+            out += self._deliveries(tp, ledger, records)
+        if commit is not None:
+            self._finish_commit(*commit)
         self.relay_due()
         self._maybe_hand_over()
         return out
 
-    def _delivery(self, tp: TopicPartition, ledger: PartitionLedger, r: Any) -> Delivery:
-        tag = (tp, r.offset, ledger.epoch)
-        seen = ledger.handed_before is not None and r.offset < ledger.handed_before
-        extra = {"key": r.key, "headers": tuple(r.headers or ())}
-        try:
-            wire, info = kafka_envelope.unpack_record(r.value, r.headers)
-        except ProtocolError as exc:
-            raw = r.value or b""
-            return Delivery(self.queue, None, tag, seen, raw=raw, error=exc, extra=extra)
-        return Delivery(self.queue, wire, tag, seen or info.redelivered, raw=r.value, extra=extra)
+    def _deliveries(
+        self, tp: TopicPartition, ledger: PartitionLedger, records: list[Any]
+    ) -> list[Delivery]:
+        """The deliveries of one partition's records (a flat loop: it runs for every record)."""
+        queue, epoch, unpack = self.queue, ledger.epoch, kafka_envelope.unpack_record
+        # Offsets below this were handed out before we owned the partition: seen already.
+        before = -1 if ledger.handed_before is None else ledger.handed_before
+        out = []
+        for r in records:
+            offset, value, headers = r.offset, r.value, r.headers
+            extra = {"key": r.key, "headers": headers or ()}
+            try:
+                wire, info = unpack(value, headers)
+            except ProtocolError as exc:
+                raw = value or b""
+                unreadable = Delivery(
+                    queue, None, (tp, offset, epoch), offset < before, raw=raw, error=exc,
+                    extra=extra,
+                )  # fmt: skip
+                out.append(unreadable)
+                continue
+            redelivered = offset < before or info.redelivered
+            out.append(Delivery(queue, wire, (tp, offset, epoch), redelivered, value, None, extra))
+        return out
 
     def _handed_before(self, tp: TopicPartition) -> int:
         """How far the group had handed records out of ``tp`` (the commit's metadata)."""
@@ -284,13 +323,7 @@ class QueueReader(ConsumerRebalanceListener):  # type: ignore[misc]
 
         The metadata says how far records were handed out, so the queue's length leaves out what
         a live member holds; ``releasing`` gives the unsettled records back instead."""
-        owned = self.kc.assignment()
-        with self.lock:
-            pending = {}
-            for tp, ledger in self.ledger.partitions.items():
-                wanted = ledger.pending_commit(releasing=releasing) if tp in owned else None
-                if wanted is not None:
-                    pending[tp] = (ledger.epoch, wanted)
+        pending = self._pending(releasing)
         if not pending:
             return True
         offsets = {tp: OffsetAndMetadata(w[0], str(w[1]), -1) for tp, (_, w) in pending.items()}
@@ -300,11 +333,58 @@ class QueueReader(ConsumerRebalanceListener):  # type: ignore[misc]
             # A rebalance or a restarting broker: the next settle commits again.
             log.info("Kafka at %s: commit for %r deferred: %s", self.t.address, self.queue, exc)
             return False
+        self._committed(pending)
+        return True
+
+    def _pending(self, releasing: bool = False) -> dict[TopicPartition, tuple[int, Any]]:
+        """Per owned partition whose commit is behind: (epoch, (offset, handed-out position))."""
+        owned = self.kc.assignment()
+        with self.lock:
+            pending = {}
+            for tp, ledger in self.ledger.partitions.items():
+                wanted = ledger.pending_commit(releasing=releasing) if tp in owned else None
+                if wanted is not None:
+                    pending[tp] = (ledger.epoch, wanted)
+        return pending
+
+    def _committed(self, pending: dict[TopicPartition, tuple[int, Any]]) -> None:
         with self.lock:
             for tp, (epoch, wanted) in pending.items():
                 current = self.ledger.partitions.get(tp)
                 if current is not None and current.epoch == epoch:
                     current.committed = wanted
+
+    def _send_commit(self) -> tuple[dict[TopicPartition, Any], threading.Event, Any] | None:
+        """Start a commit without waiting for it (see :meth:`_finish_commit`); None: nothing to
+        commit, or it could not be sent (the next settle commits again)."""
+        pending = self._pending()
+        if not pending:
+            return None
+        offsets = {tp: OffsetAndMetadata(w[0], str(w[1]), -1) for tp, (_, w) in pending.items()}
+        done = threading.Event()
+        try:
+            future = self.kc.commit_async(offsets)
+        except kerrors.KafkaError as exc:
+            log.info("Kafka at %s: commit for %r deferred: %s", self.t.address, self.queue, exc)
+            return None
+        future.add_both(lambda _: done.set())
+        return pending, done, future
+
+    def _finish_commit(
+        self, pending: dict[TopicPartition, Any], done: threading.Event, future: Any
+    ) -> bool:
+        """Wait (bounded) for a commit :meth:`_send_commit` started (True: landed)."""
+        if not done.wait(_COMMIT_TIMEOUT_MS / 1000):
+            log.info("Kafka at %s: commit for %r not answered yet", self.t.address, self.queue)
+            return False
+        if future.exception is not None:
+            # A rebalance or a restarting broker: the next settle commits again.
+            log.info(
+                "Kafka at %s: commit for %r deferred: %s",
+                self.t.address, self.queue, future.exception,
+            )  # fmt: skip
+            return False
+        self._committed(pending)
         return True
 
     def _maybe_hand_over(self) -> None:
@@ -338,7 +418,7 @@ class KafkaQueueConsumer(Consumer):
         self.readers: dict[str, QueueReader] = {}
         try:
             for queue in dict.fromkeys(queues):
-                self.readers[queue] = QueueReader(transport, queue)
+                self.readers[queue] = QueueReader(transport, queue, prefetch)
         except BaseException:
             self.close()
             raise

@@ -33,6 +33,14 @@ class PartitionLedger:
         if self.position is None or offset >= self.position:
             self.position = offset + 1
 
+    def hand_out_many(self, offsets: list[int]) -> None:
+        """:meth:`hand_out` for a batch of one poll (ascending, as a partition's records are)."""
+        if offsets:
+            self.outstanding.update(offsets)
+            last = offsets[-1] + 1
+            if self.position is None or last > self.position:
+                self.position = last
+
     def safe_offset(self) -> int | None:
         """The offset to commit: the lowest unsettled record, or past everything handed out."""
         if self.outstanding:

@@ -65,6 +65,8 @@ class KafkaTransport(Transport):
     broker's message.max.bytes), ``delay_buffer`` (10000 delayed records kept in memory per
     queue), ``connect_timeout`` (10 s), ``client_id``, ``check_crcs`` (True; install the
     ``crc32c`` package, or kafka-python checks them in pure Python, which bounds consuming).
+    A consumer fetches at most 2 KiB per record of its prefetch from each partition per request
+    (64 KiB to 1 MiB; a larger record still comes whole).
 
     Acks are emulated on offsets: a consumer commits, per partition, up to its lowest unsettled
     record, so a crash redelivers every unsettled record and possibly settled ones above it.

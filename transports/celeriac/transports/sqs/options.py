@@ -7,13 +7,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-import boto3
-from botocore.config import Config
-
 from ..errors import TransportError
 from ..registry import redact_url
+from .clients import default_region
 
-__all__ = ["Settings", "make_client", "parse_settings"]
+__all__ = ["Settings", "parse_settings"]
 
 _LOCAL_HOSTS = frozenset(("localhost", "127.0.0.1", "::1"))
 _TRUE = frozenset(("1", "true", "yes", "on"))
@@ -26,7 +24,7 @@ _AWS_HOST = re.compile(
 class Settings:
     """Everything the transport needs to know, read from the URL and the options."""
 
-    #: ``None``: boto3's own endpoint for the region (real AWS).
+    #: ``None``: botocore's own endpoint for the region (real AWS).
     endpoint_url: str | None
     #: ``host:port`` for messages, or ``"AWS SQS (<region>)"``.
     address: str
@@ -177,38 +175,5 @@ def _region_of(host: str | None) -> str | None:
 
 
 def _default_region() -> str:
-    # boto3 reads AWS_REGION / AWS_DEFAULT_REGION and ~/.aws/config.
-    return boto3.session.Session().region_name or "us-east-1"
-
-
-def make_client(
-    settings: Settings,
-    *,
-    retries: int = 4,
-    long_polls: bool = True,
-    session: boto3.session.Session | None = None,
-) -> Any:
-    """A boto3 SQS client (thread-safe; one per transport, shared with its threads).
-
-    With ``session`` (an assumed role's), its credentials sign every call, not the URL's.
-
-    Without ``long_polls`` every answer is due at once, so a read that hangs (a connection cut
-    without a reset) is given up after a few seconds instead of the long-poll allowance.
-    """
-    config = Config(
-        region_name=settings.region,
-        connect_timeout=settings.connect_timeout,
-        # A long poll holds the request open for up to wait_time_seconds.
-        read_timeout=settings.wait_time_seconds + 10 if long_polls else settings.connect_timeout,
-        retries={"max_attempts": retries, "mode": "standard"},
-        max_pool_connections=20,
-    )
-    if session is not None:
-        return session.client("sqs", endpoint_url=settings.endpoint_url, config=config)
-    return boto3.session.Session().client(
-        "sqs",
-        endpoint_url=settings.endpoint_url,
-        aws_access_key_id=settings.access_key,
-        aws_secret_access_key=settings.secret_key,
-        config=config,
-    )
+    # botocore reads AWS_REGION / AWS_DEFAULT_REGION and ~/.aws/config.
+    return default_region() or "us-east-1"

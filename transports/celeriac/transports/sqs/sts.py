@@ -4,11 +4,14 @@ Kombu's SQS transport takes them, renewed by botocore before they expire."""
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import boto3
-import botocore.session
 from botocore.credentials import CredentialProvider, RefreshableCredentials
+
+from . import clients
+
+if TYPE_CHECKING:
+    import botocore.session
 
 __all__ = ["AssumedRole"]
 
@@ -45,12 +48,15 @@ class AssumedRole:
     ) -> None:
         self.role_arn = role_arn
         self.duration = duration
-        # The caller's own credentials (the URL's, else boto3's usual chain) assume the role;
-        # the STS endpoint is boto3's (AWS_ENDPOINT_URL_STS or the config file may point it
+        # The caller's own credentials (the URL's, else botocore's usual chain) assume the role;
+        # the STS endpoint is botocore's (AWS_ENDPOINT_URL_STS or the config file may point it
         # elsewhere).
-        self._sts = boto3.session.Session(
-            aws_access_key_id=access_key, aws_secret_access_key=secret_key, region_name=region
-        ).client("sts")
+        self._sts = clients.client(
+            "sts",
+            region_name=region,
+            aws_access_key_id=access_key,
+            aws_secret_access_key=secret_key,
+        )
         self._lock = threading.Lock()
         #: AssumeRole calls made so far.
         self.calls = 0
@@ -78,10 +84,10 @@ class AssumedRole:
             "expiry_time": got["Expiration"].isoformat(),
         }
 
-    def _session(self, region: str) -> boto3.session.Session:
-        core = botocore.session.Session()
-        core.get_component("credential_provider").insert_before("env", _Provider(self))
-        return boto3.session.Session(botocore_session=core, region_name=region)
+    def _session(self, region: str) -> botocore.session.Session:
+        session = clients.role_session(_Provider(self))
+        session.set_config_variable("region", region)
+        return session
 
     def close(self) -> None:
         self._sts.close()

@@ -19,9 +19,10 @@ from ..errors import BrokerUnavailable, TransportError
 from ..registry import redact_url
 from . import attributes as attrs
 from .broadcast import Broadcaster, SQSSubscription
+from .clients import make_client
 from .consumer import SQSConsumer
 from .errors import CONNECTION_ERRORS, is_missing_queue
-from .options import Settings, make_client, parse_settings
+from .options import Settings, parse_settings
 from .queues import QueueDirectory, SqsQueue
 from .sts import AssumedRole
 
