@@ -293,6 +293,38 @@ def test_hard_time_limit_fails_the_task_and_frees_the_worker(
         stop_worker(w)
 
 
+def test_a_thread_abandoned_past_its_hard_limit_is_replaced(
+    app: App, tasks: dict[str, Any]
+) -> None:
+    """With one thread, a task that never returns from its hard limit leaves the pool a
+    thread short: another takes its place, and stopping the worker does not wait for it."""
+    from celeriac.exceptions import TimeLimitExceeded
+
+    release = threading.Event()
+
+    @app.task(time_limit=0.3)
+    def stuck() -> None:
+        while not release.is_set():  # a loop that swallows the interrupt, as C code would
+            try:
+                time.sleep(0.01)
+            except BaseException:
+                continue
+
+    w = run_worker(app, concurrency=1)
+    try:
+        for _ in range(2):  # each abandons the thread that serves it
+            with pytest.raises(TimeLimitExceeded):
+                stuck.delay().get(timeout=10)
+            assert tasks["add"].delay(1, 2).get(timeout=10) == 3
+        stopping = threading.Thread(target=stop_worker, args=(w,))
+        stopping.start()
+        stopping.join(20)
+        assert not stopping.is_alive(), "the worker waited for its abandoned threads"
+    finally:
+        release.set()
+        stop_worker(w)
+
+
 def test_revoke_with_terminate_stops_a_running_task(app: App, ledger: Ledger) -> None:
     from celeriac.exceptions import TaskRevokedError
 

@@ -62,6 +62,9 @@ class ThreadPool:
         self.executor: ThreadPoolExecutor | None = None
         self._jobs: queue.SimpleQueue[tuple[Job, Done] | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
+        #: Threads left to a task past its hard limit: they serve no more jobs once it returns
+        #: (if ever), and another thread takes their place.
+        self._abandoned: set[threading.Thread] = set()
         # Threads never retire: a shrink holds jobs at the slots, a grow raises the bound.
         self._max_threads = concurrency
         #: By task name: did its last call take less than QUICK (see ``run_here``)?
@@ -71,7 +74,7 @@ class ThreadPool:
 
     def submit(self, job: Job, on_done: Done) -> None:
         # Called from the loop's thread only: threads start as jobs come, up to the bound.
-        if len(self._threads) < self._max_threads:
+        if len(self._threads) - len(self._abandoned) < self._max_threads:
             self._start_thread()
         self._jobs.put((job, on_done))
 
@@ -108,12 +111,18 @@ class ThreadPool:
 
     def _serve(self) -> None:
         """One thread of the pool: run jobs until close() sends None."""
+        me = threading.current_thread()
         while (item := self._jobs.get()) is not None:
             try:
                 self.run(*item)
             except BaseException:  # a limit's exception landing after the task: the executor
                 # swallowed these in its Future; the thread serves on.
                 log.exception("%s: a task thread caught an error after its task", self.hostname)
+            if me in self._abandoned:  # its place was taken while it ran past its hard limit
+                with self._slots:
+                    self._threads.remove(me)
+                    self._abandoned.discard(me)
+                return
 
     def run(self, job: Job, on_done: Done) -> None:
         """Run one job on this thread, under its time limits."""
@@ -140,6 +149,9 @@ class ThreadPool:
                 job.name,
                 job.id,
             )
+            if not self.inline:
+                with self._slots:
+                    self._abandoned.add(thread)
             error = TimeLimitExceeded(f"hard time limit ({hard}s) exceeded")
             try:
                 store_failure(self.app, job.message, error)
@@ -149,6 +161,7 @@ class ThreadPool:
             trace = "".join(traceback.format_exception(error))  # for task-failed, as Celery's
             on_done(job, Outcome("ack", "time-limit", "FAILURE", trace))
 
+        thread = threading.current_thread()
         running = Running(job.id, threading.get_ident(), hard_limit_passed)
         self.running[job.id] = running
         try:
@@ -186,7 +199,7 @@ class ThreadPool:
             self._slots.notify_all()
         # Jobs already queued wait for a thread: start the new ones now, not at the next submit.
         if self._threads:
-            while len(self._threads) < self._max_threads:
+            while len(self._threads) - len(self._abandoned) < self._max_threads:
                 self._start_thread()
 
     def restart(self) -> None:
@@ -194,9 +207,12 @@ class ThreadPool:
 
     def close(self) -> None:
         self.watchdog.stop()
-        for _ in self._threads:  # after the jobs already queued, as the executor's shutdown
+        with self._slots:
+            # A thread still running a task past its hard limit may never return: not waited.
+            live = [t for t in self._threads if t not in self._abandoned]
+        for _ in live:  # after the jobs already queued, as the executor's shutdown
             self._jobs.put(None)
-        for thread in self._threads:
+        for thread in live:
             thread.join()
         if self.executor is not None:
             self.executor.shutdown(wait=True, cancel_futures=False)
