@@ -308,6 +308,17 @@ log = logging.getLogger("celeriac.config")
 _warned: set[str] = set()
 _warned_lock = threading.Lock()
 
+
+def setting_or(settings: Settings, name: str, default: Any = None) -> Any:
+    """``getattr(settings, name, default)`` without raising and catching an ``AttributeError``
+    for a name that is no setting: a task's options are read so on every call it runs."""
+    if name in _FIELD_NAMES:
+        return getattr(settings, name)
+    if name in CELERY_DEFAULTS:
+        return settings.not_applicable.get(name, CELERY_DEFAULTS[name])
+    return default
+
+
 # Celery's pre-4.0 upper-case names, for configuration modules people already have.
 _OLD_NAMES = {
     "BROKER_URL": "broker_url",

@@ -15,6 +15,7 @@ from celeriac.protocol.results import ResultRecord
 from .aio.tasks import AsyncTaskMixin
 from .bounds import check_count, check_delay, check_task_options
 from .canvas import Signature
+from .config import setting_or
 from .exceptions import Ignore, MaxRetriesExceededError, Retry
 
 if TYPE_CHECKING:
@@ -182,7 +183,7 @@ class Task(AsyncTaskMixin[P, R], Generic[P, R]):
             return (_retried(self.options.get("autoretry_for") or (), self.options),)
         if key in self.options:
             return self.options[key]
-        return getattr(self.app.conf, f"task_{key}", default)
+        return setting_or(self.app.conf, f"task_{key}", default)
 
     @property
     def is_async(self) -> bool:

@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from celeriac import App
-from celeriac.config import ConfigError, Settings, settings_from
+from celeriac.config import ConfigError, Settings, setting_or, settings_from
 
 
 def test_defaults_need_no_server_and_ack_late() -> None:
@@ -104,3 +104,35 @@ def test_the_settings_repr_shows_no_password() -> None:
     shown = repr(settings)
     assert "secret" not in shown
     assert "amqp://u:***@h1;amqp://u:***@h2" in shown
+
+
+def test_setting_or_reads_as_getattr_does_and_unknown_names_still_raise() -> None:
+    s = settings_from({"task_acks_late": False, "task_acks_on_failure_or_timeout": False})
+    for name in ("task_acks_late", "task_acks_on_failure_or_timeout", "task_annotations"):
+        assert setting_or(s, name, "default") == getattr(s, name)
+    assert setting_or(s, "task_autoretry_for", "default") == "default"
+    with pytest.raises(AttributeError, match="no setting 'task_autoretry_for'"):
+        _ = s.task_autoretry_for
+
+
+def test_task_options_that_are_no_setting_are_read_without_an_exception(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Task.option runs several times a task: a name that is no setting (autoretry_for) must
+    # not go through Settings.__getattr__, which raises (and builds) an AttributeError.
+    app = App("opt", broker="memory://")
+
+    @app.task(retry_kwargs={"max_retries": 2})
+    def job() -> None: ...
+
+    probed: list[str] = []
+
+    def recording(self: Settings, name: str) -> object:
+        probed.append(name)
+        raise AttributeError(name)
+
+    monkeypatch.setattr(Settings, "__getattr__", recording)
+    assert job.option("autoretry_for", ()) == ()
+    assert job.option("retry_kwargs") == {"max_retries": 2}
+    assert job.option("acks_late") is True
+    assert probed == []
