@@ -106,3 +106,28 @@ def test_celery_client_message_read_by_our_transport(broker: str) -> None:
         assert msg.headers.root_id == sent["id"] and msg.headers.lang == "py"
     finally:
         transport.close()
+
+
+def test_celery_client_large_message_read_by_our_transport(broker: str) -> None:
+    # 100,000 characters (a command-line argument holds at most 128 KiB): past the sizes where
+    # our JSON decoder walks instead of scanning and the RabbitMQ consumer reads large; the big
+    # integer must come back exact from Kombu's JSON.
+    queue = unique("celeriac-read-large")
+    args = ["x" * 100_000, 2**100]
+    transport = open_transport(broker)
+    try:
+        transport.declare_queue(QueueSpec(queue))
+        sent = _celery_client(broker, queue, "interop.add", args, "send")
+        with transport.consumer([queue], prefetch=1) as consumer:
+            got = []
+            for _ in range(20):
+                got = consumer.fetch(1, timeout=1.0)
+                if got:
+                    break
+            assert got and got[0].message is not None, "nothing arrived from Celery"
+            msg = decode_task(got[0].message)
+            consumer.ack(got)
+        assert (msg.id, msg.args) == (sent["id"], tuple(args))
+        assert type(msg.args[1]) is int
+    finally:
+        transport.close()

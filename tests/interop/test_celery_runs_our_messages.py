@@ -194,6 +194,7 @@ _WHEN = datetime(2031, 2, 3, 4, 5, 6, 789000, tzinfo=timezone(timedelta(hours=2)
 _TAGGED_ARGS = [_WHEN, Decimal("-3.14159265358979323846"), UUID(int=7, version=4),
                 b"\x00\xffbin", 2**100, "héllo 世界 🥕"]  # fmt: skip
 _CALLBACK_ID = "00000000-0000-4000-8000-0000000000cb"
+_LARGE_ARGS = ["x" * (1 << 20), 2**100, _WHEN]
 
 
 def _echo_of(args: list[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -220,6 +221,12 @@ MESSAGES: dict[str, tuple[Callable[[str], TaskMessage], Callable[[TaskMessage], 
             eta=datetime.now(UTC) - timedelta(seconds=1),
         ),
         lambda m: [(m.id, _echo_of(_TAGGED_ARGS, {"when": _WHEN}))],
+    ),
+    # A 1 MiB argument beside a big integer and a tagged value: the body past the sizes where
+    # our JSON decoder walks instead of scanning, base64 by pybase64 on Redis.
+    "large_args": (
+        lambda queue: new_task_message("interop.echo", args=_LARGE_ARGS, kwargs={}),
+        lambda m: [(m.id, _echo_of(_LARGE_ARGS, {}))],
     ),
     # A link callback in embed: Celery calls it with the parent's result, on the given queue.
     "link_callback": (

@@ -99,3 +99,53 @@ def test_yaml_alias_bombs_are_refused() -> None:
     lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 8)}]" for i in range(1, 20)]
     with pytest.raises(LimitExceeded, match="aliases"):
         loads("\n".join(lines).encode(), "application/x-yaml", accept=SAFE_CONTENT_TYPES)
+
+
+# Bodies from 4 KiB on are decoded first and walked; what the walk finds sends them to the
+# byte scans. Each case pads the body past that size with a long string.
+_PAD = "x" * 8192
+
+
+@pytest.mark.parametrize("n", [2**64, -(2**63) - 1, 10**40])
+def test_big_integers_in_large_bodies_stay_exact(n: int) -> None:
+    data = dumps([_PAD, {"n": [n]}])[0]
+    read = loads(data, "application/json")[1]["n"][0]
+    assert type(read) is int and read == n
+
+
+def test_floats_and_long_digit_strings_in_large_bodies() -> None:
+    value = [_PAD, "1" * 40, 0.5, 2**63 - 1]
+    data = dumps(value)[0]
+    assert loads(data, "application/json") == value
+
+
+def test_tagged_values_in_large_bodies_are_read() -> None:
+    value = [_PAD, {"when": datetime(2020, 1, 2, 3, 4, 5, tzinfo=UTC), "d": Decimal("1.10")}]
+    data = dumps(value)[0]
+    assert loads(data, "application/json") == value
+
+
+def test_depth_limit_applies_to_large_bodies() -> None:
+    nested: object = "leaf"
+    for _ in range(30):
+        nested = [nested]
+    data = dumps([_PAD, nested])[0]
+    with pytest.raises(LimitExceeded):
+        loads(data, "application/json", limits=Limits(max_depth=20))
+    assert loads(data, "application/json", limits=Limits(max_depth=40)) == [_PAD, nested]
+
+
+def test_large_bodies_of_many_items_are_read_past_the_walk_budget() -> None:
+    # More items than the walk may visit: the byte scans decide, and still find the tag.
+    value = [list(range(5000)), {"u": uuid.UUID(int=7)}, _PAD]
+    data = dumps(value)[0]
+    assert loads(data, "application/json") == value
+
+
+def test_item_limit_is_counted_before_decoding() -> None:
+    data = dumps([[0] * 50, "s"])[0]
+    with pytest.raises(LimitExceeded, match="values"):
+        loads(data, "application/json", limits=Limits(max_items=20))
+    # Commas inside strings are not values.
+    text = dumps(["," * 100])[0]
+    assert loads(text, "application/json", limits=Limits(max_items=20)) == ["," * 100]

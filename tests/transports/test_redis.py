@@ -180,6 +180,39 @@ def test_no_queue_of_a_consumer_is_preferred(make: Any) -> None:
     assert seen.count(first) == 3 and seen.count(second) == 3
 
 
+def test_fetches_of_large_envelopes_are_bounded_by_bytes(make: Any) -> None:
+    """Past a few MiB a fetch script costs Redis more per MiB: after a fetch of large
+    envelopes the next takes about 4 MiB of them, and small ones bring full batches back."""
+    transport = make()
+    queue = unique("large")
+    big = encode_task(new_task_message("redis.task", ("x" * (1 << 20),)))
+    transport.publish_many(queue, [big] * 12)
+    with transport.consumer([queue], prefetch=100) as consumer:
+        first = consumer.fetch(2, timeout=5)
+        assert len(first) == 2
+        consumer.ack(first)
+        second = consumer.fetch(10, timeout=5)
+        assert 1 <= len(second) <= 4  # envelopes of ~1.4 MB (base64), 4 MiB a fetch
+        consumer.ack(second)
+        rest = drain_consumer(consumer, 12 - len(first) - len(second))
+        assert len(rest) == 12 - len(first) - len(second)
+        transport.publish_many(queue, [wire(n) for n in range(20)])
+        small = drain_consumer(consumer, 20)
+        assert sorted(number(d) for d in small) == list(range(20))
+        transport.publish_many(queue, [wire(n) for n in range(20)])
+        assert len(consumer.fetch(20, timeout=5)) == 20
+
+
+def drain_consumer(consumer: Any, count: int, timeout: float = 15) -> list[Delivery]:
+    got: list[Delivery] = []
+    deadline = time.monotonic() + timeout
+    while len(got) < count and time.monotonic() < deadline:
+        batch = consumer.fetch(count - len(got), timeout=0.2)
+        consumer.ack(batch)
+        got += batch
+    return got
+
+
 # -- liveness and restores ------------------------------------------------------------------------
 def _kill_holding_consumer(url: str, queue: str, count: int) -> None:
     """Run consumer_proc.py (visibility_timeout=2) until it holds ``count``, then SIGKILL it."""

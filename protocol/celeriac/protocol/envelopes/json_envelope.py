@@ -6,14 +6,13 @@ rows all carry this same object, so Celery's virtual transports and ours read ea
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from .. import base64_codec
 from ..errors import ContentDisallowed, DecodeError, LimitExceeded, ValidationError
 from ..ids import new_id
 from ..limits import DEFAULT_LIMITS, Limits
@@ -47,7 +46,7 @@ def pack_wire(
 ) -> bytes:
     """Put a wire message in the JSON envelope; return the envelope's UTF-8 bytes."""
     if body_encoding == "base64":
-        body: str = base64.b64encode(wire.body).decode("ascii")
+        body: str = base64_codec.encode(wire.body)
     elif body_encoding in ("utf-8", "utf8"):
         body = wire.body.decode("utf-8")
     else:
@@ -120,8 +119,8 @@ def unpack_wire(
     encoding = properties.get("body_encoding")
     if encoding == "base64":
         try:
-            raw = base64.b64decode(body, validate=True)
-        except (binascii.Error, ValueError) as exc:
+            raw = base64_codec.decode(body)
+        except ValueError as exc:
             raise DecodeError("envelope.body", f"invalid base64: {exc}") from None
     elif encoding is None or (isinstance(encoding, str) and encoding.lower() in ("utf-8", "utf8")):
         # Kombu compares the encoding lowered (virtual/base.py decode_body): UTF-8 is utf-8.

@@ -8,8 +8,6 @@ broadcast subscriber queues. Pure functions only: the transport does the I/O.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import math
 import re
@@ -17,6 +15,7 @@ import string
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from .. import base64_codec
 from ..errors import DecodeError, ValidationError
 from ..limits import DEFAULT_LIMITS, Limits
 from ..message import TaskMessage
@@ -119,7 +118,7 @@ def pack_wire(
         routing_key=routing_key if routing_key is not None else queue,
         delivery_tag=delivery_tag,
     )
-    return base64.b64encode(data).decode("ascii")
+    return base64_codec.encode(data)
 
 
 def check_size(body: str, attributes_size: int = 0, limit: int = MAX_BODY_BYTES) -> None:
@@ -161,8 +160,8 @@ def body_bytes(body: str | bytes) -> bytes:
     if data.lstrip().startswith(b"{"):
         return data
     try:
-        return base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError) as exc:
+        return base64_codec.decode(data)
+    except ValueError as exc:
         raise DecodeError("body", f"neither a JSON envelope nor base64: {exc}") from None
 
 

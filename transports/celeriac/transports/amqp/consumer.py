@@ -30,6 +30,12 @@ log = logging.getLogger("celeriac.transports.amqp")
 _EPOCHS = itertools.count(1)
 #: Seconds between attempts to consume again from a queue the broker cancelled us on.
 _RECONSUME_PAUSE = 0.5
+#: pika reads the socket 4 KiB at a time and appends each read to its frame buffer, so a
+#: 128 KiB frame is copied ~32 times over while it arrives. Once bodies this large come in, the
+#: connection reads this much at a time (back to pika's 4 KiB with small ones: each frame
+#: decoded also copies the rest of the buffer, which costs small frames in large reads).
+_LARGE_BODY = 64 << 10
+_LARGE_READ = 256 << 10
 
 # Headers RabbitMQ adds when a message passes a dead-letter exchange (our delay queues);
 # they are the broker's bookkeeping, not the producer's headers.
@@ -123,6 +129,7 @@ class AmqpConsumer(Consumer):
         self.ch = self.t.connection().channel()
         self.ch.add_on_cancel_callback(self._on_cancel)
         self.ch.basic_qos(prefetch_count=self.prefetch)
+        self._large_reads = False  # a new connection reads as pika does
         for queue in self.queues:
             self.consumers[self.ch.basic_consume(queue, self._on_message)] = queue
 
@@ -149,9 +156,21 @@ class AmqpConsumer(Consumer):
             self.cancelled.discard(queue)
             log.warning("consuming %r again on %s", queue, self.t.node)
 
+    def _read_size(self, large: bool) -> None:
+        self._large_reads = large
+        io = getattr(getattr(self.t.connection(), "_impl", None), "_transport", None)
+        if io is None:  # pika's internals moved: keep its reads as they are
+            return
+        if large:
+            io._MAX_RECV_BYTES = _LARGE_READ
+        else:
+            vars(io).pop("_MAX_RECV_BYTES", None)
+
     def _on_message(self, ch: Any, method: Any, props: pika.BasicProperties, body: bytes) -> None:
         queue = method.routing_key or ""
         tag = (self.epoch, method.delivery_tag)
+        if (len(body) >= _LARGE_BODY) is not self._large_reads:
+            self._read_size(not self._large_reads)
         try:
             wire = amqp_envelope.unpack_wire(body, _decode_bytes(_props_dict(props)))
             delivery = Delivery(queue, wire, tag, bool(method.redelivered), raw=body)
