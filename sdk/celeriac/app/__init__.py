@@ -630,6 +630,8 @@ class App(AsyncAppMixin):
         if queue:
             return queue
         routers = self.conf.task_routes
+        if not routers and (routers is None or type(routers) in (dict, list, tuple)):
+            return self.conf.task_default_queue  # no routes (the default): nothing to try
         for router in [routers] if isinstance(routers, Mapping) else list(routers or ()):
             target = _apply_router(router, name, args, kwargs or {}, options or {}, self)
             if target:
