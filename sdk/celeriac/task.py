@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import inspect
+import math
 import random
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -127,9 +128,30 @@ def _class_options(cls: type) -> dict[str, Any]:
 _request: contextvars.ContextVar[Context] = contextvars.ContextVar("celeriac_request")
 
 
+def _positional_range(signature: inspect.Signature) -> tuple[float, float]:
+    """How many positional arguments alone bind to ``signature``: ``(least, most)``, or an
+    empty range when a keyword-only parameter without a default makes keywords necessary."""
+    least, most = 0, 0.0
+    for p in signature.parameters.values():
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+            most += 1
+            least += p.default is p.empty
+        elif p.kind is p.VAR_POSITIONAL:
+            most = math.inf
+        elif p.kind is p.KEYWORD_ONLY and p.default is p.empty:
+            return (1.0, 0.0)
+    return (float(least), most)
+
+
 def current_request() -> Context:
     """The request of the task running in this thread or asyncio task."""
-    return _request.get(Context())
+    running = _request.get(None)
+    return Context() if running is None else running
+
+
+def running_request() -> Context | None:
+    """The request of the task running here, or None outside a task (no empty one built)."""
+    return _request.get(None)
 
 
 class Task(AsyncTaskMixin[P, R], Generic[P, R]):
@@ -298,6 +320,12 @@ class Task(AsyncTaskMixin[P, R], Generic[P, R]):
                 self.__dict__["_signature"] = None
         signature: inspect.Signature | None = self.__dict__["_signature"]
         if signature is not None:
+            if not kwargs:  # the common delay(*args): a count in range binds, no bind() needed
+                fits = self.__dict__.get("_positional_range") or _positional_range(signature)
+                self.__dict__["_positional_range"] = fits
+                n = len(args) + (1 if self.bind else 0)
+                if fits[0] <= n <= fits[1]:
+                    return
             bound = (self, *args) if self.bind else tuple(args)
             try:
                 signature.bind(*bound, **kwargs)

@@ -37,7 +37,7 @@ from ..control import Control
 from ..exceptions import AlreadyRegistered, ImproperlyConfigured, NotRegistered
 from ..result import AsyncResult, GroupResult
 from ..signals import Signal
-from ..task import Task, current_request
+from ..task import Task, current_request, running_request
 from ..task_types import BoundTaskDecorator, TaskDecorator
 from .fifo import FIFO_OPTIONS, fifo_properties
 from .producers import Producer, ProducerPool
@@ -630,6 +630,8 @@ class App(AsyncAppMixin):
         if queue:
             return queue
         routers = self.conf.task_routes
+        if not routers and (routers is None or type(routers) in (dict, list, tuple)):
+            return self.conf.task_default_queue  # no routes (the default): nothing to try
         for router in [routers] if isinstance(routers, Mapping) else list(routers or ()):
             target = _apply_router(router, name, args, kwargs or {}, options or {}, self)
             if target:
@@ -689,13 +691,13 @@ class App(AsyncAppMixin):
         **options: Any,
     ) -> AsyncResult[Any]:
         """Send a call of task ``name`` (registered here or not) and return its AsyncResult."""
-        unknown = set(options) - _SEND_OPTIONS
-        if unknown:
+        if not _SEND_OPTIONS.issuperset(options):
+            unknown = set(options) - _SEND_OPTIONS
             raise TypeError(f"unknown option(s) for {name}: {sorted(unknown)}")
         if self.conf.task_always_eager and name in self.tasks:
             return self.tasks[name].apply(args, kwargs, **options)
         eta, expires, limits, retries = _checked_call_options(name, options)
-        parent = current_request()
+        parent = running_request()
         message = new_task_message(
             name,
             tuple(args),
@@ -710,8 +712,8 @@ class App(AsyncAppMixin):
             shadow=options.get("shadow"),
             group=options.get("group_id"),
             group_index=options.get("group_index"),
-            root_id=options.get("root_id") or (parent.root_id or parent.id),
-            parent_id=options.get("parent_id") or parent.id,
+            root_id=options.get("root_id") or (parent.root_id or parent.id if parent else None),
+            parent_id=options.get("parent_id") or (parent.id if parent else None),
             ignore_result=bool(options.get("ignore_result", self.conf.task_ignore_result)),
             reply_to=options.get("reply_to") or self._reply_to(),
             # The producer's node name, as Celery's client writes it (``anon_nodename``).
@@ -788,7 +790,7 @@ class App(AsyncAppMixin):
                 ),
             )
         result: AsyncResult[Any] = AsyncResult(message.id, self)
-        if options.get("add_to_parent", True):
+        if parent is not None and options.get("add_to_parent", True):
             self._add_to_parent(result)
         return result
 
@@ -995,11 +997,19 @@ def _sigs(value: Any) -> Sequence[Mapping[str, Any]] | None:
     return [value] if isinstance(value, Mapping) else list(value)
 
 
+#: The call options ``_checked_call_options`` reads.
+_CHECKED_OPTIONS = frozenset(
+    ("countdown", "eta", "expires", "time_limit", "soft_time_limit", "retries")
+)
+
+
 def _checked_call_options(
     name: str, options: Mapping[str, Any]
 ) -> tuple[datetime | None, datetime | None, tuple[float | None, float | None], int]:
     """A call's ETA, expiry, ``(time_limit, soft_time_limit)`` and retries, each checked against
     the ranges the worker enforces (``celeriac.bounds``), naming the option that is out."""
+    if options.keys().isdisjoint(_CHECKED_OPTIONS):  # the plain delay(): nothing to check
+        return None, None, (None, None), 0
     what = f"{name}: "
     countdown = options.get("countdown")
     if countdown is not None:

@@ -63,16 +63,32 @@ def _encode_value(pieces: list[bytes], value: Any) -> int:
     return result
 
 
+#: Encoded table keys (a length byte and the name) by key: Celery's header names repeat in
+#: every message. Bounded, so tables with ever-new keys do not grow it without end.
+_keys: dict[Any, bytes] = {}
+_KEYS_KEPT = 4096
+
+
+def _encode_key(key: Any) -> bytes:
+    name: bytes = key.encode() if type(key) is str else key  # pika takes bytes keys too
+    if len(name) > 255:
+        raise pika.exceptions.ShortStringTooLong(name)
+    encoded = bytes((len(name),)) + name
+    if len(_keys) < _KEYS_KEPT and type(key) in (str, bytes):
+        _keys[key] = encoded
+    return encoded
+
+
 def _encode_table(pieces: list[bytes], table: dict[Any, Any] | None) -> int:
     at = len(pieces)
     pieces.append(b"")  # the table's size, once known
     size = 0
     for key, value in (table or {}).items():
-        name: bytes = key.encode() if type(key) is str else key  # pika takes bytes keys too
-        if len(name) > 255:
-            raise pika.exceptions.ShortStringTooLong(name)
-        pieces.append(bytes((len(name),)) + name)
-        size += 1 + len(name) + _encode_value(pieces, value)
+        encoded = _keys.get(key)
+        if encoded is None:
+            encoded = _encode_key(key)
+        pieces.append(encoded)
+        size += len(encoded) + _encode_value(pieces, value)
     pieces[at] = _length(size)
     return size + 4
 
