@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from celeriac import App
-from celeriac.protocol import decode_task
-from celeriac.transports import QueueSpec, open_transport
+from celeriac.protocol import TaskMessage, decode_task
+from celeriac.transports import QueueSpec, Transport, open_transport
 from celeriac.worker import run_worker, stop_worker
 from interop import celery_env
 from tests.brokers import AMQP_URL, REDIS_URL, require, unique
@@ -87,21 +87,27 @@ def test_celeriac_client_celery_worker(broker: str, app: App) -> None:
         assert result.state == "SUCCESS"
 
 
+def _take_one(transport: Transport, queue: str) -> TaskMessage:
+    """The one message Celery's client sent to ``queue``, decoded and acked (20 s at most)."""
+    with transport.consumer([queue], prefetch=1) as consumer:
+        got = []
+        for _ in range(20):
+            got = consumer.fetch(1, timeout=1.0)
+            if got:
+                break
+        assert got and got[0].message is not None, "nothing arrived from Celery"
+        msg = decode_task(got[0].message)
+        consumer.ack(got)
+    return msg
+
+
 def test_celery_client_message_read_by_our_transport(broker: str) -> None:
     queue = unique("celeriac-read")
     transport = open_transport(broker)
     try:
         transport.declare_queue(QueueSpec(queue))
         sent = _celery_client(broker, queue, "interop.add", [7, 8], "send")
-        with transport.consumer([queue], prefetch=1) as consumer:
-            got = []
-            for _ in range(20):
-                got = consumer.fetch(1, timeout=1.0)
-                if got:
-                    break
-            assert got and got[0].message is not None, "nothing arrived from Celery"
-            msg = decode_task(got[0].message)
-            consumer.ack(got)
+        msg = _take_one(transport, queue)
         assert (msg.task, msg.id, msg.args) == ("interop.add", sent["id"], (7, 8))
         assert msg.headers.root_id == sent["id"] and msg.headers.lang == "py"
     finally:
@@ -118,15 +124,7 @@ def test_celery_client_large_message_read_by_our_transport(broker: str) -> None:
     try:
         transport.declare_queue(QueueSpec(queue))
         sent = _celery_client(broker, queue, "interop.add", args, "send")
-        with transport.consumer([queue], prefetch=1) as consumer:
-            got = []
-            for _ in range(20):
-                got = consumer.fetch(1, timeout=1.0)
-                if got:
-                    break
-            assert got and got[0].message is not None, "nothing arrived from Celery"
-            msg = decode_task(got[0].message)
-            consumer.ack(got)
+        msg = _take_one(transport, queue)
         assert (msg.id, msg.args) == (sent["id"], tuple(args))
         assert type(msg.args[1]) is int
     finally:

@@ -268,6 +268,21 @@ def test_soft_time_limit_raises_inside_the_task(app: App, ledger: Ledger) -> Non
     assert ledger.runs["cleaned up"] == 1
 
 
+def _stuck_task(app: App, release: threading.Event) -> Any:
+    """A task with a 0.3 s hard limit that swallows the limit's exception until ``release``,
+    as C code would."""
+
+    @app.task(time_limit=0.3)
+    def stuck() -> None:
+        while not release.is_set():
+            try:
+                time.sleep(0.01)
+            except BaseException:
+                continue
+
+    return stuck
+
+
 def test_hard_time_limit_fails_the_task_and_frees_the_worker(
     app: App, tasks: dict[str, Any]
 ) -> None:
@@ -275,13 +290,7 @@ def test_hard_time_limit_fails_the_task_and_frees_the_worker(
 
     release = threading.Event()
 
-    @app.task(time_limit=0.3)
-    def stuck() -> None:
-        while not release.is_set():  # a loop that swallows the interrupt, as C code would
-            try:
-                time.sleep(0.01)
-            except BaseException:
-                continue
+    stuck = _stuck_task(app, release)
 
     w = run_worker(app, concurrency=2)
     try:
@@ -302,13 +311,7 @@ def test_a_thread_abandoned_past_its_hard_limit_is_replaced(
 
     release = threading.Event()
 
-    @app.task(time_limit=0.3)
-    def stuck() -> None:
-        while not release.is_set():  # a loop that swallows the interrupt, as C code would
-            try:
-                time.sleep(0.01)
-            except BaseException:
-                continue
+    stuck = _stuck_task(app, release)
 
     w = run_worker(app, concurrency=1)
     try:
