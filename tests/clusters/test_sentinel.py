@@ -33,6 +33,24 @@ def replica_in_sync() -> None:
     assert redis.Redis(port=MASTER_PORT).execute_command("WAIT", 1, 5000) == 1
 
 
+def failover() -> None:
+    """``SENTINEL FAILOVER``, once the sentinel has found a replica it can promote: a topology
+    just started is refused (NOGOODSLAVE) until the sentinel's first look at the master lists
+    the replica and the replica's link to the master is up."""
+
+    def promotable() -> bool:
+        for replica in SENTINEL.sentinel_slaves("celeriac"):
+            flags = set(str(replica.get("flags", "")).split(","))
+            if not flags & {"s_down", "o_down", "disconnected"} and replica.get(
+                "master-link-status"
+            ) in ("ok", b"ok"):
+                return True
+        return False
+
+    eventually(promotable, 30, "a replica the sentinel can promote", interval=0.1)
+    SENTINEL.execute_command("SENTINEL", "FAILOVER", "celeriac")
+
+
 def demoted(port: int) -> bool:
     """Whether the server on ``port`` has become a replica."""
     return redis.Redis(port=port).info("replication")["role"] == "slave"
@@ -71,7 +89,7 @@ def test_demoting_the_master(sentinel_cluster: str, tmp_path: Path) -> None:
     def fault(queue: str) -> float:
         assert master_port() == MASTER_PORT
         replica_in_sync()
-        SENTINEL.execute_command("SENTINEL", "FAILOVER", "celeriac")
+        failover()
         return wait_for_new_master()
 
     drain_with_fault(tmp_path, figures, sentinel_cluster, sentinel_cluster, OPTIONS, fault)
@@ -87,7 +105,7 @@ def test_the_sentinel_result_backend_follows_a_failover(sentinel_cluster: str) -
     backend.store(ResultRecord(before, "SUCCESS", result=1))
     # Replication is asynchronous: wait until the replica has the record before the failover.
     assert backend.client.execute_command("WAIT", 1, 5000) == 1  # type: ignore[attr-defined]
-    SENTINEL.execute_command("SENTINEL", "FAILOVER", "celeriac")
+    failover()
     wait_for_new_master()
     # Until the old master is told to follow the new one, it still takes writes that the
     # resync then drops (Sentinel's window, for every client): wait it out.
