@@ -92,6 +92,16 @@ bodies = st.one_of(
     values.map(lambda v: json.dumps(v).encode()),
     st.binary(max_size=64),
     st.integers(min_value=1, max_value=2_000).map(nested),
+    # Past 4 KiB the JSON decoder walks the decoded body instead of scanning its bytes: the
+    # same hostile values (tagged objects, floats, big numbers) and deep nesting behind a long
+    # string.
+    st.tuples(st.lists(values, max_size=4), st.integers(min_value=4_096, max_value=9_000)).map(
+        lambda t: json.dumps([["x" * t[1], *t[0]], {}, {}]).encode()
+    ),
+    st.tuples(
+        st.integers(min_value=4_096, max_value=9_000),
+        st.integers(min_value=1, max_value=3_000),
+    ).map(lambda t: b'[["' + b"x" * t[0] + b'",' + nested(t[1]) + b"],{},{}]"),
     # Bodies that expand: many tiny items, a few bytes each.
     st.integers(min_value=1_000, max_value=1_300_000).map(
         lambda n: b"[[" + b",".join([b"{}"] * n) + b"],{},{}]"

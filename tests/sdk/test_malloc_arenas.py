@@ -18,7 +18,10 @@ def _run(env: dict[str, str]) -> str:
     return proc.stdout.strip()
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux"),
+    reason="malloc arenas are glibc's (mallopt); other platforms have none to cap",
+)
 def test_arenas_are_capped_on_glibc() -> None:
     env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
     assert _run(env) == "True"

@@ -63,8 +63,16 @@ def _arrive(path: str, name: str) -> Path:
     return mark
 
 
+#: A held task gives up after this long, so a test that fails before releasing it cannot
+#: leave a worker busy forever (each test releases its tasks within seconds).
+HOLD_AT_MOST = 60.0
+
+
 def _until_released(path: str) -> None:
-    while not (Path(path) / "release").exists():
+    """Block a task body until the test creates ``release`` (another process may run it, so
+    a file, not an Event), for HOLD_AT_MOST seconds at most."""
+    release, deadline = Path(path) / "release", time.monotonic() + HOLD_AT_MOST
+    while not release.exists() and time.monotonic() < deadline:
         time.sleep(0.02)
 
 
@@ -79,7 +87,8 @@ def _hold(path: str) -> str:
 async def _hold_async(path: str) -> str:
     """:func:`_hold` as a coroutine."""
     mark = _arrive(path, f"a-{uuid.uuid4().hex}")
-    while not (Path(path) / "release").exists():
+    release, deadline = Path(path) / "release", time.monotonic() + HOLD_AT_MOST
+    while not release.exists() and time.monotonic() < deadline:
         await asyncio.sleep(0.02)
     mark.unlink()
     return "done"
