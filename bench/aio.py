@@ -8,10 +8,12 @@ stall of a bystander process (a loop with nothing to do) over the same time, whi
 machine's load alone causes.
 
     python -m bench.aio [--only redis,amqp] [--count 1000] [--runs 3] [--out bench]
-                        [--client-nice -5] [--gc-freeze]
+                        [--client-nice -5] [--gc-freeze] [--client-rt 10]
 
 ``--client-nice`` runs every system's client (and its bystander) at that nice value;
-``--gc-freeze`` has every client call ``gc.freeze()`` once warmed up.
+``--gc-freeze`` has every client call ``gc.freeze()`` once warmed up; ``--client-rt`` gives
+every system's client (and its bystander) that ``SCHED_FIFO`` priority (root only), which
+takes the machine's share out of the stall: what is left is the client's own.
 
 Writes aio_results.json and AIO.md into ``--out``.
 """
@@ -70,12 +72,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", default=str(Path(__file__).resolve().parent))
     p.add_argument("--client-nice", type=int, default=None)
     p.add_argument("--gc-freeze", action="store_true")
+    p.add_argument("--client-rt", type=int, default=None, metavar="PRIORITY")
     args = p.parse_args(argv)
     # Read by every system's client (bench.peers.stall.client_settings).
     if args.client_nice is not None:
         os.environ["BENCH_CLIENT_NICE"] = str(args.client_nice)
     if args.gc_freeze:
         os.environ["BENCH_GC_FREEZE"] = "1"
+    if args.client_rt is not None:
+        os.environ["BENCH_CLIENT_RT"] = str(args.client_rt)
     systems: list[System] = [Celeriac(), Taskiq()]
     rows: list[dict[str, Any]] = []
     started = time.monotonic()
