@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import atexit
 import dataclasses
-import fnmatch
 import importlib
 import importlib.util
 import logging
 import os
-import re
 import socket
 import sys
 import threading
@@ -17,11 +14,11 @@ import time
 import uuid
 import weakref
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, overload
 
 from celeriac.backends import ResultBackend, open_backend
-from celeriac.protocol import TaskMessage, ValidationError, encode_task, new_task_message
+from celeriac.protocol import ValidationError, encode_task, new_task_message
 from celeriac.protocol.signing import sign
 from celeriac.protocol.wire import mark_broker_delayed
 from celeriac.transports import QueueSpec, Transport, open_transport, resolve
@@ -30,17 +27,27 @@ from celeriac.transports.registry import redact_url
 
 from .. import signals
 from ..aio.app import AsyncAppMixin
-from ..bounds import check_count, check_delay, check_retry_policy, check_seconds, check_when
+from ..bounds import check_retry_policy
 from ..builtins import register_builtins
-from ..config import ConfigError, Settings, environment, namespaced, settings_from
+from ..config import Settings, environment, namespaced, settings_from
 from ..control import Control
-from ..exceptions import AlreadyRegistered, ImproperlyConfigured, NotRegistered
+from ..exceptions import AlreadyRegistered, ImproperlyConfigured
 from ..result import AsyncResult, GroupResult
 from ..signals import Signal
 from ..task import Task, current_request, running_request
 from ..task_types import BoundTaskDecorator, TaskDecorator
 from .fifo import FIFO_OPTIONS, fifo_properties
+from .loading import _django_app_names, _import_object, _load_task_cls
 from .producers import Producer, ProducerPool
+from .registry import TaskRegistry
+from .sending import (
+    _apply_router,
+    _argument_path,
+    _before_publish,
+    _checked_call_options,
+    _flush_at_exit,
+    _sigs,
+)
 
 if TYPE_CHECKING:
     from ..canvas import Signature
@@ -176,33 +183,6 @@ class _SharedTask:
 
     def __repr__(self) -> str:
         return repr(self._task())
-
-
-class TaskRegistry(dict[str, Task[Any, Any]]):
-    """An app's tasks by name (Celery's ``TaskRegistry``): a dict whose missing names raise
-    ``NotRegistered`` (a KeyError)."""
-
-    def __missing__(self, name: str) -> Task[Any, Any]:
-        raise NotRegistered(name)
-
-    def register(self, task: Task[Any, Any]) -> None:
-        """Add a task object under its name."""
-        self[task.name] = task
-
-    def unregister(self, name: str | Task[Any, Any]) -> None:
-        """Remove a task, by name or itself; NotRegistered if it is not here."""
-        key = name if isinstance(name, str) else name.name
-        if key not in self:
-            raise NotRegistered(key)
-        del self[key]
-
-    def regular(self) -> dict[str, Task[Any, Any]]:
-        """Every task (Celeriac has no separate periodic task type)."""
-        return dict(self)
-
-    def periodic(self) -> dict[str, Task[Any, Any]]:
-        """None: periodic calls are beat entries, not a kind of task."""
-        return {}
 
 
 class App(AsyncAppMixin):
@@ -854,128 +834,6 @@ _BROKEN = (BrokerUnavailable, ConnectionError)
 Celery = App
 
 
-_WINDOWED: weakref.WeakSet[Transport] = weakref.WeakSet()
-
-
-def _flush_at_exit(transport: Transport) -> None:
-    """Publishes a windowed producer has not seen acknowledged are waited for at exit."""
-    if not _WINDOWED:
-        atexit.register(_flush_windowed)
-    _WINDOWED.add(transport)
-
-
-def _flush_windowed() -> None:
-    for transport in list(_WINDOWED):
-        try:
-            transport.close()  # waits for every thread's unacknowledged publishes first
-        except Exception as exc:
-            logging.getLogger("celeriac").error(
-                "at exit, tasks sent through %s were not all acknowledged by the broker: %s",
-                type(transport).__name__,
-                exc,
-            )
-
-
-def _apply_router(
-    router: Any,
-    name: str,
-    args: Sequence[Any],
-    kwargs: Mapping[str, Any],
-    options: Mapping[str, Any],
-    app: App,
-) -> str | None:
-    """The queue one of ``task_routes``' routers gives ``name``, if any."""
-    if isinstance(router, str):
-        router = _import_object(router)  # "module:function", as Celery allows
-    if callable(router):
-        target = router(name, args, kwargs, options, task=app._tasks.get(name))
-    elif isinstance(router, Mapping) or _pairs(router):
-        target = None
-        # A mapping, or a list of (pattern, route) pairs: Celery's way to keep them in order.
-        for pattern, value in router.items() if isinstance(router, Mapping) else router:
-            if isinstance(pattern, re.Pattern):
-                matched = pattern.match(name) is not None
-            else:
-                matched = fnmatch.fnmatchcase(name, str(pattern))
-            if matched:
-                target = value
-                break
-    else:
-        raise ConfigError(f"task_routes: {router!r} is not a mapping or a router function")
-    if target is None or isinstance(target, str):
-        return target
-    if isinstance(target, Mapping):
-        queue = target.get("queue") or target.get("routing_key")
-        return None if queue is None else str(getattr(queue, "name", queue))
-    raise ConfigError(f"task_routes: route {target!r} for {name} is not a queue name or a dict")
-
-
-def _pairs(value: Any) -> bool:
-    return isinstance(value, list | tuple) and all(
-        isinstance(item, list | tuple) and len(item) == 2 for item in value
-    )
-
-
-def _before_publish(message: TaskMessage, queue: str) -> TaskMessage:
-    """Send ``before_task_publish`` as Celery does; headers its receivers add (tracing ids,
-    say) go out with the message."""
-    headers = message.headers.to_wire()
-    given = dict(headers)
-    signals.before_task_publish.send(
-        sender=message.task,
-        body=(list(message.args), dict(message.kwargs), message.embed.to_wire()),
-        exchange="",
-        routing_key=queue,
-        headers=headers,
-        properties=message.properties.to_wire(),
-        declare=[],
-        retry_policy=None,
-    )
-    added = {k: v for k, v in headers.items() if k not in given}
-    if not added:
-        return message
-    extra = {**message.headers.extra, **added}
-    return message.replace(headers=dataclasses.replace(message.headers, extra=extra))
-
-
-def _import_object(path: str) -> Any:
-    """``module``, ``module:attr`` or ``module.attr``: the module, else its attribute (the
-    way Celery resolves ``config_from_object`` names)."""
-    if ":" not in path:
-        try:
-            return importlib.import_module(path)
-        except ImportError:
-            module_name, _, attr = path.rpartition(".")
-            if not module_name:
-                raise
-    else:
-        module_name, _, attr = path.partition(":")
-    module = importlib.import_module(module_name)
-    try:
-        return getattr(module, attr)
-    except AttributeError:
-        raise ImportError(f"module {module_name!r} has no attribute {attr!r}") from None
-
-
-def _load_task_cls(task_cls: type[Task[Any, Any]] | str) -> type[Task[Any, Any]]:
-    found = _import_object(task_cls) if isinstance(task_cls, str) else task_cls
-    if not (isinstance(found, type) and issubclass(found, Task)):
-        raise TypeError(f"task_cls={task_cls!r} is not a subclass of celeriac.Task")
-    return found
-
-
-def _django_app_names() -> list[str]:
-    """Django's installed apps, for ``autodiscover_tasks()`` without packages."""
-    try:
-        from django.apps import apps
-    except ImportError:
-        raise ImproperlyConfigured(
-            "autodiscover_tasks() without packages lists Django's installed apps, and Django "
-            "is not installed; pass the packages"
-        ) from None
-    return [config.name for config in apps.get_app_configs()]
-
-
 def _after_fork_in_child() -> None:
     """Send each live app's ``on_after_fork`` in a forked child (one hook for every app)."""
     for app in list(_apps):
@@ -989,48 +847,3 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 def _origin(fn: Callable[..., Any]) -> str:
     """Where a function is defined, to tell a re-registration from a clash of two functions."""
     return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
-
-
-def _sigs(value: Any) -> Sequence[Mapping[str, Any]] | None:
-    if value is None:
-        return None
-    return [value] if isinstance(value, Mapping) else list(value)
-
-
-#: The call options ``_checked_call_options`` reads.
-_CHECKED_OPTIONS = frozenset(
-    ("countdown", "eta", "expires", "time_limit", "soft_time_limit", "retries")
-)
-
-
-def _checked_call_options(
-    name: str, options: Mapping[str, Any]
-) -> tuple[datetime | None, datetime | None, tuple[float | None, float | None], int]:
-    """A call's ETA, expiry, ``(time_limit, soft_time_limit)`` and retries, each checked against
-    the ranges the worker enforces (``celeriac.bounds``), naming the option that is out."""
-    if options.keys().isdisjoint(_CHECKED_OPTIONS):  # the plain delay(): nothing to check
-        return None, None, (None, None), 0
-    what = f"{name}: "
-    countdown = options.get("countdown")
-    if countdown is not None:
-        eta: datetime | None = datetime.now(UTC) + timedelta(
-            seconds=check_delay(countdown, what + "countdown")
-        )
-    else:
-        eta = check_when(options.get("eta"), what + "eta")
-    expires = check_when(options.get("expires"), what + "expires", relative=True)
-    limits = (
-        check_seconds(options.get("time_limit"), what + "time_limit"),
-        check_seconds(options.get("soft_time_limit"), what + "soft_time_limit"),
-    )
-    retries = check_count(options.get("retries", 0), what + "retries") or 0
-    return eta, expires, limits, retries
-
-
-def _argument_path(path: str) -> str:
-    """``body[0][1]`` -> ``args[1]``, ``body[1].x`` -> ``kwargs.x``: the user's own names."""
-    if path.startswith("body[0]"):
-        return "args" + path[len("body[0]") :]
-    if path.startswith("body[1]"):
-        return "kwargs" + path[len("body[1]") :]
-    return path
