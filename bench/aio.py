@@ -9,11 +9,15 @@ machine's load alone causes.
 
     python -m bench.aio [--only redis,amqp] [--count 1000] [--runs 3] [--out bench]
                         [--client-nice -5] [--gc-freeze] [--client-rt 10]
+                        [--switch-interval 0.001]
 
 ``--client-nice`` runs every system's client (and its bystander) at that nice value;
 ``--gc-freeze`` has every client call ``gc.freeze()`` once warmed up; ``--client-rt`` gives
 every system's client (and its bystander) that ``SCHED_FIFO`` priority (root only), which
-takes the machine's share out of the stall: what is left is the client's own.
+takes the machine's share out of the stall: what is left is the client's own;
+``--switch-interval`` sets every client's ``sys.setswitchinterval`` (how long a thread that
+wants the GIL waits before the holder is asked to let it go: 5 ms by default, so a loop
+sharing its process with a busy I/O thread can wait that long).
 
 Writes aio_results.json and AIO.md into ``--out``.
 """
@@ -73,6 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--client-nice", type=int, default=None)
     p.add_argument("--gc-freeze", action="store_true")
     p.add_argument("--client-rt", type=int, default=None, metavar="PRIORITY")
+    p.add_argument("--switch-interval", type=float, default=None, metavar="SECONDS")
     args = p.parse_args(argv)
     # Read by every system's client (bench.peers.stall.client_settings).
     if args.client_nice is not None:
@@ -81,6 +86,8 @@ def main(argv: list[str] | None = None) -> None:
         os.environ["BENCH_GC_FREEZE"] = "1"
     if args.client_rt is not None:
         os.environ["BENCH_CLIENT_RT"] = str(args.client_rt)
+    if args.switch_interval is not None:
+        os.environ["BENCH_SWITCH_INTERVAL"] = str(args.switch_interval)
     systems: list[System] = [Celeriac(), Taskiq()]
     rows: list[dict[str, Any]] = []
     started = time.monotonic()

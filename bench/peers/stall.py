@@ -168,8 +168,8 @@ def client_settings() -> None:
     """The benchmark's client-process settings, the same for every system: ``BENCH_CLIENT_NICE``
     (the client's nice value), ``BENCH_CLIENT_RT`` (a real-time ``SCHED_FIFO`` priority for
     every thread of the client, so that the workers and brokers sharing its cores wait for it
-    instead) and ``BENCH_GC_FREEZE=1`` (start-up objects left out of every later garbage
-    collection, called once warmed up)."""
+    instead), ``BENCH_SWITCH_INTERVAL`` (``sys.setswitchinterval``) and ``BENCH_GC_FREEZE=1``
+    (start-up objects left out of every later garbage collection, called once warmed up)."""
     nice = os.environ.get("BENCH_CLIENT_NICE")
     if nice:
         os.setpriority(os.PRIO_PROCESS, 0, int(nice))
@@ -179,6 +179,9 @@ def client_settings() -> None:
         param = os.sched_param(int(realtime))
         for tid in os.listdir("/proc/self/task"):
             os.sched_setscheduler(int(tid), os.SCHED_FIFO, param)
+    switch = os.environ.get("BENCH_SWITCH_INTERVAL")
+    if switch:
+        sys.setswitchinterval(float(switch))
     if os.environ.get("BENCH_GC_FREEZE") == "1":
         gc.collect()
         gc.freeze()

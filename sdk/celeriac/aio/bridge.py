@@ -56,7 +56,7 @@ _Outcome = tuple["asyncio.Future[Any]", Any, BaseException | None]
 
 #: Callers resumed per turn of the loop: a thousand resumed in one turn would hold the loop
 #: for as long as all their next steps take (tens of ms).
-SETTLE_CHUNK = 64
+SETTLE_CHUNK = 32
 
 
 def _settle(outcomes: list[_Outcome], start: int = 0) -> None:
