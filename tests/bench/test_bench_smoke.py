@@ -89,3 +89,41 @@ def test_report_shows_each_system_in_the_new_figures() -> None:
     # results.json of earlier runs: Celeriac's scaling alone, at the top level
     results["brokers"]["redis"]["scaling"] = {"processes=1": 5000.0}
     assert "| processes = 1 | 5,000/s | - |" in report.markdown(results, "results.png")
+
+
+def test_issue23_targets_compare_each_figure_with_the_peers_of_the_same_run() -> None:
+    """Each of issue 23's targets is a row that holds or not by the figures given; a peer that
+    failed is left out, and a broker whose figures are malformed says so instead of raising."""
+    from bench import issue23
+
+    def system(publish: float, drain: float, p50: float, p99: float) -> dict:
+        return {"publish": publish, "drain": drain, "p50": p50, "p99": p99,
+                "rss_loaded_per_process": 40 * issue23.MB}  # fmt: skip
+
+    results = {
+        "brokers": {
+            "amqp": {"compare": {"celeriac": system(3000, 9000, 0.0010, 0.0020),
+                                 "celery": system(2500, 2000, 0.0020, 0.0080),
+                                 "dramatiq": system(8000, 4000, 0.0010, 0.0010),
+                                 "taskiq": {"error": "RuntimeError: boom"}},
+                     "scaling": {"celeriac": {issue23.MIB: 50.0, issue23.KIB10: 3000.0},
+                                 "dramatiq": {issue23.MIB: 100.0, issue23.KIB10: 1000.0}}},
+            "redis": {"compare": {"celeriac": system(6000, 20000, 0.0009, 0.0020),
+                                  "celery": system(2000, 1000, 0.0020, 0.0050)},
+                      "ceiling": {"practical_drain": 100000.0}},
+            "sqs": {"compare": {"celeriac": {"rss_loaded_per_process": "40 MB"}}},
+        },
+        "transports": {"kafka": {"consume": 7000.0, "raw_consume": 10000.0}},
+    }  # fmt: skip
+    rows = {name: (measured, ok) for name, measured, _, ok in issue23.targets(results)}
+    assert rows["RabbitMQ: default delay() loop >= Celery's default"][1] is True
+    assert rows["RabbitMQ: default delay() loop >= 50% of Dramatiq's"] == ("38% (8,000/s)", False)
+    assert rows["RabbitMQ: round trip p99 within 1.5x of Dramatiq's"][1] is False
+    assert rows["RabbitMQ: drain >= 2x the best peer"][1] is True
+    assert rows["RabbitMQ: 1 MiB drain >= 1x the best peer"][1] is False
+    assert rows["RabbitMQ: 10 KiB drain >= 1.5x the best peer"][1] is True
+    assert rows["Redis: round trip p50 <= 1/2 of Celery's"][1] is True
+    assert rows["Redis: drain >= 25% of the practical Python ceiling"][1] is False
+    assert rows["Kafka: consume >= 60% of the bare kafka-python loop"][1] is True
+    assert not any("Taskiq" in measured for measured, _ in rows.values())
+    assert "not computed" in rows["sqs: issue 23 targets"][0]
