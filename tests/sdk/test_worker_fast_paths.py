@@ -9,10 +9,13 @@ from dataclasses import fields
 from datetime import UTC, datetime
 
 from celeriac import App
-from celeriac.protocol import decode_task, encode_task, new_task_message
+from celeriac.protocol import WireMessage, decode_task, encode_task, new_task_message
 from celeriac.task import Context
-from celeriac.transports import Delivery
+from celeriac.transports import Delivery, QueueSpec, open_transport
+from celeriac.worker.boundary import DELIVERY_COUNT_HEADER
+from celeriac.worker.core import Worker
 from celeriac.worker.job import Job, Outcome
+from celeriac.worker.policy import Admission, Step
 from celeriac.worker.task_context import context_for
 from celeriac.worker.threads import ThreadPool
 
@@ -160,3 +163,109 @@ def test_a_thread_job_waits_for_a_slot_and_frees_it() -> None:
     finally:
         gate.set()
         pool.close()
+
+
+def _admitted(worker: Worker, delivery: Delivery) -> tuple[Job, float, Outcome | None] | None:
+    transport = open_transport("memory://fast-admit")
+    consumer = transport.consumer([QUEUE])
+    return worker._admit(Admission(transport, consumer, delivery))
+
+
+QUEUE = "fast-admit"
+
+
+def _worker() -> Worker:
+    app = App("fast-admit", broker="memory://fast-admit")
+
+    @app.task(name="t.plain", acks_late=True)
+    def plain(x: int) -> int:
+        return x
+
+    @app.task(name="t.early", acks_late=False)
+    def early() -> None:
+        return None
+
+    @app.task(name="t.limited", soft_time_limit=5)
+    def limited() -> None:
+        return None
+
+    @app.task(name="t.rated", rate_limit="1000/s")
+    def rated() -> None:
+        return None
+
+    open_transport("memory://fast-admit").declare_queue(QueueSpec(QUEUE))
+    return Worker(app, queues=[QUEUE])
+
+
+def _delivery(name: str, redelivered: bool = False, deliveries: int | None = None,
+              headers: dict[str, object] | None = None, **options: object) -> Delivery:  # fmt: skip
+    wire = encode_task(new_task_message(name, (1,) if name == "t.plain" else (), **options))  # type: ignore[arg-type]
+    if headers:
+        wire = WireMessage(wire.body, wire.content_type, wire.content_encoding,
+                           {**wire.headers, **headers}, wire.properties)  # fmt: skip
+    return Delivery(QUEUE, wire, tag=1, redelivered=redelivered, deliveries=deliveries)
+
+
+def test_a_plain_message_skips_to_the_same_job_the_checks_make() -> None:
+    worker = _worker()
+    for name, late in (("t.plain", True), ("t.early", False)):
+        first = _admitted(worker, _delivery(name))  # the task's first: the full path
+        assert first is not None
+        second = _delivery(name)
+        a = Admission(None, None, second)  # type: ignore[arg-type]
+        assert worker._decoded(a)
+        fast = worker._plain_job(a)
+        assert fast is not None
+        assert (fast.acks_late, fast.soft_limit, fast.hard_limit) == (late, None, None)
+        assert (fast.delivery, fast.task, fast.hostname) == (second, worker.app.tasks[name],
+                                                             worker.hostname)  # fmt: skip
+        # The same message through every check (an admission that is not the worker's own).
+        worker.admission = tuple(worker._own_checks)
+        full = _admitted(worker, second)
+        worker.admission = worker._own_checks
+        assert full is not None
+        job, wait, refused = full
+        assert (wait, refused) == (0.0, None)
+        assert (job.delivery, job.message, job.task, job.acks_late, job.soft_limit,
+                job.hard_limit, job.hostname) == (fast.delivery, fast.message, fast.task,
+                fast.acks_late, fast.soft_limit, fast.hard_limit, fast.hostname)  # fmt: skip
+
+
+def test_what_a_check_can_act_on_takes_the_checks() -> None:
+    worker = _worker()
+    assert _admitted(worker, _delivery("t.plain")) is not None
+    assert _admitted(worker, _delivery("t.rated")) is not None
+    assert _admitted(worker, _delivery("t.limited")) is not None
+    worker.set_time_limits("t.plain", None, 30.0)
+    remote = _delivery("t.plain")
+    worker.time_limits.clear()
+    not_plain = [
+        _delivery("t.plain", eta=datetime(2030, 1, 1, tzinfo=UTC)),
+        _delivery("t.plain", time_limit=10.0),
+        _delivery("t.plain", soft_time_limit=10.0),
+        _delivery("t.plain", redelivered=True),
+        _delivery("t.plain", deliveries=worker.max_deliveries + 1),
+        _delivery("t.plain", headers={DELIVERY_COUNT_HEADER: 1}),
+        _delivery("t.rated"),  # has a bucket
+        _delivery("t.limited"),  # the task's own soft limit
+        _delivery("t.unknown"),
+    ]
+    for delivery in not_plain:
+        a = Admission(None, None, delivery)  # type: ignore[arg-type]
+        assert worker._decoded(a)
+        assert worker._plain_job(a) is None, delivery
+    worker.set_time_limits("t.plain", None, 30.0)
+    a = Admission(None, None, remote)  # type: ignore[arg-type]
+    assert worker._decoded(a)
+    assert worker._plain_job(a) is None
+    # And through _admit the checks do act: the remote limit reaches the job.
+    admitted = _admitted(worker, remote)
+    assert admitted is not None and admitted[0].hard_limit == 30.0
+    # A worker with events on, or a step, never takes the short path.
+    worker.time_limits.clear()
+    assert worker._plain
+    worker.send_events = True
+    assert not worker._plain
+    worker.send_events = False
+    worker.steps.append(Step())
+    assert not worker._plain
