@@ -139,7 +139,7 @@ def parse_headers(h: Any, path: str = "headers") -> TaskHeaders:
     stamps = get("stamps")
     if stamps is None:
         stamps = {}
-    elif not isinstance(stamps, Mapping):
+    elif type(stamps) is not dict and not isinstance(stamps, Mapping):
         raise ValidationError(f"{path}.stamps", f"must be a mapping, not {_type_name(stamps)}")
     ignore_result = get("ignore_result", False)
     if ignore_result is not None and not isinstance(ignore_result, bool):

@@ -62,6 +62,9 @@ class ThreadPool:
         # retires threads) and a prefetched job is not announced as started.
         self._slots = threading.Condition()
         self._busy = 0
+        #: Threads waiting at the slots (only after a shrink: there are no more threads than
+        #: slots otherwise).
+        self._slot_waiters = 0
         self.watchdog = Watchdog(SoftTimeLimitExceeded, TimeLimitExceeded)
         self.executor: ThreadPoolExecutor | None = None
         self._jobs: queue.SimpleQueue[tuple[Job, Done] | None] = queue.SimpleQueue()
@@ -136,7 +139,11 @@ class ThreadPool:
         if not self.inline:
             with self._slots:
                 if self._busy >= self.concurrency:
-                    self._slots.wait_for(self._has_slot)
+                    self._slot_waiters += 1
+                    try:
+                        self._slots.wait_for(self._has_slot)
+                    finally:
+                        self._slot_waiters -= 1
                 self._busy += 1
                 held[0] = True
         thread = threading.current_thread()
@@ -174,7 +181,8 @@ class ThreadPool:
                 if held[0]:
                     held[0] = False
                     self._busy -= 1
-                    self._slots.notify()
+                    if self._slot_waiters:  # notify() builds its list of waiters even for none
+                        self._slots.notify()
 
     def _hard_limit_report(
         self, job: Job, on_done: Done, thread: threading.Thread, held: list[bool]
