@@ -1,7 +1,7 @@
 """CPU time a worker spends per no-op task between fetch and settle (issue 23), in this process.
 
     python -m bench.worker_cpu [URL] [--count 20000] [--pool threads] [--concurrency 8]
-                               [--prefetch-multiplier 16] [--profile]
+                               [--prefetch-multiplier 16] [--profile] [--rusage]
 
 ``COUNT`` no-op tasks (``ignore_result``, no backend) are published first; then a worker
 (``run_worker``) drains them, and ``time.process_time()`` (user + system, every thread of
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import pstats
+import resource
 import sys
 import threading
 import time
@@ -34,6 +35,7 @@ def measure(
     concurrency: int = 8,
     multiplier: int = 16,
     profile: bool = False,
+    split: bool = False,
 ) -> tuple[float, float]:
     """(microseconds of CPU per task, tasks per second of wall time) for a drain of ``count``."""
     app = App(
@@ -65,6 +67,7 @@ def measure(
             prof.enable()
 
         threading.setprofile(start_profiler)
+    before = resource.getrusage(resource.RUSAGE_SELF)
     began = time.process_time()
     wall = time.perf_counter()
     worker = core.run_worker(app, pool=pool, concurrency=concurrency)
@@ -72,6 +75,7 @@ def measure(
         time.sleep(0.005)  # a poll of a counter: a few hundred wake-ups in all
     spent = time.process_time() - began
     wall = time.perf_counter() - wall
+    after = resource.getrusage(resource.RUSAGE_SELF)
     threading.setprofile(None)
     core.stop_worker(worker)
     for prof in profilers:
@@ -83,6 +87,13 @@ def measure(
         stats.sort_stats("tottime").print_stats(45)
     producer.purge(QUEUE)
     app.close()
+    if split:
+        print(
+            f"user {(after.ru_utime - before.ru_utime) / count * 1e6:.1f} us, "
+            f"sys {(after.ru_stime - before.ru_stime) / count * 1e6:.1f} us, "
+            f"context switches {(after.ru_nvcsw - before.ru_nvcsw) / count:.2f} voluntary, "
+            f"{(after.ru_nivcsw - before.ru_nivcsw) / count:.2f} involuntary per task"
+        )
     return spent / count * 1e6, count / wall
 
 
@@ -94,6 +105,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--prefetch-multiplier", type=int, default=16)
     p.add_argument("--profile", action="store_true")
+    p.add_argument("--rusage", action="store_true", help="user, sys and context switches")
     args = p.parse_args(argv)
     cpu, rate = measure(
         args.url,
@@ -102,6 +114,7 @@ def main(argv: list[str] | None = None) -> None:
         args.concurrency,
         args.prefetch_multiplier,
         args.profile,
+        args.rusage,
     )
     print(f"{args.url.split(':')[0]} {args.pool}: {cpu:.1f} us CPU/task, {rate:,.0f} tasks/s")
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import uuid
 from dataclasses import fields
 from datetime import UTC, datetime
+from typing import Any
 
 from celeriac import App
 from celeriac.protocol import WireMessage, decode_task, encode_task, new_task_message
@@ -269,3 +271,49 @@ def test_what_a_check_can_act_on_takes_the_checks() -> None:
     worker.send_events = False
     worker.steps.append(Step())
     assert not worker._plain
+
+
+def test_early_acks_of_a_fetched_batch_go_in_one_call_before_the_tasks_run() -> None:
+    name = f"early-{uuid.uuid4().hex}"
+    url = f"memory://{name}"
+    app = App("early", broker=url, task_default_queue=name)
+    acked: set[str] = set()
+    calls: list[int] = []
+    seen: dict[str, bool] = {}
+    all_ran = threading.Event()
+    count = 40
+
+    @app.task(name="t.early", acks_late=False, ignore_result=True)
+    def early(i: int) -> None:
+        # Its own message was acked before it started (at most once, as acks_late=False asks).
+        seen[early.request.id] = early.request.id in acked
+        if len(seen) == count:
+            all_ran.set()
+
+    worker = Worker(app, concurrency=4)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    assert worker.ready.wait(10)
+    real_ack = worker._consumer.ack
+
+    def counting(deliveries: Any) -> None:
+        batch = list(deliveries)
+        calls.append(len(batch))
+        acked.update(d.message.headers["id"] for d in batch)
+        real_ack(batch)
+
+    worker._consumer.ack = counting  # type: ignore[method-assign]
+    sender = open_transport(url)
+    # All at once (one lock of the memory broker): the first fetch takes a full prefetch.
+    sender.publish_many(
+        name, [encode_task(new_task_message("t.early", (i,))) for i in range(count)]
+    )
+    try:
+        assert all_ran.wait(10)
+    finally:
+        worker.stop()
+        thread.join(10)
+    assert len(seen) == count and all(seen.values())
+    assert sum(calls) == count
+    assert max(calls) > 1  # a batch in one call, not one call per message
+    assert sender.queue_length(name) == 0

@@ -480,9 +480,8 @@ class Worker(Checks):
             if len(deliveries) == 1 and in_flight:  # the last task may be done, not settled
                 in_flight -= self._settle(consumer, block=False)
             alone = in_flight == 0 and len(deliveries) == 1
-            for delivery in deliveries:
-                if self._dispatch(transport, consumer, delivery, pool, alone):
-                    in_flight += 1
+            if deliveries:
+                in_flight += self._dispatch(transport, consumer, deliveries, pool, alone)
         consumer = self._consumer
         for _, _, job in self.waiting:  # not started: back to the queue
             self._guarded("requeue", consumer.requeue, job.delivery)
@@ -509,34 +508,45 @@ class Worker(Checks):
         self,
         transport: Transport,
         consumer: Consumer,
-        delivery: Delivery,
+        deliveries: Sequence[Delivery],
         pool: Pool,
         alone: bool = False,
-    ) -> bool:
-        """Start a delivery's task; False when it was settled on the spot.
+    ) -> int:
+        """Admit a fetched batch, ack those acked before they run (in one call), then start
+        them; return how many are now held (the others were settled on the spot).
 
-        The per-message boundary: nothing in the message, the task's settings or the broker's
+        The per-message boundary: nothing in a message, the task's settings or the broker's
         reply to a republish escapes from here; the message is dead-lettered with the reason.
         """
-        try:
-            admitted = self._admit(Admission(transport, consumer, delivery))
-        except Exception as exc:  # anything a message can provoke
-            log.exception("%s: could not dispatch a message on %s", self.hostname, delivery.queue)
-            self._dead_letter(consumer, delivery, f"worker-error: {safe_repr(exc)}")
-            return False
-        if admitted is None:
-            return False
-        job, wait, refused = admitted
-        if refused is not None:  # a user's step decided: settled on the next turn
-            self._done.put((job, refused))
-            return True
-        if not job.acks_late:
-            self._guarded("ack", consumer.ack, [delivery])
-        if wait > 0:
-            heapq.heappush(self.waiting, (time.monotonic() + wait, next(self._seq), job))
-            return True
-        self._start(job, pool, alone)
-        return True
+        held = 0
+        admitted: list[tuple[Job, float]] = []
+        for delivery in deliveries:
+            try:
+                result = self._admit(Admission(transport, consumer, delivery))
+            except Exception as exc:  # anything a message can provoke
+                log.exception(
+                    "%s: could not dispatch a message on %s", self.hostname, delivery.queue
+                )
+                self._dead_letter(consumer, delivery, f"worker-error: {safe_repr(exc)}")
+                continue
+            if result is None:
+                continue
+            held += 1
+            job, wait, refused = result
+            if refused is not None:  # a user's step decided: settled on the next turn
+                self._done.put((job, refused))
+            else:
+                admitted.append((job, wait))
+        # Acked before they run (acks_late=False): one call for the batch, as late acks are.
+        early = [job.delivery for job, _ in admitted if not job.acks_late]
+        if early:
+            self._guarded("ack", consumer.ack, early)
+        for job, wait in admitted:
+            if wait > 0:
+                heapq.heappush(self.waiting, (time.monotonic() + wait, next(self._seq), job))
+            else:
+                self._start(job, pool, alone)
+        return held
 
     def _admit(self, a: Admission) -> tuple[Job, float, Outcome | None] | None:
         """Run the worker's checks, then the users' steps: the job, the seconds its rate limit
