@@ -1,7 +1,7 @@
 """CPU time a worker spends per no-op task between fetch and settle (issue 23), in this process.
 
     python -m bench.worker_cpu [URL] [--count 20000] [--pool threads] [--concurrency 8]
-                               [--prefetch-multiplier 16] [--profile] [--rusage]
+                               [--prefetch-multiplier 16] [--profile] [--rusage] [--events]
 
 ``COUNT`` no-op tasks (``ignore_result``, no backend) are published first; then a worker
 (``run_worker``) drains them, and ``time.process_time()`` (user + system, every thread of
@@ -36,6 +36,7 @@ def measure(
     multiplier: int = 16,
     profile: bool = False,
     split: bool = False,
+    events: bool = False,
 ) -> tuple[float, float]:
     """(microseconds of CPU per task, tasks per second of wall time) for a drain of ``count``."""
     app = App(
@@ -44,6 +45,7 @@ def measure(
         task_default_queue=QUEUE,
         worker_prefetch_multiplier=multiplier,
         worker_hijack_root_logger=False,
+        worker_send_task_events=events,
     )
 
     @app.task(name="bench.worker_cpu.noop", ignore_result=True)
@@ -106,6 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--prefetch-multiplier", type=int, default=16)
     p.add_argument("--profile", action="store_true")
     p.add_argument("--rusage", action="store_true", help="user, sys and context switches")
+    p.add_argument("--events", action="store_true", help="with task events (-E)")
     args = p.parse_args(argv)
     cpu, rate = measure(
         args.url,
@@ -115,6 +118,7 @@ def main(argv: list[str] | None = None) -> None:
         args.prefetch_multiplier,
         args.profile,
         args.rusage,
+        args.events,
     )
     print(f"{args.url.split(':')[0]} {args.pool}: {cpu:.1f} us CPU/task, {rate:,.0f} tasks/s")
 
