@@ -149,8 +149,9 @@ class ThreadPool:
         thread = threading.current_thread()
         # The report of a passed hard limit is made only for a job that has one.
         on_hard_limit = self._hard_limit_report(job, on_done, thread, held) if hard else _never
-        running = Running(job.id, threading.get_ident(), on_hard_limit)
-        self.running[job.id] = running
+        job_id = job.id
+        running = Running(job_id, threading.get_ident(), on_hard_limit)
+        self.running[job_id] = running
         try:
             if self.on_start is not None:
                 self.on_start(job)
@@ -165,7 +166,7 @@ class ThreadPool:
             outcome = Outcome("requeue", f"worker-error: {safe_repr(exc)}")
         finally:
             keep = running.finish()
-            self.running.pop(job.id, None)
+            self.running.pop(job_id, None)
             if keep:
                 self._release(held)
         if keep:
