@@ -126,6 +126,7 @@ class Worker(Checks):
         #: Where tasks run; made by run() (its resources are started there).
         self.pool: Pool | None = None
         self.processed = 0
+        self._pid = os.getpid()
         self._stop = threading.Event()
         self._done: queue_module.SimpleQueue[tuple[Job, Outcome]] = queue_module.SimpleQueue()
         self.ready = threading.Event()
@@ -374,6 +375,7 @@ class Worker(Checks):
 
     def run(self) -> None:
         """Consume until ``stop()``; then settle everything in flight and close."""
+        self._pid = os.getpid()  # where a task that runs in this process runs (read per task)
         transport = self._connect()
         self._transport = transport
         try:
@@ -658,7 +660,7 @@ class Worker(Checks):
         to ``active``, and task-started is sent (never for a revoked one)."""
         info = self.active.get(id(job.delivery))
         if info is not None:
-            info.begin(pid or os.getpid())
+            info.begin(pid or self._pid)
         if (
             self.send_events
             and job.task is not None
