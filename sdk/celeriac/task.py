@@ -207,10 +207,17 @@ class Task(AsyncTaskMixin[P, R], Generic[P, R]):
             return self.options[key]
         return setting_or(self.app.conf, f"task_{key}", default)
 
+    #: (fn, whether it is ``async def``) for the last ``fn`` asked about: the worker asks for
+    #: every call, and inspect's check costs about a microsecond each time.
+    _async_of: tuple[Any, bool] | None = None
+
     @property
     def is_async(self) -> bool:
         """Whether the function is ``async def`` (run on the asyncio pool)."""
-        return inspect.iscoroutinefunction(self.fn)
+        fn, known = self.fn, self._async_of
+        if known is None or known[0] is not fn:
+            known = self._async_of = (fn, inspect.iscoroutinefunction(fn))
+        return known[1]
 
     @property
     def request(self) -> Context:

@@ -139,7 +139,7 @@ def parse_headers(h: Any, path: str = "headers") -> TaskHeaders:
     stamps = get("stamps")
     if stamps is None:
         stamps = {}
-    elif not isinstance(stamps, Mapping):
+    elif type(stamps) is not dict and not isinstance(stamps, Mapping):
         raise ValidationError(f"{path}.stamps", f"must be a mapping, not {_type_name(stamps)}")
     ignore_result = get("ignore_result", False)
     if ignore_result is not None and not isinstance(ignore_result, bool):
@@ -151,28 +151,30 @@ def parse_headers(h: Any, path: str = "headers") -> TaskHeaders:
         extra: dict[str, Any] = {}
     else:
         extra = {k: v for k, v in h.items() if k not in _NOT_EXTRA}
+    # Positional, in the order of TaskHeaders' fields: 21 keyword arguments cost more than
+    # the rest of this function (tests/protocol/test_decode_positional.py pins the order).
     return TaskHeaders(
-        task=task,
-        id=task_id,
-        lang=lang or "py",
-        shadow=shadow,
-        eta=None if eta is None else parse_time(eta, f"{path}.eta"),
-        expires=None if expires is None else parse_time(expires, f"{path}.expires"),
-        group=group,
-        group_index=group_index,
-        retries=retries or 0,
-        time_limit=time_limit,
-        soft_time_limit=soft_time_limit,
-        root_id=root_id,
-        parent_id=parent_id,
-        argsrepr=argsrepr,
-        kwargsrepr=kwargsrepr,
-        origin=origin,
-        ignore_result=ignore_result,
-        replaced_task_nesting=nesting or 0,
-        stamped_headers=None if stamped is None else tuple(stamped),
-        stamps=stamps,
-        extra=extra,
+        task,
+        task_id,
+        lang or "py",
+        shadow,
+        None if eta is None else parse_time(eta, f"{path}.eta"),
+        None if expires is None else parse_time(expires, f"{path}.expires"),
+        group,
+        group_index,
+        retries or 0,
+        time_limit,
+        soft_time_limit,
+        root_id,
+        parent_id,
+        argsrepr,
+        kwargsrepr,
+        origin,
+        ignore_result,
+        nesting or 0,
+        None if stamped is None else tuple(stamped),
+        stamps,
+        extra,
     )
 
 
@@ -184,7 +186,9 @@ def parse_properties(p: Any, path: str = "properties") -> Properties:
         raise ValidationError(path, f"must be a mapping, not {_type_name(p)}")
     get = p.get
     raw = get("priority")
-    priority: int | None = raw if type(raw) is int else _int(p, "priority", path, None)
+    priority: int | None = (
+        raw if raw is None or type(raw) is int else _int(p, "priority", path, None)
+    )
     if priority is not None and not 0 <= priority <= 255:
         raise ValidationError(f"{path}.priority", "must be between 0 and 255")
     raw = get("delivery_mode")
@@ -199,13 +203,8 @@ def parse_properties(p: Any, path: str = "properties") -> Properties:
         extra: dict[str, Any] = {}
     else:
         extra = {k: v for k, v in p.items() if k not in _KNOWN_PROPERTIES}
-    return Properties(
-        correlation_id=correlation_id,
-        reply_to=reply_to,
-        priority=priority,
-        delivery_mode=delivery_mode,
-        extra=extra,
-    )
+    # Positional, in the order of Properties' fields (as TaskHeaders above).
+    return Properties(correlation_id, reply_to, priority, delivery_mode, extra)
 
 
 def _signatures(value: Any, path: str) -> tuple[Mapping[str, Any], ...] | None:

@@ -64,7 +64,12 @@ def decode_body(
 ) -> Any:
     """Decompress and deserialize the body alone, without looking at its shape."""
     body = wire.body
-    method = wire.headers.get("compression") if isinstance(wire.headers, Mapping) else None
+    headers = wire.headers
+    method = (
+        headers.get("compression")
+        if type(headers) is dict or isinstance(headers, Mapping)
+        else None
+    )
     if method is not None:
         if not isinstance(method, str):
             raise ValidationError("headers.compression", "must be a string")
@@ -104,13 +109,14 @@ def decode_task(
 ) -> TaskMessage:
     """Read a task message of protocol v2, or v1 lifted to v2 (SPEC.md §3.2 tells them apart)."""
     headers = wire.headers
-    if not isinstance(headers, Mapping):
+    if type(headers) is not dict and not isinstance(headers, Mapping):
         raise ValidationError("headers", "must be a mapping")
     properties = parse_properties(wire.properties)
     body = decode_body(wire, accept=accept, limits=limits)
     compression = headers.get("compression")
     content_type = serializers.get_serializer(wire.content_type).content_type
-    if is_v1_body(headers, body):
+    # A v2 body is a list: only another shape can be v1.
+    if type(body) is not list and is_v1_body(headers, body):
         lifted = lift_v1(headers, body, properties, content_type, compression)
         _check_arguments(lifted.args, lifted.kwargs, limits)
         return lifted
@@ -120,14 +126,7 @@ def decode_task(
         )
     parsed = parse_headers(headers)
     args, kwargs, embed = parse_body(body)
-    _check_arguments(args, kwargs, limits)
-    return TaskMessage(
-        headers=parsed,
-        args=args,
-        kwargs=kwargs,
-        embed=embed,
-        properties=properties,
-        content_type=content_type,
-        compression=compression,
-        protocol=2,
-    )
+    if len(args) + len(kwargs) > limits.max_arguments:
+        _check_arguments(args, kwargs, limits)
+    # Positional, in the order of TaskMessage's fields (keyword arguments cost more).
+    return TaskMessage(parsed, args, kwargs, embed, properties, content_type, compression, 2)

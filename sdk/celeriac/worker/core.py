@@ -34,9 +34,7 @@ from celeriac.transports import (
 from .. import signals
 from ..events import worker_fields
 from .autoscale import Autoscaler, parse_autoscale
-from .boundary import (
-    safe_repr,
-)
+from .boundary import DELIVERY_COUNT_HEADER, safe_repr
 from .checks import Checks, expired
 from .execute import HOSTNAME, request_for
 from .job import Job, Outcome
@@ -128,6 +126,7 @@ class Worker(Checks):
         #: Where tasks run; made by run() (its resources are started there).
         self.pool: Pool | None = None
         self.processed = 0
+        self._pid = os.getpid()
         self._stop = threading.Event()
         self._done: queue_module.SimpleQueue[tuple[Job, Outcome]] = queue_module.SimpleQueue()
         self.ready = threading.Event()
@@ -165,6 +164,8 @@ class Worker(Checks):
             self._rated,
         )
         self.steps: list[Step] = list(steps)
+        # The checks above as built here: a worker whose admission was replaced runs it whole.
+        self._own_checks = self.admission
 
     # -- what remote control reads and changes ----------------------------------------------------
     def describe(
@@ -374,6 +375,7 @@ class Worker(Checks):
 
     def run(self) -> None:
         """Consume until ``stop()``; then settle everything in flight and close."""
+        self._pid = os.getpid()  # where a task that runs in this process runs (read per task)
         transport = self._connect()
         self._transport = transport
         try:
@@ -480,9 +482,8 @@ class Worker(Checks):
             if len(deliveries) == 1 and in_flight:  # the last task may be done, not settled
                 in_flight -= self._settle(consumer, block=False)
             alone = in_flight == 0 and len(deliveries) == 1
-            for delivery in deliveries:
-                if self._dispatch(transport, consumer, delivery, pool, alone):
-                    in_flight += 1
+            if deliveries:
+                in_flight += self._dispatch(transport, consumer, deliveries, pool, alone)
         consumer = self._consumer
         for _, _, job in self.waiting:  # not started: back to the queue
             self._guarded("requeue", consumer.requeue, job.delivery)
@@ -509,40 +510,60 @@ class Worker(Checks):
         self,
         transport: Transport,
         consumer: Consumer,
-        delivery: Delivery,
+        deliveries: Sequence[Delivery],
         pool: Pool,
         alone: bool = False,
-    ) -> bool:
-        """Start a delivery's task; False when it was settled on the spot.
+    ) -> int:
+        """Admit a fetched batch, ack those acked before they run (in one call), then start
+        them; return how many are now held (the others were settled on the spot).
 
-        The per-message boundary: nothing in the message, the task's settings or the broker's
+        The per-message boundary: nothing in a message, the task's settings or the broker's
         reply to a republish escapes from here; the message is dead-lettered with the reason.
         """
-        try:
-            admitted = self._admit(Admission(transport, consumer, delivery))
-        except Exception as exc:  # anything a message can provoke
-            log.exception("%s: could not dispatch a message on %s", self.hostname, delivery.queue)
-            self._dead_letter(consumer, delivery, f"worker-error: {safe_repr(exc)}")
-            return False
-        if admitted is None:
-            return False
-        job, wait, refused = admitted
-        if refused is not None:  # a user's step decided: settled on the next turn
-            self._done.put((job, refused))
-            return True
-        if not job.acks_late:
-            self._guarded("ack", consumer.ack, [delivery])
-        if wait > 0:
-            heapq.heappush(self.waiting, (time.monotonic() + wait, next(self._seq), job))
-            return True
-        self._start(job, pool, alone)
-        return True
+        held = 0
+        admitted: list[tuple[Job, float]] = []
+        for delivery in deliveries:
+            try:
+                result = self._admit(Admission(transport, consumer, delivery))
+            except Exception as exc:  # anything a message can provoke
+                log.exception(
+                    "%s: could not dispatch a message on %s", self.hostname, delivery.queue
+                )
+                self._dead_letter(consumer, delivery, f"worker-error: {safe_repr(exc)}")
+                continue
+            if result is None:
+                continue
+            held += 1
+            job, wait, refused = result
+            if refused is not None:  # a user's step decided: settled on the next turn
+                self._done.put((job, refused))
+            else:
+                admitted.append((job, wait))
+        # Acked before they run (acks_late=False): one call for the batch, as late acks are.
+        early = [job.delivery for job, _ in admitted if not job.acks_late]
+        if early:
+            self._guarded("ack", consumer.ack, early)
+        for job, wait in admitted:
+            if wait > 0:
+                heapq.heappush(self.waiting, (time.monotonic() + wait, next(self._seq), job))
+            else:
+                self._start(job, pool, alone)
+        return held
 
     def _admit(self, a: Admission) -> tuple[Job, float, Outcome | None] | None:
         """Run the worker's checks, then the users' steps: the job, the seconds its rate limit
         makes it wait, and an outcome when a step settled it; None when a check settled the
         message itself. Settles nothing when it raises."""
-        for check in self.admission:
+        checks = self.admission
+        if checks is self._own_checks and self._plain:
+            # Decoded first, as always; a plain message then skips the checks that cannot fire.
+            if not self._decoded(a):
+                return None
+            job = self._plain_job(a)
+            if job is not None:
+                return job, 0.0, None
+            checks = checks[1:]
+        for check in checks:
             if not check(a):
                 return None
         assert a.message is not None
@@ -561,6 +582,49 @@ class Worker(Checks):
             if outcome is not None:
                 return job, 0.0, outcome
         return job, a.wait, None
+
+    @property
+    def _plain(self) -> bool:
+        """No setting or listener makes every message go through each check: no signatures,
+        no task events, no task_received receiver, no users' steps."""
+        return (
+            self.signing_keys is None
+            and not self.send_events
+            and not self.steps
+            and not signals.task_received
+        )
+
+    def _plain_job(self, a: Admission) -> Job | None:
+        """The job of a decoded message that none of the remaining checks can act on, else
+        None (the checks run). Plain: a first delivery of a known task, no ETA, no time limit
+        (message, task or remote control) and a task known to have no rate limit. Each
+        condition is what makes the matching check a no-op: poison and the recount need a
+        redelivery or a count, ``_limits_read`` a limit, ``_due`` an ETA, ``_rated`` a limit
+        (read by the full path on the task's first message)."""
+        msg, task, delivery = a.message, a.task, a.delivery
+        assert msg is not None and delivery.message is not None
+        h = msg.headers
+        if (
+            task is None
+            or h.eta is not None
+            or h.time_limit is not None
+            or h.soft_time_limit is not None
+            or delivery.redelivered
+            or (delivery.deliveries or 1) > self.max_deliveries
+            or DELIVERY_COUNT_HEADER in delivery.message.headers
+        ):
+            return None
+        name = h.task
+        late, soft, hard = self._options(name, task)
+        if (
+            soft is not None
+            or hard is not None
+            or name in self.time_limits
+            or self.buckets.get(name, False) is not None
+            or self._shared_rates.get(name, False) is not None
+        ):
+            return None
+        return Job(delivery, msg, task, late, None, None, self.hostname)
 
     def _release_waiting(self, pool: Pool) -> None:
         """Start the rate-limited deliveries whose token is due."""
@@ -596,7 +660,7 @@ class Worker(Checks):
         to ``active``, and task-started is sent (never for a revoked one)."""
         info = self.active.get(id(job.delivery))
         if info is not None:
-            info.begin(pid or os.getpid())
+            info.begin(pid or self._pid)
         if (
             self.send_events
             and job.task is not None

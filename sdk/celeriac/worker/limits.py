@@ -22,7 +22,7 @@ def raise_in_thread(thread_id: int, exc_type: type[BaseException]) -> bool:
     return bool(done == 1)
 
 
-@dataclass
+@dataclass(slots=True)
 class Running:
     """A task running on a pool thread: what the watchdog and revocation act on."""
 

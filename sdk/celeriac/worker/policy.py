@@ -6,7 +6,8 @@ settle the message itself (``Worker.admission``): decode (envelope, signature, c
 limits), delivery count (poison), counting a redelivery the broker only flags (the message
 moves to the back of its queue, counted), the task-received event, time limits, ETA (parked at the
 broker until due), rate limit. Revocation and expiry are checked by the pool just before the
-call (``execute.prepare``), so a revoke that arrives while a job waits still counts.
+call (``execute.prepare``), so a revoke that arrives while a job waits still counts. A message
+none of the checks after decode can act on skips them (``Worker._plain_job``).
 """
 
 from __future__ import annotations

@@ -82,7 +82,7 @@ def _settle_success(
     if log.isEnabledFor(logging.INFO):
         log.info("task %s[%s] succeeded", msg.task, msg.id)
     finish(task, msg, SUCCESS, result)
-    return ACK if result is None else Outcome("ack", value=result)
+    return ACK if result is None else Outcome("ack", "", SUCCESS, "", result)
 
 
 def _failure_tail(

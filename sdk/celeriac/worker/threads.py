@@ -33,6 +33,10 @@ log = logging.getLogger("celeriac.worker")
 QUICK = 0.005
 
 
+def _never() -> None:
+    """The hard-limit report of a job without a hard limit: never called."""
+
+
 class ThreadPool:
     """``concurrency`` threads; a task past its hard limit is abandoned and its slot freed.
 
@@ -58,6 +62,9 @@ class ThreadPool:
         # retires threads) and a prefetched job is not announced as started.
         self._slots = threading.Condition()
         self._busy = 0
+        #: Threads waiting at the slots (only after a shrink: there are no more threads than
+        #: slots otherwise).
+        self._slot_waiters = 0
         self.watchdog = Watchdog(SoftTimeLimitExceeded, TimeLimitExceeded)
         self.executor: ThreadPoolExecutor | None = None
         self._jobs: queue.SimpleQueue[tuple[Job, Done] | None] = queue.SimpleQueue()
@@ -127,43 +134,24 @@ class ThreadPool:
     def run(self, job: Job, on_done: Done) -> None:
         """Run one job on this thread, under its time limits."""
         hard = job.hard_limit
+        # [holds a slot]: shared with the hard limit's report, which may free it first.
         held = [False]
-
-        def release() -> None:
-            with self._slots:
-                if held[0]:
-                    held[0] = False
-                    self._busy -= 1
-                    self._slots.notify()
-
         if not self.inline:
             with self._slots:
-                self._slots.wait_for(lambda: self._busy < self.concurrency)
+                if self._busy >= self.concurrency:
+                    self._slot_waiters += 1
+                    try:
+                        self._slots.wait_for(self._has_slot)
+                    finally:
+                        self._slot_waiters -= 1
                 self._busy += 1
                 held[0] = True
-
-        def hard_limit_passed() -> None:
-            log.error(
-                "%s: task %s[%s] passed its hard time limit; its thread is abandoned",
-                self.hostname,
-                job.name,
-                job.id,
-            )
-            if not self.inline:
-                with self._slots:
-                    self._abandoned.add(thread)
-            error = TimeLimitExceeded(f"hard time limit ({hard}s) exceeded")
-            try:
-                store_failure(self.app, job.message, error)
-            except Exception:  # the slot is freed all the same
-                log.exception("%s: time limit failure of %s not stored", self.hostname, job.id)
-            release()
-            trace = "".join(traceback.format_exception(error))  # for task-failed, as Celery's
-            on_done(job, Outcome("ack", "time-limit", "FAILURE", trace))
-
         thread = threading.current_thread()
-        running = Running(job.id, threading.get_ident(), hard_limit_passed)
-        self.running[job.id] = running
+        # The report of a passed hard limit is made only for a job that has one.
+        on_hard_limit = self._hard_limit_report(job, on_done, thread, held) if hard else _never
+        job_id = job.id
+        running = Running(job_id, threading.get_ident(), on_hard_limit)
+        self.running[job_id] = running
         try:
             if self.on_start is not None:
                 self.on_start(job)
@@ -178,11 +166,50 @@ class ThreadPool:
             outcome = Outcome("requeue", f"worker-error: {safe_repr(exc)}")
         finally:
             keep = running.finish()
-            self.running.pop(job.id, None)
+            self.running.pop(job_id, None)
             if keep:
-                release()
+                self._release(held)
         if keep:
             on_done(job, outcome)
+
+    def _has_slot(self) -> bool:
+        return self._busy < self.concurrency
+
+    def _release(self, held: list[bool]) -> None:
+        """Free the slot ``held`` says the job holds (once: the hard limit's report may have)."""
+        if held[0]:
+            with self._slots:
+                if held[0]:
+                    held[0] = False
+                    self._busy -= 1
+                    if self._slot_waiters:  # notify() builds its list of waiters even for none
+                        self._slots.notify()
+
+    def _hard_limit_report(
+        self, job: Job, on_done: Done, thread: threading.Thread, held: list[bool]
+    ) -> Callable[[], None]:
+        """What the watchdog calls when ``job`` passes its hard limit."""
+
+        def hard_limit_passed() -> None:
+            log.error(
+                "%s: task %s[%s] passed its hard time limit; its thread is abandoned",
+                self.hostname,
+                job.name,
+                job.id,
+            )
+            if not self.inline:
+                with self._slots:
+                    self._abandoned.add(thread)
+            error = TimeLimitExceeded(f"hard time limit ({job.hard_limit}s) exceeded")
+            try:
+                store_failure(self.app, job.message, error)
+            except Exception:  # the slot is freed all the same
+                log.exception("%s: time limit failure of %s not stored", self.hostname, job.id)
+            self._release(held)
+            trace = "".join(traceback.format_exception(error))  # for task-failed, as Celery's
+            on_done(job, Outcome("ack", "time-limit", "FAILURE", trace))
+
+        return hard_limit_passed
 
     def terminate(self, job_id: str, signum: int = signal.SIGTERM) -> bool:
         running = self.running.get(job_id)
