@@ -23,7 +23,8 @@ from ..capabilities import Capabilities
 from ..errors import BrokerUnavailable, TransportError
 from ..failover import Failover, split_urls
 from ..registry import redact_url
-from .connection import connect, option_query, with_retries
+from .connection import CONNECTION_ERRORS, connect, option_query, unwritten, with_retries, write
+from .frames import publish_frames
 from .native_delay import ENTRY_EXCHANGE, MAX_DELAY_S, bind_queue, declare_topology
 from .native_delay import routing_key as native_routing_key
 from .options import CLIENT_WINDOW, WINDOW_BYTES, parse_options
@@ -31,6 +32,7 @@ from .options import CLIENT_WINDOW, WINDOW_BYTES, parse_options
 __all__ = ["AmqpTransport", "delay_queue"]
 
 
+_CHANNEL_OPEN = pika.channel.Channel.OPEN
 #: RabbitMQ refuses an ``x-expires`` (a delay queue's is its TTL + 60 s) past this many ms.
 _MAX_EXPIRES_MS = 2**32 - 1
 #: A longer delay is held this long (about 46 days) at a time: a round bucket under the limit.
@@ -411,9 +413,49 @@ class AmqpTransport(Transport):
         self._retry(send)
 
     def _publish_windowed(self, queue: str, message: WireMessage) -> None:
-        """Written and flushed to the socket, its confirm read later (``publish_window``)."""
+        """Written and flushed to the socket, its confirm read later (``publish_window``).
+
+        The common case (the connection open, nothing to send again first, the window not
+        full) writes frames built here (``frames.py``) and returns; pika's channel sees no
+        call, and the delivery tag is counted in ``self.batch`` as for pika's publish.
+        Everything else goes the general way, :meth:`_publish_windowed_slow`."""
         item = (queue, message)
-        written = False
+        batch: _Confirms | None = getattr(self, "batch", None)
+        conn = self.conn
+        if batch is None or conn is None or self._lost:
+            self._publish_windowed_slow(item, written=False)
+            return
+        ch = self.batch_ch._impl
+        impl = ch.connection
+        data = None
+        if ch._state == _CHANNEL_OPEN and impl.is_open:
+            data = publish_frames(
+                ch.channel_number, "", queue, True, message, impl._body_max_length
+            )
+        if data is None:
+            self._publish_windowed_slow(item, written=False)
+            return
+        batch.sent(item)  # from here on, a broken connection sends it again with the rest
+        try:
+            write(impl, data, 3 if message.body else 2)
+        except CONNECTION_ERRORS:
+            pass  # the general way reconnects, and sends it again with the rest
+        else:
+            if not (
+                unwritten(impl)
+                or len(batch.pending) > self.window
+                or batch.bytes > WINDOW_BYTES
+                or batch.refused
+                or batch.returned
+            ):
+                return
+        self._publish_windowed_slow(item, written=True)
+
+    def _publish_windowed_slow(self, item: tuple[str, WireMessage], written: bool) -> None:
+        """Publish ``item`` through pika unless ``written``; write what pika holds, wait for
+        confirms while the window is full, report refusals, reconnect and send again when
+        the connection broke."""
+        queue, message = item
 
         def send() -> None:
             nonlocal written
