@@ -32,6 +32,7 @@ from .options import CLIENT_WINDOW, WINDOW_BYTES, parse_options
 __all__ = ["AmqpTransport", "delay_queue"]
 
 
+#: pika's state of an open channel (the windowed publish checks it as basic_publish does).
 _CHANNEL_OPEN = pika.channel.Channel.OPEN
 #: RabbitMQ refuses an ``x-expires`` (a delay queue's is its TTL + 60 s) past this many ms.
 _MAX_EXPIRES_MS = 2**32 - 1
