@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pika
@@ -61,9 +61,13 @@ def properties(wire: WireMessage) -> pika.BasicProperties:
 class _Confirms:
     """Publisher confirms of one channel, counted here (pika's blocking channel waits for
     each publish's confirm before the next; this lets a whole batch go out first). A windowed
-    publish leaves its message here until confirmed, to be sent again if the connection breaks."""
+    publish leaves its message here until confirmed, to be sent again if the connection breaks.
 
-    def __init__(self) -> None:
+    ``wake`` is called after each confirm, return and the channel's readiness, so that a wait
+    for them (:meth:`AmqpTransport._pump_until`) looks again at once."""
+
+    def __init__(self, wake: Callable[[], None] = lambda: None) -> None:
+        self.wake = wake
         self.ready = False
         self.next_tag = 1
         #: Delivery tag -> the (queue, message) of a windowed publish, None for a batch's.
@@ -78,6 +82,7 @@ class _Confirms:
 
     def on_ready(self, _frame: Any) -> None:
         self.ready = True
+        self.wake()
 
     def sent(self, item: tuple[str, WireMessage] | None = None) -> None:
         self.pending[self.next_tag] = item
@@ -88,6 +93,7 @@ class _Confirms:
     def on_return(self, *_returned: Any) -> None:
         # A mandatory message no queue took: RabbitMQ returns it, then confirms it.
         self.returned += 1
+        self.wake()
 
     def on_confirm(self, frame: Any) -> None:
         method = frame.method
@@ -108,9 +114,19 @@ class _Confirms:
             if nack:
                 self.nacked.add(t)
                 self.refused += item is not None
+        self.wake()
 
     def windowed(self) -> list[tuple[str, WireMessage]]:
         return [item for item in self.pending.values() if item is not None]
+
+
+def _waker(conn: pika.BlockingConnection) -> Callable[[], None]:
+    """What makes ``conn.process_data_events(time_limit=...)`` return once the callback that
+    calls it has run. Confirms are read through the channel's own callbacks, which pika's
+    blocking layer does not see: without this, each wait for them lasted its whole time limit
+    (50 ms), ``app.flush()`` included. A negative channel number asks pika for a return only."""
+    request = conn._request_channel_dispatch
+    return lambda: request(-1)
 
 
 #: Exchanges Celery declares as topic exchanges (its events); every other broadcast is a fanout.
@@ -172,7 +188,7 @@ class AmqpTransport(Transport):
         self.confirm_ch = self.conn.channel()
         self.confirm_ch.confirm_delivery()
         self.batch_ch = self.conn.channel()
-        self.batch = _Confirms()
+        self.batch = _Confirms(wake=_waker(self.conn))
         self.batch_ch._impl.confirm_delivery(
             ack_nack_callback=self.batch.on_confirm, callback=self.batch.on_ready
         )
