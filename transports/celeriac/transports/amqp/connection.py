@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import ssl
 import time
 from collections.abc import Callable, Sequence
@@ -19,9 +20,11 @@ from .options import AmqpOptions
 
 __all__ = [
     "CONNECTION_ERRORS",
+    "coalesce_writes",
     "connect",
     "option_query",
     "parameters",
+    "push",
     "unwritten",
     "with_retries",
     "write",
@@ -181,6 +184,39 @@ def unwritten(impl: Any) -> bool:
     round of its I/O loop writes them, or reports why it cannot."""
     transport = impl._transport
     return transport is None or transport.get_write_buffer_size() > 0
+
+
+def _socket(conn: pika.BlockingConnection) -> Any:
+    transport = getattr(conn._impl, "_transport", None)
+    return getattr(transport, "_sock", None)
+
+
+def coalesce_writes(conn: pika.BlockingConnection, on: bool) -> None:
+    """Let the kernel hold small writes on ``conn`` while earlier bytes are not yet acknowledged
+    by TCP, and send them together (Nagle's algorithm), or write each at once (pika's way).
+
+    A publish loop wrote one TCP segment per message, each waking RabbitMQ (on the same cores
+    here) to read ~600 bytes: ~25 us of the client's CPU and ~40 us of RabbitMQ's per message.
+    Held writes go out with the next acknowledgement (RabbitMQ's, or one of its confirms), and
+    :func:`push` sends them before anything waits for the broker."""
+    sock = _socket(conn)
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0 if on else 1)
+        except OSError:  # the socket is gone: the next operation reconnects
+            pass
+
+
+def push(conn: pika.BlockingConnection) -> None:
+    """Send at once what :func:`coalesce_writes` let the kernel hold (turning TCP_NODELAY on
+    flushes it), and go on coalescing."""
+    sock = _socket(conn)
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0)
+        except OSError:
+            pass
 
 
 def with_retries(

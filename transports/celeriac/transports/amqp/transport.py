@@ -23,7 +23,16 @@ from ..capabilities import Capabilities
 from ..errors import BrokerUnavailable, TransportError
 from ..failover import Failover, split_urls
 from ..registry import redact_url
-from .connection import CONNECTION_ERRORS, connect, option_query, unwritten, with_retries, write
+from .connection import (
+    CONNECTION_ERRORS,
+    coalesce_writes,
+    connect,
+    option_query,
+    push,
+    unwritten,
+    with_retries,
+    write,
+)
 from .frames import publish_frames
 from .native_delay import ENTRY_EXCHANGE, MAX_DELAY_S, bind_queue, declare_topology
 from .native_delay import routing_key as native_routing_key
@@ -171,6 +180,8 @@ class AmqpTransport(Transport):
         self.specs: dict[str, QueueSpec] = {}
         #: Windowed messages a broken connection left unconfirmed: published again first.
         self._lost: list[tuple[str, WireMessage]] = []
+        #: A consumer or a subscription reads on this connection: its writes (acks) go at once.
+        self._serving = False
 
     # -- connection ----------------------------------------------------------------------------
     def connect(self) -> None:
@@ -194,6 +205,17 @@ class AmqpTransport(Transport):
         )
         self.batch_ch._impl.add_on_return_callback(self.batch.on_return)
         self._pump_until(lambda: self.batch.ready, "turn publisher confirms on")
+        coalesce_writes(self.conn, self._coalescing)
+
+    @property
+    def _coalescing(self) -> bool:
+        """Whether this connection lets the kernel coalesce its writes (``coalesce_writes``):
+        with a publish window, while nothing consumes on it."""
+        return self.window > 0 and self.opts.coalesce_writes and not self._serving
+
+    def _recoalesce(self) -> None:
+        if self.conn is not None and self.conn.is_open:
+            coalesce_writes(self.conn, self._coalescing)
 
     def _connect_any(self) -> pika.BlockingConnection:
         """A connection to the first node of the failover order that answers."""
@@ -248,6 +270,8 @@ class AmqpTransport(Transport):
         broke. A channel the broker closed (it refused an argument) is opened again, and the
         refusal is a TransportError: nothing of pika's reaches the caller."""
         self.connect()
+        if self._coalescing:  # an operation that waits for the broker: nothing held back
+            push(self.conn)
         try:
             return with_retries(operation, self.reconnect, self.opts.retry_seconds)
         except pika.exceptions.ChannelClosedByBroker as exc:
@@ -518,6 +542,8 @@ class AmqpTransport(Transport):
 
     def set_publish_window(self, window: int) -> int:
         previous, self.window = self.window, window
+        if (previous > 0) != (window > 0):
+            self._recoalesce()
         return previous
 
     def flush(self) -> None:
@@ -531,6 +557,8 @@ class AmqpTransport(Transport):
 
     def _pump_until(self, done: Any, what: str, timeout: float = 30.0) -> None:
         assert self.conn is not None
+        if self._coalescing:  # what the kernel holds back must go before its confirm is awaited
+            push(self.conn)
         deadline = time.monotonic() + timeout
         while not done():
             if not self.batch_ch.is_open:
@@ -559,6 +587,8 @@ class AmqpTransport(Transport):
     def consumer(self, queues: Sequence[str], prefetch: int = 100) -> Consumer:
         from .consumer import AmqpConsumer
 
+        self._serving = True
+        self._recoalesce()
         return AmqpConsumer(self, queues, prefetch)
 
     # -- broadcast -----------------------------------------------------------------------------
@@ -590,4 +620,6 @@ class AmqpTransport(Transport):
     def subscribe(self, exchange: str) -> Subscription:
         from .subscription import AmqpSubscription
 
+        self._serving = True
+        self._recoalesce()
         return AmqpSubscription(self, exchange)
