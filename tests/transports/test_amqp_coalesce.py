@@ -95,3 +95,30 @@ def test_coalesced_publishes_all_arrive_and_flush_waits_for_none_held_back(
         assert t.queue_length(queue) == 3000
     finally:
         t.purge(queue)
+
+
+def test_nothing_is_held_back_while_the_transport_waits_for_the_broker(
+    opened: list[AmqpTransport],
+) -> None:
+    t = _open(opened, publish_window=1000)
+    queue = f"coalesce.{uuid.uuid4().hex[:8]}"
+    t.declare_queue(QueueSpec(queue))
+    seen: list[int] = []
+    assert t.conn is not None
+    original = t.conn.process_data_events
+
+    def watched(time_limit: float | None = 0) -> None:
+        seen.append(_nodelay(t))
+        original(time_limit=time_limit)
+
+    t.conn.process_data_events = watched
+    try:
+        for i in range(10):
+            t.publish(queue, _message(i))
+        assert _nodelay(t) == 0  # coalescing between waits
+        t.flush()
+        assert seen and set(seen) == {1}  # the wait for the confirms: each write at once
+        assert _nodelay(t) == 0
+        assert t.queue_length(queue) == 10
+    finally:
+        t.purge(queue)

@@ -24,7 +24,6 @@ __all__ = [
     "connect",
     "option_query",
     "parameters",
-    "push",
     "unwritten",
     "with_retries",
     "write",
@@ -197,25 +196,13 @@ def coalesce_writes(conn: pika.BlockingConnection, on: bool) -> None:
 
     A publish loop wrote one TCP segment per message, each waking RabbitMQ (on the same cores
     here) to read ~600 bytes: ~25 us of the client's CPU and ~40 us of RabbitMQ's per message.
-    Held writes go out with the next acknowledgement (RabbitMQ's, or one of its confirms), and
-    :func:`push` sends them before anything waits for the broker."""
+    Held writes go out with the next acknowledgement (RabbitMQ's, or one of its confirms);
+    turning it off sends them at once, which the transport does while it waits for the broker."""
     sock = _socket(conn)
     if sock is not None:
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0 if on else 1)
         except OSError:  # the socket is gone: the next operation reconnects
-            pass
-
-
-def push(conn: pika.BlockingConnection) -> None:
-    """Send at once what :func:`coalesce_writes` let the kernel hold (turning TCP_NODELAY on
-    flushes it), and go on coalescing."""
-    sock = _socket(conn)
-    if sock is not None:
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0)
-        except OSError:
             pass
 
 
