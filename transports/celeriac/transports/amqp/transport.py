@@ -41,6 +41,10 @@ from .options import CLIENT_WINDOW, WINDOW_BYTES, parse_options
 __all__ = ["AmqpTransport", "delay_queue"]
 
 
+#: Windowed publishes closer together than this are a burst, whose writes the kernel may
+#: coalesce (``coalesce_writes``): a loop of ``delay()`` calls ~50 us apart is one; a caller
+#: that waits for each result (~1 ms) is not, and its messages are never held.
+_BURST_GAP_S = 0.0002
 #: pika's state of an open channel (the windowed publish checks it as basic_publish does).
 _CHANNEL_OPEN = pika.channel.Channel.OPEN
 #: RabbitMQ refuses an ``x-expires`` (a delay queue's is its TTL + 60 s) past this many ms.
@@ -182,8 +186,11 @@ class AmqpTransport(Transport):
         self._lost: list[tuple[str, WireMessage]] = []
         #: A consumer or a subscription reads on this connection: its writes (acks) go at once.
         self._serving = False
-        #: Operations under way that wait for the broker (their writes are not held back).
-        self._waiting = 0
+        #: Whether the kernel may hold this connection's writes now (TCP_NODELAY off): only
+        #: within a burst of windowed publishes (``coalesce_writes``).
+        self._holding = False
+        #: When the last windowed publish was written (``time.monotonic()``).
+        self._last_write = 0.0
 
     # -- connection ----------------------------------------------------------------------------
     def connect(self) -> None:
@@ -196,6 +203,7 @@ class AmqpTransport(Transport):
             self._lost += old.windowed()
             old.pending.clear()
         self.conn = self._connect_any()
+        self._holding = False  # a new socket: pika turned Nagle off
         self.generation += 1
         self._declared.clear()
         self.confirm_ch = self.conn.channel()
@@ -207,39 +215,27 @@ class AmqpTransport(Transport):
         )
         self.batch_ch._impl.add_on_return_callback(self.batch.on_return)
         self._pump_until(lambda: self.batch.ready, "turn publisher confirms on")
-        coalesce_writes(self.conn, self._coalescing)
 
     @property
     def _may_coalesce(self) -> bool:
-        """Whether this connection lets the kernel coalesce its writes (``coalesce_writes``):
+        """Whether this connection may let the kernel coalesce its writes (``coalesce_writes``):
         with a publish window, while nothing consumes on it."""
         return self.window > 0 and self.opts.coalesce_writes and not self._serving
 
-    @property
-    def _coalescing(self) -> bool:
-        return self._may_coalesce and not self._waiting
-
-    def _recoalesce(self) -> None:
-        if self.conn is not None and self.conn.is_open:
-            coalesce_writes(self.conn, self._coalescing)
+    def _hold(self, on: bool) -> None:
+        """Let the kernel hold small writes (Nagle) or not; turning it off sends what it held."""
+        if on != self._holding and self.conn is not None and self.conn.is_open:
+            coalesce_writes(self.conn, on)
+            self._holding = on
 
     @contextlib.contextmanager
     def _at_once(self) -> Iterator[None]:
         """While an operation waits for the broker, nothing is held back: what the kernel holds
         goes now, and the operation's own writes go at once. (A request held until RabbitMQ
-        acknowledged earlier bytes could wait for a delayed acknowledgement, 40 ms on Linux.)"""
-        if not self._may_coalesce:
-            yield
-            return
-        self._waiting += 1
-        try:
-            if self._waiting == 1:
-                self._recoalesce()
-            yield
-        finally:
-            self._waiting -= 1
-            if not self._waiting:
-                self._recoalesce()
+        acknowledged earlier bytes could wait for a delayed acknowledgement, 40 ms on Linux.)
+        The next burst of publishes turns holding on again."""
+        self._hold(False)
+        yield
 
     def _connect_any(self) -> pika.BlockingConnection:
         """A connection to the first node of the failover order that answers."""
@@ -500,6 +496,13 @@ class AmqpTransport(Transport):
             self._publish_windowed_slow(item, written=False)
             return
         batch.sent(item)  # from here on, a broken connection sends it again with the rest
+        now = time.monotonic()
+        # Within a burst the kernel may hold this write until RabbitMQ acknowledged the last
+        # ones, and send them together; after a pause it goes at once, as a lone call should.
+        burst = now - self._last_write < _BURST_GAP_S and self._may_coalesce
+        self._last_write = now
+        if burst != self._holding:
+            self._hold(burst)
         try:
             write(impl, data, 3 if message.body else 2)
         except CONNECTION_ERRORS:
@@ -566,7 +569,7 @@ class AmqpTransport(Transport):
     def set_publish_window(self, window: int) -> int:
         previous, self.window = self.window, window
         if (previous > 0) != (window > 0):
-            self._recoalesce()
+            self._hold(False)
         return previous
 
     def flush(self) -> None:
@@ -612,7 +615,7 @@ class AmqpTransport(Transport):
         from .consumer import AmqpConsumer
 
         self._serving = True
-        self._recoalesce()
+        self._hold(False)
         return AmqpConsumer(self, queues, prefetch)
 
     # -- broadcast -----------------------------------------------------------------------------
@@ -645,5 +648,5 @@ class AmqpTransport(Transport):
         from .subscription import AmqpSubscription
 
         self._serving = True
-        self._recoalesce()
+        self._hold(False)
         return AmqpSubscription(self, exchange)
