@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import ssl
 import time
 from collections.abc import Callable, Sequence
@@ -17,7 +18,16 @@ from ..registry import redact_url
 from .liveness import watch_silence
 from .options import AmqpOptions
 
-__all__ = ["CONNECTION_ERRORS", "connect", "option_query", "parameters", "with_retries"]
+__all__ = [
+    "CONNECTION_ERRORS",
+    "coalesce_writes",
+    "connect",
+    "option_query",
+    "parameters",
+    "unwritten",
+    "with_retries",
+    "write",
+]
 
 T = TypeVar("T")
 _PLAINTEXT = _AsyncPlaintextTransport
@@ -126,37 +136,74 @@ def _one_write_per_message(impl: Any) -> None:
     pika hands each frame to its transport on its own, so a publish took three ``send`` calls,
     each its own TCP segment (pika turns Nagle off), and woke RabbitMQ up to three times; and
     the transport only buffers it, turning the poller's write watch on, then a round of pika's
-    I/O loop (a poll, the send, the watch off again) writes it. When nothing is waiting to be
-    written before it, the joined frames are sent here, directly; whatever the socket does not
-    take (or an error) goes through pika's own path, which keeps the order and reports errors.
+    I/O loop (a poll, the send, the watch off again) writes it. Now they go through
+    :func:`write`, joined.
     """
     emit = impl._adapter_emit_data
 
     def output(frames: Sequence[bytes]) -> None:
-        size = sum(map(len, frames))
-        impl.bytes_sent += size
-        impl.frames_sent += len(frames)
-        if len(frames) > 1 and size > _JOIN_BYTES:
+        if len(frames) > 1 and sum(map(len, frames)) > _JOIN_BYTES:
+            impl.bytes_sent += sum(map(len, frames))
+            impl.frames_sent += len(frames)
             for frame in frames:
                 emit(frame)
             return
-        data = b"".join(frames) if len(frames) > 1 else frames[0]
-        transport = impl._transport
-        if (
-            type(transport) is _PLAINTEXT
-            and not transport._tx_buffers
-            and transport._state == _PLAINTEXT._STATE_ACTIVE
-        ):
-            try:
-                sent = transport._sock.send(data)
-            except OSError:  # would block, or broken: pika's path waits or reports it
-                sent = 0
-            if sent == len(data):
-                return
-            data = data[sent:]
-        emit(data)
+        write(impl, b"".join(frames) if len(frames) > 1 else frames[0], len(frames))
 
     impl._output_marshaled_frames = output
+
+
+def write(impl: Any, data: bytes, frames: int) -> None:
+    """Write ``data``, ``frames`` whole frames, on the connection ``impl`` (pika's own, under
+    the blocking one), counted as pika counts its writes.
+
+    When nothing is waiting to be written before it, ``data`` is sent here, directly; whatever
+    the socket does not take (or an error) goes through pika's own path, which keeps the order
+    and reports errors (see :func:`unwritten`)."""
+    impl.bytes_sent += len(data)
+    impl.frames_sent += frames
+    transport = impl._transport
+    if (
+        type(transport) is _PLAINTEXT
+        and not transport._tx_buffers
+        and transport._state == _PLAINTEXT._STATE_ACTIVE
+    ):
+        try:
+            sent = transport._sock.send(data)
+        except OSError:  # would block, or broken: pika's path waits or reports it
+            sent = 0
+        if sent == len(data):
+            return
+        data = data[sent:]
+    impl._adapter_emit_data(data)
+
+
+def unwritten(impl: Any) -> bool:
+    """Whether pika holds bytes not yet written to the socket (or has no socket): then only a
+    round of its I/O loop writes them, or reports why it cannot."""
+    transport = impl._transport
+    return transport is None or transport.get_write_buffer_size() > 0
+
+
+def _socket(conn: pika.BlockingConnection) -> Any:
+    transport = getattr(conn._impl, "_transport", None)
+    return getattr(transport, "_sock", None)
+
+
+def coalesce_writes(conn: pika.BlockingConnection, on: bool) -> None:
+    """Let the kernel hold small writes on ``conn`` while earlier bytes are not yet acknowledged
+    by TCP, and send them together (Nagle's algorithm), or write each at once (pika's way).
+
+    A publish loop wrote one TCP segment per message, each waking RabbitMQ (on the same cores
+    here) to read ~600 bytes: ~25 us of the client's CPU and ~40 us of RabbitMQ's per message.
+    Held writes go out with the next acknowledgement (RabbitMQ's, or one of its confirms);
+    turning it off sends them at once, which the transport does while it waits for the broker."""
+    sock = _socket(conn)
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0 if on else 1)
+        except OSError:  # the socket is gone: the next operation reconnects
+            pass
 
 
 def with_retries(

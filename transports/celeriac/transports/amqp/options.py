@@ -42,6 +42,9 @@ class AmqpOptions:
     #: Messages a publishing thread may leave unconfirmed; 0: each publish waits (Transport.flush).
     #: Kombu's ``confirm_publish=True`` (wait for each confirm) is ``publish_window=0``.
     publish_window: int = 0
+    #: With a window, let the kernel hold a publish's frames while earlier ones are not yet
+    #: acknowledged by TCP, to go out together (Nagle; ``False``: each written at once).
+    coalesce_writes: bool = True
     #: ``classic`` or ``quorum`` for task, delay and dead-letter queues [task_default_queue_type].
     queue_type: str = "classic"
     #: Deliveries of one message before a quorum queue drops or dead-letters it (x-delivery-limit).
@@ -72,7 +75,7 @@ class AmqpOptions:
 _NUMBERS = {"publish_window": int, "delivery_limit": int, "heartbeat": float}
 _NUMBERS |= {"connect_timeout": float, "retry_seconds": float}
 _KNOWN = (*_NUMBERS, "queue_type", "quorum", "failover_strategy", "native_delayed_delivery")
-_KNOWN += ("exchange_type", "confirm_publish")
+_KNOWN += ("exchange_type", "confirm_publish", "coalesce_writes")
 
 
 def _number(name: str, value: Any, kind: type) -> Any:
@@ -123,6 +126,8 @@ def parse_options(options: Mapping[str, Any], query: Mapping[str, str]) -> AmqpO
             values["confirm_each"] = _flag(name, value)
         elif name == "native_delayed_delivery":
             values[name] = None if value is None else _flag(name, value)
+        elif name == "coalesce_writes":
+            values[name] = _flag(name, value)
         elif name == "exchange_type":
             if value not in ("direct", "topic"):
                 raise TransportError(

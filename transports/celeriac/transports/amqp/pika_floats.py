@@ -12,12 +12,13 @@ frame."""
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
 from typing import Any
 
 import pika.data
 import pika.exceptions
 
-__all__ = ["install"]
+__all__ = ["encode_table", "install"]
 
 _original = pika.data.encode_value
 _original_decode = pika.data.decode_value
@@ -79,7 +80,7 @@ def _encode_key(key: Any) -> bytes:
     return encoded
 
 
-def _encode_table(pieces: list[bytes], table: dict[Any, Any] | None) -> int:
+def _encode_table(pieces: list[bytes], table: Mapping[Any, Any] | None) -> int:
     at = len(pieces)
     pieces.append(b"")  # the table's size, once known
     size = 0
@@ -91,6 +92,10 @@ def _encode_table(pieces: list[bytes], table: dict[Any, Any] | None) -> int:
         size += len(encoded) + _encode_value(pieces, value)
     pieces[at] = _length(size)
     return size + 4
+
+
+#: The table encoder, for frames built outside pika (``frames.py``).
+encode_table = _encode_table
 
 
 def _decode_value(encoded: bytes, offset: int) -> tuple[Any, int]:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pika
@@ -23,7 +24,16 @@ from ..capabilities import Capabilities
 from ..errors import BrokerUnavailable, TransportError
 from ..failover import Failover, split_urls
 from ..registry import redact_url
-from .connection import connect, option_query, with_retries
+from .connection import (
+    CONNECTION_ERRORS,
+    coalesce_writes,
+    connect,
+    option_query,
+    unwritten,
+    with_retries,
+    write,
+)
+from .frames import publish_frames
 from .native_delay import ENTRY_EXCHANGE, MAX_DELAY_S, bind_queue, declare_topology
 from .native_delay import routing_key as native_routing_key
 from .options import CLIENT_WINDOW, WINDOW_BYTES, parse_options
@@ -31,6 +41,12 @@ from .options import CLIENT_WINDOW, WINDOW_BYTES, parse_options
 __all__ = ["AmqpTransport", "delay_queue"]
 
 
+#: Windowed publishes closer together than this are a burst, whose writes the kernel may
+#: coalesce (``coalesce_writes``): a loop of ``delay()`` calls ~50 us apart is one; a caller
+#: that waits for each result (~1 ms) is not, and its messages are never held.
+_BURST_GAP_S = 0.0002
+#: pika's state of an open channel (the windowed publish checks it as basic_publish does).
+_CHANNEL_OPEN = pika.channel.Channel.OPEN
 #: RabbitMQ refuses an ``x-expires`` (a delay queue's is its TTL + 60 s) past this many ms.
 _MAX_EXPIRES_MS = 2**32 - 1
 #: A longer delay is held this long (about 46 days) at a time: a round bucket under the limit.
@@ -58,9 +74,13 @@ def properties(wire: WireMessage) -> pika.BasicProperties:
 class _Confirms:
     """Publisher confirms of one channel, counted here (pika's blocking channel waits for
     each publish's confirm before the next; this lets a whole batch go out first). A windowed
-    publish leaves its message here until confirmed, to be sent again if the connection breaks."""
+    publish leaves its message here until confirmed, to be sent again if the connection breaks.
 
-    def __init__(self) -> None:
+    ``wake`` is called after each confirm, return and the channel's readiness, so that a wait
+    for them (:meth:`AmqpTransport._pump_until`) looks again at once."""
+
+    def __init__(self, wake: Callable[[], None] = lambda: None) -> None:
+        self.wake = wake
         self.ready = False
         self.next_tag = 1
         #: Delivery tag -> the (queue, message) of a windowed publish, None for a batch's.
@@ -75,6 +95,7 @@ class _Confirms:
 
     def on_ready(self, _frame: Any) -> None:
         self.ready = True
+        self.wake()
 
     def sent(self, item: tuple[str, WireMessage] | None = None) -> None:
         self.pending[self.next_tag] = item
@@ -85,6 +106,7 @@ class _Confirms:
     def on_return(self, *_returned: Any) -> None:
         # A mandatory message no queue took: RabbitMQ returns it, then confirms it.
         self.returned += 1
+        self.wake()
 
     def on_confirm(self, frame: Any) -> None:
         method = frame.method
@@ -105,9 +127,19 @@ class _Confirms:
             if nack:
                 self.nacked.add(t)
                 self.refused += item is not None
+        self.wake()
 
     def windowed(self) -> list[tuple[str, WireMessage]]:
         return [item for item in self.pending.values() if item is not None]
+
+
+def _waker(conn: pika.BlockingConnection) -> Callable[[], None]:
+    """What makes ``conn.process_data_events(time_limit=...)`` return once the callback that
+    calls it has run. Confirms are read through the channel's own callbacks, which pika's
+    blocking layer does not see: without this, each wait for them lasted its whole time limit
+    (50 ms), ``app.flush()`` included. A negative channel number asks pika for a return only."""
+    request = conn._request_channel_dispatch
+    return lambda: request(-1)
 
 
 #: Exchanges Celery declares as topic exchanges (its events); every other broadcast is a fanout.
@@ -152,6 +184,13 @@ class AmqpTransport(Transport):
         self.specs: dict[str, QueueSpec] = {}
         #: Windowed messages a broken connection left unconfirmed: published again first.
         self._lost: list[tuple[str, WireMessage]] = []
+        #: A consumer or a subscription reads on this connection: its writes (acks) go at once.
+        self._serving = False
+        #: Whether the kernel may hold this connection's writes now (TCP_NODELAY off): only
+        #: within a burst of windowed publishes (``coalesce_writes``).
+        self._holding = False
+        #: When the last windowed publish was written (``time.monotonic()``).
+        self._last_write = 0.0
 
     # -- connection ----------------------------------------------------------------------------
     def connect(self) -> None:
@@ -164,17 +203,39 @@ class AmqpTransport(Transport):
             self._lost += old.windowed()
             old.pending.clear()
         self.conn = self._connect_any()
+        self._holding = False  # a new socket: pika turned Nagle off
         self.generation += 1
         self._declared.clear()
         self.confirm_ch = self.conn.channel()
         self.confirm_ch.confirm_delivery()
         self.batch_ch = self.conn.channel()
-        self.batch = _Confirms()
+        self.batch = _Confirms(wake=_waker(self.conn))
         self.batch_ch._impl.confirm_delivery(
             ack_nack_callback=self.batch.on_confirm, callback=self.batch.on_ready
         )
         self.batch_ch._impl.add_on_return_callback(self.batch.on_return)
         self._pump_until(lambda: self.batch.ready, "turn publisher confirms on")
+
+    @property
+    def _may_coalesce(self) -> bool:
+        """Whether this connection may let the kernel coalesce its writes (``coalesce_writes``):
+        with a publish window, while nothing consumes on it."""
+        return self.window > 0 and self.opts.coalesce_writes and not self._serving
+
+    def _hold(self, on: bool) -> None:
+        """Let the kernel hold small writes (Nagle) or not; turning it off sends what it held."""
+        if on != self._holding and self.conn is not None and self.conn.is_open:
+            coalesce_writes(self.conn, on)
+            self._holding = on
+
+    @contextlib.contextmanager
+    def _at_once(self) -> Iterator[None]:
+        """While an operation waits for the broker, nothing is held back: what the kernel holds
+        goes now, and the operation's own writes go at once. (A request held until RabbitMQ
+        acknowledged earlier bytes could wait for a delayed acknowledgement, 40 ms on Linux.)
+        The next burst of publishes turns holding on again."""
+        self._hold(False)
+        yield
 
     def _connect_any(self) -> pika.BlockingConnection:
         """A connection to the first node of the failover order that answers."""
@@ -230,7 +291,8 @@ class AmqpTransport(Transport):
         refusal is a TransportError: nothing of pika's reaches the caller."""
         self.connect()
         try:
-            return with_retries(operation, self.reconnect, self.opts.retry_seconds)
+            with self._at_once():
+                return with_retries(operation, self.reconnect, self.opts.retry_seconds)
         except pika.exceptions.ChannelClosedByBroker as exc:
             self._reopen_confirm_channel()
             raise TransportError(
@@ -411,9 +473,56 @@ class AmqpTransport(Transport):
         self._retry(send)
 
     def _publish_windowed(self, queue: str, message: WireMessage) -> None:
-        """Written and flushed to the socket, its confirm read later (``publish_window``)."""
+        """Written and flushed to the socket, its confirm read later (``publish_window``).
+
+        The common case (the connection open, nothing to send again first, the window not
+        full) writes frames built here (``frames.py``) and returns; pika's channel sees no
+        call, and the delivery tag is counted in ``self.batch`` as for pika's publish.
+        Everything else goes the general way, :meth:`_publish_windowed_slow`."""
         item = (queue, message)
-        written = False
+        batch: _Confirms | None = getattr(self, "batch", None)
+        conn = self.conn
+        if batch is None or conn is None or self._lost:
+            self._publish_windowed_slow(item, written=False)
+            return
+        ch = self.batch_ch._impl
+        impl = ch.connection
+        data = None
+        if ch._state == _CHANNEL_OPEN and impl.is_open:
+            data = publish_frames(
+                ch.channel_number, "", queue, True, message, impl._body_max_length
+            )
+        if data is None:
+            self._publish_windowed_slow(item, written=False)
+            return
+        batch.sent(item)  # from here on, a broken connection sends it again with the rest
+        now = time.monotonic()
+        # Within a burst the kernel may hold this write until RabbitMQ acknowledged the last
+        # ones, and send them together; after a pause it goes at once, as a lone call should.
+        burst = now - self._last_write < _BURST_GAP_S and self._may_coalesce
+        self._last_write = now
+        if burst != self._holding:
+            self._hold(burst)
+        try:
+            write(impl, data, 3 if message.body else 2)
+        except CONNECTION_ERRORS:
+            pass  # the general way reconnects, and sends it again with the rest
+        else:
+            if not (
+                unwritten(impl)
+                or len(batch.pending) > self.window
+                or batch.bytes > WINDOW_BYTES
+                or batch.refused
+                or batch.returned
+            ):
+                return
+        self._publish_windowed_slow(item, written=True)
+
+    def _publish_windowed_slow(self, item: tuple[str, WireMessage], written: bool) -> None:
+        """Publish ``item`` through pika unless ``written``; write what pika holds, wait for
+        confirms while the window is full, report refusals, reconnect and send again when
+        the connection broke."""
+        queue, message = item
 
         def send() -> None:
             nonlocal written
@@ -459,6 +568,8 @@ class AmqpTransport(Transport):
 
     def set_publish_window(self, window: int) -> int:
         previous, self.window = self.window, window
+        if (previous > 0) != (window > 0):
+            self._hold(False)
         return previous
 
     def flush(self) -> None:
@@ -473,12 +584,15 @@ class AmqpTransport(Transport):
     def _pump_until(self, done: Any, what: str, timeout: float = 30.0) -> None:
         assert self.conn is not None
         deadline = time.monotonic() + timeout
-        while not done():
-            if not self.batch_ch.is_open:
-                raise pika.exceptions.ChannelWrongStateError(f"channel closed: could not {what}")
-            if time.monotonic() > deadline:
-                raise TransportError(f"RabbitMQ did not {what} within {timeout:.0f} s")
-            self.conn.process_data_events(time_limit=0.05)
+        with self._at_once():  # what the kernel holds back goes before its confirm is awaited
+            while not done():
+                if not self.batch_ch.is_open:
+                    raise pika.exceptions.ChannelWrongStateError(
+                        f"channel closed: could not {what}"
+                    )
+                if time.monotonic() > deadline:
+                    raise TransportError(f"RabbitMQ did not {what} within {timeout:.0f} s")
+                self.conn.process_data_events(time_limit=0.05)
 
     # -- queues --------------------------------------------------------------------------------
     def purge(self, queue: str) -> int:
@@ -500,6 +614,8 @@ class AmqpTransport(Transport):
     def consumer(self, queues: Sequence[str], prefetch: int = 100) -> Consumer:
         from .consumer import AmqpConsumer
 
+        self._serving = True
+        self._hold(False)
         return AmqpConsumer(self, queues, prefetch)
 
     # -- broadcast -----------------------------------------------------------------------------
@@ -531,4 +647,6 @@ class AmqpTransport(Transport):
     def subscribe(self, exchange: str) -> Subscription:
         from .subscription import AmqpSubscription
 
+        self._serving = True
+        self._hold(False)
         return AmqpSubscription(self, exchange)
