@@ -232,7 +232,7 @@ class QueueReader(ConsumerRebalanceListener):  # type: ignore[misc]
         self, tp: TopicPartition, ledger: PartitionLedger, records: list[Any]
     ) -> list[Delivery]:
         """The deliveries of one partition's records (a flat loop: it runs for every record)."""
-        queue, epoch, unpack = self.queue, ledger.epoch, kafka_envelope.unpack_record
+        queue, epoch, unpack = self.queue, ledger.epoch, kafka_envelope.unpack_consumed
         # Offsets below this were handed out before we owned the partition: seen already.
         before = -1 if ledger.handed_before is None else ledger.handed_before
         out = []
@@ -240,7 +240,7 @@ class QueueReader(ConsumerRebalanceListener):  # type: ignore[misc]
             offset, value, headers = r.offset, r.value, r.headers
             extra = {"key": r.key, "headers": headers or ()}
             try:
-                wire, info = unpack(value, headers)
+                wire, redelivered = unpack(value, headers)
             except ProtocolError as exc:
                 raw = value or b""
                 unreadable = Delivery(
@@ -249,7 +249,7 @@ class QueueReader(ConsumerRebalanceListener):  # type: ignore[misc]
                 )  # fmt: skip
                 out.append(unreadable)
                 continue
-            redelivered = offset < before or info.redelivered
+            redelivered = redelivered or offset < before
             out.append(Delivery(queue, wire, (tp, offset, epoch), redelivered, value, None, extra))
         return out
 

@@ -28,7 +28,7 @@ __all__ = ["RedisConsumer"]
 
 log = logging.getLogger("celeriac.transports.redis")
 
-_unpack = json_envelope.unpack_wire
+_unpack = json_envelope.unpack_consumed
 #: Longest idle wait between two fetch scripts: Kombu producers do not announce their pushes.
 _POLL = 0.1
 #: Envelope bytes one fetch script aims to move. The script copies each envelope into Kombu's
@@ -172,14 +172,13 @@ class RedisConsumer(Consumer):
         for i in range(2, len(out), 3):
             tag, index, envelope = out[i].decode(), out[i + 1] - 1, out[i + 2]
             queue = order.queues[index % n]
+            extra = {"list": order.lists[index], "group": group}
             try:
-                wire, info = _unpack(envelope)
-                d = Delivery(queue, wire, tag, info.redelivered, raw=envelope)
+                wire, redelivered = _unpack(envelope)
+                d = Delivery(queue, wire, tag, redelivered, envelope, None, extra)
             except ProtocolError as exc:
-                d = Delivery(queue, None, tag, False, raw=envelope, error=exc)
+                d = Delivery(queue, None, tag, False, envelope, exc, extra)
                 self._keep_readable(group.keys, tag, envelope)
-            d.extra["list"] = order.lists[index]
-            d.extra["group"] = group
             unsettled[tag] = d
             got.append(d)
         if got:
