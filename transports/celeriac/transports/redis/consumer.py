@@ -167,12 +167,14 @@ class RedisConsumer(Consumer):
             args=[room, self.id, self._live_for if renew else 0, *group.tail],
         )
         got: list[Delivery] = []
-        n = len(order.queues)
+        queues, lists, n = order.queues, order.lists, len(order.queues)
         unsettled = self.unsettled
+        size = 0
         for i in range(2, len(out), 3):
             tag, index, envelope = out[i].decode(), out[i + 1] - 1, out[i + 2]
-            queue = order.queues[index % n]
-            extra = {"list": order.lists[index], "group": group}
+            size += len(envelope)
+            queue = queues[index % n]
+            extra = {"list": lists[index], "group": group}
             try:
                 wire, redelivered = _unpack(envelope)
                 d = Delivery(queue, wire, tag, redelivered, envelope, None, extra)
@@ -182,8 +184,7 @@ class RedisConsumer(Consumer):
             unsettled[tag] = d
             got.append(d)
         if got:
-            size = sum(len(out[i]) for i in range(4, len(out), 3)) // len(got)
-            self._batch = max(_FETCH_BYTES // max(size, 1), 1)
+            self._batch = max(_FETCH_BYTES // max(size // len(got), 1), 1)
         restorer = self.transport.restorer_for(group.keys)
         mine = (
             len(unsettled)
@@ -243,15 +244,20 @@ class RedisConsumer(Consumer):
     def ack(self, deliveries: Iterable[Delivery]) -> None:
         # A delivery restored after an outage comes back under its old tag, so one batch can
         # name a tag twice: settle it once.
+        unsettled = self.unsettled
         by_group: dict[int, tuple[_Group, dict[str, None]]] = {}
         for d in deliveries:
-            if d.tag in self.unsettled:
-                group = self.unsettled[d.tag].extra["group"]
-                by_group.setdefault(id(group), (group, {}))[1][d.tag] = None
+            held = unsettled.get(d.tag)
+            if held is not None:
+                group = held.extra["group"]
+                entry = by_group.get(id(group))
+                if entry is None:
+                    entry = by_group[id(group)] = (group, {})
+                entry[1][d.tag] = None
         for group, tags in by_group.values():
             if self._settle(group, list(tags), ()):
                 for tag in tags:
-                    self.unsettled.pop(tag, None)
+                    unsettled.pop(tag, None)
 
     def reject(self, delivery: Delivery, reason: str) -> None:
         if delivery.tag not in self.unsettled:
