@@ -8,7 +8,7 @@ import logging
 import time
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import redis
@@ -46,6 +46,9 @@ class _Order:
     keys: list[str]
     queues: list[str]
     lists: list[str]
+    #: Each list's delivery ``extra`` (its list and group), shared by every delivery from it:
+    #: nothing writes to it, and a dict per message would be garbage-collector work.
+    extras: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -111,7 +114,10 @@ class RedisConsumer(Consumer):
             orders.append(_Order([*fixed, *lists, *(k.delayed(q) for q in order)], order, lists))
         tail = [self.transport.settings.kombu_visibility_timeout, n, *k.steps]
         settle_keys = [k.unacked, k.unacked_index, k.raw, k.owners, held]
-        return _Group(k, held, settle_keys, orders, tail)
+        group = _Group(k, held, settle_keys, orders, tail)
+        for o in orders:
+            o.extras.extend({"list": name, "group": group} for name in o.lists)
+        return group
 
     def _subscribe(self) -> None:
         self._pubsub = self.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call,unused-ignore]
@@ -167,14 +173,14 @@ class RedisConsumer(Consumer):
             args=[room, self.id, self._live_for if renew else 0, *group.tail],
         )
         got: list[Delivery] = []
-        queues, lists, n = order.queues, order.lists, len(order.queues)
+        queues, extras, n = order.queues, order.extras, len(order.queues)
         unsettled = self.unsettled
         size = 0
         for i in range(2, len(out), 3):
             tag, index, envelope = out[i].decode(), out[i + 1] - 1, out[i + 2]
             size += len(envelope)
             queue = queues[index % n]
-            extra = {"list": lists[index], "group": group}
+            extra = extras[index]
             try:
                 wire, redelivered = _unpack(envelope)
                 d = Delivery(queue, wire, tag, redelivered, envelope, None, extra)
