@@ -1,6 +1,6 @@
 """Rate and CPU per record of a transport's consume loop, beside the bare kafka-python loop's.
 
-    python -m bench.consume_cpu [URL] [--count 50000] [--rounds 3] [--bare]
+    python -m bench.consume_cpu [URL] [--count 50000] [--rounds 3] [--bare] [--freeze]
 
 URL defaults to ``CELERIAC_TEST_KAFKA_URL``. Each round publishes ``count`` no-op task messages
 to a fresh queue with ``publish_many``, then consumes them as ``python -m bench.transports``
@@ -8,12 +8,15 @@ does (``fetch(1000)`` then ``ack`` of the batch, prefetch 2,000), timing the con
 wall clock for the rate, ``time.process_time()`` (every thread of the process: the caller's and
 the client's I/O thread) for the CPU. ``--bare`` also runs ``bench.raw_kafka`` in each round,
 records with the transport's key and headers, so its rate and CPU are taken in the same turn.
+``--freeze``: ``gc.freeze()`` once the clients' modules are loaded, as ``celeriac worker`` does
+after start-up, so full collections walk only what came after (both loops run frozen).
 To compare two trees, run this file under each tree's interpreter, in turns.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import statistics
 import sys
@@ -61,9 +64,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--count", type=int, default=50_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--bare", action="store_true")
+    parser.add_argument("--freeze", action="store_true")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from bench import raw_kafka
+
+    if args.freeze:
+        resolve(args.url)  # imports the transport's client
+        gc.collect()
+        gc.freeze()
 
     rows: list[tuple[float, float, float, float]] = []
     for n in range(args.rounds):
