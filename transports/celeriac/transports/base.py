@@ -13,6 +13,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from types import TracebackType
 from typing import Any, ClassVar
 
@@ -56,6 +57,22 @@ class QueueSpec:
         return self.dead_letter or dead_letter_queue(self.name)
 
 
+class _NoExtra(dict[str, Any]):
+    """The ``extra`` of every delivery made without one: shared, so it refuses writes (a
+    transport that keeps bookkeeping passes its own dict). Saves a dict per delivery."""
+
+    __slots__ = ()
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("this delivery was made without extra=: it has no bookkeeping to change")
+
+    __setitem__ = __delitem__ = __ior__ = _refuse
+    setdefault = update = pop = popitem = clear = _refuse
+
+
+_NO_EXTRA = _NoExtra()
+
+
 @dataclass(slots=True)
 class Delivery:
     """One received message, held until it is acked, rejected or requeued.
@@ -71,8 +88,9 @@ class Delivery:
     redelivered: bool = False
     raw: bytes | None = None
     error: ProtocolError | None = None
-    #: Transport bookkeeping that must survive until the delivery is settled.
-    extra: dict[str, Any] = field(default_factory=dict)
+    #: Transport bookkeeping that must survive until the delivery is settled (without one, a
+    #: shared empty dict that refuses writes).
+    extra: dict[str, Any] = field(default_factory=repeat(_NO_EXTRA).__next__)
     #: How many times the broker handed this message out, this time included, where the broker
     #: counts (SQS ``ApproximateReceiveCount``, SQLite, memory); None where it does not.
     deliveries: int | None = None

@@ -31,6 +31,7 @@ __all__ = [
     "pack_wire",
     "record_size",
     "unpack",
+    "unpack_consumed",
     "unpack_record",
     "unpack_wire",
     "with_headers",
@@ -153,6 +154,24 @@ def unpack_record(
     if value is None:
         raise ValidationError("record.value", "missing (a tombstone is not a message)")
     wire, info = json_envelope.unpack_wire(value, limits=limits)
+    if _redelivered_by(headers, wire) and not info.redelivered:
+        info = EnvelopeInfo(info.exchange, info.routing_key, info.delivery_tag, True)
+    return wire, info
+
+
+def unpack_consumed(
+    value: bytes | None, headers: Headers | None = None, *, limits: Limits = DEFAULT_LIMITS
+) -> tuple[WireMessage, bool]:
+    """What a consumer needs of a record: its wire message, and whether the record or its
+    envelope says it was delivered before. Refuses exactly what :func:`unpack_record` refuses."""
+    if value is None:
+        raise ValidationError("record.value", "missing (a tombstone is not a message)")
+    wire, redelivered = json_envelope.unpack_consumed(value, limits=limits)
+    return wire, _redelivered_by(headers, wire) or redelivered
+
+
+def _redelivered_by(headers: Headers | None, wire: WireMessage) -> bool:
+    """Whether the record headers mark a redelivery; raises if they contradict the envelope."""
     # One pass over the headers (this runs for every record consumed); the last of a name wins.
     content_type: bytes | None = None
     content_encoding: bytes | None = None
@@ -164,18 +183,22 @@ def unpack_record(
             content_encoding = raw
         elif key == REDELIVERED_HEADER:
             redelivered = True
-    for name, given, expected in (
-        ("content-type", content_type, wire.content_type),
-        ("content-encoding", content_encoding, wire.content_encoding),
-    ):
-        if given is not None and given != expected.encode("utf-8"):
-            raise ValidationError(
-                f"record.headers.{name}",
-                f"{given!r} contradicts the envelope's {expected!r}",
-            )
-    if redelivered and not info.redelivered:
-        info = EnvelopeInfo(info.exchange, info.routing_key, info.delivery_tag, True)
-    return wire, info
+    if content_type is not None and content_type != wire.content_type.encode("utf-8"):
+        raise _contradiction("content-type", content_type, wire.content_type)
+    # The envelope's content-encoding is whatever JSON it held (decode_task checks it later).
+    if content_encoding is not None and content_encoding != _utf8(wire.content_encoding):
+        raise _contradiction("content-encoding", content_encoding, wire.content_encoding)
+    return redelivered
+
+
+def _utf8(value: object) -> bytes | None:
+    return value.encode("utf-8") if isinstance(value, str) else None
+
+
+def _contradiction(name: str, given: bytes, expected: object) -> ValidationError:
+    return ValidationError(
+        f"record.headers.{name}", f"{given!r} contradicts the envelope's {expected!r}"
+    )
 
 
 def unpack(

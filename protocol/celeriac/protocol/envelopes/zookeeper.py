@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from .json_envelope import EnvelopeInfo, pack, pack_wire, unpack, unpack_wire
+from .json_envelope import EnvelopeInfo, pack, pack_wire, unpack, unpack_consumed, unpack_wire
 
 __all__ = [
     "BROADCAST_PREFIX",
@@ -32,6 +32,7 @@ __all__ = [
     "parse_entry",
     "sequence_of",
     "unpack",
+    "unpack_consumed",
     "unpack_wire",
 ]
 

@@ -232,25 +232,21 @@ class QueueReader(ConsumerRebalanceListener):  # type: ignore[misc]
         self, tp: TopicPartition, ledger: PartitionLedger, records: list[Any]
     ) -> list[Delivery]:
         """The deliveries of one partition's records (a flat loop: it runs for every record)."""
-        queue, epoch, unpack = self.queue, ledger.epoch, kafka_envelope.unpack_record
+        queue, epoch, unpack = self.queue, ledger.epoch, kafka_envelope.unpack_consumed
         # Offsets below this were handed out before we owned the partition: seen already.
         before = -1 if ledger.handed_before is None else ledger.handed_before
         out = []
         for r in records:
-            offset, value, headers = r.offset, r.value, r.headers
-            extra = {"key": r.key, "headers": headers or ()}
+            offset, value = r.offset, r.value
+            # The tag holds what settling (partition, offset, epoch) and requeueing (key,
+            # headers) need: one hashable tuple a record, not a tuple and an extra dict.
+            tag = (tp, offset, epoch, r.key, tuple(r.headers or ()))
             try:
-                wire, info = unpack(value, headers)
+                wire, redelivered = unpack(value, r.headers)
             except ProtocolError as exc:
-                raw = value or b""
-                unreadable = Delivery(
-                    queue, None, (tp, offset, epoch), offset < before, raw=raw, error=exc,
-                    extra=extra,
-                )  # fmt: skip
-                out.append(unreadable)
+                out.append(Delivery(queue, None, tag, offset < before, value or b"", exc))
                 continue
-            redelivered = offset < before or info.redelivered
-            out.append(Delivery(queue, wire, (tp, offset, epoch), redelivered, value, None, extra))
+            out.append(Delivery(queue, wire, tag, redelivered or offset < before, value))
         return out
 
     def _handed_before(self, tp: TopicPartition) -> int:
@@ -312,9 +308,10 @@ class QueueReader(ConsumerRebalanceListener):  # type: ignore[misc]
 
     def settle(self, deliveries: Iterable[Delivery]) -> None:
         with self.lock:
+            settle = self.ledger.settle
             for d in deliveries:
-                tp, offset, epoch = d.tag
-                self.ledger.settle(tp, offset, epoch)
+                tag = d.tag
+                settle(tag[0], tag[1], tag[2])
         self.commit()
         self._maybe_hand_over()
 
@@ -462,12 +459,9 @@ class KafkaQueueConsumer(Consumer):
 
     def requeue(self, delivery: Delivery) -> None:
         """Produce the record again (marked redelivered), then settle the original."""
-        headers = tuple(
-            (k, v) for k, v in delivery.extra.get("headers", ()) if k != REDELIVERED_HEADER
-        )
-        record = KafkaRecord(
-            delivery.extra.get("key"), delivery.raw or b"", (*headers, (REDELIVERED_HEADER, b"1"))
-        )
+        key, headers = delivery.tag[3], delivery.tag[4]
+        kept = tuple((k, v) for k, v in headers if k != REDELIVERED_HEADER)
+        record = KafkaRecord(key, delivery.raw or b"", (*kept, (REDELIVERED_HEADER, b"1")))
         with self.t.errors(f"requeue to {delivery.queue!r}"):
             self.t.send([(delivery.queue, record)])
         self._reader(delivery).settle([delivery])

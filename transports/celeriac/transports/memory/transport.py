@@ -205,10 +205,10 @@ class MemoryConsumer(Consumer):
 
 def _delivery(queue: str, tag: int, message: Message) -> Delivery:
     try:
-        wire, info = json_envelope.unpack_wire(message.envelope)
+        wire, redelivered = json_envelope.unpack_consumed(message.envelope)
     except ProtocolError as exc:
         return Delivery(queue, None, tag, message.redelivered, raw=message.envelope, error=exc)
-    redelivered = message.redelivered or info.redelivered
+    redelivered = message.redelivered or redelivered
     return Delivery(queue, wire, tag, redelivered, deliveries=message.deliveries + 1)
 
 

@@ -8,7 +8,7 @@ import logging
 import time
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import redis
@@ -28,7 +28,7 @@ __all__ = ["RedisConsumer"]
 
 log = logging.getLogger("celeriac.transports.redis")
 
-_unpack = json_envelope.unpack_wire
+_unpack = json_envelope.unpack_consumed
 #: Longest idle wait between two fetch scripts: Kombu producers do not announce their pushes.
 _POLL = 0.1
 #: Envelope bytes one fetch script aims to move. The script copies each envelope into Kombu's
@@ -46,6 +46,9 @@ class _Order:
     keys: list[str]
     queues: list[str]
     lists: list[str]
+    #: Each list's delivery ``extra`` (its list and group), shared by every delivery from it:
+    #: nothing writes to it, and a dict per message would be garbage-collector work.
+    extras: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -111,7 +114,10 @@ class RedisConsumer(Consumer):
             orders.append(_Order([*fixed, *lists, *(k.delayed(q) for q in order)], order, lists))
         tail = [self.transport.settings.kombu_visibility_timeout, n, *k.steps]
         settle_keys = [k.unacked, k.unacked_index, k.raw, k.owners, held]
-        return _Group(k, held, settle_keys, orders, tail)
+        group = _Group(k, held, settle_keys, orders, tail)
+        for o in orders:
+            o.extras.extend({"list": name, "group": group} for name in o.lists)
+        return group
 
     def _subscribe(self) -> None:
         self._pubsub = self.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call,unused-ignore]
@@ -167,24 +173,24 @@ class RedisConsumer(Consumer):
             args=[room, self.id, self._live_for if renew else 0, *group.tail],
         )
         got: list[Delivery] = []
-        n = len(order.queues)
+        queues, extras, n = order.queues, order.extras, len(order.queues)
         unsettled = self.unsettled
+        size = 0
         for i in range(2, len(out), 3):
             tag, index, envelope = out[i].decode(), out[i + 1] - 1, out[i + 2]
-            queue = order.queues[index % n]
+            size += len(envelope)
+            queue = queues[index % n]
+            extra = extras[index]
             try:
-                wire, info = _unpack(envelope)
-                d = Delivery(queue, wire, tag, info.redelivered, raw=envelope)
+                wire, redelivered = _unpack(envelope)
+                d = Delivery(queue, wire, tag, redelivered, envelope, None, extra)
             except ProtocolError as exc:
-                d = Delivery(queue, None, tag, False, raw=envelope, error=exc)
+                d = Delivery(queue, None, tag, False, envelope, exc, extra)
                 self._keep_readable(group.keys, tag, envelope)
-            d.extra["list"] = order.lists[index]
-            d.extra["group"] = group
             unsettled[tag] = d
             got.append(d)
         if got:
-            size = sum(len(out[i]) for i in range(4, len(out), 3)) // len(got)
-            self._batch = max(_FETCH_BYTES // max(size, 1), 1)
+            self._batch = max(_FETCH_BYTES // max(size // len(got), 1), 1)
         restorer = self.transport.restorer_for(group.keys)
         mine = (
             len(unsettled)
@@ -244,15 +250,20 @@ class RedisConsumer(Consumer):
     def ack(self, deliveries: Iterable[Delivery]) -> None:
         # A delivery restored after an outage comes back under its old tag, so one batch can
         # name a tag twice: settle it once.
+        unsettled = self.unsettled
         by_group: dict[int, tuple[_Group, dict[str, None]]] = {}
         for d in deliveries:
-            if d.tag in self.unsettled:
-                group = self.unsettled[d.tag].extra["group"]
-                by_group.setdefault(id(group), (group, {}))[1][d.tag] = None
+            held = unsettled.get(d.tag)
+            if held is not None:
+                group = held.extra["group"]
+                entry = by_group.get(id(group))
+                if entry is None:
+                    entry = by_group[id(group)] = (group, {})
+                entry[1][d.tag] = None
         for group, tags in by_group.values():
             if self._settle(group, list(tags), ()):
                 for tag in tags:
-                    self.unsettled.pop(tag, None)
+                    unsettled.pop(tag, None)
 
     def reject(self, delivery: Delivery, reason: str) -> None:
         if delivery.tag not in self.unsettled:

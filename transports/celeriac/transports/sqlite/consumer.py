@@ -195,7 +195,7 @@ def _delivery(queue: str, row_id: int, payload: bytes, before: int) -> Delivery:
     """A claimed row as a delivery; ``before`` is how many times it was delivered before."""
     redelivered = before > 0
     try:
-        wire, info = json_envelope.unpack_wire(payload)
+        wire, marked = json_envelope.unpack_consumed(payload)
     except ProtocolError as exc:
         return Delivery(queue, None, row_id, redelivered, raw=payload, error=exc)
-    return Delivery(queue, wire, row_id, redelivered or info.redelivered, deliveries=before + 1)
+    return Delivery(queue, wire, row_id, redelivered or marked, deliveries=before + 1)

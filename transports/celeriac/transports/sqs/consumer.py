@@ -162,11 +162,11 @@ class SQSConsumer(Consumer):
             raw = body.encode("utf-8")
             return Delivery(q.name, None, receipt, redelivered, raw, exc, extra)
         try:
-            wire, info = json_envelope.unpack_wire(raw)
+            wire, marked = json_envelope.unpack_consumed(raw)
         except ProtocolError as exc:
             return Delivery(q.name, None, receipt, redelivered, raw, exc, extra)
         return Delivery(
-            q.name, wire, receipt, redelivered or info.redelivered, raw, None, extra, received_count
+            q.name, wire, receipt, redelivered or marked, raw, None, extra, received_count
         )
 
     # -- settling -------------------------------------------------------------------------------

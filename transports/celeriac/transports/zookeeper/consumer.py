@@ -294,8 +294,8 @@ def _dead_letter_data(copy: WireMessage, dead: str, limit: int) -> bytes:
 
 def _delivery(queue: str, path: str, data: bytes, deliveries: int) -> Delivery:
     try:
-        wire, info = envelope.unpack_wire(data)
+        wire, marked = envelope.unpack_consumed(data)
     except ProtocolError as exc:
         return Delivery(queue, None, path, raw=data, error=exc, deliveries=deliveries)
     # An item given back by a dead session carries no flag: its count says it came back.
-    return Delivery(queue, wire, path, info.redelivered or deliveries > 1, deliveries=deliveries)
+    return Delivery(queue, wire, path, marked or deliveries > 1, deliveries=deliveries)
