@@ -11,28 +11,18 @@ from collections.abc import Iterator
 
 import pytest
 
-from celeriac.protocol import WireMessage
 from celeriac.transports import QueueSpec, TransportError
 from celeriac.transports.amqp import transport as amqp_transport
 from celeriac.transports.amqp.options import parse_options
 from celeriac.transports.amqp.transport import AmqpTransport
 from tests.brokers import AMQP_URL, require
+from tests.transports.amqp_window import small_message
 
 
 def _nodelay(t: AmqpTransport) -> int:
     assert t.conn is not None
     sock = t.conn._impl._transport._sock
     return int(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
-
-
-def _message(i: int) -> WireMessage:
-    return WireMessage(
-        body=b"[[], {}, {}]",
-        content_type="application/json",
-        content_encoding="utf-8",
-        headers={"task": "t", "id": str(i)},
-        properties={"delivery_mode": 2},
-    )
 
 
 @pytest.fixture
@@ -66,7 +56,7 @@ def every_publish_a_burst(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _burst(t: AmqpTransport, queue: str, n: int = 3) -> None:
     for i in range(n):
-        t.publish(queue, _message(i))
+        t.publish(queue, small_message(i))
 
 
 def test_only_a_burst_on_a_windowed_connection_that_consumes_nothing_is_held(
@@ -129,7 +119,7 @@ def test_coalesced_publishes_all_arrive_and_flush_waits_for_none_held_back(
     t.declare_queue(QueueSpec(queue))
     try:
         for i in range(3000):
-            t.publish(queue, _message(i))
+            t.publish(queue, small_message(i))
         t.flush()
         assert not t.batch.pending
         assert t.queue_length(queue) == 3000
@@ -154,7 +144,7 @@ def test_nothing_is_held_back_while_the_transport_waits_for_the_broker(
     t.conn.process_data_events = watched
     try:
         for i in range(10):
-            t.publish(queue, _message(i))
+            t.publish(queue, small_message(i))
         assert _nodelay(t) == 0  # coalescing between waits
         t.flush()
         assert seen and set(seen) == {1}  # the wait for the confirms: each write at once

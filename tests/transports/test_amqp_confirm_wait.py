@@ -10,10 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from celeriac.protocol import WireMessage
 from celeriac.transports import QueueSpec
 from celeriac.transports.amqp.transport import AmqpTransport
-from tests.brokers import AMQP_URL, require
+from tests.transports.amqp_window import small_message, windowed
 
 #: pika's time limit for one round of the wait (``_pump_until``); a wait that ignored the
 #: confirms would last at least this long.
@@ -22,22 +21,8 @@ ROUND_S = 0.05
 
 @pytest.fixture
 def transport() -> Iterator[AmqpTransport]:
-    require("rabbitmq")
-    t = AmqpTransport(AMQP_URL)
-    t.set_publish_window(100)
-    t.connect()
-    yield t
-    t.close()
-
-
-def _message(i: int) -> WireMessage:
-    return WireMessage(
-        body=b"[[], {}, {}]",
-        content_type="application/json",
-        content_encoding="utf-8",
-        headers={"task": "t", "id": str(i)},
-        properties={"delivery_mode": 2},
-    )
+    with windowed(100) as t:
+        yield t
 
 
 def test_flush_returns_once_the_confirms_are_in(transport: AmqpTransport) -> None:
@@ -46,7 +31,7 @@ def test_flush_returns_once_the_confirms_are_in(transport: AmqpTransport) -> Non
     took = []
     try:
         for i in range(20):
-            transport.publish(queue, _message(i))
+            transport.publish(queue, small_message(i))
             start = time.monotonic()
             transport.flush()
             took.append(time.monotonic() - start)
@@ -75,7 +60,7 @@ def test_a_full_window_waits_only_for_the_confirms(transport: AmqpTransport) -> 
     try:
         start = time.monotonic()
         for i in range(200):
-            transport.publish(queue, _message(i))
+            transport.publish(queue, small_message(i))
         transport.flush()
         took = time.monotonic() - start
         assert transport.queue_length(queue) == 200

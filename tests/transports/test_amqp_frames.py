@@ -24,7 +24,8 @@ from celeriac.transports.amqp import frames as frames_module
 from celeriac.transports.amqp.connection import connect
 from celeriac.transports.amqp.frames import publish_frames
 from celeriac.transports.amqp.transport import AmqpTransport, properties
-from tests.brokers import AMQP_URL, require
+from tests.brokers import AMQP_URL
+from tests.transports.amqp_window import windowed
 
 
 def _pristine_tables() -> Any:
@@ -174,12 +175,8 @@ def test_method_frames_kept_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None
 
 @pytest.fixture
 def transport() -> Iterator[AmqpTransport]:
-    require("rabbitmq")
-    t = AmqpTransport(AMQP_URL)
-    t.set_publish_window(100)
-    t.connect()
-    yield t
-    t.close()
+    with windowed(100) as t:
+        yield t
 
 
 def _received(queue: str, count: int) -> list[tuple[pika.spec.BasicProperties, bytes]]:
