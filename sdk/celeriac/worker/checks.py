@@ -28,8 +28,9 @@ from .boundary import (
     safe_repr,
 )
 from .execute import store_failure
+from .job import Job
 from .limits import TokenBucket, parse_rate
-from .policy import Admission
+from .policy import Admission, Step
 from .revoked import RevokedSet
 
 if TYPE_CHECKING:
@@ -83,6 +84,7 @@ class Checks:
     buckets: dict[str, TokenBucket | None]
     _shared_rates: dict[str, float | None]
     _task_options: dict[str, tuple[bool, Any, Any]]
+    steps: list[Step]
 
     def _emit(self, type_: str, **fields: Any) -> None:
         # Worker events go out with or without -E, as Celery's (its heartbeat is on by default):
@@ -103,6 +105,49 @@ class Checks:
             )
         except Exception:  # a transport's own bug must not stop the loop either
             log.exception("%s: %s failed; the broker will deliver it again", self.hostname, what)
+
+    @property
+    def _plain(self) -> bool:
+        """No setting or listener makes every message go through each check: no signatures,
+        no task events, no task_received receiver, no users' steps."""
+        return (
+            self.signing_keys is None
+            and not self.send_events
+            and not self.steps
+            and not signals.task_received
+        )
+
+    def _plain_job(self, a: Admission) -> Job | None:
+        """The job of a decoded message that none of the remaining checks can act on, else
+        None (the checks run). Plain: a first delivery of a known task, no ETA, no time limit
+        (message, task or remote control) and a task known to have no rate limit. Each
+        condition is what makes the matching check a no-op: poison and the recount need a
+        redelivery or a count, ``_limits_read`` a limit, ``_due`` an ETA, ``_rated`` a limit
+        (read by the full path on the task's first message)."""
+        msg, task, delivery = a.message, a.task, a.delivery
+        assert msg is not None and delivery.message is not None
+        h = msg.headers
+        if (
+            task is None
+            or h.eta is not None
+            or h.time_limit is not None
+            or h.soft_time_limit is not None
+            or delivery.redelivered
+            or (delivery.deliveries or 1) > self.max_deliveries
+            or DELIVERY_COUNT_HEADER in delivery.message.headers
+        ):
+            return None
+        name = h.task
+        late, soft, hard = self._options(name, task)
+        if (
+            soft is not None
+            or hard is not None
+            or name in self.time_limits
+            or self.buckets.get(name, False) is not None
+            or self._shared_rates.get(name, False) is not None
+        ):
+            return None
+        return Job(delivery, msg, task, late, None, None, self.hostname)
 
     def _decoded(self, a: Admission) -> bool:
         """The envelope, signature and body can be read, within the limits."""

@@ -34,7 +34,7 @@ from celeriac.transports import (
 from .. import signals
 from ..events import worker_fields
 from .autoscale import Autoscaler, parse_autoscale
-from .boundary import DELIVERY_COUNT_HEADER, safe_repr
+from .boundary import safe_repr
 from .checks import Checks, expired
 from .execute import HOSTNAME, request_for
 from .job import Job, Outcome
@@ -582,49 +582,6 @@ class Worker(Checks):
             if outcome is not None:
                 return job, 0.0, outcome
         return job, a.wait, None
-
-    @property
-    def _plain(self) -> bool:
-        """No setting or listener makes every message go through each check: no signatures,
-        no task events, no task_received receiver, no users' steps."""
-        return (
-            self.signing_keys is None
-            and not self.send_events
-            and not self.steps
-            and not signals.task_received
-        )
-
-    def _plain_job(self, a: Admission) -> Job | None:
-        """The job of a decoded message that none of the remaining checks can act on, else
-        None (the checks run). Plain: a first delivery of a known task, no ETA, no time limit
-        (message, task or remote control) and a task known to have no rate limit. Each
-        condition is what makes the matching check a no-op: poison and the recount need a
-        redelivery or a count, ``_limits_read`` a limit, ``_due`` an ETA, ``_rated`` a limit
-        (read by the full path on the task's first message)."""
-        msg, task, delivery = a.message, a.task, a.delivery
-        assert msg is not None and delivery.message is not None
-        h = msg.headers
-        if (
-            task is None
-            or h.eta is not None
-            or h.time_limit is not None
-            or h.soft_time_limit is not None
-            or delivery.redelivered
-            or (delivery.deliveries or 1) > self.max_deliveries
-            or DELIVERY_COUNT_HEADER in delivery.message.headers
-        ):
-            return None
-        name = h.task
-        late, soft, hard = self._options(name, task)
-        if (
-            soft is not None
-            or hard is not None
-            or name in self.time_limits
-            or self.buckets.get(name, False) is not None
-            or self._shared_rates.get(name, False) is not None
-        ):
-            return None
-        return Job(delivery, msg, task, late, None, None, self.hostname)
 
     def _release_waiting(self, pool: Pool) -> None:
         """Start the rate-limited deliveries whose token is due."""
