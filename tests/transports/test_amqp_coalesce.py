@@ -16,7 +16,7 @@ from celeriac.transports.amqp import transport as amqp_transport
 from celeriac.transports.amqp.options import parse_options
 from celeriac.transports.amqp.transport import AmqpTransport
 from tests.brokers import AMQP_URL, require
-from tests.transports.amqp_window import small_message
+from tests.transports.amqp_shared import small_message
 
 
 def _nodelay(t: AmqpTransport) -> int:

@@ -12,7 +12,7 @@ import pytest
 
 from celeriac.transports import QueueSpec
 from celeriac.transports.amqp.transport import AmqpTransport
-from tests.transports.amqp_window import small_message, windowed
+from tests.transports.amqp_shared import small_message, windowed
 
 #: pika's time limit for one round of the wait (``_pump_until``); a wait that ignored the
 #: confirms would last at least this long.

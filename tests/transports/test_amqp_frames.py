@@ -6,7 +6,6 @@ read back through pika, hands out exactly what was published."""
 from __future__ import annotations
 
 import datetime
-import importlib.util
 import random
 import uuid
 from collections.abc import Iterator
@@ -25,19 +24,9 @@ from celeriac.transports.amqp.connection import connect
 from celeriac.transports.amqp.frames import publish_frames
 from celeriac.transports.amqp.transport import AmqpTransport, properties
 from tests.brokers import AMQP_URL
-from tests.transports.amqp_window import windowed
+from tests.transports.amqp_shared import pristine_pika_tables, windowed
 
-
-def _pristine_tables() -> Any:
-    """pika's own table module, unpatched (floats refused, as pika refuses them)."""
-    spec = importlib.util.spec_from_file_location("pika_data_frames", pika.data.__file__)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-PRISTINE = _pristine_tables()
+PRISTINE = pristine_pika_tables()
 BODY_MAX = 131_072 - 8
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime
 import decimal
-import importlib.util
 import random
 import struct
 from typing import Any
@@ -17,18 +16,9 @@ import pytest
 from celeriac.protocol import encode_task, new_task_message
 from celeriac.protocol.envelopes import amqp as amqp_envelope
 from celeriac.transports.amqp import pika_floats
+from tests.transports.amqp_shared import pristine_pika_tables
 
-
-def _pristine() -> Any:
-    """A fresh copy of pika's table module: its functions call each other, not ours."""
-    spec = importlib.util.spec_from_file_location("pika_data_pristine", pika.data.__file__)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-PRISTINE = _pristine()
+PRISTINE = pristine_pika_tables()
 
 
 def _ours(table: dict[str, Any]) -> bytes:
